@@ -1,0 +1,43 @@
+"""`make bench`: every benchmark at its default (laptop-sized) settings, one after the other.
+
+Each bench runs crawlproc and its peer on the same input in the same run and prints the ratio; this script
+only runs them and lists which failed. Bigger runs: call a bench directly with its flags (see bench/README.md).
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+
+BENCHES = [
+    ("extract stage vs datatrove FineWeb stage 1", ["bench_extract.py"]),
+    ("quality filters vs datatrove", ["bench_filters.py"]),
+    ("URL filter / language ID / extraction vs datatrove", ["bench_components.py"]),
+    ("download vs curl and requests", ["bench_download.py"]),
+    ("MinHash signatures vs datatrove", ["bench_minhash.py"]),
+    ("whole dedup (100k documents; --docs 1000000 for the million)", ["bench_dedup_million.py"]),
+    ("BPE training and encoding vs HF tokenizers and tiktoken", ["bench_tokenizer.py"]),
+    ("trainer vs a plain PyTorch loop", ["bench_trainer.py"]),
+]
+
+
+def main() -> int:
+    failed = []
+    for title, argv in BENCHES:
+        print(f"\n=== {title}: python bench/{' '.join(argv)}", flush=True)
+        t = time.monotonic()
+        rc = subprocess.call([sys.executable, str(HERE / argv[0]), *argv[1:]], cwd=HERE.parent)
+        print(f"=== exit {rc} after {time.monotonic() - t:.0f}s", flush=True)
+        if rc:
+            failed.append(argv[0])
+    if failed:
+        print(f"\nfailed: {', '.join(failed)}", file=sys.stderr)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

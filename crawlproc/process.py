@@ -1,0 +1,203 @@
+"""Process one WARC file through the extract stage: the unit of work, of retry and of resume.
+
+read HTML responses -> URL filter -> extract -> language ID -> Gopher repetition -> Gopher quality -> C4
+-> FineWeb quality; writes docs/, removed/ (with the stage and reason) and stats/ for the file, then the
+_done marker last. A bad record is a counted removal, a bad file keeps the records before the fault.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from collections import Counter
+from datetime import datetime, UTC
+from pathlib import Path
+
+from crawlproc.charset import UndecodableError, decode_html
+from crawlproc.extract import Extractor, ExtractTimeout
+from crawlproc.langid import LanguageIdentifier
+from crawlproc.quality import QUALITY_STAGES
+from crawlproc.recipe import Recipe
+from crawlproc.schema import REMOVED_SCHEMA, docs_table
+from crawlproc.storage import Layout, atomic_write_json, atomic_write_table, warc_stem
+from crawlproc.urlfilter import UrlFilter
+from crawlproc.warc import ReadCounts, WarcReadError, iter_html_records
+
+STAGES = ["url_filter", "extract", "language"] + [name for name, _ in QUALITY_STAGES]
+
+
+class ExtractPipeline:
+    """The per-document steps, built once per recipe and reused across files (models and lists stay loaded)."""
+
+    def __init__(self, recipe: Recipe):
+        self.recipe = recipe
+        self.url_filter = UrlFilter(recipe.url_filter) if recipe.url_filter.enabled else None
+        self.extractor = Extractor(recipe.extract)
+        self.langid = LanguageIdentifier() if recipe.language.enabled else None
+        self.quality = [(name, fn, getattr(recipe, name)) for name, fn in QUALITY_STAGES]
+
+    def run(self, url: str, html: str, stage_in: Counter, seconds: Counter) -> tuple[dict, str | None, str | None]:
+        """Return (fields, removed_by, reason); removed_by is None for a kept document."""
+        fields: dict = {"text": "", "language": None, "language_score": None}
+        t = time.perf_counter()
+        if self.url_filter is not None:
+            stage_in["url_filter"] += 1
+            reason = self.url_filter.check(url)
+            seconds["url_filter"] += time.perf_counter() - t
+            if reason:
+                return fields, "url_filter", reason
+
+        stage_in["extract"] += 1
+        t = time.perf_counter()
+        try:
+            text = self.extractor.extract(html, url)
+        except ExtractTimeout:
+            return fields, "extract", "timeout"
+        except Exception as e:  # a parser bug on one page must not fail the file
+            return fields, "extract", f"error:{type(e).__name__}"
+        finally:
+            seconds["extract"] += time.perf_counter() - t
+        text = text.strip()
+        fields["text"] = text
+        if len(text) < self.recipe.extract.min_chars:
+            return fields, "extract", "empty"
+
+        lang_cfg = self.recipe.language
+        if self.langid is not None:
+            stage_in["language"] += 1
+            t = time.perf_counter()
+            lang, score = self.langid.predict(text)
+            seconds["language"] += time.perf_counter() - t
+            fields["language"], fields["language_score"] = lang, round(float(score), 4)
+            if lang_cfg.keep and (lang not in lang_cfg.keep or score <= lang_cfg.min_score):
+                return fields, "language", f"{lang}:{score:.2f}"
+
+        for name, fn, cfg in self.quality:
+            if not cfg.enabled:
+                continue
+            stage_in[name] += 1
+            t = time.perf_counter()
+            verdict = fn(text, cfg)
+            seconds[name] += time.perf_counter() - t
+            if verdict.reason is not None:
+                fields["text"] = text
+                return fields, name, verdict.reason
+            text = verdict.text
+        fields["text"] = text
+        return fields, None, None
+
+
+_PIPELINES: dict[int, tuple[Recipe, ExtractPipeline]] = {}
+
+
+def pipeline_for(recipe: Recipe) -> ExtractPipeline:
+    """One pipeline per recipe per process: a Ray worker reuses the loaded models across tasks."""
+    key = hash(repr(recipe))
+    if key not in _PIPELINES:
+        _PIPELINES[key] = (recipe, ExtractPipeline(recipe))
+    return _PIPELINES[key][1]
+
+
+def process_warc(
+    source: str | Path,
+    out: str | Path,
+    recipe: Recipe,
+    *,
+    dump: str,
+    file_path: str | None = None,
+    stem: str | None = None,
+) -> dict:
+    """Run the extract stage on one local WARC file; return its stats (see stats/<stem>.json).
+
+    Never raises for bad input: a read error keeps the records before the fault, sets stats["error"] and
+    leaves no _done marker, so the caller records the failure and a rerun tries the file again.
+    """
+    started = time.perf_counter()
+    source = Path(source)
+    stem = stem or warc_stem(str(source))
+    file_path = file_path or str(source)
+    layout = Layout(out, dump)
+    pipe = pipeline_for(recipe)
+    counts = ReadCounts()
+    stage_in: Counter = Counter()
+    stage_removed: Counter = Counter()
+    reasons: Counter = Counter()
+    languages: Counter = Counter()
+    seconds: Counter = Counter()
+    kept: list[dict] = []
+    removed: list[dict] = []
+    error = None
+
+    try:
+        records = iter_html_records(
+            source, counts, recipe.input.max_payload_bytes, html_only=recipe.input.html_only
+        )
+        t_read = time.perf_counter()
+        for rec in records:
+            seconds["read"] += time.perf_counter() - t_read
+            base = {
+                "id": rec.id, "dump": dump, "url": rec.url, "date": rec.date, "file_path": file_path,
+                "warc_offset": rec.offset,
+            }
+            t = time.perf_counter()
+            try:
+                html, _enc = decode_html(rec.payload, rec.content_type)
+            except UndecodableError:
+                counts.skipped["undecodable"] += 1
+                t_read = time.perf_counter()
+                continue
+            finally:
+                seconds["decode"] += time.perf_counter() - t
+            fields, removed_by, reason = pipe.run(rec.url, html, stage_in, seconds)
+            row = base | fields
+            if fields.get("language"):
+                languages[fields["language"]] += 1
+            if removed_by is None:
+                row["token_count"] = len(row["text"].split())
+                kept.append(row)
+            else:
+                row["removed_by"], row["removed_reason"] = removed_by, reason
+                removed.append(row)
+                stage_removed[removed_by] += 1
+                reasons[f"{removed_by}:{reason.split(':')[0] if removed_by == 'language' else reason}"] += 1
+            t_read = time.perf_counter()
+    except WarcReadError as e:
+        error = str(e)
+    except OSError as e:
+        error = f"cannot read {source}: {e}"
+
+    t = time.perf_counter()
+    atomic_write_table(layout.path("docs", stem), docs_table(kept))
+    atomic_write_table(layout.path("removed", stem), docs_table(removed, REMOVED_SCHEMA))
+    seconds["write"] += time.perf_counter() - t
+    seconds["total"] = time.perf_counter() - started
+
+    stats = {
+        "file": file_path,
+        "stem": stem,
+        "dump": dump,
+        "records": counts.records,
+        "responses": counts.responses,
+        "skipped": dict(counts.skipped),
+        "stages": {s: {"in": stage_in[s], "removed": stage_removed[s]} for s in STAGES},
+        "removed_reasons": dict(reasons),
+        "languages": dict(languages),
+        "kept": len(kept),
+        "removed": len(removed),
+        "seconds": {k: round(v, 4) for k, v in seconds.items()},
+        "error": error,
+        "complete": error is None,
+        "host": socket.gethostname(),
+        "pid": os.getpid(),
+    }
+    atomic_write_json(layout.path("stats", stem), stats)
+    if error is None:
+        atomic_write_json(
+            layout.path("_done", stem),
+            {
+                "stem": stem, "file": file_path, "kept": len(kept), "removed": len(removed),
+                "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
+            },
+        )
+    return stats

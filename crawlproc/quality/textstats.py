@@ -1,0 +1,125 @@
+"""Statistics over lines, paragraphs and words, each computed once per text and shared by the filters.
+
+Gopher repetition and Gopher quality see the same text, so the word split of the last text is kept (one
+slot: a document passes through the filters in order, then the next one comes).
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from itertools import accumulate, count
+
+import numpy as np
+
+from crawlproc.quality.words import split_words
+
+_last: tuple[str, list[str]] = ("", [])
+
+
+def words_of(text: str) -> list[str]:
+    """`split_words(text)`, reused when the previous call was for the same text."""
+    global _last
+    last_text, last_words = _last
+    if text is last_text or (len(text) == len(last_text) and text == last_text):
+        return last_words
+    words = split_words(text)
+    _last = (text, words)
+    return words
+
+
+def duplicates(parts: list[str]) -> tuple[int, int]:
+    """(elements, characters) that repeat an earlier element: every occurrence after the first counts."""
+    unique = set(parts)
+    dup_chars = sum(map(len, parts)) - sum(map(len, unique))
+    return len(parts) - len(unique), dup_chars
+
+
+PARAGRAPH_SPLIT = re.compile(r"\n{2,}")
+LINE_SPLIT = re.compile(r"\n+")
+
+
+class NgramCounts:
+    """Word n-gram statistics of one text for Gopher's repetition rules, computed level by level.
+
+    Words become integers (first-seen position), and each n-gram level is numbered from the level below:
+    n-gram i is (number of (n-1)-gram i, word i+n-1), so one sort per level (numpy) counts all n-grams
+    without building strings or tuples.
+    """
+
+    def __init__(self, words: list[str]):
+        self.words = words
+        self.n_words = len(words)
+        index: dict[str, int] = {}
+        self._ids = np.fromiter(map(index.setdefault, words, count()), dtype=np.int64, count=self.n_words)
+        self._levels: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+        self._prefix: list[int] | None = None
+        self._candidates: tuple[int, list[int]] | None = None
+
+    def _level(self, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(number of the n-gram at each position, first position of each number, count of each number)."""
+        if n not in self._levels:
+            if n == 1:
+                keys = self._ids
+            else:
+                below = self._level(n - 1)[0]
+                keys = below[:-1] * (self.n_words + 1) + self._ids[n - 1:]
+            _, first, inverse, counts = np.unique(keys, return_index=True, return_inverse=True, return_counts=True)
+            self._levels[n] = (inverse.reshape(-1), first, counts)
+        return self._levels[n]
+
+    def chars(self, start: int, n: int) -> int:
+        """Characters of words start..start+n-1, concatenated."""
+        if self._prefix is None:
+            self._prefix = list(accumulate(map(len, self.words), initial=0))
+        return self._prefix[start + n] - self._prefix[start]
+
+    def top_chars(self, n: int) -> int | None:
+        """Characters covered by the most frequent n-gram: its length with single spaces, times its count
+        (ties go to the n-gram seen first, as Counter.most_common). None when there are fewer than n words."""
+        if self.n_words < n:
+            return None
+        _, first, counts = self._level(n)
+        top = counts.max()
+        start = int(first[counts == top].min())
+        return (self.chars(start, n) + n - 1) * int(top)
+
+    def repeated_chars(self, n: int, smallest_n: int) -> int:
+        """Characters in repeated n-grams by datatrove's left-to-right scan: an n-gram seen before adds its
+        characters (words concatenated) and the scan jumps past it; otherwise the scan moves one word on.
+
+        Only positions whose n-gram occurs more than once can count, and an n-gram (n >= m) can only repeat
+        where its first m words repeat: the scan visits just those candidates, found once at level m.
+        N-grams are compared word by word; datatrove compares the words glued together, which differs only
+        when two different word sequences spell the same letters ("ab c" and "a bc").
+        """
+        if self.n_words < n:
+            return 0
+        if self._candidates is None or self._candidates[0] != smallest_n:
+            inverse, _, counts = self._level(smallest_n)
+            self._candidates = (smallest_n, np.flatnonzero(counts[inverse] > 1).tolist())
+        candidates = self._candidates[1]
+        if not candidates:
+            return 0
+        last_start = self.n_words - n
+        words = self.words
+        keys = {p: tuple(words[p:p + n]) for p in candidates if p <= last_start}
+        if n != smallest_n:
+            repeats = Counter(keys.values())
+            positions = [p for p, k in keys.items() if repeats[k] > 1]
+        else:
+            positions = list(keys)
+        seen: set[tuple[str, ...]] = set()
+        repeated = 0
+        next_idx = 0
+        for p in positions:
+            if p < next_idx:  # inside an n-gram already counted: the scan jumped over it
+                continue
+            key = keys[p]
+            if key in seen:
+                repeated += self.chars(p, n)
+                next_idx = p + n
+            else:
+                seen.add(key)
+                next_idx = p + 1
+        return repeated

@@ -1,0 +1,51 @@
+"""`crawlproc dedup`: exact + MinHash near-duplicate removal on Ray, then PII anonymization."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+from crawlproc.recipe import RecipeError
+
+
+def register(sub) -> None:
+    p = sub.add_parser(
+        "dedup",
+        help="remove exact and near duplicates (MinHash LSH on Ray), then anonymize e-mails and public IPs",
+        description="Deduplicate one snapshot's documents: exact content hashes first, then MinHash (word "
+        "5-grams, 14 bands x 8 rows by default) with band keys shuffled across Ray tasks, candidate pairs, "
+        "connected components and one survivor per cluster (the first document in input order). Reads "
+        "<out>/<snapshot>/docs/ or any folder of Parquet documents with `text` and `id` columns (--input-dir); "
+        "writes signatures/, dedup/duplicates/, dedup/summary.json and final/ (PII applied). With "
+        "`dedup.scope = \"all\"` in the recipe, documents also matching earlier snapshots' band index are "
+        "dropped. A rerun resumes where a crashed run stopped.",
+    )
+    p.add_argument("--out", required=True, help="output root folder")
+    p.add_argument("--snapshot", required=True, help="snapshot name: the folder under --out")
+    p.add_argument("--input-dir", help="folder of Parquet documents (default: <out>/<snapshot>/docs)")
+    p.add_argument("--recipe", help="recipe TOML file or bundled name (default: fineweb)")
+    p.add_argument("--scope", choices=["snapshot", "all"], help="override the recipe's dedup.scope")
+    p.add_argument("--force", action="store_true", help="redo even if dedup/_done.json exists")
+    p.add_argument("--address", help="Ray cluster address (default: RAY_ADDRESS, else a local Ray)")
+    p.set_defaults(func=main)
+
+
+def main(args) -> int:
+    from pipelines.dedup_stage import DedupError, run_dedup
+    from pipelines.ray_runtime import init_ray
+    from pipelines.recipe_files import resolve_recipe
+
+    try:
+        recipe = resolve_recipe(args.recipe, {"dedup": {"scope": args.scope}} if args.scope else None)
+    except RecipeError as e:
+        print(f"crawlproc: bad recipe: {e}", file=sys.stderr)
+        return 2
+    init_ray(args.address, recipe)
+    try:
+        summary = run_dedup(args.out, args.snapshot, recipe, input_dir=args.input_dir, force=args.force,
+                            log=lambda m: print(m, file=sys.stderr))
+    except DedupError as e:
+        print(f"crawlproc dedup: {e}", file=sys.stderr)
+        return 1
+    print(json.dumps(summary, indent=1))
+    return 0

@@ -1,0 +1,43 @@
+"""`crawlproc explain --out DIR <url or id>`: why a document was kept or removed, with its measured values."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "explain",
+        help="why one document was kept or removed: the stage, the reason, its values against the thresholds",
+        description="Find a document by WARC-Record-ID (<urn:uuid:...>, brackets optional) or URL in an output "
+        "folder and say what happened to it. For a quality-filter removal the filter's statistics are "
+        "recomputed on the stored text and printed against the recipe's thresholds.",
+    )
+    p.add_argument("query", help="the document's id (WARC-Record-ID) or URL")
+    p.add_argument("--out", required=True, help="the pipeline's output root")
+    p.add_argument("--recipe", default=None, help="the recipe TOML the run used (default: the FineWeb recipe)")
+    p.add_argument("--json", action="store_true", help="print the explanation as JSON")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from crawlproc.recipe import RecipeError, load_recipe
+    from pipelines.explain import explain_document, format_explanation
+
+    out = Path(args.out)
+    if not out.is_dir():
+        print(f"crawlproc explain: output folder {out} does not exist", file=sys.stderr)
+        return 2
+    try:
+        recipe = load_recipe(args.recipe)
+    except RecipeError as e:
+        print(f"crawlproc explain: {e}", file=sys.stderr)
+        return 2
+    result = explain_document(out, args.query, recipe)
+    if args.json:
+        print(json.dumps(result, indent=1, default=str))
+    else:
+        sys.stdout.write(format_explanation(result))
+    return 0 if result["matches"] else 1

@@ -1,0 +1,43 @@
+"""`crawlproc report --out DIR`: one self-contained HTML page on what the pipeline did to the data."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "report",
+        help="write a self-contained HTML report of a run (funnel, removals, languages, dedup, tokens, training)",
+        description="Read an output folder and write one HTML file (no network needed to view it): the filter "
+        "funnel per snapshot, removal reasons with examples, languages, document lengths, dedup cluster sizes, "
+        "tokens per shard, the training loss curve and samples. Parts not run yet are shown as 'not run'.",
+    )
+    p.add_argument("--out", required=True, help="the pipeline's output root (the folder given to `crawlproc run`)")
+    p.add_argument("--html", default=None, help="where to write the report (default: <out>/report.html)")
+    p.add_argument("--train", action="append", default=[], metavar="RUN_DIR",
+                   help="a training run directory outside <out>/train/ to include (repeatable)")
+    p.add_argument("--json", default=None, metavar="PATH", help="also write the collected numbers as JSON")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from crawlproc.storage import atomic_write_json
+    from pipelines.report import write_report
+
+    out = Path(args.out)
+    if not out.is_dir():
+        print(f"crawlproc report: output folder {out} does not exist", file=sys.stderr)
+        return 2
+    path, data = write_report(out, args.html, args.train)
+    if args.json:
+        atomic_write_json(args.json, data)
+    snaps = ", ".join(s["name"] for s in data["snapshots"]) or "none"
+    print(f"report written to {path} (snapshots: {snaps}; token sets: {len(data['tokens'])}; "
+          f"training runs: {len(data['training'])})")
+    for problem in data["problems"]:
+        print(f"  warning: {problem}", file=sys.stderr)
+    if args.json:
+        print(f"numbers written to {args.json}")
+    return 0

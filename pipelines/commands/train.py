@@ -1,0 +1,80 @@
+"""`crawlproc train`: the bundled GPT trainer on a tokens/<name> directory; --ray runs it under Ray Train.
+
+Without --ray this is trainer.train in this process (use torchrun for several local GPUs). With --ray the
+same loop runs in --num-workers Ray Train workers (ray.train.torch.TorchTrainer sets up the process group;
+the loop wraps the model in DDP itself). On a multi-node cluster, --out must be on storage every node sees.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import logging
+import sys
+from pathlib import Path
+
+from trainer.config import TrainConfig, add_train_args, config_from_args  # torch-free: fast --help
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "train",
+        help="train the bundled GPT on token shards",
+        description="Train a GPT-2-style model on tokens/<name>: prints loss, tokens/s and MFU; writes "
+        "metrics.jsonl, samples.jsonl, loss.png, ckpt/ and hf/ under --out.",
+    )
+    add_train_args(p)
+    p.add_argument("--ray", action="store_true", help="run under Ray Train's TorchTrainer")
+    p.add_argument("--num-workers", type=int, default=1, help="Ray Train workers (with --ray)")
+    p.add_argument("--use-gpu", action="store_true", help="one GPU per Ray Train worker (with --ray)")
+    p.add_argument("--cpus-per-worker", type=float, default=1.0, help="CPUs per Ray Train worker (with --ray)")
+    p.add_argument("--address", default=None, help="Ray cluster address (default: start or join a local one)")
+    p.set_defaults(func=run)
+
+
+def _ray_worker_loop(config: dict) -> None:
+    """Runs in each Ray Train worker: the process group exists already; pick this worker's device."""
+    import ray.train
+    import ray.train.torch
+
+    from trainer.train import run_training
+
+    cfg = TrainConfig(**config["train"])
+    cfg.device = str(ray.train.torch.get_device()) if config["use_gpu"] else "cpu"
+    run_training(cfg, report=ray.train.report)
+
+
+def run_with_ray(cfg: TrainConfig, num_workers: int, use_gpu: bool, cpus_per_worker: float = 1.0,
+                 address: str | None = None) -> None:
+    import ray
+    from ray.train import RunConfig, ScalingConfig
+    from ray.train.torch import TorchConfig, TorchTrainer
+
+    if not ray.is_initialized():
+        ray.init(address=address)
+    cfg = dataclasses.replace(cfg, tokens=str(Path(cfg.tokens).resolve()), out=str(Path(cfg.out).resolve()))
+    trainer = TorchTrainer(
+        _ray_worker_loop,
+        train_loop_config={"train": dataclasses.asdict(cfg), "use_gpu": use_gpu},
+        torch_config=TorchConfig(backend="nccl" if use_gpu else "gloo"),
+        scaling_config=ScalingConfig(num_workers=num_workers, use_gpu=use_gpu,
+                                     resources_per_worker={"CPU": cpus_per_worker}),
+        run_config=RunConfig(name="ray-train", storage_path=str(Path(cfg.out) / "ray")),
+    )
+    trainer.fit()
+
+
+def run(args: argparse.Namespace) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        cfg = config_from_args(args)
+        if args.ray:
+            run_with_ray(cfg, args.num_workers, args.use_gpu, args.cpus_per_worker, args.address)
+        else:
+            from trainer.train import run_training
+
+            run_training(cfg)
+    except (ValueError, FileExistsError, FileNotFoundError) as e:  # bad input: say what, no traceback
+        print(f"crawlproc train: error: {e}", file=sys.stderr)
+        return 2
+    return 0

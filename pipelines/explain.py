@@ -1,0 +1,338 @@
+"""`crawlproc explain`: why one document was kept or removed, by which stage, with its measured values.
+
+Finds a document by WARC-Record-ID or URL across every snapshot's docs/, removed/, final/ and
+dedup/duplicates/ (and the token shards), then says what happened to it. For a quality-filter removal it
+recomputes that filter's statistics on the stored text (the text the filter saw) with crawlproc.quality and
+lists each value against its threshold, marking the ones that failed.
+"""
+
+from __future__ import annotations
+
+import operator
+import re
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from crawlproc.recipe import Recipe, load_recipe
+
+KINDS = ("removed", "docs", "final")  # removed first: its text is what the removing stage saw
+_UUID = re.compile(r"^(urn:uuid:)?[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$", re.IGNORECASE)
+
+# What reading a damaged or foreign Parquet file raises: it is reported and skipped.
+PARQUET_ERRORS = (pa.ArrowException, OSError, ValueError)
+# crawlproc.quality.explain_thresholds gives, per statistic, the comparison that REMOVES a document.
+_COMPARE = {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge, "==": operator.eq,
+            "!=": operator.ne}
+
+
+def query_keys(query: str) -> tuple[set[str], set[str]]:
+    """(ids, urls) to look for: a bare uuid also matches `<urn:uuid:...>`; a URL matches the url column,
+    also with or without its trailing slash and with http/https swapped (as users retype URLs)."""
+    q = query.strip()
+    ids, urls = {q}, set()
+    bare = q.strip("<>")
+    if _UUID.match(bare):
+        full = bare if bare.lower().startswith("urn:uuid:") else f"urn:uuid:{bare}"
+        ids |= {f"<{full}>", full}
+    if "://" in q or q.startswith("www.") or not (q.startswith("<") or _UUID.match(bare)):
+        for u in {q, q.rstrip("/"), q.rstrip("/") + "/"} if "?" not in q and "#" not in q else {q}:
+            urls.add(u)
+            if u.startswith("https://"):
+                urls.add("http://" + u.removeprefix("https://"))
+            elif u.startswith("http://"):
+                urls.add("https://" + u.removeprefix("http://"))
+    return ids, urls
+
+
+def _snapshots(out: Path) -> list[Path]:
+    return sorted(d for d in out.iterdir() if d.is_dir() and d.name not in ("tokens", "train")
+                  and not d.name.startswith((".", "_"))) if out.is_dir() else []
+
+
+def _match(path: Path, ids: set[str], urls: set[str], problems: list[str]) -> list[dict]:
+    """Rows of one docs/removed/final file whose id or url matches, with every column."""
+    try:
+        keys = pq.read_table(path, columns=["id", "url"])
+    except PARQUET_ERRORS as e:  # a truncated or foreign file: skip it, say so
+        problems.append(f"{path}: unreadable Parquet ({e})")
+        return []
+    # Record ids are UUIDs: match them case-insensitively (WARC writers differ, users retype them).
+    mask = pc.is_in(pc.utf8_lower(keys.column("id")), value_set=_array({i.lower() for i in ids}))
+    if urls:
+        mask = pc.or_(mask, pc.is_in(keys.column("url"), value_set=_array(urls)))
+    hits = pc.indices_nonzero(pc.fill_null(mask, False)).to_pylist()
+    if not hits:
+        return []
+    return pq.read_table(path).take(hits).to_pylist()
+
+
+def _equal_ids(column, doc_id: str) -> list[int]:
+    """Row numbers where `column` holds `doc_id`, ignoring case like `_match`."""
+    return pc.indices_nonzero(pc.fill_null(pc.equal(pc.utf8_lower(column), doc_id.lower()), False)).to_pylist()
+
+
+def _array(values: set[str]) -> pa.Array:
+    return pa.array(sorted(values), type=pa.string())
+
+
+def find_document(out: str | Path, query: str) -> tuple[list[dict], list[str]]:
+    """Every stored row matching `query` as (hits, problems); a hit is {"snapshot", "kind", "file", "row"}."""
+    out = Path(out)
+    ids, urls = query_keys(query)
+    hits, problems = [], []
+    for snap in _snapshots(out):
+        for kind in KINDS:
+            d = snap / kind
+            for f in sorted(d.glob("*.parquet")) if d.is_dir() else []:
+                for row in _match(f, ids, urls, problems):
+                    hits.append({"snapshot": snap.name, "kind": kind, "file": str(f.relative_to(out)), "row": row})
+    return hits, problems
+
+
+def _duplicates(out: Path, doc_id: str, snapshot: str, problems: list[str]) -> dict | None:
+    """The dedup record of `doc_id`: dropped (its cluster and survivor) or the survivor of a cluster."""
+    d = out / snapshot / "dedup" / "duplicates"
+    survivor_of: dict | None = None
+    for f in sorted(d.glob("*.parquet")) if d.is_dir() else []:
+        try:
+            t = pq.read_table(f, columns=["id", "cluster_id", "kept_id", "kind"])
+        except PARQUET_ERRORS as e:
+            problems.append(f"{f}: unreadable Parquet ({e})")
+            continue
+        own = _equal_ids(t.column("id"), doc_id)
+        if own:
+            row = t.take(own[:1]).to_pylist()[0]
+            return {"status": "dropped", "kind": row["kind"], "cluster_id": row["cluster_id"],
+                    "kept_id": row["kept_id"], "file": str(f.relative_to(out))}
+        as_kept = _equal_ids(t.column("kept_id"), doc_id)
+        if as_kept:
+            rows = t.take(as_kept).to_pylist()
+            survivor_of = survivor_of or {"status": "survivor", "cluster_id": rows[0]["cluster_id"],
+                                          "dropped": 0, "kinds": {}}
+            survivor_of["dropped"] += len(rows)
+            for r in rows:
+                survivor_of["kinds"][r["kind"]] = survivor_of["kinds"].get(r["kind"], 0) + 1
+    return survivor_of
+
+
+def _token_shards(out: Path, doc_id: str, problems: list[str]) -> list[dict]:
+    found = []
+    root = out / "tokens"
+    for f in sorted(root.glob("*/*.parquet")) if root.is_dir() else []:
+        try:
+            ids = pq.read_table(f, columns=["id"]).column("id")
+        except PARQUET_ERRORS as e:
+            problems.append(f"{f}: unreadable Parquet ({e})")
+            continue
+        idx = _equal_ids(ids, doc_id)
+        if idx:
+            toks = pq.read_table(f, columns=["tokens"]).column("tokens").take(idx).to_pylist()
+            found.append({"set": f.parent.name, "file": f.name, "split": f.name.split("-")[0],
+                          "tokens": sum(len(t or []) for t in toks)})
+    return found
+
+
+def _fails(value: float, comparison: str, threshold: float) -> bool | None:
+    """Whether `value comparison threshold` holds, i.e. the statistic removes the document; None if the
+    value was not measured (the filter stopped at an earlier check) or the comparison is unknown."""
+    op = _COMPARE.get(str(comparison).strip())
+    if op is None or value is None or threshold is None:
+        return None
+    try:
+        return bool(op(float(value), float(threshold)))
+    except (TypeError, ValueError):
+        return None
+
+
+def quality_checks(text: str, recipe: Recipe, only: str | None = None) -> tuple[list[dict], str | None]:
+    """Recompute the quality stages on `text` (in pipeline order, passing C4's edited text on), or only the
+    stage `only` (a removed document's stored text is exactly what its removing stage saw); returns
+    (checks, note). A stage check lists every measured value with its threshold
+    and whether it passed (`failed` marks the statistics that remove the document); `note` says why nothing
+    could be recomputed."""
+    try:
+        from crawlproc.quality import QUALITY_STAGES, explain_thresholds
+    except ImportError as e:
+        return [], f"the quality filters could not be loaded to recompute the values ({e})"
+    checks = []
+    for name, fn in QUALITY_STAGES:
+        if only is not None and name != only:
+            continue
+        cfg = getattr(recipe, name)
+        if not getattr(cfg, "enabled", True):
+            checks.append({"stage": name, "enabled": False, "reason": None, "values": []})
+        else:
+            verdict = fn(text, cfg)
+            try:
+                thresholds = dict(explain_thresholds(name, cfg) or {})
+            except (KeyError, ValueError, TypeError, AttributeError) as e:  # keep the measured values even if the threshold table fails
+                thresholds = {}
+                checks.append({"stage": name, "error": f"explain_thresholds failed: {e}"})
+            values = []
+            for key in list(verdict.values) + [k for k in thresholds if k not in verdict.values]:
+                value = verdict.values.get(key)
+                comparison, threshold = thresholds.get(key, (None, None))
+                failed = _fails(value, comparison, threshold) if key in thresholds else None
+                values.append({"name": key, "value": value, "comparison": comparison, "threshold": threshold,
+                               "passed": None if failed is None else not failed, "failed": failed is True})
+            if verdict.reason is not None and not any(v["failed"] for v in values):
+                # The filter's own reason names the statistic when the table cannot tell (e.g. a count check).
+                for v in values:
+                    if v["name"] == verdict.reason or v["name"] in verdict.reason:
+                        v["failed"] = True
+            checks.append({"stage": name, "enabled": True, "reason": verdict.reason, "values": values})
+            text = verdict.text
+    return checks, None
+
+
+def _doc_summary(row: dict) -> dict:
+    text = row.get("text") or ""
+    return {
+        "chars": len(text), "words": len(text.split()), "language": row.get("language"),
+        "language_score": row.get("language_score"), "date": row.get("date"), "file_path": row.get("file_path"),
+        "warc_offset": row.get("warc_offset"), "text_start": text[:300],
+    }
+
+
+def explain_document(out: str | Path, query: str, recipe: Recipe | None = None) -> dict:
+    """Explain every document matching `query` (an id or a URL): {"query", "matches": [...], "problems"}."""
+    out = Path(out)
+    recipe = recipe or load_recipe(None)
+    hits, problems = find_document(out, query)
+    by_id: dict[tuple[str, str], list[dict]] = {}
+    for h in hits:
+        by_id.setdefault((h["snapshot"], h["row"]["id"]), []).append(h)
+    ids, _ = query_keys(query)
+    if not hits:  # perhaps only the dedup record remains (docs/ cleaned up): look there by id
+        for snap in _snapshots(out):
+            for doc_id in ids:
+                dd = _duplicates(out, doc_id, snap.name, problems)
+                if dd:
+                    by_id[(snap.name, doc_id)] = []
+    matches = [_explain_one(out, snapshot, doc_id, found, recipe, problems)
+               for (snapshot, doc_id), found in by_id.items()]
+    return {"query": query, "out": str(out), "matches": matches, "problems": problems}
+
+
+def _explain_one(out: Path, snapshot: str, doc_id: str, found: list[dict], recipe: Recipe,
+                 problems: list[str]) -> dict:
+    kinds = {h["kind"]: h for h in found}
+    primary = kinds.get("removed") or kinds.get("docs") or kinds.get("final")
+    row = primary["row"] if primary else {}
+    result = {
+        "id": doc_id, "url": row.get("url"), "snapshot": snapshot,
+        "found_in": [{"kind": h["kind"], "file": h["file"]} for h in found],
+        "document": _doc_summary(row) if row else None,
+        "verdict": "unknown", "stage": None, "reason": None, "summary": "",
+        "checks": [], "checks_note": None, "dedup": None, "tokens": [],
+    }
+    dedup_ran = (out / snapshot / "dedup" / "summary.json").is_file()
+    if "removed" in kinds:
+        stage, reason = row.get("removed_by"), row.get("removed_reason")
+        result.update(verdict="removed", stage=stage, reason=reason,
+                      summary=f"removed by {stage} ({reason})")
+        if stage == "language":
+            cfg = recipe.language
+            result["language_check"] = {
+                "language": row.get("language"), "score": row.get("language_score"), "keep": list(cfg.keep),
+                "min_score": cfg.min_score,
+                "language_ok": (not cfg.keep) or row.get("language") in cfg.keep,
+                "score_ok": row.get("language_score") is not None and row["language_score"] > cfg.min_score,
+            }
+        quality_names = {"gopher_repetition", "gopher_quality", "c4", "fineweb_quality"}
+        if stage in quality_names:
+            result["checks"], result["checks_note"] = quality_checks(row.get("text") or "", recipe, only=stage)
+            redo = next((c for c in result["checks"] if c["stage"] == stage and "values" in c), None)
+            if redo is not None:
+                result["recomputed_reason"] = redo["reason"]
+                result["recomputed_agrees"] = redo["reason"] == reason
+    else:
+        dd = _duplicates(out, doc_id, snapshot, problems)
+        result["dedup"] = dd
+        if dd and dd["status"] == "dropped":
+            kept_hits, _ = find_document(out, dd["kept_id"]) if dd.get("kept_id") else ([], [])
+            dd["kept_url"] = next((h["row"].get("url") for h in kept_hits), None)
+            result.update(verdict="duplicate", stage="dedup", reason=f"{dd['kind']} duplicate",
+                          summary=f"passed every filter, then dropped by dedup ({dd['kind']} duplicate) in "
+                          f"cluster {dd['cluster_id']}; the survivor is {dd['kept_id']}")
+        elif "final" in kinds:
+            extra = (f"; it is the survivor of cluster {dd['cluster_id']} ({dd['dropped']} duplicate(s) dropped)"
+                     if dd else "")
+            result.update(verdict="kept", summary=f"passed every filter and dedup; in final/{extra}")
+        elif "docs" in kinds:
+            if dedup_ran and dd:
+                note = f"kept as the survivor of dedup cluster {dd['cluster_id']}"
+            elif dedup_ran:
+                note = "dedup found no duplicate of it (final/ for its file is not written yet)"
+            else:
+                note = "dedup has not run on this snapshot yet"
+            result.update(verdict="kept", summary=f"passed every filter (in docs/); {note}")
+        if result["verdict"] == "kept":  # its values all pass: show them against the thresholds
+            text = (kinds.get("docs") or kinds["final"])["row"].get("text") or ""
+            result["checks"], result["checks_note"] = quality_checks(text, recipe)
+            if result["checks"]:
+                result["checks_note"] = ("recomputed on the stored text, which C4 may already have edited; "
+                                         "every value should pass")
+        result["tokens"] = _token_shards(out, doc_id, problems)
+    return result
+
+
+def _fmt(v) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    return str(v)
+
+
+def format_explanation(result: dict) -> str:
+    """Plain-text rendering of `explain_document`'s result for the terminal."""
+    lines = []
+    if not result["matches"]:
+        lines.append(f"no document matches {result['query']!r} under {result['out']}")
+    for m in result["matches"]:
+        lines.append(f"document {m['id']}")
+        lines.append(f"  url:      {m['url'] or '-'}")
+        lines.append(f"  snapshot: {m['snapshot']}")
+        for f in m["found_in"]:
+            lines.append(f"  found in: {f['file']} ({f['kind']})")
+        if m["document"]:
+            d = m["document"]
+            lines.append(f"  text:     {d['chars']:,} chars, {d['words']:,} words, language {d['language'] or '-'}"
+                         f" ({_fmt(d['language_score'])})")
+        lines.append(f"  verdict:  {m['verdict'].upper()}: {m['summary']}")
+        if m.get("language_check"):
+            lc = m["language_check"]
+            lines.append(f"    language {lc['language']} {'in' if lc['language_ok'] else 'NOT in'} {lc['keep']}; "
+                         f"score {_fmt(lc['score'])} {'>' if lc['score_ok'] else 'NOT >'} {lc['min_score']}")
+        dd = m.get("dedup")
+        if dd and dd["status"] == "dropped":
+            lines.append(f"    cluster {dd['cluster_id']}, kind {dd['kind']}, surviving id {dd['kept_id']}"
+                         + (f" ({dd['kept_url']})" if dd.get("kept_url") else ""))
+        for t in m.get("tokens") or []:
+            lines.append(f"  tokens:   {t['tokens']:,} in tokens/{t['set']}/{t['file']} ({t['split']})")
+        if m["checks_note"]:
+            lines.append(f"  note:     {m['checks_note']}")
+        for c in m["checks"]:
+            if not c.get("enabled", True):
+                lines.append(f"  [{c['stage']}] disabled in the recipe")
+                continue
+            if "values" not in c:
+                lines.append(f"  [{c['stage']}] {c.get('error')}")
+                continue
+            outcome = f"REMOVE ({c['reason']})" if c["reason"] else "pass"
+            lines.append(f"  [{c['stage']}] {outcome}")
+            for v in c["values"]:
+                mark = "FAIL x" if v["failed"] else ("ok" if v["passed"] else "")
+                thr = f"removes if {v['comparison']} {_fmt(v['threshold'])}" if v["comparison"] is not None else ""
+                lines.append(f"    {mark:>6}  {v['name']:<32} {_fmt(v['value']):>12}  {thr}")
+        if "recomputed_agrees" in m:
+            lines.append("  recomputed verdict " + ("agrees with" if m["recomputed_agrees"] else "DIFFERS from")
+                         + f" the stored one ({m.get('recomputed_reason')} vs {m['reason']})")
+        lines.append("")
+    for p in result["problems"]:
+        lines.append(f"warning: {p}")
+    return "\n".join(lines).rstrip() + "\n"

@@ -1,0 +1,78 @@
+"""The stages after extraction, as steps that `crawlproc run` chains: dedup (+ PII), tokenize, train.
+
+Each step is step(ctx) with ctx a run_snapshot.RunContext; each skips the work it finds done, so a rerun of
+`crawlproc run` after a crash (or on a grown listing) redoes only what is missing.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+STAGE_NAMES = ("extract", "dedup", "tokenize", "train")
+DEFAULT_STAGES = ("extract", "dedup", "tokenize")
+
+
+def _log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def dedup_step(ctx) -> None:
+    from pipelines.dedup_stage import run_dedup
+
+    summary = run_dedup(ctx.out, ctx.snapshot, ctx.recipe, log=_log)
+    ctx.summary.steps_info["dedup"] = {
+        k: summary.get(k) for k in ("documents", "exact_duplicates", "near_duplicates", "clusters")
+    }
+
+
+def tokenize_step(ctx) -> None:
+    from pipelines.tokenize_stage import run_tokenize
+
+    result = run_tokenize(
+        ctx.out, snapshots=[ctx.snapshot], config=ctx.recipe.tokenize,
+        num_cpus_per_task=ctx.recipe.ray.num_cpus_per_task, max_retries=ctx.recipe.ray.max_retries, log=_log,
+    )
+    totals = result.manifest.get("totals", {})
+    ctx.summary.steps_info["tokenize"] = {
+        "tokens_dir": str(Path(ctx.out) / "tokens" / ctx.recipe.tokenize.name),
+        "train_tokens": totals.get("train", {}).get("tokens"),
+        "val_tokens": totals.get("val", {}).get("tokens"),
+    }
+
+
+def make_train_step(preset: str = "tiny", max_steps: int = 200, run_name: str = "run", **train_kwargs) -> Callable:
+    def train_step(ctx) -> None:
+        from trainer.config import TrainConfig
+        from trainer.train import run_training
+
+        cfg = TrainConfig(
+            tokens=str(Path(ctx.out) / "tokens" / ctx.recipe.tokenize.name),
+            out=str(Path(ctx.out) / "train" / run_name),
+            preset=preset,
+            max_steps=max_steps,
+            resume=(Path(ctx.out) / "train" / run_name / "ckpt").is_dir(),
+            **train_kwargs,
+        )
+        result = run_training(cfg)
+        ctx.summary.steps_info["train"] = {"out": cfg.out, "step": result.get("step"),
+                                           "val_loss": result.get("val_loss")}
+
+    return train_step
+
+
+def build_steps(stages: list[str], train_preset: str = "tiny", train_steps: int = 200,
+                **train_kwargs) -> list[tuple[str, Callable]]:
+    """The post-extract steps for the chosen stages, in pipeline order."""
+    unknown = [s for s in stages if s not in STAGE_NAMES]
+    if unknown:
+        raise ValueError(f"unknown stage(s) {unknown}; choose from {', '.join(STAGE_NAMES)}")
+    steps: list[tuple[str, Callable]] = []
+    if "dedup" in stages:
+        steps.append(("dedup", dedup_step))
+    if "tokenize" in stages:
+        steps.append(("tokenize", tokenize_step))
+    if "train" in stages:
+        steps.append(("train", make_train_step(train_preset, train_steps, **train_kwargs)))
+    return steps

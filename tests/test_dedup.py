@@ -1,0 +1,368 @@
+"""Dedup: the pure helpers, then the Ray stage end to end on near-duplicate families built from real
+articles (edited copies, swapped boilerplate, changed headers, exact copies, paragraph mixtures), checked
+against brute-force Jaccard; across snapshots; after a crash; and through the CLI on a foreign folder."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import random
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from scipy import sparse
+
+from crawlproc import dedup as D
+from crawlproc.minhash import normalize
+from crawlproc.recipe import Recipe
+from crawlproc.schema import DOC_SCHEMA, docs_table
+
+# ---------------------------------------------------------------- pure helpers
+
+
+def _python_components(edges):
+    parent = {}
+
+    def find(x):
+        parent.setdefault(x, x)
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    for a, b in edges:
+        ra, rb = find(a), find(b)
+        if ra != rb:
+            parent[max(ra, rb)] = min(ra, rb)
+    return {x: find(x) for x in parent}
+
+
+def test_connected_components_match_a_plain_union_find():
+    rng = np.random.default_rng(5)
+    for n_nodes, n_edges in ((10, 4), (200, 150), (3000, 2500)):
+        src = rng.integers(-5, n_nodes, n_edges) * 7  # negative nodes too (earlier snapshots)
+        dst = rng.integers(-5, n_nodes, n_edges) * 7
+        nodes, roots = D.connected_components(src, dst)
+        expected = _python_components(zip(src.tolist(), dst.tolist()))
+        assert dict(zip(nodes.tolist(), roots.tolist())) == expected
+    # a long chain: labels must travel all the way
+    chain = np.arange(1000, dtype=np.int64)
+    nodes, roots = D.connected_components(chain[1:], chain[:-1])
+    assert (roots == 0).all()
+
+
+def test_edges_from_keys_are_stars_around_the_smallest_node():
+    keys = np.array([5, 9, 5, 5, 7, 9], dtype=np.uint64)
+    nodes = np.array([30, 11, 12, 40, 50, 10], dtype=np.int64)
+    src, dst = D.edges_from_keys(keys, nodes)
+    assert sorted(zip(src.tolist(), dst.tolist())) == [(10, 11), (12, 30), (12, 40)]
+    assert D.edges_from_keys(np.array([], np.uint64), np.array([], np.int64))[0].size == 0
+
+
+def test_edges_against_index_and_external_nodes_sort_first():
+    old = D.external_nodes(1, np.array([3, 4]))
+    assert (old < 0).all()
+    src, dst = D.edges_against_index(
+        np.array([1, 2, 3], np.uint64), np.array([100, 101, 102]), np.array([3, 1, 1], np.uint64), old[[0, 1, 0]]
+    )
+    assert dst.tolist() == [100, 102]
+    assert src[0] == min(old)  # the smallest earlier node with key 1
+
+
+def test_duplicate_kinds_and_cluster_sizes():
+    nodes, roots = D.connected_components(np.array([1, 1, 4]), np.array([2, 3, 5]))
+    kinds = D.duplicate_kinds(nodes, roots, np.array([1]), np.array([3]))
+    assert dict(zip(nodes.tolist(), kinds.tolist())) == {1: 1, 2: 1, 3: 0, 4: 1, 5: 1}
+    assert D.cluster_size_counts(roots) == {"2": 1, "3": 1}
+
+
+def test_nodes_roundtrip_and_content_hash():
+    nodes = D.make_nodes(3, 5)
+    f, r = D.split_nodes(nodes)
+    assert f.tolist() == [3] * 5 and r.tolist() == list(range(5))
+    assert D.content_hash("a b") == D.content_hash("a b") != D.content_hash("a  b")
+
+
+# ---------------------------------------------------------------- a corpus with planted families
+
+BOILER_A = ("Home News Sport Business Subscribe to our newsletter for the latest headlines delivered daily. "
+            "Follow us on social media. Advertisement. Cookie settings and privacy policy apply to this site.")
+BOILER_B = ("Menu Search Sign in Register Share this article with friends. Read more stories from our "
+            "partners. Copyright all rights reserved. Contact the newsroom with tips and corrections.")
+
+
+def _edit(rng, text, n):
+    words = text.split(" ")
+    for _ in range(n):
+        i = rng.randrange(len(words))
+        if rng.random() < 0.5:
+            words[i] = rng.choice(["updated", "revised", "notably", "reportedly"])
+        else:
+            words.insert(i, "indeed")
+    return " ".join(words)
+
+
+def build_corpus(articles, n_mixtures, seed=0):
+    """[(id, text)]: for each article the original with boilerplate and a family of near copies, then
+    distinct documents mixed from paragraphs of several articles."""
+    rng = random.Random(seed)
+    docs = []
+    for i, text in enumerate(articles):
+        paras = text.split("\n")
+        docs.append((f"<a{i:03d}-orig>", f"{BOILER_A}\n{text}\n{BOILER_A}"))
+        docs.append((f"<a{i:03d}-edit>", f"{BOILER_A}\n{_edit(rng, text, 6)}\n{BOILER_A}"))
+        docs.append((f"<a{i:03d}-heavy>", f"{BOILER_A}\n{_edit(rng, text, 22)}\n{BOILER_A}"))  # J near 0.8
+        docs.append((f"<a{i:03d}-boiler>", f"{BOILER_B}\n{text}\n{BOILER_B}"))
+        docs.append((f"<a{i:03d}-header>", "Breaking: " + _edit(rng, paras[0], 3) + "\n" + "\n".join(paras[1:])))
+        if i % 3 == 0:
+            docs.append((f"<a{i:03d}-copy>", f"{BOILER_A}\n{text}\n{BOILER_A}"))
+        docs.append((f"<a{i:03d}-rewrite>", _edit(rng, text, len(text.split()) // 3)))  # same topic, not a dup
+    all_paras = [(i, p) for i, t in enumerate(articles) for p in t.split("\n") if len(p.split()) >= 20]
+    for m in range(n_mixtures):
+        picked = rng.sample(all_paras, 6)
+        docs.append((f"<mix{m:05d}>", "\n".join(p for _, p in picked)))
+    rng.shuffle(docs)
+    return docs
+
+
+def brute_force_pairs(texts, threshold):
+    """Exact Jaccard of word 5-gram sets for all pairs (sparse matrix product): {(i, j): J} with J >= threshold."""
+    vocab: dict = {}
+    rows, cols = [], []
+    for i, t in enumerate(texts):
+        w = normalize(t).split()
+        grams = {tuple(w[k: k + 5]) for k in range(max(1, len(w) - 4))}
+        for g in grams:
+            rows.append(i)
+            cols.append(vocab.setdefault(g, len(vocab)))
+    x = sparse.csr_matrix((np.ones(len(rows), np.int32), (rows, cols)), shape=(len(texts), len(vocab)))
+    inter = (x @ x.T).tocoo()
+    sizes = np.asarray(x.sum(axis=1)).ravel()
+    keep = inter.row < inter.col
+    r, c, v = inter.row[keep], inter.col[keep], inter.data[keep]
+    j = v / (sizes[r] + sizes[c] - v)
+    sel = j >= threshold
+    return {(int(a), int(b)): float(s) for a, b, s in zip(r[sel], c[sel], j[sel])}
+
+
+def write_docs(folder: Path, docs, dump, n_files):
+    folder.mkdir(parents=True, exist_ok=True)
+    for k in range(n_files):
+        rows = [{"id": i, "text": t, "dump": dump, "url": f"https://example.org/{i}"} for i, t in docs[k::n_files]]
+        pq.write_table(docs_table(rows), folder / f"file-{k:03d}.parquet")
+
+
+def read_ids(folder: Path) -> list[str]:
+    return sorted(id_ for f in sorted(folder.glob("*.parquet")) for id_ in pq.read_table(f).column("id").to_pylist())
+
+
+def read_dups(dedup_dir: Path) -> pa.Table:
+    return pa.concat_tables([pq.read_table(f) for f in sorted((dedup_dir / "duplicates").glob("*.parquet"))])
+
+
+@pytest.fixture(scope="module")
+def articles(data_dir):
+    with gzip.open(data_dir / "dedup" / "articles.jsonl.gz", "rt", encoding="utf-8") as f:
+        return [json.loads(line)["text"] for line in f]
+
+
+def small_recipe(**dedup) -> Recipe:
+    r = Recipe()
+    r.dedup.num_partitions = dedup.pop("num_partitions", 4)
+    for k, v in dedup.items():
+        setattr(r.dedup, k, v)
+    r.ray.max_retries = 0
+    return r
+
+
+# ---------------------------------------------------------------- the Ray stage
+
+
+def test_recall_and_precision_against_brute_force_jaccard(articles, tmp_path, ray_local):
+    from pipelines.dedup_stage import run_dedup
+
+    docs = build_corpus(articles, n_mixtures=2200)
+    assert len(docs) > 2800
+    write_docs(tmp_path / "in", docs, "S1", n_files=5)
+    summary = run_dedup(tmp_path / "out", "S1", small_recipe(), input_dir=tmp_path / "in", log=lambda m: None)
+
+    ids = [i for i, _ in docs]
+    pos = {i: k for k, i in enumerate(ids)}
+    truth = brute_force_pairs([t for _, t in docs], 0.5)
+    dups = read_dups(tmp_path / "out" / "S1" / "dedup").to_pylist()
+    survivor = {i: i for i in ids}
+    survivor.update({d["id"]: d["kept_id"] for d in dups})
+
+    # Recall: every pair with Jaccard >= 0.8 ends in one cluster (same survivor).
+    high = [(a, b) for (a, b), j in truth.items() if j >= 0.8]
+    assert len(high) > 300
+    found = sum(survivor[ids[a]] == survivor[ids[b]] for a, b in high)
+    assert found / len(high) >= 0.9, (found, len(high))
+
+    # Precision: a dropped document really is a near copy of the one kept in its place.
+    def jaccard(a, b):
+        a, b = sorted((pos[a], pos[b]))
+        return truth.get((a, b), 0.0)
+
+    good = sum(jaccard(d["id"], d["kept_id"]) >= 0.5 for d in dups)
+    assert good / len(dups) >= 0.95, (good, len(dups))
+
+    # Families: exact copies are "exact"; rewrites and mixtures are kept; counts add up.
+    kinds = {d["id"]: d["kind"] for d in dups}
+    copies = [i for i in ids if i.endswith("-copy")]
+    assert all(kinds.get(i, "exact") == "exact" or survivor[i] != i for i in copies)
+    assert sum(i in kinds for i in ids if i.endswith("-rewrite")) <= 2
+    assert summary["exact_duplicates"] >= len(copies) - 2
+    final_ids = read_ids(tmp_path / "out" / "S1" / "final")
+    assert len(final_ids) == summary["kept"] == len(docs) - len(dups)
+    assert set(final_ids) == {i for i in ids if survivor[i] == i}
+    assert summary["exact_duplicates"] + summary["near_duplicates"] == len(dups)
+    done = json.loads((tmp_path / "out" / "S1" / "dedup" / "_done.json").read_text())
+    assert done["kept"] == summary["kept"]
+    assert sum(int(k) * v for k, v in summary["cluster_sizes"].items()) == len(dups) + summary["clusters"]
+    # final/ is in the document schema and keeps the other columns
+    table = pq.read_table(min((tmp_path / "out" / "S1" / "final").glob("*.parquet")))
+    assert table.schema.remove_metadata() == DOC_SCHEMA
+    assert set(table.column("dump").to_pylist()) == {"S1"}
+
+
+def test_cross_snapshot_scope_all(articles, tmp_path, ray_local):
+    from pipelines.dedup_stage import run_dedup
+
+    rng = random.Random(4)
+    first = [(f"<s1-{i}>", articles[i]) for i in range(30)]
+    second = (
+        [(f"<s2-new-{i}>", articles[i]) for i in range(30, 50)]  # unseen articles
+        + [(f"<s2-edit-{i}>", _edit(rng, articles[i], 5)) for i in range(10)]  # near copies of S1's
+        + [(f"<s2-copy-{i}>", articles[i]) for i in range(10, 15)]  # exact copies of S1's
+        + [(f"<s2-twin-{i}>", _edit(rng, articles[i], 4)) for i in range(30, 35)]  # dups inside S2
+    )
+    out = tmp_path / "out"
+    write_docs(tmp_path / "in1", first, "S1", 2)
+    write_docs(tmp_path / "in2", second, "S2", 3)
+    recipe = small_recipe(scope="all", num_partitions=3)
+    s1 = run_dedup(out, "S1", recipe, input_dir=tmp_path / "in1", log=lambda m: None)
+    assert s1["kept"] == 30
+    assert (out / "_index" / "bands" / "S1" / "_done.json").is_file()
+    # A different partition count for the second snapshot: the index is re-partitioned on the fly.
+    recipe2 = small_recipe(scope="all", num_partitions=5)
+    s2 = run_dedup(out, "S2", recipe2, input_dir=tmp_path / "in2", log=lambda m: None)
+    dups = {d["id"]: d for d in read_dups(out / "S2" / "dedup").to_pylist()}
+    earlier = {i for i in dups if not dups[i]["kept_id"].startswith("<s2-")}
+    assert earlier == {f"<s2-edit-{i}>" for i in range(10)} | {f"<s2-copy-{i}>" for i in range(10, 15)}
+    assert dups["<s2-copy-12>"]["kept_id"] == "<s1-12>"
+    assert dups["<s2-edit-3>"]["cluster_id"] < 0  # clusters rooted in an earlier snapshot
+    assert s2["matched_earlier"] == 15
+    inner = set(dups) - earlier  # one of each twin pair inside S2
+    assert all(len(inner & {f"<s2-new-{i}>", f"<s2-twin-{i}>"}) == 1 for i in range(30, 35))
+    assert len(inner) == 5
+    assert s2["kept"] == 20
+    # earlier snapshot untouched; per-snapshot scope would keep the cross-snapshot copies
+    assert read_ids(out / "S1" / "final") == sorted(i for i, _ in first)
+    alone = run_dedup(tmp_path / "out_alone", "S2", small_recipe(), input_dir=tmp_path / "in2", log=lambda m: None)
+    assert alone["kept"] == 35
+
+
+def test_rerun_after_crash_gives_the_same_survivors(articles, tmp_path, ray_local):
+    from pipelines.dedup_stage import StopAfter, run_dedup
+
+    docs = build_corpus(articles[:40], n_mixtures=100, seed=2)
+    write_docs(tmp_path / "in", docs, "S", n_files=4)
+    clean = run_dedup(tmp_path / "clean", "S", small_recipe(), input_dir=tmp_path / "in", log=lambda m: None)
+    expected = read_ids(tmp_path / "clean" / "S" / "final")
+    assert 0 < len(expected) < len(docs)
+
+    out = tmp_path / "crashed"
+    for step in ("signatures", "edges", "components"):
+        with pytest.raises(StopAfter):
+            run_dedup(out, "S", small_recipe(), input_dir=tmp_path / "in", stop_after=step, log=lambda m: None)
+    assert not (out / "S" / "dedup" / "_done.json").exists()
+    # A crash inside the last step: some final files written, one missing, a partial temp file left behind.
+    run_dedup(out, "S", small_recipe(), input_dir=tmp_path / "in", log=lambda m: None)
+    (out / "S" / "dedup" / "_done.json").unlink()
+    (out / "S" / "final" / "file-001.parquet").unlink()
+    (out / "S" / "final" / ".file-001.parquet.deadbeef.tmp").write_bytes(b"partial")
+    again = run_dedup(out, "S", small_recipe(), input_dir=tmp_path / "in", log=lambda m: None)
+    assert read_ids(out / "S" / "final") == expected
+    assert again["kept"] == clean["kept"]
+    assert not list((out / "S" / "final").glob(".*.tmp"))
+    # and a finished run is not redone
+    msgs = []
+    run_dedup(out, "S", small_recipe(), input_dir=tmp_path / "in", log=msgs.append)
+    assert "already done" in msgs[0]
+
+
+def test_cli_on_a_foreign_folder_and_bad_input(articles, tmp_path, ray_local, capsys):
+    from pipelines.cli import main
+
+    # A FineWeb-like shard: extra columns, no dump/warc_offset columns, int token_count.
+    src = tmp_path / "fineweb"
+    src.mkdir()
+    texts = articles[:6] + [articles[0], _edit(random.Random(1), articles[1], 3)]
+    table = pa.table({
+        "text": texts, "id": [f"<fw-{i}>" for i in range(8)], "url": ["u"] * 8,
+        "token_count": list(range(8)), "extra": [1.5] * 8,
+    })
+    pq.write_table(table, src / "000_00000.parquet")
+    rc = main(["dedup", "--out", str(tmp_path / "out"), "--snapshot", "FW", "--input-dir", str(src)])
+    assert rc == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["documents"] == 8 and summary["kept"] == 6
+    final = pq.read_table(tmp_path / "out" / "FW" / "final" / "000_00000.parquet")
+    assert final.column_names == DOC_SCHEMA.names
+    assert final.column("token_count").to_pylist() == list(range(6))
+
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    shutil.copy(src / "000_00000.parquet", bad / "a.parquet")
+    (bad / "b.parquet").write_bytes(b"not parquet at all")
+    rc = main(["dedup", "--out", str(tmp_path / "out"), "--snapshot", "BAD", "--input-dir", str(bad)])
+    assert rc == 1
+    assert "b.parquet" in capsys.readouterr().err
+    pq.write_table(pa.table({"body": ["x"], "id": ["1"]}), bad / "b.parquet")
+    rc = main(["dedup", "--out", str(tmp_path / "out"), "--snapshot", "BAD", "--input-dir", str(bad)])
+    assert rc == 1
+    assert "'text'" in capsys.readouterr().err
+    assert not (tmp_path / "out" / "BAD" / "dedup" / "_done.json").exists()
+
+
+def test_pii_is_applied_to_survivors_and_dedup_can_be_disabled(articles, tmp_path, ray_local):
+    from pipelines.dedup_stage import run_dedup
+
+    contact = " Contact: press@news-site.com, server 93.184.216.34, intranet 192.168.1.20."
+    docs = [("<p0>", articles[0] + contact), ("<p1>", articles[0] + contact), ("<p2>", articles[1])]
+    write_docs(tmp_path / "in", docs, "P", n_files=1)
+    summary = run_dedup(tmp_path / "out", "P", small_recipe(), input_dir=tmp_path / "in", log=lambda m: None)
+    final = pq.read_table(tmp_path / "out" / "P" / "final" / "file-000.parquet").to_pylist()
+    assert [r["id"] for r in final] == ["<p0>", "<p2>"]
+    assert final[0]["text"].endswith(" Contact: email@example.com, server 0.0.0.0, intranet 192.168.1.20.")
+    assert summary["pii"] == {"emails": 1, "ips": 1}
+    assert summary["exact_duplicates"] == 1
+
+    off = small_recipe(enabled=False)
+    summary = run_dedup(tmp_path / "out2", "P", off, input_dir=tmp_path / "in", log=lambda m: None)
+    assert summary["kept"] == 3 and summary["exact_duplicates"] == 0
+    assert not (tmp_path / "out2" / "P" / "signatures").exists()
+
+
+def test_signatures_written_elsewhere_are_reused_stale_ones_recomputed(articles, tmp_path, ray_local):
+    from crawlproc.minhash import signature_table
+    from crawlproc.storage import atomic_write_table
+    from pipelines.dedup_stage import run_dedup
+
+    docs = [(f"<r{i}>", articles[i]) for i in range(6)] + [("<r6>", articles[2])]
+    write_docs(tmp_path / "out" / "R" / "docs", docs, "R", n_files=1)
+    sig_path = tmp_path / "out" / "R" / "signatures" / "file-000.parquet"
+    # As the extract task would write it, with the texts in memory.
+    atomic_write_table(sig_path, signature_table([i for i, _ in docs], [t for _, t in docs]))
+    before = sig_path.stat().st_mtime_ns
+    summary = run_dedup(tmp_path / "out", "R", small_recipe(), log=lambda m: None)
+    assert summary["kept"] == 6 and sig_path.stat().st_mtime_ns == before
+    # A signatures file from other settings (or another docs file) is recomputed, not trusted.
+    atomic_write_table(sig_path, signature_table(["x"], [articles[0]]))
+    summary = run_dedup(tmp_path / "out", "R", small_recipe(), force=True, log=lambda m: None)
+    assert summary["kept"] == 6 and pq.read_table(sig_path).num_rows == 7

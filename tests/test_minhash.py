@@ -1,0 +1,129 @@
+"""MinHash signatures: normalization, shingles, batch consistency, estimator accuracy, band keys."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import random
+
+import numpy as np
+import pytest
+
+from crawlproc.minhash import MinHasher, batch_shingles, estimate_jaccard, normalize, shingle_set
+from crawlproc.recipe import MinHashConfig, RecipeError
+
+
+@pytest.fixture(scope="module")
+def articles(data_dir):
+    with gzip.open(data_dir / "dedup" / "articles.jsonl.gz", "rt", encoding="utf-8") as f:
+        return [json.loads(line)["text"] for line in f]
+
+
+def test_normalize_lowercases_drops_punctuation_numbers_and_diacritics():
+    assert normalize("Hello, World!  It's  3.14 o'clock") == "hello world it s 0 o clock"
+    assert normalize("Crème Brûlée – “naïve” café") == "creme brulee naive cafe"
+    assert normalize("snake_case and 1,000 items") == "snake case and 0 items"
+    assert normalize("") == ""
+
+
+def test_shingle_counts_short_and_empty_documents():
+    sh = batch_shingles(["a b c d e f g", "", "x y", "one two three four five"], ngram=5)
+    assert sh.counts.tolist() == [3, 0, 1, 1]  # 7 words -> 3 windows; short doc -> one shingle
+    assert len(sh.hashes) == 5
+    assert len(set(sh.hashes.tolist())) == 5
+
+
+def test_shingles_never_cross_documents_and_separator_in_text_is_harmless():
+    texts = ["alpha beta gamma delta epsilon zeta", "eta theta iota kappa lambda", "x\x00y z"]
+    joint = batch_shingles(texts, 3)
+    for i, t in enumerate(texts):
+        alone = batch_shingles([t], 3).hashes
+        got = joint.hashes[joint.starts[i]: joint.starts[i] + joint.counts[i]]
+        assert got.tolist() == alone.tolist()
+
+
+def test_batch_signatures_equal_single_signatures_and_are_deterministic(articles):
+    texts = articles[:12] + ["", "tiny doc"] + articles[12:15]
+    a = MinHasher()
+    sig, has_words = a.signatures(texts)
+    assert has_words.tolist() == [True] * 12 + [False, True] + [True] * 3
+    for i in (0, 5, 13, 16):
+        one, _ = MinHasher().signatures([texts[i]])
+        assert (one[0] == sig[i]).all()
+    other_seed, _ = MinHasher(MinHashConfig(seed=7)).signatures(texts[:1])
+    assert (other_seed[0] != sig[0]).mean() > 0.9
+
+
+def test_signature_of_a_long_document_equals_the_plain_minimum():
+    # More shingles than one permutation block, mixed with small documents in the same batch.
+    rng = random.Random(3)
+    words = ["".join(rng.choices("abcdefghij", k=6)) for _ in range(20000)]
+    texts = ["short text here", " ".join(words), "another short one with words enough"]
+    h = MinHasher()
+    sig, _ = h.signatures(texts)
+    sh = batch_shingles([texts[1]], 5).hashes
+    with np.errstate(over="ignore"):
+        expected = (sh[:, None] * h.a[None, :] + h.b[None, :]).min(axis=0)
+    assert (sig[1] == expected).all()
+
+
+def test_estimate_tracks_true_jaccard_on_edited_articles(articles):
+    rng = random.Random(11)
+    h = MinHasher()
+    errors = []
+    for text in articles[:40]:
+        words = text.split(" ")
+        for _ in range(rng.randint(1, 60)):
+            words[rng.randrange(len(words))] = "edited"
+        edited = " ".join(words)
+        a, b = shingle_set(text), shingle_set(edited)
+        true_j = len(a & b) / len(a | b)
+        sig, _ = h.signatures([text, edited])
+        errors.append(estimate_jaccard(sig[0], sig[1]) - true_j)
+    errors = np.array(errors)
+    assert abs(errors.mean()) < 0.03  # unbiased
+    assert np.abs(errors).max() < 0.2  # 112 hashes: standard error <= 0.05
+
+
+def test_band_keys_equal_for_copies_disjoint_for_unrelated(articles):
+    h = MinHasher()
+    keys, has_words = h.band_keys_for_texts([articles[0], articles[0], articles[1], ""])
+    assert keys.shape == (4, 14)
+    assert (keys[0] == keys[1]).all()
+    assert not set(keys[0].tolist()) & set(keys[2].tolist())
+    assert len(set(keys[0].tolist())) == 14  # bands are salted: never equal across bands
+    assert not has_words[3]
+
+
+def test_32_bit_signatures_fit_in_32_bits(articles):
+    sig, _ = MinHasher(MinHashConfig(hash_bits=32)).signatures(articles[:3])
+    assert sig.max() < 2**32
+
+
+def test_config_validation():
+    with pytest.raises(RecipeError):
+        MinHashConfig(num_bands=0)
+    with pytest.raises(RecipeError):
+        MinHashConfig(hash_bits=16)
+
+
+def test_signature_table_format(articles):
+    from crawlproc.minhash import FINGERPRINT_KEY, signature_fingerprint, signature_table
+
+    texts = [articles[0], articles[0], "", None, articles[1]]
+    table = signature_table(["a", "b", "c", "d", "e"], texts, MinHashConfig(), batch=2)
+    assert table.column_names == ["id", "content_hash", "has_words", "bands"]
+    assert table.column("has_words").to_pylist() == [True, True, False, False, True]
+    bands = table.column("bands").to_pylist()
+    assert bands[0] == bands[1] and len(bands[0]) == 14 and set(bands[0]).isdisjoint(bands[4])
+    hashes = table.column("content_hash").to_pylist()
+    assert hashes[0] == hashes[1] and hashes[2] == hashes[3] != hashes[0]
+    assert table.schema.metadata[FINGERPRINT_KEY].decode() == signature_fingerprint(MinHashConfig())
+    assert signature_fingerprint(MinHashConfig(seed=2)) != signature_fingerprint(MinHashConfig())
+
+
+def test_odd_text_never_breaks_a_batch():
+    texts = ["lone surrogate \ud800 in text here", "tabs\tand\r\nnewlines\u00a0nbsp\u3000ideographic", "🙂 emoji only"]
+    sh = batch_shingles(texts, 2)
+    assert sh.counts.tolist() == [4, 4, 1]
+    assert normalize(texts[1]) == "tabs and newlines nbsp ideographic"

@@ -1,0 +1,54 @@
+"""PII anonymization: e-mails and public IPs replaced, private and reserved addresses kept."""
+
+from __future__ import annotations
+
+import pytest
+
+from crawlproc.pii import PiiAnonymizer, anonymize, is_public_ip
+from crawlproc.recipe import PiiConfig
+
+
+def test_emails_are_replaced():
+    text = "Write to john.doe+news@mail.example.co.uk or JANE@Corp.COM, not to @handle or a@b."
+    out = anonymize(text)
+    assert out == "Write to email@example.com or email@example.com, not to @handle or a@b."
+
+
+@pytest.mark.parametrize("ip", ["8.8.8.8", "151.101.1.69", "2606:4700:4700::1111", "2001:4860:4860::8888"])
+def test_public_addresses_are_replaced(ip):
+    assert anonymize(f"server at {ip}, port 80") == "server at 0.0.0.0, port 80"
+
+
+@pytest.mark.parametrize(
+    "ip",
+    ["10.1.2.3", "192.168.0.1", "172.16.5.4", "127.0.0.1", "169.254.1.1", "192.0.2.7", "0.0.0.0",
+     "::1", "fe80::1", "fd00::42", "2001:db8::1"],
+)
+def test_private_and_reserved_addresses_are_kept(ip):
+    text = f"connect to {ip} now"
+    assert anonymize(text) == text
+    assert not is_public_ip(ip)
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["version 1.2.3.4.5 released", "at 12:30:45 today", "999.1.1.1 is no address", "ratio 3:2:1 of ab:cd",
+     "c++::std::vector", "sha 1.22.333.4444"],
+)
+def test_things_that_only_look_like_addresses_are_kept(text):
+    assert anonymize(text) == text
+
+
+def test_custom_placeholders_counts_and_disable():
+    cfg = PiiConfig(email_replacement="<EMAIL>", ip_replacement="<IP>")
+    anon = PiiAnonymizer(cfg)
+    assert anon("mail me@x.org from 1.1.1.1 or 10.0.0.1") == "mail <EMAIL> from <IP> or 10.0.0.1"
+    assert (anon.counts.emails, anon.counts.ips) == (1, 1)
+    text = "me@x.org 1.1.1.1"
+    assert anonymize(text, PiiConfig(enabled=False)) == text
+
+
+def test_replacement_is_idempotent():
+    once = anonymize("a@b.com 8.8.4.4 2a00:1450:4001:80b::200e")
+    assert anonymize(once) == once
+    assert "8.8.4.4" not in once and "2a00" not in once

@@ -1,0 +1,320 @@
+"""`crawlproc run` end to end on a mini Common Crawl served on 127.0.0.1: faults, incremental runs, status,
+a Ray worker killed mid-task, and the driver SIGKILLed at several points then resumed by the same command."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+from crawlproc.storage import warc_stem
+from pipelines.commands.status import format_table, snapshot_status
+from pipelines.minicc import Fault, MiniCCServer, build_minicc, write_listing
+from pipelines.recipe_files import resolve_recipe
+from pipelines.run_snapshot import download_tmp_root, run_snapshot
+
+REPO = Path(__file__).resolve().parents[1]
+SNAP = "CC-MAIN-2024-10"
+RECIPE_TOML = """
+[extract]
+engine = "resiliparse"
+timeout_s = 60.0  # the per-page limit is wall-clock: on a busy machine 1 s could remove a page in one run only
+
+[download]
+backoff_s = 0.05
+max_backoff_s = 1.0
+retries = 3
+timeout_s = 20.0
+
+[ray]
+max_retries = 3
+"""
+
+
+@pytest.fixture(scope="module")
+def minicc(tmp_path_factory):
+    root = tmp_path_factory.mktemp("minicc")
+    return build_minicc(root, snapshot=SNAP, files=5)
+
+
+@pytest.fixture(scope="module")
+def server(minicc):
+    with MiniCCServer(minicc.root) as srv:
+        yield srv
+
+
+@pytest.fixture(scope="module")
+def recipe_file(tmp_path_factory):
+    p = tmp_path_factory.mktemp("recipe") / "test.toml"
+    p.write_text(RECIPE_TOML)
+    return p
+
+
+def reasons(out: Path) -> dict[str, str]:
+    """id -> "stage:reason" of every removed document (to explain a difference between two runs)."""
+    got = {}
+    for f in sorted((out / SNAP / "removed").glob("*.parquet")):
+        t = pq.read_table(f, columns=["id", "removed_by", "removed_reason"]).to_pylist()
+        got.update({r["id"]: f"{r['removed_by']}:{r['removed_reason']}" for r in t})
+    return got
+
+
+def ids(out: Path, kind: str) -> Counter:
+    """Every document id in <out>/<SNAP>/<kind>/, counted (a duplicate shows as a count of 2)."""
+    c: Counter = Counter()
+    for f in sorted((out / SNAP / kind).glob("*.parquet")):
+        c.update(pq.read_table(f, columns=["id"]).column("id").to_pylist())
+    return c
+
+
+@pytest.fixture(scope="module")
+def reference(ray_local, minicc, server, recipe_file, tmp_path_factory):
+    """An uninterrupted run, done incrementally: 3 listed files first, then the listing gains 2."""
+    out = tmp_path_factory.mktemp("reference")
+    recipe = resolve_recipe(str(recipe_file))
+    write_listing(minicc.root, SNAP, minicc.paths[:3])
+    first = run_snapshot(SNAP, out, recipe, base_url=server.base_url, progress=False)
+    n_before = len(server.requests)
+    write_listing(minicc.root, SNAP, minicc.paths)
+    second = run_snapshot(SNAP, out, recipe, base_url=server.base_url, progress=False)
+    new_requests = [r["path"] for r in server.requests[n_before:]]
+    return {"out": out, "first": first, "second": second, "new_requests": new_requests,
+            "docs": ids(out, "docs"), "removed": ids(out, "removed")}
+
+
+def test_reference_run_is_complete_and_incremental(reference, minicc):
+    first, second = reference["first"], reference["second"]
+    assert first.ok and first.done == 3 and first.skipped_done == 0
+    assert second.ok and second.done == 2 and second.skipped_done == 3
+    # the second run fetched the listing and the two new files, nothing else
+    listing = f"crawl-data/{SNAP}/warc.paths.gz"
+    assert sorted(set(reference["new_requests"])) == sorted([listing, *minicc.paths[3:]])
+    docs, removed = reference["docs"], reference["removed"]
+    assert docs and removed and max(docs.values()) == 1 and max(removed.values()) == 1
+    assert not set(docs) & set(removed)
+    every_response = {i for v in minicc.response_ids.values() for i in v}
+    assert set(docs) | set(removed) <= every_response
+    assert first.kept + second.kept == sum(docs.values()) == second.total_kept
+    assert second.total_removed == sum(removed.values())
+    st = snapshot_status(reference["out"] / SNAP)
+    assert (st["listed"], st["done"], st["pending"], st["failed"]) == (5, 5, 0, {})
+    assert (st["kept"], st["removed"]) == (sum(docs.values()), sum(removed.values()))
+    for p in minicc.paths:  # file_path records the listing path, the same whatever server it came from
+        stem = warc_stem(p)
+        paths = set(pq.read_table(reference["out"] / SNAP / "docs" / f"{stem}.parquet").column("file_path").to_pylist())
+        assert paths <= {p}
+
+
+def test_rerun_does_nothing_and_a_half_written_file_is_redone(reference, server, recipe_file, tmp_path):
+    out = tmp_path / "out"
+    shutil.copytree(reference["out"], out)
+    recipe = resolve_recipe(str(recipe_file))
+    # the state a crash between docs/ and _done/ leaves: outputs present, no marker, a stray temporary file
+    victim = warc_stem(sorted((out / SNAP / "_done").glob("*.json"))[1].name.removesuffix(".json"))
+    (out / SNAP / "_done" / f"{victim}.json").unlink()
+    stray = out / SNAP / "docs" / f".{victim}.parquet.1234abcd.tmp"
+    stray.write_bytes(b"half a parquet file")
+    summary = run_snapshot(SNAP, out, recipe, base_url=server.base_url, progress=False)
+    assert summary.done == 1 and summary.skipped_done == 4 and summary.ok
+    assert not stray.exists()
+    assert ids(out, "docs") == reference["docs"] and ids(out, "removed") == reference["removed"]
+
+
+def test_faults_end_in_the_right_output_or_a_recorded_failure(ray_local, minicc, server, recipe_file, reference,
+                                                               tmp_path):
+    out = tmp_path / "out"
+    recipe = resolve_recipe(str(recipe_file))
+    p = minicc.paths
+    server.add_fault(p[0], Fault("status", status=503), Fault("status", status=503))
+    server.add_fault(p[1], Fault("status", status=429, retry_after="1"))
+    server.add_fault(p[2], Fault("reset", after_bytes=200_000))
+    server.add_fault(p[3], Fault("truncate", after_bytes=300_000))
+    server.add_fault(p[4], Fault("slow", delay_s=0.05, chunk=256 * 1024))
+    missing = f"crawl-data/{SNAP}/segments/1707000009000.99/warc/CC-MAIN-20240217000000-20240217000000-09999.warc.gz"
+    corrupt = f"crawl-data/{SNAP}/segments/1707000009000.99/warc/CC-MAIN-20240217000000-20240217000000-09998.warc.gz"
+    bad = minicc.root / corrupt
+    bad.parent.mkdir(parents=True, exist_ok=True)
+    bad.write_bytes((minicc.root / p[0]).read_bytes()[:150_000])  # a truncated gzip on the server itself
+    write_listing(minicc.root, SNAP, [*p, missing, corrupt, "../../../etc/passwd",
+                                      "https://elsewhere.example.com/x.warc.gz"])
+    try:
+        before = len(server.requests)
+        summary = run_snapshot(SNAP, out, recipe, base_url=server.base_url, progress=False)
+        asked = {r["path"] for r in server.requests[before:]}
+    finally:
+        write_listing(minicc.root, SNAP, p)
+    assert summary.done == 5 and set(summary.failed) == {warc_stem(missing), warc_stem(corrupt)}
+    assert "HTTP 404" in summary.failed[warc_stem(missing)]
+    assert "corrupt" in summary.failed[warc_stem(corrupt)]
+    assert len(summary.rejected) == 2 and not summary.ok
+    assert not any("passwd" in a or "elsewhere" in a for a in asked)  # rejected lines were never fetched
+    failed = json.loads((out / SNAP / "_failed" / f"{warc_stem(missing)}.json").read_text())
+    assert failed["file"] == missing and "404" in failed["error"] and failed["attempts"] == 1
+    assert not (out / SNAP / "_done" / f"{warc_stem(missing)}.json").exists()
+    # every injected transient fault still ends in exactly the reference output
+    assert ids(out, "docs") == reference["docs"] and ids(out, "removed") == reference["removed"]
+    st = snapshot_status(out / SNAP)
+    assert st["done"] == 5 and set(st["failed"]) == {warc_stem(missing), warc_stem(corrupt)}
+    assert len(st["rejected"]) == 2 and "HTTP 404" in format_table([st])
+
+
+def _kill_by_socket(client_port: int) -> int | None:
+    """SIGKILL the local process that owns the TCP connection from 127.0.0.1:client_port; return its pid."""
+    inode = None
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            cols = line.split()
+            if int(cols[1].split(":")[1], 16) == client_port:
+                inode = cols[9]
+    if inode is None:
+        return None
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            for fd in (proc / "fd").iterdir():
+                if os.readlink(fd) == f"socket:[{inode}]":
+                    os.kill(int(proc.name), signal.SIGKILL)
+                    return int(proc.name)
+        except OSError:
+            continue
+    return None
+
+
+def test_a_worker_killed_mid_task_is_retried(ray_local, minicc, server, recipe_file, reference, tmp_path):
+    out = tmp_path / "out"
+    recipe = resolve_recipe(str(recipe_file))
+    target = minicc.paths[1]
+    server.add_fault(target, Fault("slow", delay_s=0.5, chunk=64 * 1024))  # long enough to catch it mid-body
+    results = []
+    runner = threading.Thread(target=lambda: results.append(
+        run_snapshot(SNAP, out, recipe, base_url=server.base_url, progress=False)))
+    before = len(server.requests)
+    runner.start()
+    killed = None
+    deadline = time.monotonic() + 120
+    while killed is None and time.monotonic() < deadline:
+        hits = [r for r in server.requests[before:] if r["path"] == target and r["fault"] == "slow"]
+        if hits:
+            killed = _kill_by_socket(hits[0]["client"][1])
+        time.sleep(0.05)
+    runner.join(300)
+    assert killed is not None and killed != os.getpid()
+    summary = results[0]
+    assert summary.ok and summary.done == 5
+    assert len(server.requests_for(target)) >= 2  # the retried task downloaded it again
+    # the killed worker's half download was cleaned up by a later task on this machine
+    assert not list(download_tmp_root().glob(f"{killed}-*"))
+    assert ids(out, "docs") == reference["docs"] and ids(out, "removed") == reference["removed"]
+
+
+@pytest.mark.slow  # about a minute: five `crawlproc run` processes, each starting its own Ray workers
+def test_driver_sigkilled_at_several_points_then_resumed(ray_local, minicc, server, recipe_file, reference,
+                                                        tmp_path):
+    """Kill `crawlproc run` (SIGKILL, no cleanup) at several points; each rerun is the same command; the final
+    output equals the uninterrupted run id for id: none lost, none twice."""
+    out = tmp_path / "out"
+    snap = out / SNAP
+    cmd = [sys.executable, "-m", "pipelines.cli", "run", "--snapshot", SNAP, "--base-url", server.base_url,
+           "--out", str(out), "--recipe", str(recipe_file), "--quiet", "--stages", "extract",
+           "--address", ray_local.get_runtime_context().gcs_address]
+    env = {**os.environ, "PYTHONPATH": str(REPO), "RAY_DEDUP_LOGS": "0"}
+    slow = minicc.paths[3]
+
+    def n_done() -> int:
+        return len(list((snap / "_done").glob("*.json"))) if (snap / "_done").is_dir() else 0
+
+    def slow_download_started() -> bool:
+        return any(r["path"] == slow and r["fault"] == "slow" for r in server.requests)
+
+    def listing_mtime() -> int:
+        p = snap / "listing.json"
+        return p.stat().st_mtime_ns if p.is_file() else 0
+
+    def mid_file(start) -> bool:  # a WARC fully sent by the server but not yet done: it is being processed
+        with server._lock:
+            sent = server.completed[start["sent"]:]
+        return any(p in minicc.paths and not (snap / "_done" / f"{warc_stem(p)}.json").exists() for p in sent)
+
+    # each condition is judged against the state when that run started
+    kill_points = [
+        ("after the listing", lambda start: listing_mtime() > start["listing"]),
+        ("mid-file (downloaded, not yet done)", mid_file),
+        ("after the 1st _done marker", lambda start: n_done() >= start["done"] + 1),
+        ("mid-download", lambda start: slow_download_started()),
+        ("after one more _done marker", lambda start: n_done() >= start["done"] + 1),
+    ]
+    report = []
+    for name, reached in kill_points:
+        if name == "mid-download":
+            server.add_fault(slow, Fault("slow", delay_s=0.3, chunk=64 * 1024))
+        start = {"listing": listing_mtime(), "done": n_done(), "sent": len(server.completed)}
+        before = start["done"]
+        proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        deadline = time.monotonic() + 120
+        while proc.poll() is None and not reached(start) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        alive = proc.poll() is None
+        if alive:
+            proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        report.append({"kill_point": name, "killed_while_running": alive, "done_before": before,
+                       "done_after": n_done()})
+    with server._lock:
+        server.faults.pop(slow, None)  # an unused fault must not slow the final run or later tests
+    final = subprocess.run(cmd, check=False, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert final.returncode == 0, final.stderr[-3000:]
+    docs, removed = ids(out, "docs"), ids(out, "removed")
+    ref = reference["docs"] + reference["removed"]
+    got = docs + removed
+    lost = sum((ref - got).values())
+    duplicated = sum(n - 1 for n in got.values() if n > 1)
+    print("\nkill-and-resume:", json.dumps({"kills": report, "documents": sum(ref.values()), "lost": lost,
+                                             "duplicated": duplicated}, indent=1))
+    assert sum(r["killed_while_running"] for r in report) >= 4  # the kills really interrupted runs
+    assert lost == 0 and duplicated == 0
+    moved = {i: (reasons(reference["out"]).get(i), reasons(out).get(i)) for i in set(docs) ^ set(reference["docs"])}
+    assert docs == reference["docs"] and removed == reference["removed"], moved
+    st = snapshot_status(snap)
+    assert (st["done"], st["pending"], st["failed"]) == (5, 0, {})
+
+
+def test_cache_dir_is_reused_by_a_fresh_output(ray_local, minicc, server, recipe_file, reference, tmp_path, capsys):
+    from pipelines.cli import main
+
+    recipe = resolve_recipe(str(recipe_file))
+    cache = tmp_path / "cache"
+    run_snapshot(SNAP, tmp_path / "a", recipe, base_url=server.base_url, limit=1, cache_dir=str(cache),
+                 progress=False)
+    assert (cache / minicc.paths[0]).is_file()  # the listing path, mapped safely under the cache
+    before = len(server.requests)
+    second = run_snapshot(SNAP, tmp_path / "b", recipe, base_url=server.base_url, limit=1,
+                          cache_dir=str(cache), progress=False)
+    assert second.done == 1 and second.listed == 1 and second.listed_total == 5
+    assert [r["path"] for r in server.requests[before:]] == [f"crawl-data/{SNAP}/warc.paths.gz"]
+    assert ids(tmp_path / "b", "docs") == ids(tmp_path / "a", "docs")
+    assert set(ids(tmp_path / "b", "docs")) <= set(reference["docs"])
+    assert main(["status", "--out", str(tmp_path / "b"), "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [(r["snapshot"], r["listed"], r["done"], r["pending"]) for r in rows] == [(SNAP, 1, 1, 0)]
+
+
+def test_run_command_refuses_a_missing_listing_or_a_bad_name(server, tmp_path, capsys):
+    from pipelines.cli import main
+
+    base = ["--base-url", server.base_url, "--out", str(tmp_path / "out"), "--quiet"]
+    assert main(["run", "--snapshot", "CC-MAIN-1999-01", *base]) == 2
+    assert "HTTP 404" in capsys.readouterr().err
+    assert main(["run", "--snapshot", "../../etc", *base]) == 2
+    assert "bad snapshot name" in capsys.readouterr().err
+    assert not (tmp_path / "etc").exists()

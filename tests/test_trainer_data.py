@@ -1,0 +1,146 @@
+"""The token-shard loader: packing, seeded shuffle, rank partition, exact resume, bad input.
+
+Also home of `build_tokens`, which the other trainer tests import: real article text, a tiny byte-level BPE
+trained with the `tokenizers` library, encoded into shards in the tokenize stage's format.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+import torch
+
+from trainer.data import ShardLoader
+from trainer.shards import ShardError, read_manifest, write_token_shards
+
+DATA = Path(__file__).parent / "data" / "trainer"
+
+
+def build_tokens(out: Path, vocab_size: int = 512, val_docs: int = 4) -> Path:
+    """tokens/<name>-style directory made from tests/data/trainer/articles.json; returns its path."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+
+    articles = json.loads((DATA / "articles.json").read_text())
+    texts = [articles[k]["articleBody"] for k in sorted(articles)]
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    tok.train_from_iterator(
+        texts,
+        trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=["<|endoftext|>"],
+                            initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False),
+    )
+    out.mkdir(parents=True, exist_ok=True)
+    tok.save(str(out / "tokenizer.json"))
+    docs = [tok.encode(t).ids for t in texts]
+    write_token_shards(out, {"train": docs[:-val_docs], "val": docs[-val_docs:]}, tok.get_vocab_size(),
+                       tok.token_to_id("<|endoftext|>"), docs_per_shard=10, docs_per_row_group=4,
+                       tokenizer_file=out / "tokenizer.json")
+    return out
+
+
+@pytest.fixture(scope="module")
+def tokens(tmp_path_factory) -> Path:
+    return build_tokens(tmp_path_factory.mktemp("tokens") / "articles")
+
+
+@pytest.fixture
+def small_tokens(tmp_path) -> Path:
+    """Hand-made documents whose stream is easy to predict (ids 1..), eot 0."""
+    docs = [[i] * n for i, n in zip(range(1, 8), [5, 0, 3, 7, 2, 4, 6])]
+    write_token_shards(tmp_path, {"train": docs}, vocab_size=16, eot_id=0, docs_per_shard=4, docs_per_row_group=2)
+    return tmp_path
+
+
+def test_unshuffled_stream_is_documents_joined_by_eot(small_tokens):
+    loader = ShardLoader(small_tokens, "train", batch_size=1, block_size=4, shuffle=False)
+    stream = []
+    for _ in range(6):
+        x, y = loader.next_batch()
+        assert torch.equal(x[0, 1:], y[0, :-1])  # y is x shifted by one
+        stream.extend(x[0].tolist())
+    expected = []
+    for i, n in zip(range(1, 8), [5, 0, 3, 7, 2, 4, 6]):
+        if n:  # an empty document contributes nothing, not even an eot
+            expected += [i] * n + [0]
+    assert stream == (expected * 2)[:24]  # 23 tokens per epoch: the stream wraps into epoch 1
+
+
+def test_one_epoch_holds_every_token_once(tokens):
+    manifest = read_manifest(tokens)
+    n_train = manifest["totals"]["train"]["tokens"] + manifest["totals"]["train"]["documents"]
+    T = 64
+    loader = ShardLoader(tokens, "train", batch_size=1, block_size=T, seed=3)
+    got = np.concatenate([loader.next_batch()[0][0].numpy() for _ in range(n_train // T)])
+    all_tokens = np.concatenate(
+        [np.concatenate(pq.read_table(tokens / s["file"]).column("tokens").to_pylist() or [[]])
+         for s in manifest["shards"] if s["split"] == "train"]
+    )
+    expected = np.bincount(all_tokens, minlength=512)
+    expected[manifest["tokenizer"]["eot_id"]] += manifest["totals"]["train"]["documents"]
+    counts = np.bincount(got, minlength=512)
+    assert (counts <= expected).all()  # no token appears more often than in the data
+    assert counts.sum() == len(got) and len(got) >= n_train - T
+
+
+def test_shuffle_is_seeded(tokens):
+    def first(seed):
+        return ShardLoader(tokens, "train", 4, 32, seed=seed).next_batch()[0]
+
+    assert torch.equal(first(1), first(1))
+    assert not torch.equal(first(1), first(2))
+    unshuffled = ShardLoader(tokens, "train", 4, 32, shuffle=False).next_batch()[0]
+    assert not torch.equal(first(1), unshuffled)
+
+
+def test_ranks_split_the_global_batch(tokens):
+    whole = ShardLoader(tokens, "train", 6, 32, seed=5)
+    ranks = [ShardLoader(tokens, "train", 3, 32, rank=r, world_size=2, seed=5) for r in range(2)]
+    for _ in range(3):
+        x, y = whole.next_batch()
+        parts = [loader.next_batch() for loader in ranks]
+        assert torch.equal(x, torch.cat([p[0] for p in parts]))
+        assert torch.equal(y, torch.cat([p[1] for p in parts]))
+    assert ranks[0].state_dict() == ranks[1].state_dict() == whole.state_dict()
+
+
+def test_resume_gives_the_same_batches(tokens):
+    a = ShardLoader(tokens, "train", 4, 64, seed=9)
+    for _ in range(37):  # well past one row group, into later shards
+        a.next_batch()
+    state = json.loads(json.dumps(a.state_dict()))  # plain JSON round trip
+    expected = [a.next_batch()[0] for _ in range(5)]
+    b = ShardLoader(tokens, "train", 4, 64, seed=0)  # the seed comes from the state
+    b.load_state_dict(state)
+    assert all(torch.equal(e, b.next_batch()[0]) for e in expected)
+
+
+def test_missing_manifest_is_a_clear_error(tmp_path):
+    with pytest.raises(ShardError, match="manifest.json"):
+        ShardLoader(tmp_path, "train", 1, 8)
+
+
+def test_missing_shard_is_an_error(small_tokens):
+    (small_tokens / "train-00001.parquet").unlink()
+    with pytest.raises(ShardError, match="train-00001.parquet"):
+        ShardLoader(small_tokens, "train", 1, 8)
+
+
+def test_out_of_vocabulary_id_is_named(small_tokens):
+    table = pa.table({"id": ["x"], "tokens": pa.array([[1, 2, 99]], pa.list_(pa.uint16()))})
+    pq.write_table(table, small_tokens / "train-00000.parquet")
+    loader = ShardLoader(small_tokens, "train", 1, 4, shuffle=False)
+    with pytest.raises(ShardError, match="99 >= vocab_size 16"):
+        loader.next_batch()
+
+
+def test_split_without_tokens_is_an_error(tmp_path):
+    write_token_shards(tmp_path, {"train": [[], []]}, vocab_size=16, eot_id=0)
+    loader = ShardLoader(tmp_path, "train", 1, 4)
+    with pytest.raises(ShardError, match="no tokens"):
+        loader.next_batch()

@@ -1,0 +1,117 @@
+"""Data-parallel training on CPU (gloo): torchrun with 2 processes and Ray Train with 2 workers both match
+one process with the same global batch; the `crawlproc train` command drives all three."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from test_trainer_data import build_tokens
+
+from pipelines.cli import main as crawlproc
+
+ROOT = Path(__file__).resolve().parents[1]
+COMMON = ["--preset", "tiny", "--max-steps", "4", "--eval-interval", "2", "--eval-iters", "2", "--lr", "3e-3",
+          "--device", "cpu", "--no-export", "--sample-tokens", "0"]
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """One intra-op thread: on a busy shared CPU, two spinning threads are ~10x slower than one."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def tokens(tmp_path_factory) -> Path:
+    return build_tokens(tmp_path_factory.mktemp("tokens") / "articles")
+
+
+@pytest.fixture(scope="module")
+def single(tokens, tmp_path_factory) -> Path:
+    """The reference: one process, 4 sequences per step, through `crawlproc train`."""
+    run = tmp_path_factory.mktemp("single")
+    assert crawlproc(["train", "--tokens", str(tokens), "--out", str(run), "--batch-size", "4", *COMMON]) == 0
+    return run
+
+
+def losses(run: Path) -> tuple[list[float], list[float]]:
+    recs = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    return [r["train_loss"] for r in recs if "train_loss" in r], [r["val_loss"] for r in recs if "val_loss" in r]
+
+
+def assert_same_run(run: Path, reference: Path) -> None:
+    (train, val), (ref_train, ref_val) = losses(run), losses(reference)
+    assert len(train) == len(ref_train) == 4 and len(val) == len(ref_val) == 2
+    # the same global batches and averaged gradients: equal up to float summation order
+    assert train == pytest.approx(ref_train, rel=1e-4)
+    assert val == pytest.approx(ref_val, rel=1e-4)
+    assert json.loads((run / "config.json").read_text())["world_size"] == 2
+
+
+def test_cli_reports_bad_input_clearly(tmp_path, capsys):
+    assert crawlproc(["train", "--tokens", str(tmp_path), "--out", str(tmp_path / "run")]) == 2
+    assert "manifest.json" in capsys.readouterr().err
+
+
+def test_torchrun_two_processes_match_one(tokens, single, tmp_path):
+    run = tmp_path / "ddp"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+           "-m", "trainer.train", "--tokens", str(tokens), "--out", str(run), "--batch-size", "2", *COMMON]
+    proc = subprocess.run(cmd, check=False, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "tok/s" in proc.stdout and "loss" in proc.stdout
+    assert_same_run(run, single)
+
+
+@pytest.mark.slow  # ~40 s, nearly all of it Ray Train starting its controller and two worker processes
+def test_ray_train_two_workers_match_one(ray_local, tokens, single, tmp_path):
+    run = tmp_path / "ray"
+    code = crawlproc(["train", "--tokens", str(tokens), "--out", str(run), "--batch-size", "2", *COMMON,
+                      "--ray", "--num-workers", "2", "--cpus-per-worker", "0.5"])
+    assert code == 0
+    assert_same_run(run, single)
+    assert (run / "ckpt" / "latest.json").is_file()
+
+
+def test_trains_on_the_tokenize_stage_output(ray_local, tmp_path):
+    """End to end with the real tokenize stage: final/ documents -> token shards -> train -> samples, hf/."""
+    stage = pytest.importorskip("pipelines.tokenize_stage")
+    import pyarrow.parquet as pq
+
+    from crawlproc.recipe import TokenizeConfig
+    from crawlproc.schema import docs_table
+
+    articles = json.loads((Path(__file__).parent / "data" / "trainer" / "articles.json").read_text())
+    rows = [{"text": a["articleBody"], "id": f"<urn:uuid:{i:08d}>", "dump": "SNAP", "language": "en"}
+            for i, a in enumerate(articles.values())]
+    final = tmp_path / "SNAP" / "final"
+    final.mkdir(parents=True)
+    pq.write_table(docs_table(rows), final / "a.parquet")
+    cfg = TokenizeConfig(name="bpe", vocab_size=400, sample_bytes=1_000_000, shard_tokens=20_000,
+                         val_fraction=0.2)
+    stage.run_tokenize(tmp_path, ["SNAP"], cfg, log=lambda *_: None)
+    tokens, run = tmp_path / "tokens" / "bpe", tmp_path / "train" / "run"
+    assert crawlproc(["train", "--tokens", str(tokens), "--out", str(run), "--preset", "tiny", "--max-steps", "3",
+                      "--eval-interval", "3", "--eval-iters", "1", "--batch-size", "2", "--device", "cpu",
+                      "--sample-tokens", "8", "--prompt", "The"]) == 0
+    train, val = losses(run)
+    assert len(train) == 3 and len(val) == 1
+    sample = json.loads((run / "samples.jsonl").read_text().splitlines()[0])
+    assert sample["step"] == 3 and sample["prompt"] == "The" and isinstance(sample["text"], str)
+    assert (run / "hf" / "model.safetensors").is_file() and (run / "hf" / "tokenizer.json").is_file()
+    # the exported tokenizer encodes like the stage's own
+    from transformers import AutoTokenizer
+
+    from tokenizer import load_tokenizer
+
+    text = "The court ruled on Tuesday, 3 May: “don’t” — 42%."
+    assert AutoTokenizer.from_pretrained(run / "hf")(text)["input_ids"] == load_tokenizer(tokens).encode(text)
