@@ -136,6 +136,11 @@ class Extractor:
             from resiliparse.extract import html2text  # noqa: F401
         self._dedup = self._new_dedup_cache()
 
+    def reset(self) -> None:
+        """Forget the paragraphs seen so far: called at the start of each WARC file, so that a file's output
+        depends on that file alone, not on which files the same worker happened to process before it."""
+        self._dedup = self._new_dedup_cache()
+
     def _new_dedup_cache(self):
         if not self.cfg.deduplicate:
             return False

@@ -119,6 +119,7 @@ def process_warc(
     file_path = file_path or str(source)
     layout = Layout(out, dump)
     pipe = pipeline_for(recipe)
+    pipe.extractor.reset()  # trafilatura's dedup cache: per file, so reruns and retries give the same output
     counts = ReadCounts()
     stage_in: Counter = Counter()
     stage_removed: Counter = Counter()
