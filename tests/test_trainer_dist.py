@@ -10,7 +10,6 @@ import sys
 from pathlib import Path
 
 import pytest
-import torch
 from test_trainer_data import build_tokens
 
 from pipelines.cli import main as crawlproc
@@ -20,13 +19,7 @@ COMMON = ["--preset", "tiny", "--max-steps", "4", "--eval-interval", "2", "--eva
           "--device", "cpu", "--no-export", "--sample-tokens", "0"]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """One intra-op thread: on a busy shared CPU, two spinning threads are ~10x slower than one."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
