@@ -6,14 +6,13 @@ import glob
 import hashlib
 import os
 from dataclasses import dataclass, field
-from datetime import datetime, UTC
 from pathlib import Path
 
 import ray
 
 from crawlproc.recipe import Recipe
-from crawlproc.storage import Layout, atomic_write_json, clean_partials, warc_stem
-from pipelines.progress import Progress
+from crawlproc.storage import Layout, clean_partials, warc_stem
+from pipelines.file_tasks import run_per_file
 from pipelines.ray_runtime import init_ray
 
 
@@ -64,19 +63,8 @@ def stems_for(paths: list[str]) -> dict[str, str]:
 def _extract_task(path: str, out: str, recipe: Recipe, dump: str, stem: str) -> dict:
     from crawlproc.process import process_warc
 
-    return process_warc(path, out, recipe, dump=dump, stem=stem)
-
-
-def record_failure(layout: Layout, stem: str, file: str, error: str, attempts: int = 1) -> None:
-    atomic_write_json(
-        layout.snapshot / "_failed" / f"{stem}.json",
-        {"stem": stem, "file": file, "error": error, "attempts": attempts,
-         "at": datetime.now(UTC).isoformat(timespec="seconds")},
-    )
-
-
-def clear_failure(layout: Layout, stem: str) -> None:
-    (layout.snapshot / "_failed" / f"{stem}.json").unlink(missing_ok=True)
+    stats = process_warc(path, out, recipe, dump=dump, stem=stem)
+    return {"stats": stats, "error": stats.get("error"), "attempts": 1}
 
 
 def run_extract(
@@ -102,30 +90,17 @@ def run_extract(
     init_ray(address, recipe)
     task = _extract_task.options(num_cpus=recipe.ray.num_cpus_per_task, max_retries=recipe.ray.max_retries)
     recipe_ref = ray.put(recipe)
-    pending = {task.remote(p, out, recipe_ref, dump, stems[p]): p for p in todo}
-    bar = Progress(len(todo), f"extract {dump}") if progress else None
-    while pending:
-        ready, _ = ray.wait(list(pending), num_returns=1)
-        ref = ready[0]
-        path = pending.pop(ref)
-        stem = stems[path]
-        try:
-            stats = ray.get(ref)
-            error = stats.get("error")
-        except Exception as e:  # the task itself died after its retries
-            stats, error = None, f"{type(e).__name__}: {str(e).splitlines()[0][:300]}"
-        if error:
-            summary.failed[path] = error
-            record_failure(layout, stem, path, error)
+    outcomes = run_per_file(
+        todo, lambda p: task.remote(p, out, recipe_ref, dump, stems[p]), layout=layout, stem_of=stems.get,
+        file_of=str, label=f"extract {dump}", progress=progress, num_cpus_per_task=recipe.ray.num_cpus_per_task,
+    )
+    for o in outcomes:
+        if o.error:
+            summary.failed[o.item] = o.error
         else:
             summary.done += 1
-            clear_failure(layout, stem)
-        if stats:
-            summary.kept += stats["kept"]
-            summary.removed += stats["removed"]
-            summary.records += stats["records"]
-        if bar:
-            bar.update(stats, failed=bool(error))
-    if bar:
-        bar.close()
+        if o.stats:
+            summary.kept += o.stats["kept"]
+            summary.removed += o.stats["removed"]
+            summary.records += o.stats["records"]
     return summary

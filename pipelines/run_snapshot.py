@@ -29,8 +29,7 @@ from crawlproc.download import DownloadError, download_file, download_slot, host
 from crawlproc.listing import ListedFile, Listing, check_snapshot, https_base, read_listing
 from crawlproc.recipe import Recipe
 from crawlproc.storage import Layout, atomic_write_json, clean_partials
-from pipelines.extract_stage import clear_failure, record_failure
-from pipelines.progress import Progress
+from pipelines.file_tasks import clear_failure, run_per_file
 from pipelines.ray_runtime import init_ray
 
 
@@ -205,37 +204,19 @@ def _extract(todo: list[ListedFile], layout: Layout, recipe: Recipe, summary: Ru
         num_cpus=recipe.ray.num_cpus_per_task, max_retries=recipe.ray.max_retries, retry_exceptions=False
     )
     recipe_ref = ray.put(recipe)
-    # A bounded window of tasks in flight keeps the driver small for listings of ~100k files.
-    cpus = ray.cluster_resources().get("CPU", 1)
-    window = max(2, int(2 * cpus / max(recipe.ray.num_cpus_per_task, 0.01)))
-    queue = list(todo)
-    pending: dict = {}
-    bar = Progress(len(todo), f"run {layout.dump}") if progress else None
-    while queue or pending:
-        while queue and len(pending) < window:
-            f = queue.pop(0)
-            ref = task.remote(asdict(f), str(layout.root), recipe_ref, layout.dump, cache_dir, allowed)
-            pending[ref] = f
-        ready, _ = ray.wait(list(pending), num_returns=1)
-        f = pending.pop(ready[0])
-        try:
-            result = ray.get(ready[0])
-            error, stats, attempts = result["error"], result["stats"], result["attempts"]
-        except Exception as e:  # noqa: BLE001 -- the task died after its retries (worker killed, out of memory, a bug)
-            error, stats, attempts = f"{type(e).__name__}: {str(e).splitlines()[0][:300]}", None, 1
-        if error:
-            summary.failed[f.stem] = error
-            record_failure(layout, f.stem, f.path, error, attempts)
+    outcomes = run_per_file(
+        todo, lambda f: task.remote(asdict(f), str(layout.root), recipe_ref, layout.dump, cache_dir, allowed),
+        layout=layout, stem_of=lambda f: f.stem, file_of=lambda f: f.path, label=f"run {layout.dump}",
+        progress=progress, num_cpus_per_task=recipe.ray.num_cpus_per_task,
+    )
+    for o in outcomes:
+        if o.error:
+            summary.failed[o.stem] = o.error
         else:
             summary.done += 1
-            clear_failure(layout, f.stem)
-        if stats:
-            summary.kept += stats.get("kept", 0)
-            summary.removed += stats.get("removed", 0)
-        if bar:
-            bar.update(stats, failed=bool(error))
-    if bar:
-        bar.close()
+        if o.stats:
+            summary.kept += o.stats.get("kept", 0)
+            summary.removed += o.stats.get("removed", 0)
 
 
 def print_summary(summary: RunSummary, stream=None) -> None:

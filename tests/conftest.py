@@ -1,4 +1,4 @@
-"""Shared fixtures. Tests read fixtures from tests/data only (never ../shared)."""
+"""Shared fixtures. Tests read fixtures from tests/data only, never from outside the repository."""
 
 from __future__ import annotations
 

@@ -60,9 +60,11 @@ def main(args) -> int:
           f"-> {snap}/docs/, removed/ (with the reason), stats/")
     print(f"  dedup     {dedup.get('exact_duplicates', 0)} exact + {dedup.get('near_duplicates', 0)} near "
           f"duplicates removed, PII replaced -> {snap}/final/, {snap}/dedup/")
-    print(f"  tokenize  {tok.get('train_tokens')} train / {tok.get('val_tokens')} val tokens -> {tok.get('tokens_dir')}/")
-    print(f"  train     {train.get('step')} steps, val loss {train.get('val_loss')} -> {train.get('out')}/ "
-          f"(metrics.jsonl, loss.png, ckpt/, hf/)")
+    print(f"  tokenize  {tok.get('train_tokens') or 0:,} train / {tok.get('val_tokens') or 0:,} val tokens "
+          f"-> {tok.get('tokens_dir')}/")
+    val = train.get("val_loss")
+    print(f"  train     {train.get('step')} steps, val loss {val:.3f} -> {train.get('out')}/ "
+          f"(metrics.jsonl, loss.png, ckpt/, hf/)" if val is not None else "  train     no result")
     if samples:
         print(f"  sample    {samples!r}")
     print(f"  report    {report_path}")
