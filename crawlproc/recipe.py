@@ -307,6 +307,16 @@ def recipe_from_dict(data: dict) -> Recipe:
     return Recipe(**built)
 
 
+def recorded_recipe(path: str | Path) -> Recipe | None:
+    """The recipe a run recorded (<out>/<snapshot>/recipe.json), or None when there is none."""
+    p = Path(path)
+    if not p.is_file():
+        return None
+    import json
+
+    return recipe_from_dict(json.loads(p.read_text(encoding="utf-8")))
+
+
 def load_recipe(path: str | Path | None = None, overrides: dict | None = None) -> Recipe:
     """Load and validate a TOML recipe; None gives the default (FineWeb) recipe."""
     data: dict = {}

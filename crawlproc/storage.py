@@ -42,6 +42,11 @@ class Layout:
         ext = {"stats": "json", "_done": "json"}.get(kind, "parquet")
         return self.snapshot / kind / f"{stem}.{ext}"
 
+    @property
+    def recipe_path(self) -> Path:
+        """The recipe the snapshot was processed with (JSON), so `explain` can judge by the same thresholds."""
+        return self.snapshot / "recipe.json"
+
     def done_stems(self) -> set[str]:
         d = self.snapshot / "_done"
         return {p.stem for p in d.glob("*.json")} if d.is_dir() else set()

@@ -16,7 +16,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from crawlproc.recipe import Recipe, load_recipe
+from crawlproc.recipe import Recipe, load_recipe, recorded_recipe
+from crawlproc.storage import Layout
 
 KINDS = ("removed", "docs", "final")  # removed first: its text is what the removing stage saw
 _UUID = re.compile(r"^(urn:uuid:)?[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$", re.IGNORECASE)
@@ -198,9 +199,11 @@ def _doc_summary(row: dict) -> dict:
 
 
 def explain_document(out: str | Path, query: str, recipe: Recipe | None = None) -> dict:
-    """Explain every document matching `query` (an id or a URL): {"query", "matches": [...], "problems"}."""
+    """Explain every document matching `query` (an id or a URL): {"query", "matches": [...], "problems"}.
+
+    Without `recipe`, each snapshot is judged by the recipe its run recorded (<snapshot>/recipe.json), else by
+    the default (FineWeb) recipe."""
     out = Path(out)
-    recipe = recipe or load_recipe(None)
     hits, problems = find_document(out, query)
     by_id: dict[tuple[str, str], list[dict]] = {}
     for h in hits:
@@ -212,9 +215,13 @@ def explain_document(out: str | Path, query: str, recipe: Recipe | None = None) 
                 dd = _duplicates(out, doc_id, snap.name, problems)
                 if dd:
                     by_id[(snap.name, doc_id)] = []
-    matches = [_explain_one(out, snapshot, doc_id, found, recipe, problems)
+    matches = [_explain_one(out, snapshot, doc_id, found, recipe or _run_recipe(out, snapshot), problems)
                for (snapshot, doc_id), found in by_id.items()]
     return {"query": query, "out": str(out), "matches": matches, "problems": problems}
+
+
+def _run_recipe(out: Path, snapshot: str) -> Recipe:
+    return recorded_recipe(Layout(out, snapshot).recipe_path) or load_recipe(None)
 
 
 def _explain_one(out: Path, snapshot: str, doc_id: str, found: list[dict], recipe: Recipe,

@@ -11,7 +11,7 @@ from pathlib import Path
 import ray
 
 from crawlproc.recipe import Recipe
-from crawlproc.storage import Layout, clean_partials, warc_stem
+from crawlproc.storage import Layout, atomic_write_json, clean_partials, warc_stem
 from pipelines.file_tasks import run_per_file
 from pipelines.ray_runtime import init_ray
 
@@ -80,6 +80,7 @@ def run_extract(
     layout = Layout(out, dump)
     layout.snapshot.mkdir(parents=True, exist_ok=True)
     clean_partials(layout.snapshot)
+    atomic_write_json(layout.recipe_path, recipe.to_dict())
     stems = stems_for(inputs)
     done = layout.done_stems()
     todo = [p for p in inputs if stems[p] not in done]

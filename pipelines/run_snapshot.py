@@ -167,6 +167,7 @@ def run_snapshot(
     layout = Layout(out, snapshot)
     layout.snapshot.mkdir(parents=True, exist_ok=True)
     clean_partials(layout.snapshot)  # a crashed writer's temporary files are never counted
+    atomic_write_json(layout.recipe_path, recipe.to_dict())
 
     listing = read_listing(snapshot, recipe.download, base_url=base_url)
     selected = listing.files[:limit] if limit is not None else listing.files

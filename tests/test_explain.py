@@ -213,3 +213,20 @@ def test_damaged_file_is_reported_and_skipped(out, tmp_path):
     res = explain_document(copy, uid("kept"))
     assert res["matches"][0]["verdict"] == "kept"
     assert any("torn.parquet: unreadable Parquet" in p for p in res["problems"])
+
+
+def test_the_recipe_the_run_recorded_is_used(out, tmp_path):
+    """A run records its recipe; explain judges by it unless --recipe says otherwise."""
+    import shutil
+
+    from crawlproc.recipe import recipe_from_dict
+    from crawlproc.storage import Layout, atomic_write_json
+
+    copy = tmp_path / "out"
+    shutil.copytree(out, copy)
+    lenient = recipe_from_dict({"gopher_quality": {"min_doc_words": 5}})
+    atomic_write_json(Layout(copy, SNAP).recipe_path, lenient.to_dict())
+    (m,) = explain_document(copy, uid("stub"))["matches"]
+    assert m["recomputed_agrees"] is False  # judged by the recorded, lenient recipe
+    (m,) = explain_document(copy, uid("stub"), load_recipe(None))["matches"]
+    assert m["recomputed_agrees"] is True

@@ -158,3 +158,10 @@ def test_a_file_does_not_depend_on_what_the_worker_processed_before(tmp_path, da
     ta = pq.read_table(Layout(tmp_path / "a", "X").path("docs", "dolma_sample-0001"))
     tb = pq.read_table(Layout(tmp_path / "b", "X").path("docs", "dolma_sample-0001"))
     assert ta.equals(tb)
+
+
+def test_the_run_records_its_recipe(extracted):
+    from crawlproc.recipe import recorded_recipe
+
+    out, _ = extracted
+    assert recorded_recipe(Layout(out, "CC-MAIN-TEST").recipe_path) == Recipe()

@@ -17,7 +17,7 @@ def register(subparsers) -> None:
     )
     p.add_argument("query", help="the document's id (WARC-Record-ID) or URL")
     p.add_argument("--out", required=True, help="the pipeline's output root")
-    p.add_argument("--recipe", default=None, help="the recipe TOML the run used (default: the FineWeb recipe)")
+    p.add_argument("--recipe", default=None, help="judge by this recipe TOML (default: the recipe the run recorded in <snapshot>/recipe.json, else FineWeb's)")
     p.add_argument("--json", action="store_true", help="print the explanation as JSON")
     p.set_defaults(func=run)
 
@@ -31,7 +31,7 @@ def run(args) -> int:
         print(f"crawlproc explain: output folder {out} does not exist", file=sys.stderr)
         return 2
     try:
-        recipe = load_recipe(args.recipe)
+        recipe = load_recipe(args.recipe) if args.recipe else None
     except RecipeError as e:
         print(f"crawlproc explain: {e}", file=sys.stderr)
         return 2
