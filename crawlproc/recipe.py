@@ -8,6 +8,7 @@ error that names the key and the reason.
 from __future__ import annotations
 
 import dataclasses
+import json
 import tomllib
 import types
 import typing
@@ -312,8 +313,6 @@ def recorded_recipe(path: str | Path) -> Recipe | None:
     p = Path(path)
     if not p.is_file():
         return None
-    import json
-
     return recipe_from_dict(json.loads(p.read_text(encoding="utf-8")))
 
 

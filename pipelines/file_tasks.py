@@ -6,6 +6,7 @@ file's failure in `_failed/<stem>.json` (cleared when it later succeeds), and sh
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -54,12 +55,12 @@ def run_per_file(
     """
     cpus = ray.cluster_resources().get("CPU", 1)
     window = max(2, int(2 * cpus / max(num_cpus_per_task, 0.01)))
-    queue = list(items)
+    queue = deque(items)  # popleft: O(1) per file, also for listings of ~100k files
     pending: dict = {}
     bar = Progress(len(items), label) if progress else None
     while queue or pending:
         while queue and len(pending) < window:
-            item = queue.pop(0)
+            item = queue.popleft()
             pending[submit(item)] = item
         ready, _ = ray.wait(list(pending), num_returns=1)
         item = pending.pop(ready[0])
