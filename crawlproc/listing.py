@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 
 from crawlproc.download import UnsafePathError, fetch_bytes, host_of, safe_relpath
 from crawlproc.recipe import DownloadConfig
-from crawlproc.storage import warc_stem
+from crawlproc.layout import warc_stem
 
 # Common Crawl's public bucket and its HTTPS front door: s3://commoncrawl/<key> == https://data.commoncrawl.org/<key>
 CC_BUCKET = "commoncrawl"
