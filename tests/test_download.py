@@ -347,26 +347,27 @@ def test_headers_dripping_a_byte_at_a_time_are_cut_at_the_attempt_deadline(tmp_p
     assert len(sent) == 2 and max(sent) < 40, sent  # each attempt was stopped after a few bytes
 
 
-def test_a_redirect_to_another_port_of_the_same_host_is_refused(server, tmp_path, data_dir):
-    other_root = tmp_path / "other"
-    (other_root / "w").mkdir(parents=True)
-    (other_root / "w" / WARC).write_bytes(_source(data_dir))
-    with MiniCCServer(other_root) as other:
+@pytest.fixture
+def other_port(server, data_dir, tmp_path):
+    """A second server on another port of the same host; `server` redirects the WARC there."""
+    root = tmp_path / "other"
+    (root / "w").mkdir(parents=True)
+    (root / "w" / WARC).write_bytes(_source(data_dir))
+    with MiniCCServer(root) as other:
         server.add_fault(f"w/{WARC}", Fault("redirect", location=f"{other.base_url}/w/{WARC}"))
-        with pytest.raises(DownloadError) as e:
-            _get(server, tmp_path, allowed_hosts={"127.0.0.1"})
-        assert e.value.permanent and "not allowed" in str(e.value)
-        assert not other.requests  # never asked
+        yield other
 
 
-def test_an_allowed_host_with_its_port_may_be_redirected_to(server, tmp_path, data_dir):
-    other_root = tmp_path / "other"
-    (other_root / "w").mkdir(parents=True)
-    (other_root / "w" / WARC).write_bytes(_source(data_dir))
-    with MiniCCServer(other_root) as other:
-        server.add_fault(f"w/{WARC}", Fault("redirect", location=f"{other.base_url}/w/{WARC}"))
-        r = _get(server, tmp_path, allowed_hosts={f"127.0.0.1:{other.server_address[1]}"})
-        assert r.path.read_bytes() == _source(data_dir)
+def test_a_redirect_to_another_port_of_the_same_host_is_refused(server, other_port, tmp_path):
+    with pytest.raises(DownloadError) as e:
+        _get(server, tmp_path, allowed_hosts={"127.0.0.1"})
+    assert e.value.permanent and "not allowed" in str(e.value)
+    assert not other_port.requests  # never asked
+
+
+def test_an_allowed_host_with_its_port_may_be_redirected_to(server, other_port, tmp_path, data_dir):
+    r = _get(server, tmp_path, allowed_hosts={f"127.0.0.1:{other_port.server_address[1]}"})
+    assert r.path.read_bytes() == _source(data_dir)
 
 
 def test_max_bytes_refuses_a_larger_file_at_once(server, tmp_path):
