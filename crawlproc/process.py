@@ -152,7 +152,8 @@ def process_warc(
 
     try:
         records = iter_html_records(
-            source, counts, recipe.input.max_payload_bytes, html_only=recipe.input.html_only
+            source, counts, recipe.input.max_payload_bytes, html_only=recipe.input.html_only,
+            max_skip_bytes=getattr(recipe.input, "max_skip_bytes", 0) or None,
         )
         t_read = time.perf_counter()
         for rec in records:
@@ -202,6 +203,7 @@ def process_warc(
         "content_fingerprint": content_fp,
         "records": counts.records,
         "responses": counts.responses,
+        "decompressed_bytes": counts.decompressed_bytes,
         "skipped": dict(counts.skipped),
         "stages": {s: {"in": stage_in[s], "removed": stage_removed[s]} for s in STAGES},
         "removed_reasons": dict(reasons),

@@ -21,8 +21,7 @@ from crawlproc.fetch import fetch_and_extract
 from crawlproc.fingerprint import digest
 from crawlproc.inputs import Candidate
 from crawlproc.layout import Layout, Snapshot, now_iso
-from crawlproc.listing import ListedFile, Listing, check_snapshot, https_base, read_listing
-from crawlproc.download import host_of
+from crawlproc.listing import ListedFile, Listing, check_snapshot, read_listing
 from crawlproc.lock import hold
 from crawlproc.recipe import Recipe
 from crawlproc.storage import normalize, storage_for
@@ -89,8 +88,8 @@ def run_snapshot(
         layout.storage.write_json(snap.listing_uri, _listing_record(listing, selected, base_url, limit))
         summary = RunSummary(snapshot, layout.root, files=len(selected), listed=len(selected),
                              listed_total=len(listing.files), rejected=[asdict(r) for r in listing.rejected])
-        allowed = sorted({host_of(https_base(base_url, recipe.download.s3))}
-                         | {h.lower() for h in recipe.download.allowed_hosts})
+        # the base URL's own origin is always allowed (crawlproc.download.allowed_origin)
+        allowed = sorted(h.lower() for h in recipe.download.allowed_hosts)
         candidates = [Candidate(source=f.path, name=f.stem, input_fp=listed_fingerprint(f), extra=asdict(f))
                       for f in selected]
         extract_snapshot(snap, candidates, recipe, fetch_and_extract, lambda p: (p.candidate.extra, p.stem),

@@ -28,6 +28,7 @@ def ray_local():
     os.environ.setdefault("RAY_DEDUP_LOGS", "0")
     if not ray.is_initialized():
         ray.init(
+            address="local",  # a private instance, whatever cluster Ray's temp dir names
             num_cpus=2,
             object_store_memory=256 * 1024 * 1024,
             include_dashboard=False,

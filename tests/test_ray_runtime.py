@@ -280,7 +280,6 @@ def test_train_on_an_unreachable_cluster_exits_2_with_the_message(short_tmp, tmp
     assert_clear_failure(proc, address, "nothing accepts connections there")
 
 
-@pytest.mark.xfail(strict=True, reason="pipelines/cli.py must turn RayConnectError into exit 2 (notes/h7.md)")
 def test_extract_on_an_unreachable_cluster_exits_2_with_the_message(short_tmp, tmp_path):
     address = f"ray://127.0.0.1:{free_port()}"
     proc = extract(tmp_path / "out", clean_env(tmp_path / "home", short_tmp()), "--address", address)

@@ -90,7 +90,7 @@ def test_trains_on_the_tokenize_stage_output(ray_local, tmp_path):
     final.mkdir(parents=True)
     pq.write_table(docs_table(rows), final / "a.parquet")
     (tmp_path / "SNAP" / "dedup").mkdir()
-    (tmp_path / "SNAP" / "dedup" / "_done.json").write_text('{"documents": %d}' % len(rows))  # as dedup ends
+    (tmp_path / "SNAP" / "dedup" / "_done.json").write_text(f'{{"documents": {len(rows)}}}')  # as dedup ends
     cfg = TokenizeConfig(name="bpe", vocab_size=400, sample_bytes=1_000_000, shard_tokens=20_000,
                          val_fraction=0.2)
     stage.run_tokenize(str(tmp_path), Recipe(tokenize=cfg), ["SNAP"], progress=False, log=lambda *_: None)
