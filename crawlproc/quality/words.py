@@ -15,8 +15,11 @@ from __future__ import annotations
 import re
 import string
 import unicodedata
+from bisect import bisect_left
+from collections.abc import Iterator
 from functools import lru_cache
-from itertools import chain
+from heapq import merge
+from itertools import accumulate, chain
 
 import regex
 
@@ -111,13 +114,21 @@ def _tail_start(chunk: str, tail: str) -> int:
     return i
 
 
-def _domain_spans(chunk: str) -> list[tuple[int, int, int]]:
-    """(first, last, body): a URL of the form "example.com/..." can start at a position in [first, last) and
-    its path begins at `body`. Such a domain runs to the "/" that ends its run of word characters, dots and
-    hyphens, has no "..", and its last label is 2-6 lowercase letters; every start inside one run shares that
-    end, so one pass finds them all (the regex alone would rescan the run from every start)."""
-    spans = []
-    for m in _HOST_RUN.finditer(chunk):
+def _prefix_starts(chunk: str, prefix: str, after: int) -> Iterator[int]:
+    """Where `prefix` occurs in the chunk, from position `after` on."""
+    s = chunk.find(prefix, max(after, 0))
+    while s >= 0:
+        yield s
+        s = chunk.find(prefix, s + 1)
+
+
+def _domain_starts(chunk: str, after: int, starts: list[int]) -> Iterator[int]:
+    """Token starts where a URL of the form "example.com/..." may begin, its path after `after`.
+
+    Such a domain runs to the "/" that ends its run of word characters, dots and hyphens, has no "..", and
+    its last label is 2-6 lowercase letters: every start inside one run shares that end, so each run is
+    looked at once (the regex alone rescanned the run from every start)."""
+    for m in _HOST_RUN.finditer(chunk, after + 1):
         a, b = m.span()
         if b >= len(chunk) or chunk[b] != "/":
             continue
@@ -126,33 +137,29 @@ def _domain_spans(chunk: str) -> list[tuple[int, int, int]]:
         if dot <= 0 or _TLD.fullmatch(run, dot + 1) is None:
             continue
         double = run.rfind("..")
-        spans.append((a + double + 2 if double >= 0 else a, a + dot, b + 1))
-    return spans
+        first, last = (a + double + 2 if double >= 0 else a), a + dot
+        yield from starts[bisect_left(starts, first):bisect_left(starts, last)]
 
 
 def _url_tokens(chunk: str) -> list[str]:
-    """Tokens of a chunk that may hold a URL: TOKEN_RE's, up to the first token start where URL_RE matches.
+    """Tokens of a chunk that may hold a URL: TOKEN_RE's, but from the first token start where URL_RE
+    matches, that URL and the punctuation after it.
 
-    A URL can only start where its body, up to the trailing punctuation, holds none of its excluded
-    characters (last_host, last_path), after a prefix that fits (http://, https://, www., a domain)."""
+    TOKEN_RE's tokens tile the chunk (its last branch takes any character), so their starts are the running
+    sums of their lengths. A URL ends the chunk (but for trailing punctuation), so it can only start after
+    the last character its body excludes (last_host, last_path), with a prefix that fits: http://, https://,
+    www. or a domain. Only those starts are tried, in order."""
+    tokens = TOKEN_RE.findall(chunk)
+    starts = list(accumulate(map(len, tokens), initial=0))
     last_host = max(chunk.rfind(c, 0, _tail_start(chunk, _TAIL_HOST)) for c in '<>"/')
     last_path = max(chunk.rfind(c, 0, _tail_start(chunk, _TAIL_PATH)) for c in '<>"')
-    spans = _domain_spans(chunk)
-    span = 0
-    tokens = []
-    for m in TOKEN_RE.finditer(chunk):
-        s = m.start()
-        prefix = next((p for p in _HOST_PREFIXES if chunk.startswith(p, s)), None)
-        while span < len(spans) and spans[span][1] <= s:
-            span += 1
-        maybe = prefix is not None and (last_host < s + len(prefix) or last_path < s + len(prefix))
-        if not maybe and span < len(spans) and spans[span][0] <= s:
-            maybe = last_path < spans[span][2]
-        if maybe and (url := URL_RE.match(chunk, s)) is not None:
-            tokens.append(url.group())
-            tokens.extend(TOKEN_RE.findall(chunk, url.end()))
-            return tokens
-        tokens.append(m.group())
+    after = min(last_host, last_path) - len("https://") + 1
+    candidates = merge(*(_prefix_starts(chunk, p, after) for p in _HOST_PREFIXES),
+                       _domain_starts(chunk, last_path, starts))
+    for s in candidates:
+        i = bisect_left(starts, s)
+        if i < len(tokens) and starts[i] == s and (url := URL_RE.match(chunk, s)) is not None:
+            return [*tokens[:i], url.group(), *TOKEN_RE.findall(chunk, url.end())]
     return tokens
 
 
