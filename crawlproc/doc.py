@@ -8,6 +8,7 @@ from collections.abc import Callable
 from crawlproc.quality.words import split_words
 
 PARAGRAPH_SPLIT = re.compile(r"\n{2,}")
+_MISSING = object()
 
 
 class Doc:
@@ -42,10 +43,10 @@ class Doc:
     def memo(self, key: str, compute: Callable[[], object]):
         """A value derived from the current text, computed on first use. Filters name their own keys after
         themselves ("gopher_repetition.lines") unless they mean to share."""
-        memo = self._memo
-        if key not in memo:
-            memo[key] = compute()
-        return memo[key]
+        value = self._memo.get(key, _MISSING)
+        if value is _MISSING:
+            value = self._memo[key] = compute()
+        return value
 
     @property
     def words(self) -> list[str]:

@@ -12,6 +12,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from crawlproc import steps
+from crawlproc.quality.gopher_repetition import GopherRepetition
 from crawlproc.recipe import load_recipe
 from crawlproc.schema import REMOVED_SCHEMA, docs_table
 from crawlproc.storage import atomic_write_json, atomic_write_table
@@ -21,9 +23,6 @@ from pipelines.explain import explain_document, format_explanation, query_keys
 SNAP, SNAP2 = "CC-MAIN-2024-10", "CC-MAIN-2024-18"
 CLUSTER = 4_294_967_298  # dedup's cluster ids are node numbers: file_no << 32 | row
 STEM = "CC-MAIN-20240221-00000"
-
-from crawlproc import steps
-from crawlproc.quality.gopher_repetition import GopherRepetition
 
 
 def uid(name: str) -> str:

@@ -132,7 +132,7 @@ class Filter:
         cfg = self.cfg
         values: dict[str, float] = {}
         for a in self.active:
-            if isinstance(a, Rule):
+            if a.__class__ is Rule:
                 if a.applies(doc, cfg):
                     return Verdict(a.reason, doc.text, values)
                 continue
@@ -140,7 +140,7 @@ class Filter:
             if value is None:
                 continue
             values[a.statistic] = value
-            if a.fails(value, a.threshold) and not (a.unless is not None and a.unless(value, cfg)):
+            if a.fails(value, a.threshold) and (a.unless is None or not a.unless(value, cfg)):
                 return Verdict(a.statistic, doc.text, values)
         return Verdict(None, doc.text, values)
 
