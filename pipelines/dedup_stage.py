@@ -32,7 +32,8 @@ from crawlproc.minhash import FINGERPRINT_KEY, MinHasher, signature_fingerprint,
 from crawlproc.pii import PiiAnonymizer
 from crawlproc.recipe import Recipe
 from crawlproc.schema import DOC_SCHEMA, conform
-from crawlproc.storage import Layout, atomic_write_json, atomic_write_table, clean_partials
+from crawlproc.layout import Layout
+from crawlproc.storage import atomic_write_json, atomic_write_table, default_storage
 
 STEPS = ("signatures", "shuffle", "edges", "components", "finalize")
 SHUFFLE_SCHEMA = pa.schema([("key", pa.uint64()), ("node", pa.int64()), ("kind", pa.int8())])
@@ -310,7 +311,7 @@ def _gather(refs: list) -> list:
 
 def _find_duplicates(out, snapshot, recipe, files, stems, work, index_root, earlier, step):
     """Steps 1-4: signatures, shuffle, edges, components; returns (documents per file, cluster stats)."""
-    layout = Layout(out, snapshot)
+    layout = Layout(str(out)).snapshot(snapshot)
     t = time.monotonic()
     task = _remote(compute_signatures, recipe)
     counts = _gather([task.remote(str(f), str(layout.path("signatures", s)), recipe) for f, s in zip(files, stems)])
@@ -353,11 +354,18 @@ def run_dedup(
 
         init_ray(None, recipe)
     t0 = time.monotonic()
-    layout = Layout(out, snapshot)
-    dedup_dir = layout.snapshot / "dedup"
+    layout = Layout(str(out)).snapshot(snapshot)
+    snap_dir = Path(layout.uri)
+    dedup_dir = snap_dir / "dedup"
     work = dedup_dir / "work"
-    input_dir = Path(input_dir) if input_dir else layout.snapshot / "docs"
-    files = sorted(input_dir.glob("*.parquet"))
+    extracted = None  # {stem: extract marker fingerprint}: what this dedup is of (tokenize checks it)
+    if input_dir:
+        input_dir = Path(input_dir)
+        files = sorted(input_dir.glob("*.parquet"))
+    else:  # only files whose extract is done: a failed file's partial output is not an input
+        input_dir = snap_dir / "docs"
+        extracted = layout.markers.done()
+        files = [input_dir / f"{stem}.parquet" for stem in sorted(extracted)]
     if not files:
         raise DedupError(f"no Parquet documents in {input_dir}")
     stems = [f.name[: -len(".parquet")] for f in files]
@@ -368,20 +376,20 @@ def run_dedup(
         "input_dir": str(input_dir.resolve()), "stems": stems, "sizes": [f.stat().st_size for f in files],
         "minhash": asdict(recipe.minhash), "enabled": recipe.dedup.enabled,
         "exact": recipe.dedup.exact, "scope": recipe.dedup.scope, "num_partitions": recipe.dedup.num_partitions,
-        "earlier": [p for _, p in earlier], "pii": asdict(recipe.pii),
+        "earlier": [p for _, p in earlier], "pii": asdict(recipe.pii), "inputs": extracted,
     }
     plan_path = dedup_dir / "plan.json"
     old_plan = json.loads(plan_path.read_text()) if plan_path.is_file() else None
     if force or old_plan != plan:
         # Another input or recipe: nothing downstream of the signatures may be reused.
-        for d in (dedup_dir, layout.snapshot / "final", index_root / snapshot):
+        for d in (dedup_dir, snap_dir / "final", index_root / snapshot):
             shutil.rmtree(d, ignore_errors=True)
         atomic_write_json(plan_path, plan)
     elif (dedup_dir / "_done.json").is_file():
         log(f"dedup: {snapshot} already done (use --force to redo)")
         return json.loads((dedup_dir / "summary.json").read_text())
-    for d in (dedup_dir, layout.snapshot / "signatures", layout.snapshot / "final"):
-        clean_partials(d)
+    for d in (dedup_dir, snap_dir / "signatures", snap_dir / "final"):
+        default_storage().clean_partials(str(d))
     seconds = {}
 
     def step(name: str, t: float) -> None:
@@ -430,5 +438,5 @@ def run_dedup(
     shutil.rmtree(work / "shuffle", ignore_errors=True)  # the index keeps what later snapshots need
     atomic_write_json(dedup_dir / "_done.json",
                       {"snapshot": snapshot, "documents": summary["documents"], "kept": summary["kept"],
-                       "finished_at": datetime.now(UTC).isoformat()})
+                       "inputs": extracted, "finished_at": datetime.now(UTC).isoformat()})
     return summary

@@ -8,6 +8,9 @@ import gzip
 import json
 import random
 import shutil
+import socket
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -285,7 +288,9 @@ def test_rerun_after_crash_gives_the_same_survivors(articles, tmp_path, ray_loca
     run_dedup(out, "S", small_recipe(), input_dir=tmp_path / "in", log=lambda m: None)
     (out / "S" / "dedup" / "_done.json").unlink()
     (out / "S" / "final" / "file-001.parquet").unlink()
-    (out / "S" / "final" / ".file-001.parquet.deadbeef.tmp").write_bytes(b"partial")
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()  # the crashed writer's pid: it no longer exists
+    (out / "S" / "final" / f".file-001.parquet.{socket.gethostname()}-{dead.pid}-deadbeef.tmp").write_bytes(b"partial")
     again = run_dedup(out, "S", small_recipe(), input_dir=tmp_path / "in", log=lambda m: None)
     assert read_ids(out / "S" / "final") == expected
     assert again["kept"] == clean["kept"]
@@ -356,13 +361,14 @@ def test_signatures_written_elsewhere_are_reused_stale_ones_recomputed(articles,
 
     docs = [(f"<r{i}>", articles[i]) for i in range(6)] + [("<r6>", articles[2])]
     write_docs(tmp_path / "out" / "R" / "docs", docs, "R", n_files=1)
+    docs_dir = tmp_path / "out" / "R" / "docs"  # a foreign folder of documents (no extract markers)
     sig_path = tmp_path / "out" / "R" / "signatures" / "file-000.parquet"
     # As the extract task would write it, with the texts in memory.
     atomic_write_table(sig_path, signature_table([i for i, _ in docs], [t for _, t in docs]))
     before = sig_path.stat().st_mtime_ns
-    summary = run_dedup(tmp_path / "out", "R", small_recipe(), log=lambda m: None)
+    summary = run_dedup(tmp_path / "out", "R", small_recipe(), input_dir=docs_dir, log=lambda m: None)
     assert summary["kept"] == 6 and sig_path.stat().st_mtime_ns == before
     # A signatures file from other settings (or another docs file) is recomputed, not trusted.
     atomic_write_table(sig_path, signature_table(["x"], [articles[0]]))
-    summary = run_dedup(tmp_path / "out", "R", small_recipe(), force=True, log=lambda m: None)
+    summary = run_dedup(tmp_path / "out", "R", small_recipe(), input_dir=docs_dir, force=True, log=lambda m: None)
     assert summary["kept"] == 6 and pq.read_table(sig_path).num_rows == 7

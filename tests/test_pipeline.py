@@ -24,7 +24,8 @@ from crawlproc.doc import Doc
 from crawlproc.pipeline import ExtractPipeline, LanguageStep
 from crawlproc.process import process_warc
 from crawlproc.recipe import Recipe, RecipeError, recipe_from_dict
-from crawlproc.storage import Layout, atomic_write_json
+from crawlproc.layout import Layout
+from crawlproc.storage import atomic_write_json
 from pipelines.explain import explain_document, format_explanation
 from pipelines.report.collect import collect_report
 
@@ -63,15 +64,15 @@ def test_a_plugin_filter_runs_in_a_real_extract_and_shows_everywhere(plugins_imp
     assert digit["in"] == plain["kept"] and digit["removed"] >= 1
     assert stats["kept"] == plain["kept"] - digit["removed"]
     assert stats["removed_reasons"]["digit_ratio:digit_ratio"] == digit["removed"]
-    layout = Layout(tmp_path / "plugin", "X")
-    removed = [r for r in pq.read_table(layout.path("removed", "dolma_sample-0000")).to_pylist()
+    snap = Layout(str(tmp_path / "plugin")).snapshot("X")
+    removed = [r for r in pq.read_table(snap.path("removed", "dolma_sample-0000")).to_pylist()
                if r["removed_by"] == "digit_ratio"]
     assert len(removed) == digit["removed"] and {r["removed_reason"] for r in removed} == {"digit_ratio"}
     for r in removed:  # removed for the reason it states
         assert sum(c.isdigit() for c in r["text"]) / len(r["text"]) > 0.015
 
     # explain judges by the recipe the run recorded, which names the plugin
-    atomic_write_json(layout.recipe_path, recipe.to_dict())
+    atomic_write_json(snap.recipe_uri, recipe.to_dict())
     (m,) = explain_document(tmp_path / "plugin", removed[0]["id"])["matches"]
     assert (m["stage"], m["reason"], m["recomputed_agrees"]) == ("digit_ratio", "digit_ratio", True)
     (value,) = m["checks"][0]["values"]
@@ -224,4 +225,5 @@ def test_multi_megabyte_adversarial_text_stays_linear(unit, size):
 def test_stats_name_every_step_of_the_recipe(tmp_path, data_dir):
     stats = process_warc(data_dir / "warc" / "warcio_example.warc.gz", tmp_path, Recipe(), dump="X")
     assert list(stats["stages"]) == steps.stage_names()
-    assert json.loads((Layout(tmp_path, "X").path("stats", "warcio_example")).read_text())["stages"] == stats["stages"]
+    stats_file = Path(Layout(str(tmp_path)).snapshot("X").path("stats", "warcio_example"))
+    assert json.loads(stats_file.read_text())["stages"] == stats["stages"]
