@@ -83,16 +83,6 @@ def not_above(section, name: str, high: float, why: str = "") -> None:
     require(v is None or v <= high, name, f"must be <= {high}{why}, got {v!r}")
 
 
-_SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
-
-
-def path_segment(section, name: str) -> None:
-    """The field names a folder: one safe path segment (no '/', '..', leading dot, at most 100 characters)."""
-    v = getattr(section, name)
-    require(_SAFE_NAME.fullmatch(v) is not None and ".." not in v, name,
-            f"must be a plain folder name (letters, digits, '.', '_', '-'; no '/', '..' or leading dot), got {v!r}")
-
-
 # --- TOML table -> section --------------------------------------------------------------------------------
 
 def _type_ok(value, hint) -> bool:

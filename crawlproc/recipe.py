@@ -25,9 +25,9 @@ from crawlproc.config import (
     build_section,
     fraction,
     one_of,
-    path_segment,
     require,
 )
+from crawlproc.layout import LayoutError, check_name
 
 __all__ = ["RecipeError", "Recipe", "load_recipe", "recipe_from_dict", "recorded_recipe"]
 
@@ -205,7 +205,10 @@ class TokenizeConfig(Section):
     source: str = "final"  # "final": after dedup and PII; "docs": the filtered documents (recipes without dedup)
 
     def check(self):
-        path_segment(self, "name")
+        try:
+            check_name(self.name, "tokenize.name")  # the layout's rule for a folder name under --out
+        except LayoutError as e:
+            raise RecipeError("name", str(e)) from None
         require(257 <= self.vocab_size <= 1 << 20, "vocab_size",
                 f"must be in 257..{1 << 20} (above the byte alphabet), got {self.vocab_size}")
         above(self, 0, "sample_bytes", "shard_tokens", "max_doc_chars")
