@@ -156,7 +156,7 @@ class DownloadConfig(Section):
     backoff_s: float = 1.0
     max_backoff_s: float = 60.0
     timeout_s: float = 60.0  # per read: a stalled connection fails after this long
-    deadline_s: float = 600.0  # per attempt, in all: a server dripping bytes cannot hold a download forever
+    deadline_s: float | None = None  # per attempt (None: 10 read timeouts): a drip cannot hold a download forever
     cache_dir: str = ""  # keep downloaded WARCs here for reuse; "" = delete after processing
     s3: str = "https"  # s3:// base URLs: "https" = Common Crawl's HTTPS endpoint, "pyarrow" = pyarrow.fs S3
 
@@ -168,7 +168,8 @@ class DownloadConfig(Section):
         at_least(self, 0, "retries", "backoff_s")
         require(self.max_backoff_s >= self.backoff_s, "max_backoff_s",
                 f"must be >= backoff_s ({self.backoff_s}), got {self.max_backoff_s}")
-        above(self, 0, "timeout_s", "deadline_s")
+        above(self, 0, "timeout_s")
+        require(self.deadline_s is None or self.deadline_s > 0, "deadline_s", f"must be > 0, got {self.deadline_s!r}")
 
 
 @dataclass
