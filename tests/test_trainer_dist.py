@@ -54,15 +54,33 @@ def test_cli_reports_bad_input_clearly(tmp_path, capsys):
     assert "manifest.json" in capsys.readouterr().err
 
 
-def test_torchrun_two_processes_match_one(tokens, single, tmp_path):
-    run = tmp_path / "ddp"
+def torchrun(args: list[str]) -> subprocess.CompletedProcess:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-           "-m", "trainer.train", "--tokens", str(tokens), "--out", str(run), "--batch-size", "2", *COMMON]
+           "-m", "trainer.train", *args]
     proc = subprocess.run(cmd, check=False, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc
+
+
+def test_torchrun_two_processes_match_one(tokens, single, tmp_path):
+    run = tmp_path / "ddp"
+    proc = torchrun(["--tokens", str(tokens), "--out", str(run), "--batch-size", "2", *COMMON])
     assert "tok/s" in proc.stdout and "loss" in proc.stdout
     assert_same_run(run, single)
+
+
+def test_ddp_resume_with_dropout_is_bit_exact(tokens, tmp_path):
+    """Each rank draws its own dropout masks and saves and restores its own RNG state (issue 11, item 9):
+    restoring rank 0's state on every rank would give rank 1 rank 0's masks after the resume."""
+    args = ["--tokens", str(tokens), "--batch-size", "2", "--preset", "tiny", "--lr", "3e-3", "--device", "cpu",
+            "--no-export", "--sample-tokens", "0", "--eval-interval", "2", "--eval-iters", "1", "--dropout", "0.2",
+            "--decay-steps", "4", "--warmup-steps", "1"]
+    torchrun([*args, "--out", str(tmp_path / "whole"), "--max-steps", "4"])
+    torchrun([*args, "--out", str(tmp_path / "split"), "--max-steps", "2"])
+    torchrun([*args, "--out", str(tmp_path / "split"), "--max-steps", "4", "--resume"])
+    (whole, _), (split, _) = losses(tmp_path / "whole"), losses(tmp_path / "split")
+    assert len(split) == 4 and split == whole  # exactly equal floats, not approximately
 
 
 @pytest.mark.slow  # ~40 s, nearly all of it Ray Train starting its controller and two worker processes
