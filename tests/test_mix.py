@@ -275,3 +275,13 @@ def test_trainer_reads_a_mix_and_records_it(ray_local, sources, tmp_path):
     assert config["tokens"]["mix"]["sources"][0]["realized"] == manifest["mix"]["sources"][0]["realized"]
     assert pq.read_table(tmp_path / "tokens" / "m" / manifest["shards"][0]["file"]).column_names == \
         ["id", "tokens", "source", "copy"]
+    # `crawlproc report` shows the mix: sources, weights, realized tokens
+    from pipelines.report import write_report
+
+    path, data = write_report(tmp_path, train_runs=[run])
+    (ts,) = data["tokens"]
+    assert ts["mix"]["digest"] == manifest["mix"]["digest"]
+    html = path.read_text()
+    for s in manifest["mix"]["sources"]:
+        assert s["uri"] in html and f"{s['realized']['train']['tokens']:,}" in html
+    assert "0.500" in html and "budget <b>4,000</b>" in html
