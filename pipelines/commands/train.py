@@ -2,7 +2,9 @@
 
 Without --ray this is trainer.train in this process (use torchrun for several local GPUs). With --ray the
 same loop runs in --num-workers Ray Train workers (ray.train.torch.TorchTrainer sets up the process group;
-the loop wraps the model in DDP itself). On a multi-node cluster, --out must be on storage every node sees.
+the loop wraps the model in DDP itself). --tokens and --out may be object-store URIs (s3://bucket/...): on a
+cluster without a shared disk every worker streams the shards from the bucket, rank 0 writes checkpoints,
+logs and hf/ there, and Ray Train's own run state goes to <out>/ray in the same bucket.
 """
 
 from __future__ import annotations
@@ -11,7 +13,6 @@ import argparse
 import dataclasses
 import logging
 import sys
-from pathlib import Path
 
 from trainer.config import TrainConfig, add_train_args, config_from_args  # torch-free: fast --help
 
@@ -52,15 +53,18 @@ def run_with_ray(cfg: TrainConfig, num_workers: int, use_gpu: bool, cpus_per_wor
 
     from pipelines.ray_runtime import init_ray_or_exit
 
+    from crawlproc.storage import default_storage, join, normalize
+
     init_ray_or_exit(address, prog="crawlproc train")
-    cfg = dataclasses.replace(cfg, tokens=str(Path(cfg.tokens).resolve()), out=str(Path(cfg.out).resolve()))
+    cfg = dataclasses.replace(cfg, tokens=normalize(cfg.tokens), out=normalize(cfg.out))
+    fs, ray_dir = default_storage().resolve(join(cfg.out, "ray"))
     trainer = TorchTrainer(
         _ray_worker_loop,
         train_loop_config={"train": dataclasses.asdict(cfg), "use_gpu": use_gpu},
         torch_config=TorchConfig(backend="nccl" if use_gpu else "gloo"),
         scaling_config=ScalingConfig(num_workers=num_workers, use_gpu=use_gpu,
                                      resources_per_worker={"CPU": cpus_per_worker}),
-        run_config=RunConfig(name="ray-train", storage_path=str(Path(cfg.out) / "ray")),
+        run_config=RunConfig(name="ray-train", storage_path=ray_dir, storage_filesystem=fs),
     )
     trainer.fit()
 
