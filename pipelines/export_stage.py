@@ -46,7 +46,7 @@ def open_sink(storage: Storage, uri: str):
         return
     fs, path = storage.resolve(uri)
     try:
-        with fs.open_output_stream(path) as f:  # multipart upload: bounded memory whatever the size
+        with fs.open_output_stream(path, compression=None) as f:  # multipart upload: bounded memory
             yield f
     except BaseException:
         storage.delete(uri)  # the stream published what it had when it closed: take it back

@@ -66,7 +66,7 @@ def upload_file(storage: Storage, local: str | Path, uri: str) -> None:
         os.replace(tmp, dest)
         return
     fs, path = storage.resolve(uri)
-    with open(local, "rb") as src, fs.open_output_stream(path) as out:
+    with open(local, "rb") as src, fs.open_output_stream(path, compression=None) as out:
         while block := src.read(_CHUNK):
             out.write(block)
 
