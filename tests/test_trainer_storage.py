@@ -126,3 +126,18 @@ def test_resume_from_the_bucket_on_a_fresh_machine_is_bit_identical(s3_server, s
             "tokenizer.json"} <= names
     config = json.loads(storage.read_bytes(join(split, "config.json")))
     assert config["tokens"]["uri"] == s3_tokens and len(config["tokens"]["manifest_sha256"]) == 64
+
+
+def test_trainer_imports_only_tokenizer_and_the_storage_layer_of_ours():
+    """The dependency rule: trainer -> tokenizer, crawlproc.storage (the one URI layer); nothing else of ours."""
+    import ast
+
+    ours = {"crawlproc", "pipelines", "tokenizer", "trainer"}
+    seen = set()
+    for path in (ROOT / "trainer").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
+                [node.module] if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module else []
+            seen |= {n for n in names if n.split(".")[0] in ours and n.split(".")[0] != "trainer"}
+    assert {n.split(".")[0] for n in seen} == {"crawlproc", "tokenizer"}
+    assert {n for n in seen if n.startswith("crawlproc")} == {"crawlproc.storage"}
