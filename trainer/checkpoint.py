@@ -56,14 +56,22 @@ def rank_rng_states(ckpt_rng) -> list[dict]:
     return ckpt_rng if isinstance(ckpt_rng, list) else [ckpt_rng]
 
 
+def _write_local(dest: Path, write) -> None:
+    """write(tmp) to a temporary name beside `dest`, then rename it into place."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.with_name(f".{dest.name}.{os.getpid()}.tmp")
+    try:
+        write(tmp)
+        os.replace(tmp, dest)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
 def upload_file(storage: Storage, local: str | Path, uri: str) -> None:
     """Put a local file at `uri`: renamed into place on a local disk, streamed up to an object store."""
     dest = storage.local_path(uri)
     if dest is not None:
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        tmp = dest.with_name(f".{dest.name}.{os.getpid()}.tmp")
-        shutil.copyfile(local, tmp)
-        os.replace(tmp, dest)
+        _write_local(dest, lambda tmp: shutil.copyfile(local, tmp))
         return
     fs, path = storage.resolve(uri)
     with open(local, "rb") as src, fs.open_output_stream(path, compression=None) as out:
@@ -98,10 +106,7 @@ def save_checkpoint(
     uri = join(ckpt_dir, name)
     local = storage.local_path(uri)
     if local is not None:
-        local.parent.mkdir(parents=True, exist_ok=True)
-        tmp = local.with_name(f".{name}.{os.getpid()}.tmp")
-        torch.save(payload, tmp)
-        os.replace(tmp, local)
+        _write_local(local, lambda tmp: torch.save(payload, tmp))
     else:
         with tempfile.TemporaryDirectory(prefix="crawlproc-ckpt-") as d:
             torch.save(payload, Path(d) / name)
