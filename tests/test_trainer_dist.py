@@ -128,3 +128,18 @@ def test_trains_on_the_tokenize_stage_output(ray_local, tmp_path):
 
     text = "The court ruled on Tuesday, 3 May: “don’t” — 42%."
     assert AutoTokenizer.from_pretrained(run / "hf")(text)["input_ids"] == load_tokenizer(tokens).encode(text)
+
+
+def test_cli_takes_settings_from_the_recipe_train_table_flags_win(tokens, tmp_path, capsys):
+    recipe = tmp_path / "r.toml"
+    recipe.write_text('[train]\npreset = "tiny"\nmax_steps = 3\nbatch_size = 2\nlr = 2e-3\neval_interval = 3\n'
+                      'eval_iters = 1\nsample_tokens = 0\nexport = false\ndevice = "cpu"\n')
+    run = tmp_path / "run"
+    assert crawlproc(["train", "--tokens", str(tokens), "--out", str(run), "--recipe", str(recipe),
+                      "--max-steps", "2"]) == 0
+    config = json.loads((run / "config.json").read_text())["train"]
+    assert (config["max_steps"], config["batch_size"], config["lr"], config["export"]) == (2, 2, 2e-3, False)
+    assert len(losses(run)[0]) == 2
+    recipe.write_text("[train]\nbatch_size = 0\n")
+    assert crawlproc(["train", "--tokens", str(tokens), "--out", str(tmp_path / "r2"), "--recipe", str(recipe)]) == 2
+    assert "train.batch_size" in capsys.readouterr().err

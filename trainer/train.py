@@ -190,19 +190,20 @@ def evaluate(model: torch.nn.Module, loader: ShardLoader, iters: int, autocast) 
     return total / iters
 
 
-def run_training(cfg: TrainConfig, report: Callable[[dict], None] | None = None) -> dict:
+def run_training(cfg: TrainConfig, report: Callable[[dict], None] | None = None,
+                 storage: Storage | None = None) -> dict:
     """Train as `cfg` says; returns {"step", "train_losses" (this invocation's), "val_loss", "out"}.
-    `report(metrics)` is called on every rank at each log step (Ray Train passes ray.train.report)."""
+    `report(metrics)` is called on every rank at each log step (Ray Train passes ray.train.report).
+    `storage`: how URIs are reached (a recipe's [storage]); default: the environment's."""
     d, device = setup_distributed(cfg.device)
     try:
-        return _train(cfg, d, device, report)
+        return _train(cfg, d, device, report, storage or default_storage())
     finally:
         if d.owns_group:
             dist.destroy_process_group()
 
 
-def _train(cfg: TrainConfig, d: Dist, device: torch.device, report) -> dict:
-    storage = default_storage()
+def _train(cfg: TrainConfig, d: Dist, device: torch.device, report, storage: Storage) -> dict:
     out = normalize(cfg.out)
     ckpt_dir = join(out, "ckpt")
     files = RunFiles(out, storage, d.master)
@@ -242,11 +243,11 @@ def _train(cfg: TrainConfig, d: Dist, device: torch.device, report) -> dict:
     optimizer = torch.optim.AdamW(raw.optimizer_groups(cfg.weight_decay), lr=cfg.lr,
                                   betas=(cfg.beta1, cfg.beta2), fused=fused)
     train_loader = ShardLoader(tokset, "train", cfg.batch_size, T, d.rank, d.world_size, cfg.seed,
-                               shuffle=True, device=device, prefetch=cfg.prefetch)
+                               shuffle=True, device=device)
     val_loader = None
     if tokset.has_split("val"):
         val_loader = ShardLoader(tokset, "val", cfg.batch_size, T, d.rank, d.world_size, cfg.seed,
-                                 shuffle=False, device=device, prefetch=min(cfg.prefetch, 1))
+                                 shuffle=False, device=device, prefetch=1)
     else:
         log.warning("no val shards in %s: validation loss skipped", cfg.tokens)
 
