@@ -11,6 +11,8 @@ COMMANDS = [
     "dedup",
     "tokenize",
     "tokens",
+    "mix",
+    "export",
     "train",
     "report",
     "explain",
