@@ -281,7 +281,7 @@ def test_trainer_reads_a_mix_and_records_it(ray_local, sources, tmp_path):
     path, data = write_report(tmp_path, train_runs=[run])
     (ts,) = data["tokens"]
     assert ts["mix"]["digest"] == manifest["mix"]["digest"]
-    html = path.read_text()
+    html = Path(path).read_text()
     for s in manifest["mix"]["sources"]:
         assert s["uri"] in html and f"{s['realized']['train']['tokens']:,}" in html
     assert "0.500" in html and "budget <b>4,000</b>" in html
