@@ -23,13 +23,13 @@ from pathlib import Path
 import ray
 
 from crawlproc.dedup import DedupError
-from crawlproc.dedup.clusters import cluster_leaves, cluster_parts, cluster_roots, merge_stats
+from crawlproc.dedup.clusters import run_clusters
 from crawlproc.dedup.components import single_task_stars
 from crawlproc.dedup.edges import partition_edges
 from crawlproc.dedup.finalize import finalize_file
 from crawlproc.dedup.shuffle import shuffle_files
 from crawlproc.dedup.signatures import compute_signatures, open_docs_file
-from crawlproc.dedup.stars import round_dir, round_outputs, star_answers, star_requests, star_round
+from crawlproc.dedup.stars import run_components
 from crawlproc.dedup.usage import TaskUsage
 from crawlproc.recipe import Recipe
 from crawlproc.storage import Layout, atomic_write_json, clean_partials
@@ -57,7 +57,17 @@ class _Waves:
         self.window = max(2, int(2 * ray.cluster_resources().get("CPU", 1) / recipe.ray.num_cpus_per_task))
         self.usage: dict[str, dict] = {}
 
-    def run(self, step: str, fn, arg_tuples: list[tuple]) -> list:
+    def __call__(self, step: str, fn, arg_tuples: list[tuple]) -> list:
+        shared: dict[int, ray.ObjectRef] = {}  # a long list argument (files, stems) goes to the store once
+
+        def put(a):
+            if isinstance(a, list) and len(a) > 64:
+                if id(a) not in shared:
+                    shared[id(a)] = ray.put(a)
+                return shared[id(a)]
+            return a
+
+        arg_tuples = [tuple(put(a) for a in args) for args in arg_tuples]
         results, queue, pending = [None] * len(arg_tuples), deque(enumerate(arg_tuples)), {}
         use = self.usage.setdefault(step, {"tasks": 0, "cpu_s": 0.0, "max_peak_rss_mb": 0.0})
         while queue or pending:
@@ -78,48 +88,6 @@ class _Waves:
         return results
 
 
-def _components(waves: _Waves, recipe: Recipe, work: Path, edge_files: list[str], log) -> tuple[list[str], int]:
-    """The star forest's files and the number of rounds it took."""
-    P = recipe.dedup.num_partitions
-    if getattr(recipe.dedup, "components", "distributed") == "single":
-        stars = str(work / "stars.parquet")
-        waves.run("components", single_task_stars, [(edge_files, stars, P)])
-        return [stars], 0
-    cc, files = work / "cc", edge_files
-    for r in range(getattr(recipe.dedup, "max_component_rounds", 100)):
-        done = round_dir(cc, r) / "_done.json"
-        if not done.is_file():
-            shared = ray.put(files)
-            waves.run("components", star_requests, [(p, shared, str(cc), r, P) for p in range(P)])
-            waves.run("components", star_answers, [(p, str(cc), r, P) for p in range(P)])
-            stats = waves.run("components", star_round, [(p, str(cc), r, P) for p in range(P)])
-            atomic_write_json(done, {k: sum(s[k] for s in stats) for k in stats[0]})
-        totals = json.loads(done.read_text())
-        log(f"dedup: components round {r}: {totals}")
-        if totals["large_star_changes"] == 0 and totals["small_star_changes"] == 0:
-            return files, r + 1
-        files = round_outputs(cc, r, P)
-    raise DedupError(f"components did not converge in {r + 1} rounds")
-
-
-def _clusters(waves, recipe, work, star_files, edge_files, layout, stems, earlier) -> dict:
-    """Waves from the star forest to dedup/clusters/<stem>.parquet; returns the cluster counts."""
-    P, out = recipe.dedup.num_partitions, work / "clusters"
-    G = max(1, min(P, len(stems)))
-    stars, edges, stems_ref = ray.put(star_files), ray.put(edge_files), ray.put(stems)
-    waves.run("components", cluster_leaves, [(p, stars, edges, str(out), len(stems), G) for p in range(P)])
-    counts = ray.put([str(out / f"counts-{p:05d}.parquet") for p in range(P)])
-    their = ray.put({o: (str(Path(layout.root) / info["snapshot"] / "signatures"), info["stems"])
-                     for o, info in earlier})
-    roots = waves.run("components", cluster_roots, [(g, counts, str(out), str(layout.snapshot / "signatures"),
-                                                     stems_ref, their, G) for g in range(G)])
-    leaves = ray.put([str(out / f"leaves-{p:05d}.parquet") for p in range(P)])
-    kept = ray.put([str(out / f"kept-{g:05d}.parquet") for g in range(G)])
-    parts = waves.run("components", cluster_parts, [(g, leaves, kept, str(out), str(layout.snapshot / "dedup" / "clusters"),
-                                                     stems_ref, G) for g in range(G)])
-    return merge_stats(roots, parts)
-
-
 def _earlier_indexes(index_root: Path, snapshot: str) -> tuple[int, list[tuple[int, str, dict]]]:
     """(this snapshot's order number, [(order, index dir, its _done.json)] of indexes made before it)."""
     done = {}
@@ -134,7 +102,7 @@ def _find_duplicates(waves, recipe, layout, files, stems, work, index_root, earl
     """signatures, shuffle, edges, components; returns (documents, cluster counts)."""
     t = time.monotonic()
     sig = [str(layout.path("signatures", s)) for s in stems]
-    counts = waves.run("signatures", compute_signatures,
+    counts = waves("signatures", compute_signatures,
                        [(str(f), p, recipe.minhash, recipe.dedup.signature_batch) for f, p in zip(files, sig)])
     step("signatures", t)
 
@@ -142,21 +110,27 @@ def _find_duplicates(waves, recipe, layout, files, stems, work, index_root, earl
     k = getattr(recipe.dedup, "shuffle_files_per_task", 8)
     groups = [list(zip(sig[i: i + k], range(i, i + k))) for i in range(0, len(sig), k)]
     shuffled = [str(work / "shuffle" / f"group-{g:05d}.parquet") for g in range(len(groups))]
-    waves.run("shuffle", shuffle_files, [(grp, out, P, recipe.dedup.exact) for grp, out in zip(groups, shuffled)])
+    waves("shuffle", shuffle_files, [(grp, out, P, recipe.dedup.exact) for grp, out in zip(groups, shuffled)])
     step("shuffle", t)
 
     t = time.monotonic()
     index_out = str(index_root / layout.dump) if recipe.dedup.scope == "all" else None
     edge_files = [str(work / "edges" / f"part-{p:05d}.parquet") for p in range(P)]
     by_index = [(o, d) for o, d, _ in earlier]
-    shared = ray.put(shuffled)
-    edge_stats = waves.run("edges", partition_edges,
-                           [(p, shared, edge_files[p], P, index_out, by_index) for p in range(P)])
+    edge_stats = waves("edges", partition_edges,
+                       [(p, shuffled, edge_files[p], P, index_out, by_index) for p in range(P)])
     step("edges", t)
 
     t = time.monotonic()
-    star_files, rounds = _components(waves, recipe, work, edge_files, log)
-    cstats = _clusters(waves, recipe, work, star_files, edge_files, layout, stems, [(o, i) for o, _, i in earlier])
+    if getattr(recipe.dedup, "components", "distributed") == "single":
+        star_files, rounds = [str(work / "stars.parquet")], 0
+        waves("components", single_task_stars, [(edge_files, star_files[0], P)])
+    else:
+        star_files, rounds = run_components(waves, edge_files, work / "cc", P,
+                                            getattr(recipe.dedup, "max_component_rounds", 100), log)
+    their = {o: (str(Path(layout.root) / i["snapshot"] / "signatures"), i["stems"]) for o, _, i in earlier}
+    cstats = run_clusters(waves, star_files, edge_files, work / "clusters", layout.snapshot / "dedup" / "clusters",
+                          layout.snapshot / "signatures", stems, their, P)
     cstats.update(edges=sum(s["candidate_edges"] for s in edge_stats), rounds=rounds)
     step("components", t)
     return sum(c["documents"] for c in counts), cstats
@@ -224,7 +198,7 @@ def run_dedup(
                       "cluster_sizes": {}, "edges": 0, "rounds": 0}
         t = time.monotonic()
         clusters = dedup_dir / "clusters"
-        fstats = waves.run("finalize", finalize_file, [
+        fstats = waves("finalize", finalize_file, [
             (str(f), str(clusters / f"{s}.parquet") if recipe.dedup.enabled else None,
              str(dedup_dir / "duplicates" / f"{s}.parquet"), str(layout.path("final", s)), recipe.pii)
             for f, s in zip(files, stems)

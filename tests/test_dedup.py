@@ -174,6 +174,15 @@ def small_recipe(**dedup) -> Recipe:
     return r
 
 
+def same_outputs(a: Path, b: Path, snapshot: str) -> None:
+    """The clusters parts, duplicates and final files of two runs are byte for byte the same."""
+    for sub in ("dedup/clusters", "dedup/duplicates", "final"):
+        names = sorted(p.name for p in (a / snapshot / sub).glob("*.parquet"))
+        assert names and names == sorted(p.name for p in (b / snapshot / sub).glob("*.parquet"))
+        for n in names:
+            assert (a / snapshot / sub / n).read_bytes() == (b / snapshot / sub / n).read_bytes(), (sub, n)
+
+
 # ---------------------------------------------------------------- the Ray stage
 
 
@@ -223,6 +232,12 @@ def test_recall_and_precision_against_brute_force_jaccard(articles, tmp_path, ra
     table = pq.read_table(min((tmp_path / "out" / "S1" / "final").glob("*.parquet")))
     assert table.schema.remove_metadata() == DOC_SCHEMA
     assert set(table.column("dump").to_pylist()) == {"S1"}
+    assert summary["component_rounds"] >= 1
+    # the distributed components and the one-task components agree to the byte
+    single = run_dedup(tmp_path / "single", "S1", small_recipe(components="single"), input_dir=tmp_path / "in",
+                       log=lambda m: None)
+    same_outputs(tmp_path / "out", tmp_path / "single", "S1")
+    assert single["component_rounds"] == 0 and single["kept"] == summary["kept"]
 
 
 def test_cross_snapshot_scope_all(articles, tmp_path, ray_local):
@@ -260,6 +275,14 @@ def test_cross_snapshot_scope_all(articles, tmp_path, ray_local):
     assert read_ids(out / "S1" / "final") == sorted(i for i, _ in first)
     alone = run_dedup(tmp_path / "out_alone", "S2", small_recipe(), input_dir=tmp_path / "in2", log=lambda m: None)
     assert alone["kept"] == 35
+    # the same two snapshots with the one-task components
+    single = tmp_path / "single"
+    run_dedup(single, "S1", small_recipe(scope="all", num_partitions=3, components="single"),
+              input_dir=tmp_path / "in1", log=lambda m: None)
+    run_dedup(single, "S2", small_recipe(scope="all", num_partitions=5, components="single"),
+              input_dir=tmp_path / "in2", log=lambda m: None)
+    for snapshot in ("S1", "S2"):
+        same_outputs(out, single, snapshot)
 
 
 def test_rerun_after_crash_gives_the_same_survivors(articles, tmp_path, ray_local):

@@ -185,3 +185,20 @@ def merge_stats(root_stats: list[dict], part_stats: list[dict]) -> dict:
     total = {k: sum(s[k] for s in part_stats) for k in ("exact_duplicates", "near_duplicates", "matched_earlier")}
     return {**total, "clusters": sum(s["clusters"] for s in root_stats),
             "cluster_sizes": {str(k): v for k, v in sorted(sizes.items())}}
+
+
+def run_clusters(run, star_files: list[str], edge_files: list[str], work: str | Path, clusters_dir: str | Path,
+                 sig_dir: str | Path, stems: list[str], earlier: dict[int, tuple[str, list[str]]],
+                 num_partitions: int) -> dict:
+    """The three waves (see the module docstring) with `run` as in stars.run_components; returns the counts."""
+    P, work = num_partitions, Path(work)
+    G = FileGroups(len(stems), P).num_groups
+    run("components clusters", cluster_leaves, [(p, star_files, edge_files, str(work), len(stems), G) for p in range(P)])
+    counts = [str(work / f"counts-{p:05d}.parquet") for p in range(P)]
+    roots = run("components clusters", cluster_roots,
+                [(g, counts, str(work), str(sig_dir), stems, earlier, G) for g in range(G)])
+    leaves = [str(work / f"leaves-{p:05d}.parquet") for p in range(P)]
+    kept = [str(work / f"kept-{g:05d}.parquet") for g in range(G)]
+    parts = run("components clusters", cluster_parts,
+                [(g, leaves, kept, str(work), str(clusters_dir), stems, G) for g in range(G)])
+    return merge_stats(roots, parts)

@@ -36,9 +36,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from crawlproc.dedup.buckets import read_all, read_bucket, write_buckets
+from crawlproc.dedup.errors import DedupError
 from crawlproc.dedup.nodes import node_partition
 from crawlproc.dedup.schemas import LABEL_SCHEMA, NODE_SCHEMA, STAR_SCHEMA
-from crawlproc.storage import atomic_write_table
+from crawlproc.storage import atomic_write_json, atomic_write_table
 
 _STATS_KEY = b"crawlproc.stars"
 
@@ -141,3 +142,25 @@ def star_round(part: int, work: str, r: int, num_partitions: int) -> dict:
     table = table.replace_schema_metadata({_STATS_KEY: json.dumps(stats)})
     write_buckets(out_path, table, node_partition(new_dst, num_partitions), num_partitions)
     return stats
+
+
+def run_components(run, edge_files: list[str], work: str | Path, num_partitions: int, max_rounds: int = 100,
+                   log=lambda m: None) -> tuple[list[str], int]:
+    """Rounds until no partition changes; returns (the star forest's files, rounds). `run(step, fn, args)`
+    runs fn(*a) for every tuple a of args (as Ray tasks, or in a loop) and returns the results in order.
+    A round whose round-RRR/_done.json exists is not run again."""
+    P, files = num_partitions, edge_files
+    for r in range(max_rounds):
+        done = round_dir(work, r) / "_done.json"
+        if not done.is_file():
+            step = f"components round {r}"
+            run(step, star_requests, [(p, files, str(work), r, P) for p in range(P)])
+            run(step, star_answers, [(p, str(work), r, P) for p in range(P)])
+            stats = run(step, star_round, [(p, str(work), r, P) for p in range(P)])
+            atomic_write_json(done, {k: sum(s[k] for s in stats) for k in stats[0]})
+        totals = json.loads(done.read_text())
+        log(f"dedup: components round {r}: {totals}")
+        if totals["large_star_changes"] == 0 and totals["small_star_changes"] == 0:
+            return files, r + 1  # this round's input was already a star forest
+        files = round_outputs(work, r, P)
+    raise DedupError(f"components did not converge in {max_rounds} rounds")
