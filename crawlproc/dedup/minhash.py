@@ -1,84 +1,30 @@
 """MinHash signatures and LSH band keys, vectorized with numpy over a whole batch of documents.
 
-A document is normalized (lowercase, numbers -> "0", punctuation -> space, diacritics dropped), split into
-words, and every run of `ngram` consecutive words is a shingle (a document shorter than that is one shingle).
-Word hashes are polynomial hashes over the UTF-8 bytes, computed for the whole batch at once with one
-numpy reduceat (no Python call per word; only non-ASCII texts take a regex pass first); shingle hashes
-combine `ngram` word hashes; the signature is the minimum of
-`num_bands * rows_per_band` random affine permutations mod 2**64 of the shingle hashes. Each band of
-`rows_per_band` values is folded into one 64-bit band key, salted by the band index so that keys of
+A document is normalized (crawlproc.dedup.normalize: lowercase, every digit 0, punctuation a space,
+diacritics dropped), split into words, and every run of `ngram` consecutive words is a shingle (a document
+shorter than that is one shingle). All of it runs on the whole batch at once, with no Python call per word:
+word boundaries from one comparison over the batch's bytes, each word hashed from its bytes read eight at
+a time, each shingle a mix of `ngram` word hashes. The signature is the minimum, over a document's
+shingles, of `num_bands * rows_per_band` random affine permutations mod 2**64 (a*x + b, a odd). Each band
+of `rows_per_band` values is folded into one 64-bit band key, salted by the band index so that keys of
 different bands never meet. Two documents are near-duplicate candidates when they share a band key.
 """
 
 from __future__ import annotations
 
-import re
-import unicodedata
 from dataclasses import dataclass
 
 import numpy as np
-import regex
 
+from crawlproc.dedup.normalize import normalize, normalized_bytes
 from crawlproc.recipe import MinHashConfig
 
-_UNI_NON_WORD = re.compile(r"[^\x00-\x7f\w]+")  # runs of non-ASCII punctuation, symbols and spaces
-_MARKS = regex.compile(r"\p{Mn}+")
-_SEP = "\x00"
+__all__ = ["MinHasher", "Shingles", "batch_shingles", "estimate_jaccard", "normalize", "shingle_set"]
 
 _U64 = np.uint64
 _FMIX1 = _U64(0xFF51AFD7ED558CCD)
 _FMIX2 = _U64(0xC4CEB9FE1A85EC53)
-_BASE = _U64(0x100000001B3)
-_CHUNK_ROWS = 4096  # shingles per permutation block: 4096 x 112 x 8 bytes stays in cache
-
-
-def normalize(text: str) -> str:
-    """The text that shingles are taken from: lowercase, digits as 0, no punctuation, no diacritics."""
-    return " ".join(_batch_bytes([text]).tobytes().decode("utf-8", "surrogatepass").split())
-
-
-def _unicode_normalize(text: str) -> str:
-    """Only for non-ASCII texts: Unicode punctuation and spaces become spaces, letters lose their diacritics.
-    ASCII punctuation, digits and case are left to the vectorized byte pass."""
-    text = _UNI_NON_WORD.sub(" ", text.lower())
-    if not text.isascii():
-        text = _MARKS.sub("", unicodedata.normalize("NFD", text))
-    return text
-
-
-def _byte_tables() -> tuple[np.ndarray, np.ndarray]:
-    mapping = np.full(256, 32, dtype=np.uint8)  # ASCII punctuation, symbols and whitespace -> space
-    for c in b"abcdefghijklmnopqrstuvwxyz0123456789":
-        mapping[c] = c
-    for c in b"ABCDEFGHIJKLMNOPQRSTUVWXYZ":
-        mapping[c] = c + 32
-    mapping[128:] = np.arange(128, 256)  # UTF-8 bytes of the letters _unicode_normalize kept
-    mapping[0] = 0
-    digit = np.zeros(256, dtype=bool)
-    digit[list(b"0123456789")] = True
-    return mapping, digit
-
-
-_BYTE_MAP, _IS_DIGIT = _byte_tables()
-
-
-def _batch_bytes(texts: list[str]) -> np.ndarray:
-    """The normalized UTF-8 bytes of all texts, separated by one 0 byte; ASCII texts stay in numpy."""
-    parts = [t if t.isascii() else _unicode_normalize(t) for t in texts]
-    big = _SEP.join(parts)
-    if big.count(_SEP) != len(parts) - 1:  # a text contained the separator itself
-        big = _SEP.join(p.replace(_SEP, " ") for p in parts)
-    data = np.frombuffer(big.encode("utf-8", "surrogatepass"), dtype=np.uint8)
-    # Numbers -> "0": a run of digits, with "." or "," between digits, collapses to one "0".
-    digit = _IS_DIGIT[data]
-    if digit.any():
-        inner = np.zeros(len(data), dtype=bool)
-        inner[1:-1] = ((data[1:-1] == 46) | (data[1:-1] == 44)) & digit[:-2] & digit[2:]
-        numeric = digit | inner
-        run_start = numeric.copy()
-        run_start[1:] &= ~numeric[:-1]
-        data = np.where(run_start, np.uint8(48), data)[~numeric | run_start]
-    return _BYTE_MAP[data]
+_CHUNK_SHINGLES = 32768  # per permutation pass: 256 KB of hashes stay in L2
 
 
 def _fmix64(x: np.ndarray) -> np.ndarray:
@@ -91,7 +37,9 @@ def _fmix64(x: np.ndarray) -> np.ndarray:
     return x
 
 
-_POW = np.cumprod(np.full(64, _BASE, dtype=np.uint64))  # BASE**(k+1) mod 2**64; positions past 64 wrap
+_SHINGLE_MULT = [_U64((0x9E3779B97F4A7C15 * (2 * k + 1)) & 0xFFFFFFFFFFFFFFFF | 1) for k in range(64)]
+_LOW_BYTES = np.array([(1 << (8 * k)) - 1 for k in range(8)] + [2**64 - 1], dtype=np.uint64)
+_WORD_MULT = (_U64(0x9E3779B97F4A7C15), _U64(0xC2B2AE3D27D4EB4F))
 
 
 @dataclass
@@ -101,46 +49,59 @@ class Shingles:
     counts: np.ndarray  # int64 (D,), shingles per document; 0 for a document without words
 
 
+def _word_hashes(data: np.ndarray, word_start: np.ndarray, word_end: np.ndarray) -> np.ndarray:
+    """One 64-bit hash per word, from its bytes read 8 at a time: an unaligned uint64 view of the batch
+    gives the 8 bytes at any offset, so a word of up to 8 bytes (most words) costs one gather."""
+    padded = np.concatenate([data, np.zeros(8, np.uint8)])
+    eight = np.ndarray(shape=(len(data),), dtype="<u8", buffer=padded, strides=(1,))  # eight[i]: bytes i..i+7
+    length = word_end - word_start
+    with np.errstate(over="ignore"):
+        h = (eight[word_start] & _LOW_BYTES[np.minimum(length, 8)]) * _WORD_MULT[0] + length.astype(np.uint64)
+        longer, offset = np.flatnonzero(length > 8), 8
+        while len(longer):
+            chunk = eight[word_start[longer] + offset] & _LOW_BYTES[np.minimum(length[longer] - offset, 8)]
+            h[longer] = (h[longer] * _WORD_MULT[1]) ^ chunk
+            offset += 8
+            longer = longer[length[longer] > offset]
+        return _fmix64(h)
+
+
 def batch_shingles(texts: list[str], ngram: int = 5) -> Shingles:
     """Hashed word n-grams of every text, computed in one vectorized pass over the batch."""
     n_docs = len(texts)
-    data = _batch_bytes(texts)
-    is_word = (data != 32) & (data != 0)
-    # Word boundaries: a word byte after a non-word byte starts a word, before one it ends a word.
-    padded = np.concatenate(([False], is_word, [False]))
-    edges = np.diff(padded.view(np.int8))
-    word_start = np.flatnonzero(edges == 1)
-    word_end = np.flatnonzero(edges == -1)  # exclusive
-    doc_of_byte_sep = np.flatnonzero(data == 0)
-    word_doc = np.searchsorted(doc_of_byte_sep, word_start)  # separators before the word = its document
-    # Polynomial hash of each word over its bytes (position in the word -> power of BASE), non-word bytes
-    # weigh 0; one reduceat sums each word's bytes (a word's segment runs to the next word's start).
-    word_of_byte = np.cumsum(edges[:-1] == 1) - 1
-    n_words = len(word_start)
+    data = normalized_bytes(texts)
+    # Word boundaries: normalized bytes are 0 (between texts), 32 (space) or part of a word; a word starts
+    # and ends (exclusive) where that changes, so starts and ends alternate.
+    in_word = data > 32
+    change = np.flatnonzero(in_word[1:] != in_word[:-1]) + 1
+    if len(data) and in_word[0]:
+        change = np.concatenate(([0], change))
+    if len(data) and in_word[-1]:
+        change = np.concatenate((change, [len(data)]))
+    word_start, word_end = change[0::2], change[1::2]
+    word_doc = np.searchsorted(np.flatnonzero(data == 0), word_start)  # separators before it = its text
+    words = _word_hashes(data, word_start, word_end)
+    n_words = len(words)
+    words_per_doc = np.bincount(word_doc, minlength=n_docs)
+    first_word = np.concatenate(([0], np.cumsum(words_per_doc)[:-1]))
+    pos_in_doc = np.arange(n_words) - first_word[word_doc]
+    remaining = words_per_doc[word_doc] - pos_in_doc  # words from i to the end of its document
+    # Shingle starting at word i: words i..i+ngram-1 combined; windows that run past their document are
+    # dropped below, except for a document shorter than ngram: its one shingle is its words alone.
+    padded = np.concatenate((words, np.zeros(ngram, np.uint64)))
     with np.errstate(over="ignore"):
-        if n_words:
-            pos = (np.arange(len(data)) - word_start[np.maximum(word_of_byte, 0)]) & 63
-            weighted = np.where(is_word, data, 0).astype(np.uint64) * _POW[pos]
-            words = np.add.reduceat(weighted[word_start[0]:], word_start - word_start[0])
-        else:
-            words = np.empty(0, np.uint64)
-        words = _fmix64(words + (word_end - word_start).astype(np.uint64))
-        words_per_doc = np.bincount(word_doc, minlength=n_docs)
-        first_word = np.concatenate(([0], np.cumsum(words_per_doc)[:-1]))
-        idx = np.arange(n_words)
-        pos_in_doc = idx - first_word[word_doc]
-        remaining = words_per_doc[word_doc] - pos_in_doc  # words from i to the end of its document
-        # Shingle starting at word i: combine words i..i+ngram-1 of the same document (missing ones are 0).
-        padded_words = np.concatenate((words, np.zeros(ngram, np.uint64)))
-        combined = np.zeros(n_words, dtype=np.uint64)
-        for k in range(ngram):
-            mult = _U64((0x9E3779B97F4A7C15 * (2 * k + 1)) & 0xFFFFFFFFFFFFFFFF | 1)
-            combined += np.where(remaining > k, padded_words[k: k + n_words], _U64(0)) * mult
+        combined = words * _SHINGLE_MULT[0]
+        for k in range(1, ngram):
+            combined += padded[k: k + n_words] * _SHINGLE_MULT[k]
+        short = np.flatnonzero((words_per_doc[word_doc] < ngram) & (pos_in_doc == 0))
+        if len(short):
+            combined[short] = 0
+            for k in range(ngram):
+                inside = remaining[short] > k
+                combined[short[inside]] += padded[short[inside] + k] * _SHINGLE_MULT[k]
         combined = _fmix64(combined)
-    # Valid shingles: full windows, or the first word of a document shorter than the window.
-    full = remaining >= ngram
-    short = (words_per_doc[word_doc] < ngram) & (pos_in_doc == 0)
-    keep = full | short
+    keep = remaining >= ngram
+    keep[short] = True
     counts = np.bincount(word_doc[keep], minlength=n_docs).astype(np.int64)
     starts = np.concatenate(([0], np.cumsum(counts)[:-1])).astype(np.int64)
     return Shingles(hashes=combined[keep], starts=starts, counts=counts)
@@ -167,36 +128,31 @@ class MinHasher:
         return self.signatures_from_shingles(sh), sh.counts > 0
 
     def signatures_from_shingles(self, sh: Shingles) -> np.ndarray:
+        """The minimum of every permutation over each document's shingles. One permutation at a time over a
+        cache-sized chunk of whole documents: contiguous 1-D multiply, add and minimum.reduceat, which
+        numpy runs in SIMD (a 2-D block of shingles x permutations is 2-3x slower)."""
         n_docs = len(sh.counts)
         sig = np.full((n_docs, self.num_hashes), np.iinfo(np.uint64).max, dtype=np.uint64)
-        nonempty = np.flatnonzero(sh.counts > 0)
-        if len(nonempty) == 0:
-            return sig
-        # Walk the shingles in blocks; a block may cut a document, so minima are taken per (block, doc)
-        # segment and then per document.
-        total = len(sh.hashes)
-        doc_starts = sh.starts[nonempty]
-        block_starts = np.arange(0, total, _CHUNK_ROWS)
-        seg_starts = np.union1d(doc_starts, block_starts)
-        seg_doc = np.searchsorted(doc_starts, seg_starts, side="right") - 1
-        seg_min = np.empty((len(seg_starts), self.num_hashes), dtype=np.uint64)
-        buf = np.empty((_CHUNK_ROWS, self.num_hashes), dtype=np.uint64)
-        seg_i = 0
-        for b0 in block_starts:
-            b1 = min(b0 + _CHUNK_ROWS, total)
-            rows = b1 - b0
-            view = buf[:rows]
+        docs = np.flatnonzero(sh.counts > 0)
+        ends = np.cumsum(sh.counts[docs])  # shingles of the documents with words are contiguous
+        first = 0
+        while first < len(docs):
+            lo = sh.starts[docs[first]]
+            last = max(first + 1, int(np.searchsorted(ends, lo + _CHUNK_SHINGLES, side="right")))
+            hi = ends[last - 1]
+            chunk = sh.hashes[lo:hi]
+            seg = sh.starts[docs[first:last]] - lo
+            out = np.empty((last - first, self.num_hashes), dtype=np.uint64)
+            tmp = np.empty(len(chunk), dtype=np.uint64)
             with np.errstate(over="ignore"):
-                np.multiply(sh.hashes[b0:b1, None], self.a[None, :], out=view)
-                np.add(view, self.b[None, :], out=view)
-            seg_end = np.searchsorted(seg_starts, b1, side="left")
-            local = seg_starts[seg_i:seg_end] - b0
-            seg_min[seg_i:seg_end] = np.minimum.reduceat(view, local, axis=0)
-            seg_i = seg_end
-        first_seg = np.searchsorted(seg_doc, np.arange(len(nonempty)), side="left")
-        sig[nonempty] = np.minimum.reduceat(seg_min, first_seg, axis=0)
+                for i in range(self.num_hashes):
+                    np.multiply(chunk, self.a[i], out=tmp)
+                    np.add(tmp, self.b[i], out=tmp)
+                    out[:, i] = np.minimum.reduceat(tmp, seg)
+            sig[docs[first:last]] = out
+            first = last
         if self.config.hash_bits == 32:  # the minimum of the top 32 bits is the top of the minimum
-            sig[nonempty] >>= _U64(32)
+            sig[docs] >>= _U64(32)
         return sig
 
     def band_keys(self, sig: np.ndarray) -> np.ndarray:

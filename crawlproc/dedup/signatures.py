@@ -23,7 +23,7 @@ from crawlproc.dedup.schemas import signature_schema
 from crawlproc.recipe import MinHashConfig
 from crawlproc.storage import atomic_write_table
 
-SIGNATURE_VERSION = 1
+SIGNATURE_VERSION = 2  # 2: Unicode digits are 0, marks dropped, words hashed 8 bytes at a time
 FINGERPRINT_KEY = b"crawlproc.minhash"
 DOCS_KEY = b"crawlproc.docs"
 
