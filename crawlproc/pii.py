@@ -21,6 +21,9 @@ import ipaddress
 import re
 from dataclasses import dataclass
 
+import numpy as np
+import pyarrow as pa
+
 from crawlproc.recipe import PiiConfig
 
 # forwards from the '@': a bracketed literal, a dotted IPv4 address, or a host name with a top-level domain
@@ -164,3 +167,23 @@ class PiiAnonymizer:
 def anonymize(text: str, config: PiiConfig | None = None) -> str:
     """Replace e-mail addresses and public IPv4/IPv6 addresses in one text."""
     return PiiAnonymizer(config)(text)
+
+
+def candidate_rows(texts: pa.Array) -> np.ndarray:
+    """Indices of the texts of an Arrow string column that may hold an address, found by three literal-first
+    patterns over the column's bytes at once, with no Python object per text: an '@'; ".d.d." (a dotted quad
+    has it); two colons a hex group apart (an IPv6 address has them). Every text that the anonymizer would
+    change is a candidate; most texts are not."""
+    if isinstance(texts, pa.ChunkedArray):
+        texts = texts.combine_chunks()
+    col = texts if texts.type == pa.large_string() else texts.cast(pa.large_string())
+    offsets = np.frombuffer(col.buffers()[1], dtype=np.int64)[col.offset: col.offset + len(col) + 1]
+    if col.buffers()[2] is None or offsets[-1] == offsets[0]:
+        return np.empty(0, dtype=np.int64)
+    data = memoryview(col.buffers()[2])[offsets[0]: offsets[-1]]
+    hits = [m.start() for pattern in _CANDIDATES for m in pattern.finditer(data)]
+    # a match that starts in one text and ends in the next only adds a candidate
+    return np.unique(np.searchsorted(offsets[:-1] - offsets[0], hits, side="right") - 1)
+
+
+_CANDIDATES = (re.compile(rb"@"), re.compile(rb"\.[0-9]{1,3}\.[0-9]{1,3}\."), re.compile(rb":[0-9A-Fa-f]{0,4}:"))

@@ -69,7 +69,7 @@ class _Waves:
 
         arg_tuples = [tuple(put(a) for a in args) for args in arg_tuples]
         results, queue, pending = [None] * len(arg_tuples), deque(enumerate(arg_tuples)), {}
-        use = self.usage.setdefault(step, {"tasks": 0, "cpu_s": 0.0, "max_peak_rss_mb": 0.0})
+        use = self.usage.setdefault(step, {"tasks": 0, "cpu_s": 0.0, "max_peak_rss_mb": 0.0, "max_growth_mb": 0.0})
         while queue or pending:
             while queue and len(pending) < self.window:
                 i, args = queue.popleft()
@@ -85,6 +85,7 @@ class _Waves:
             use["tasks"] += 1
             use["cpu_s"] = round(use["cpu_s"] + stats["cpu_s"], 3)
             use["max_peak_rss_mb"] = max(use["max_peak_rss_mb"], stats["peak_rss_mb"])
+            use["max_growth_mb"] = round(max(use["max_growth_mb"], stats["peak_rss_mb"] - stats["rss_start_mb"]), 1)
         return results
 
 
@@ -212,7 +213,8 @@ def run_dedup(
         "cluster_sizes": cstats["cluster_sizes"], "candidate_edges": cstats["edges"],
         "pii": {"emails": int(sum(f["pii_emails"] for f in fstats)), "ips": int(sum(f["pii_ips"] for f in fstats))},
         "seconds": round(time.monotonic() - t0, 3), "step_seconds": seconds,
-        "component_rounds": cstats["rounds"], "tasks": waves.usage, "driver_peak_rss_mb": driver.stats()["peak_rss_mb"],
+        "component_rounds": cstats["rounds"], "tasks": waves.usage,
+        "driver_rss_mb": {"start": driver.stats()["rss_start_mb"], "peak": driver.stats()["peak_rss_mb"]},
     }
     if summary["kept"] + summary["exact_duplicates"] + summary["near_duplicates"] != summary["documents"]:
         raise DedupError(f"document count mismatch in {snapshot}: {summary}")  # never lose documents silently

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pyarrow as pa
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -93,3 +94,16 @@ def test_generated_addresses_leave_no_trace(local, domain, before, after):
     assert "<EMAIL>" in out
     assert "zq" not in out and "@" not in out, out
     assert out.endswith(f"{after} soon.")
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.lists(st.sampled_from(
+    ["word", "3.5", "1.2.3", "8.8.8.8", "10.0.0.1", "151.101.1.69.", "a@b.com", "x@[1.2.3.4]", "@handle", "12:30",
+     "2001:4860:4860::8888", "fe80::1", "::", "a:b", "Ünïcode", "e-mail:", "１.２.３.４", "v1.2.3.4", "\n"]),
+    max_size=12).map(" ".join), min_size=1, max_size=30))
+def test_candidate_rows_hold_every_text_the_anonymizer_changes(texts):
+    from crawlproc.pii import candidate_rows
+
+    rows = set(candidate_rows(pa.array(texts)).tolist())
+    changed = {i for i, t in enumerate(texts) if anonymize(t) != t}
+    assert changed <= rows

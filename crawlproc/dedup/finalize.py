@@ -8,12 +8,13 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from crawlproc.dedup.buckets import read_all
 from crawlproc.dedup.nodes import KIND_NAMES, split_nodes
 from crawlproc.dedup.schemas import CLUSTER_SCHEMA, DUP_SCHEMA
-from crawlproc.pii import PiiAnonymizer
+from crawlproc.pii import PiiAnonymizer, candidate_rows
 from crawlproc.recipe import PiiConfig
 from crawlproc.schema import DOC_SCHEMA, conform
 from crawlproc.storage import atomic_write_table
@@ -40,9 +41,17 @@ def finalize_file(docs_path: str, cluster_path: str | None, dup_path: str, final
     keep[rows] = False
     kept = docs.filter(pa.array(keep))
     anonymize = PiiAnonymizer(pii)
-    if pii.enabled:
-        texts = [anonymize(t) for t in kept.column("text").to_pylist()]
-        kept = kept.set_column(0, DOC_SCHEMA.field("text"), pa.array(texts, pa.large_string()))
+    if pii.enabled:  # only the few texts that may hold an address go through Python
+        text = kept.column("text").combine_chunks()
+        rows = candidate_rows(text)
+        old = text.take(pa.array(rows)).to_pylist()
+        new = [anonymize(t) for t in old]
+        changed = np.zeros(len(text), dtype=bool)
+        changed[rows[[a != b for a, b in zip(old, new)]]] = True
+        if changed.any():
+            text = pc.replace_with_mask(text, pa.array(changed), pa.array([b for a, b in zip(old, new) if a != b],
+                                                                         pa.large_string()))
+            kept = kept.set_column(0, DOC_SCHEMA.field("text"), text)
     stats = {"documents": docs.num_rows, "kept": kept.num_rows, "dropped": len(rows),
              "pii_emails": anonymize.counts.emails, "pii_ips": anonymize.counts.ips}
     kept = kept.replace_schema_metadata({STATS_KEY: json.dumps(stats)})

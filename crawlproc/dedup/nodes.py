@@ -9,6 +9,7 @@ document in input order (FineWeb keeps the first as well).
 from __future__ import annotations
 
 import numpy as np
+import pyarrow as pa
 import xxhash
 
 ROW_BITS = 32
@@ -26,7 +27,16 @@ def content_hash(text: str) -> int:
 
 
 def content_hashes(texts) -> np.ndarray:
-    return np.fromiter((content_hash(t) for t in texts), dtype=np.uint64)
+    """content_hash of each text: a list of str, or an Arrow string column hashed in place."""
+    if isinstance(texts, pa.ChunkedArray):
+        texts = texts.combine_chunks()
+    if not isinstance(texts, pa.Array):
+        return np.fromiter((content_hash(t) for t in texts), dtype=np.uint64)
+    col = texts if texts.type in (pa.large_string(), pa.large_binary()) else texts.cast(pa.large_string())
+    offsets = np.frombuffer(col.buffers()[1], dtype=np.int64)[col.offset: col.offset + len(col) + 1].tolist()
+    data = memoryview(col.buffers()[2]) if col.buffers()[2] is not None else memoryview(b"")
+    return np.fromiter((xxhash.xxh3_64_intdigest(data[a:b]) for a, b in zip(offsets[:-1], offsets[1:])),
+                       dtype=np.uint64, count=len(col))
 
 
 def make_nodes(file_no: int, n_rows: int) -> np.ndarray:

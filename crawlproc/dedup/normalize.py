@@ -20,6 +20,7 @@ import re
 import unicodedata
 
 import numpy as np
+import pyarrow as pa
 
 SEP = "\x00"  # between the texts of a batch; a text's own NUL bytes become spaces
 _DELETE = np.uint32(0xFFFFFFFF)
@@ -84,11 +85,11 @@ _DIGITS_TO_ZERO = bytes.maketrans(b"123456789", b"000000000")
 _NUMBER = re.compile(rb"0(?:[.,]?0)*")  # after digits became 0: a number, with . or , between its digits
 
 
-def _map_non_ascii(raw: bytes) -> bytes:
+def _map_non_ascii(data: np.ndarray) -> bytes:
     """UTF-8 bytes with every non-ASCII character mapped through the table, in numpy: each multi-byte
     character is decoded at its lead byte, and its new bytes (never more) are written in its place; the
     bytes it no longer needs are dropped."""
-    data = np.frombuffer(raw, dtype=np.uint8).copy()
+    data = data.copy()
     last = len(data) - 1
     lead = np.flatnonzero(data >= 0xC0)
     b0, b1, b2 = (data[np.minimum(lead + k, last)].astype(np.uint32) for k in range(3))
@@ -106,12 +107,34 @@ def _map_non_ascii(raw: bytes) -> bytes:
     return data[keep].tobytes()
 
 
-def normalized_bytes(texts: list[str]) -> np.ndarray:
-    """The normalized UTF-8 bytes of all texts, each text followed by one 0 byte but the last."""
-    big = SEP.join(texts)
-    if big.count(SEP) != len(texts) - 1:  # a text contained the separator itself
-        big = SEP.join(t.replace(SEP, " ") for t in texts)
-    raw = big.encode("ascii") if big.isascii() else _map_non_ascii(big.encode("utf-8", "surrogatepass"))
+def utf8_column(texts) -> pa.LargeStringArray | pa.LargeBinaryArray:
+    """Texts as one Arrow array of UTF-8 bytes (a str list is converted; an Arrow string column is used as
+    it is, without a Python object per text). A lone surrogate, which Arrow refuses, is kept as
+    surrogatepass bytes (the table maps it to a space)."""
+    if isinstance(texts, pa.ChunkedArray):
+        texts = texts.combine_chunks()
+    if isinstance(texts, pa.Array):
+        return texts if texts.type in (pa.large_string(), pa.large_binary()) else texts.cast(pa.large_string())
+    try:
+        return pa.array(texts, pa.large_string())
+    except (pa.ArrowInvalid, UnicodeEncodeError):
+        return pa.array([t.encode("utf-8", "surrogatepass") for t in texts], pa.large_binary())
+
+
+def _joined(column) -> np.ndarray:
+    """The column's bytes, its own NUL bytes as spaces, and one 0 byte between texts."""
+    offsets = np.frombuffer(column.buffers()[1], dtype=np.int64)[column.offset: column.offset + len(column) + 1]
+    values = column.buffers()[2]
+    data = np.frombuffer(values, dtype=np.uint8)[offsets[0]: offsets[-1]] if values is not None else np.empty(0, np.uint8)
+    data = np.where(data == 0, np.uint8(32), data)
+    return np.insert(data, offsets[1:-1] - offsets[0], np.uint8(0))
+
+
+def normalized_bytes(texts) -> np.ndarray:
+    """The normalized UTF-8 bytes of all texts (a list of str or an Arrow string column), each text followed
+    by one 0 byte but the last."""
+    data = _joined(utf8_column(texts))
+    raw = data.tobytes() if not len(data) or data.max() < 0x80 else _map_non_ascii(data)
     # Every digit -> 0, then a number (digits with "." or "," between them) -> one 0. _NUMBER starts with a
     # literal, so the regex engine skips to each 0 at memchr speed; bytes.translate is one C pass.
     raw = _NUMBER.sub(b"0", raw.translate(_DIGITS_TO_ZERO)).translate(_BYTE_TABLE)

@@ -19,6 +19,7 @@ import xxhash
 from crawlproc.dedup.errors import DedupError
 from crawlproc.dedup.minhash import MinHasher
 from crawlproc.dedup.nodes import content_hashes
+from crawlproc.dedup.normalize import utf8_column
 from crawlproc.dedup.schemas import signature_schema
 from crawlproc.recipe import MinHashConfig
 from crawlproc.storage import atomic_write_table
@@ -45,15 +46,16 @@ def signature_table(ids, texts: list[str], config: MinHashConfig | None = None, 
     hasher = hasher or MinHasher(config)
     config = hasher.config
     schema = signature_schema(config.num_bands)
-    texts = [t if t is not None else "" for t in texts]
+    texts = utf8_column(texts if isinstance(texts, pa.Array | pa.ChunkedArray) else [t or "" for t in texts])
+    ids = ids.cast(pa.string()) if isinstance(ids, pa.Array | pa.ChunkedArray) else pa.array(ids, pa.string())
     parts = []
     for i in range(0, len(texts), batch):
-        chunk = texts[i: i + batch]
+        chunk = texts.slice(i, batch)
         keys, has_words = hasher.band_keys_for_texts(chunk)
         bands = pa.FixedSizeListArray.from_arrays(pa.array(keys.reshape(-1), pa.uint64()), config.num_bands)
         parts.append(pa.Table.from_arrays(
-            [pa.array(ids[i: i + batch], pa.string()), pa.array(content_hashes(chunk), pa.uint64()),
-             pa.array(has_words), bands], schema=schema))
+            [ids.slice(i, batch), pa.array(content_hashes(chunk), pa.uint64()), pa.array(has_words), bands],
+            schema=schema))
     table = pa.concat_tables(parts) if parts else schema.empty_table()
     return table.replace_schema_metadata({FINGERPRINT_KEY: signature_fingerprint(config), DOCS_KEY: docs})
 
@@ -92,8 +94,7 @@ def compute_signatures(docs_path: str, sig_path: str, config: MinHashConfig, bat
     hasher = MinHasher(config)
     parts = []
     for b in f.iter_batches(batch_size=batch, columns=["id", "text"]):
-        parts.append(signature_table(b.column("id").cast(pa.string()).to_pylist(), b.column("text").to_pylist(),
-                                     batch=batch, hasher=hasher, docs=docs))
+        parts.append(signature_table(b.column("id"), b.column("text"), batch=batch, hasher=hasher, docs=docs))
     table = pa.concat_tables(parts) if parts else signature_table([], [], config, docs=docs)
     atomic_write_table(sig_path, table)
     return {"documents": table.num_rows, "reused": False}
