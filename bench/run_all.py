@@ -18,6 +18,7 @@ BENCHES = [
     ("quality filters vs datatrove", ["bench_filters.py"]),
     ("URL filter / language ID / extraction vs datatrove", ["bench_components.py"]),
     ("download vs curl and requests", ["bench_download.py"]),
+    ("gzip bombs vs warcio", ["bench_gzip_bomb.py", "--sizes", "64M,256M,1G"]),
     ("MinHash signatures vs datatrove", ["bench_minhash.py"]),
     ("whole dedup (100k documents; --docs 1000000 for the million)", ["bench_dedup_million.py"]),
     ("BPE training and encoding vs HF tokenizers and tiktoken", ["bench_tokenizer.py"]),

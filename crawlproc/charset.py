@@ -1,6 +1,7 @@
 """Decode an HTTP payload to text: byte-order mark, HTTP header charset, <meta> charset, UTF-8, detection.
 
-One exception to that order: non-ASCII bytes that are valid UTF-8 are decoded as UTF-8 whatever the
+Two exceptions to that order: a page without a BOM whose HTTP header declares UTF-16 (and whose bytes look
+like it) is decoded as UTF-16 first; non-ASCII bytes that are valid UTF-8 are decoded as UTF-8 whatever the
 declaration says (legacy-encoded text practically never forms valid UTF-8; wrong declarations are common).
 
 Declared labels follow the WHATWG Encoding Standard where it differs from Python's codecs (a page that says
@@ -38,6 +39,7 @@ _META_CHARSET = re.compile(rb"""<meta[^>]*?charset\s*=\s*["']?\s*([A-Za-z0-9._:(
 _SNIFF_BYTES = 4096  # browsers look for <meta charset> in the first 1024 bytes; pages are often sloppier
 
 _MAX_NUL_FRACTION = 0.01
+_MIN_UTF16_NUL_FRACTION = 0.1  # UTF-16 HTML: every ASCII character of the markup has a NUL byte
 _MAX_BAD_CHAR_FRACTION = 0.02
 _BAD_CHARS = re.compile("[\ufffd\x00-\x08\x0b\x0e-\x1f\x7f]")
 
@@ -69,6 +71,23 @@ def meta_charset(payload: bytes) -> str | None:
     return m.group(1).decode("ascii", "replace") if m else None
 
 
+def _declared_utf16(content_type_header: str | None, payload: bytes) -> str | None:
+    """The UTF-16 codec for a page without a BOM that the HTTP header (not a <meta>, which UTF-16 bytes
+    could not carry readably) declares UTF-16, when its bytes agree: the NULs of its ASCII markup. Byte
+    order from where those NULs sit (the declared order is often wrong, and plain "utf-16" says none)."""
+    label = (header_charset(content_type_header) or "").strip("\"'").lower()
+    try:
+        if not codecs.lookup(label).name.startswith("utf-16"):
+            return None
+    except LookupError:
+        return None
+    sample = payload[:_SNIFF_BYTES]
+    even, odd = sample[0::2].count(0), sample[1::2].count(0)
+    if even + odd < _MIN_UTF16_NUL_FRACTION * len(sample):
+        return None
+    return "utf-16-be" if even > odd else "utf-16-le"
+
+
 def _strict(payload: bytes, codec: str) -> str | None:
     try:
         return payload.decode(codec)
@@ -93,6 +112,11 @@ def decode_html(payload: bytes, content_type_header: str | None = None) -> tuple
             if _looks_like_text(text):
                 return text, codec
             raise UndecodableError(f"payload has a {codec} byte-order mark but does not decode as text")
+    utf16 = _declared_utf16(content_type_header, payload)
+    if utf16:
+        text = payload.decode(utf16, "replace")
+        if _looks_like_text(text):
+            return text, utf16
     if payload.count(b"\x00") > _MAX_NUL_FRACTION * len(payload):
         raise UndecodableError("payload is binary (too many NUL bytes)")
 

@@ -8,7 +8,12 @@ matches what the server announced and whose gzip members all decompress to the e
 - A retry resumes with `Range: bytes=<have>-` (and `If-Range` on the first response's validator); a server
   that ignores the range (200) or answers a different range makes us start over, never splice wrong bytes.
 - 404, 410, 403, 401 and other 4xx fail at once: retrying cannot help.
-- Redirects are followed by hand so that a redirect cannot send the downloader to a host it was not allowed.
+- Redirects are followed by hand so that a redirect cannot send the downloader to an origin (scheme, host,
+  port) it was not allowed.
+- Every attempt has a deadline as well as the read timeout (which a server dripping one byte at a time resets
+  forever): see `attempt_deadline_s`. A watchdog shuts the attempt's socket down when it passes, wherever the
+  attempt is blocked (connecting, reading headers, reading the body); the partial file is kept and resumed.
+- `max_bytes` caps what a download may bring (a listing is small; a server cannot make it fill the disk).
 - `download_slot` bounds the number of concurrent downloads per machine with OS file locks, which the kernel
   releases when a process dies, so a killed worker never leaks a slot.
 """
@@ -33,14 +38,24 @@ from urllib.parse import urljoin, urlsplit
 import requests
 import urllib3
 
+from crawlproc import watchdog
 from crawlproc.recipe import DownloadConfig
 
 CHUNK = 1 << 20
 VERIFY_BLOCK = 64 << 10
+OBJECT_SCHEMES = ("s3", "s3a", "gs", "gcs")  # read through crawlproc.storage, not HTTP
 RETRYABLE_STATUS = {408, 425, 429, 500, 502, 503, 504}
 MAX_REDIRECTS = 5
 # what a flaky network raises (requests wraps some urllib3 errors, the raw body stream raises them as they are)
 NETWORK_ERRORS = (requests.RequestException, urllib3.exceptions.HTTPError, ConnectionError, TimeoutError)
+# the attempt deadline (attempt_deadline_s): in read timeouts, and the slowest average rate accepted after it
+DEADLINE_TIMEOUTS = 10
+MIN_RATE_BYTES_S = 64 << 10
+MAX_ATTEMPT_S = 3 * 3600.0
+# file-system limits for a path from a listing: every segment must leave room for what we append to it
+# (".part.meta", ".<stem>.parquet.<8 hex>.tmp", "-<8 hex>") inside the usual 255-byte NAME_MAX
+MAX_SEGMENT_BYTES = 200
+MAX_PATH_BYTES = 1024
 
 
 class DownloadError(Exception):
@@ -92,17 +107,23 @@ def safe_relpath(path: str) -> PurePosixPath:
     percent-escaped characters: the result joined to any root stays under that root."""
     if not isinstance(path, str) or not path:
         raise UnsafePathError(f"empty path {path!r}")
+    shown = path if len(path) <= 120 else path[:120] + "..."
+    if len(path) > MAX_PATH_BYTES:
+        raise UnsafePathError(f"path {shown!r} is {len(path)} bytes long, over the {MAX_PATH_BYTES} allowed")
     if path.startswith(("/", "~")):
-        raise UnsafePathError(f"absolute path {path!r}")
+        raise UnsafePathError(f"absolute path {shown!r}")
     parts = path.split("/")
     for part in parts:
         if part in ("", ".", ".."):
-            raise UnsafePathError(f"path {path!r} has an empty, '.' or '..' segment")
+            raise UnsafePathError(f"path {shown!r} has an empty, '.' or '..' segment")
         bad = set(part) - _SAFE_CHARS
         if bad:
-            raise UnsafePathError(f"path {path!r} has unsafe characters {''.join(sorted(bad))!r}")
+            raise UnsafePathError(f"path {shown!r} has unsafe characters {''.join(sorted(bad))[:20]!r}")
         if part.startswith("."):
-            raise UnsafePathError(f"path {path!r} has a hidden segment {part!r}")
+            raise UnsafePathError(f"path {shown!r} has a hidden segment {part[:40]!r}")
+        if len(part) > MAX_SEGMENT_BYTES:
+            raise UnsafePathError(f"path {shown!r} has a {len(part)}-byte segment: file names must fit in "
+                                  f"{MAX_SEGMENT_BYTES} bytes")
     return PurePosixPath(*parts)
 
 
@@ -234,6 +255,44 @@ def host_of(url: str) -> str:
     return (urlsplit(url).hostname or "").lower()
 
 
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def origin(url: str) -> tuple[str, str, int | None]:
+    """(scheme, host, port) with the scheme's default port filled in; raises UnsafePathError for a bad port."""
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    try:
+        port = parts.port
+    except ValueError:
+        raise UnsafePathError(f"URL {url[:200]!r} has an invalid port") from None
+    return scheme, (parts.hostname or "").lower(), port or _DEFAULT_PORTS.get(scheme)
+
+
+def allowed_origin(url: str, base_url: str | None, allowed_hosts) -> bool:
+    """True when `url` is on the origin of `base_url`, or on a host of `allowed_hosts`: "host" means that host
+    on the default port of http/https, "host:port" that port only. Another port is another origin."""
+    scheme, host, port = origin(url)
+    if base_url is not None and (scheme, host, port) == origin(base_url):
+        return True
+    for entry in allowed_hosts or ():
+        parts = urlsplit(f"//{entry.strip().lower()}")
+        try:
+            want = parts.port or _DEFAULT_PORTS.get(scheme)
+        except ValueError:
+            continue
+        if host and parts.hostname == host and port == want:
+            return True
+    return False
+
+
+def attempt_deadline_s(config: DownloadConfig) -> float:
+    """The time an attempt has to get its response going: download.deadline_s when the recipe has it,
+    else DEADLINE_TIMEOUTS read timeouts. After it, the attempt must keep an average of MIN_RATE_BYTES_S since
+    it began (a drip is cut here, an honest slow server is not), and it never lasts more than MAX_ATTEMPT_S."""
+    return float(getattr(config, "deadline_s", 0) or DEADLINE_TIMEOUTS * config.timeout_s)
+
+
 class _Retry(Exception):
     def __init__(self, message: str, retry_after: float | None = None, fresh: bool = False):
         super().__init__(message)
@@ -241,24 +300,27 @@ class _Retry(Exception):
         self.fresh = fresh  # discard the partial file before the next attempt
 
 
-def _check_host(url: str, allowed_hosts: set[str] | None, original: str) -> None:
-    if allowed_hosts is not None and host_of(url) not in allowed_hosts:
-        raise DownloadError(original, f"redirect to host {host_of(url)!r} is not allowed", permanent=True)
-
-
 def _get(session: requests.Session, url: str, headers: dict, config: DownloadConfig,
          allowed_hosts: set[str] | None) -> requests.Response:
-    """GET with redirects followed by hand, each hop's host checked."""
+    """GET with redirects followed by hand: each hop stays on the origin it came from or an allowed one."""
     original = url
     for _ in range(MAX_REDIRECTS + 1):
         r = session.get(url, headers=headers, stream=True, allow_redirects=False,
                         timeout=(min(10.0, config.timeout_s), config.timeout_s))
         if r.is_redirect and r.headers.get("Location"):
             r.close()
-            url = urljoin(url, r.headers["Location"])
-            if urlsplit(url).scheme not in ("http", "https"):
-                raise DownloadError(original, f"redirect to unsupported URL {url!r}", permanent=True)
-            _check_host(url, allowed_hosts, original)
+            target = urljoin(url, r.headers["Location"])
+            if urlsplit(target).scheme not in ("http", "https"):
+                raise DownloadError(original, f"redirect to unsupported URL {target[:200]!r}", permanent=True)
+            try:
+                ok = allowed_hosts is None or allowed_origin(target, url, allowed_hosts)
+            except UnsafePathError as e:
+                raise DownloadError(original, f"redirect: {e}", permanent=True) from None
+            if not ok:
+                s, h, p = origin(target)
+                raise DownloadError(original, f"redirect to {s}://{h}:{p} is not allowed (another origin than "
+                                    f"{url[:200]!r} and not in download.allowed_hosts)", permanent=True)
+            url = target
             continue
         return r
     raise DownloadError(original, "too many redirects", permanent=True)
@@ -289,8 +351,22 @@ def _load_validator(part: Path) -> dict:
 
 
 def _attempt(session, url: str, part: Path, config: DownloadConfig, allowed_hosts, validator: dict,
-             result: DownloadResult) -> None:
-    """One HTTP attempt: append to `part` (resuming if it has bytes). Raises _Retry or DownloadError."""
+             result: DownloadResult, deadline_s: float, max_bytes: int | None) -> None:
+    """One HTTP attempt under a Watchdog (see attempt_deadline_s). Raises _Retry or DownloadError."""
+    with watchdog.Watchdog(deadline_s, MIN_RATE_BYTES_S, MAX_ATTEMPT_S) as dog:
+        try:
+            _fetch(session, url, part, config, allowed_hosts, validator, result, dog, max_bytes)
+        except (_Retry, *NETWORK_ERRORS) as e:
+            if dog.expired:  # the watchdog shut the socket: say why, not what the cut read raised
+                raise _Retry(f"{dog.expired} ({e})") from None
+            raise
+        if dog.expired:  # a body without Content-Length that the watchdog cut looks complete: it is not
+            raise _Retry(dog.expired)
+
+
+def _fetch(session, url: str, part: Path, config: DownloadConfig, allowed_hosts, validator: dict,
+           result: DownloadResult, dog: watchdog.Watchdog, max_bytes: int | None) -> None:
+    """Append to `part` (resuming if it has bytes)."""
     have = part.stat().st_size if part.exists() else 0
     headers = {"Accept-Encoding": "identity"}  # we want the file's own bytes, not a transfer re-encoding
     if have:
@@ -317,16 +393,19 @@ def _attempt(session, url: str, part: Path, config: DownloadConfig, allowed_host
                 raise _Retry(f"server answered range {r.headers.get('Content-Range')!r}, wanted {have}-",
                              fresh=True)
             expected = cr[1] - cr[0] + 1
-            mode = "ab"
+            mode, before = "ab", have
             result.resumed += 1
         else:  # 200: the whole file (a server that ignores Range lands here too)
             cl = r.headers.get("Content-Length")
             expected = int(cl) if cl and cl.isdigit() else None
-            mode = "wb"
+            mode, before = "wb", 0
             validator["etag"] = r.headers.get("ETag")
             validator["last_modified"] = r.headers.get("Last-Modified")
             # kept beside the partial file, so that a rerun after a crash resumes only the same version
             _meta(part).write_text(json.dumps(validator))
+        if max_bytes is not None and expected is not None and before + expected > max_bytes:
+            raise DownloadError(url, f"the file is {before + expected} bytes, over the {max_bytes}-byte limit",
+                                permanent=True)
         got = 0
         with open(part, mode) as f:
             try:
@@ -338,37 +417,73 @@ def _attempt(session, url: str, part: Path, config: DownloadConfig, allowed_host
                         break
                     f.write(chunk)
                     got += len(chunk)
+                    dog.received = got
+                    if max_bytes is not None and before + got > max_bytes:
+                        raise DownloadError(url, f"the body runs past the {max_bytes}-byte limit", permanent=True)
+                    if why := dog.expired or dog.verdict():
+                        raise _Retry(f"{why}, {got} bytes of the body received")
             except NETWORK_ERRORS as e:
                 raise _Retry(f"connection lost after {got} bytes of the body: {type(e).__name__}") from None
         if expected is not None and got != expected:
             raise _Retry(f"truncated body: {got} of {expected} bytes")
 
 
-def _copy_local(url: str, part: Path) -> None:
+def _copy_local(url: str, part: Path, max_bytes: int | None) -> None:
     src = Path(urlsplit(url).path)
     if not src.is_file():
         raise DownloadError(url, "no such local file", permanent=True, status=404)
+    if max_bytes is not None and src.stat().st_size > max_bytes:
+        raise DownloadError(url, f"the file is {src.stat().st_size} bytes, over the {max_bytes}-byte limit",
+                            permanent=True)
     shutil.copyfile(src, part)
 
 
-def _copy_s3(url: str, part: Path) -> None:
-    """s3://bucket/key with pyarrow.fs (credentials from the environment); no Range: a retry starts over."""
-    import pyarrow.fs as pafs
+def _copy_object(url: str, part: Path, storage, max_bytes: int | None, result: DownloadResult) -> None:
+    """An object-store URL (s3://, gs://, ...) through `storage` (crawlproc.storage.Storage): appended to
+    `part` from where it stopped, so an interrupted read resumes with a ranged read. The store's own client
+    retries each request (throttling, 503 SlowDown, resets); what it gives up on comes back here as a
+    retry of the whole attempt, with backoff and jitter."""
+    from crawlproc.storage import Storage
 
-    fs, key = pafs.FileSystem.from_uri(url)
-    with fs.open_input_stream(key) as src, open(part, "wb") as dst:
-        while chunk := src.read(CHUNK):
-            dst.write(chunk)
+    storage = storage or Storage()
+    try:
+        entry = storage.info(url)
+    except OSError as e:
+        raise _Retry(f"cannot stat {url}: {e}") from None
+    if entry is None or entry.is_dir:
+        raise DownloadError(url, "no such object", permanent=True, status=404)
+    if max_bytes is not None and entry.size > max_bytes:
+        raise DownloadError(url, f"the object is {entry.size} bytes, over the {max_bytes}-byte limit", permanent=True)
+    have = part.stat().st_size if part.exists() else 0
+    if have > entry.size:  # the object changed under us: start over
+        raise _Retry(f"partial file of {have} bytes is larger than the object ({entry.size})", fresh=True)
+    if have:
+        result.resumed += 1
+    try:
+        with storage.open_input(url) as src, open(part, "ab") as dst:
+            src.seek(have)
+            while have < entry.size:
+                chunk = src.read(min(CHUNK, entry.size - have))
+                if not chunk:
+                    raise _Retry(f"object read ended at byte {have} of {entry.size}")
+                dst.write(chunk)
+                have += len(chunk)
+    except OSError as e:  # what the store's client gave up on: resume from here next time
+        raise _Retry(f"read failed at byte {have} of {entry.size}: {type(e).__name__}: {e}") from None
 
 
 def download_file(url: str, dest: str | Path, config: DownloadConfig | None = None, *,
                   allowed_hosts: set[str] | None = None, session: requests.Session | None = None,
                   rng: random.Random | None = None, sleep: Callable[[float], None] = time.sleep,
-                  verify: bool | None = None) -> DownloadResult:
+                  verify: bool | None = None, max_bytes: int | None = None,
+                  deadline_s: float | None = None, storage=None) -> DownloadResult:
     """Download `url` to `dest` (renamed into place only when whole and verified). Reuses an existing,
-    verified `dest` (the cache case). `allowed_hosts`: hosts redirects may go to (None = any).
-    Raises DownloadError (with .permanent and .attempts) when it gives up."""
+    verified `dest` (the cache case). `allowed_hosts`: hosts redirects may go to besides the URL's own origin
+    (None = any; see allowed_origin). `max_bytes`: a larger file fails at once (permanent). `deadline_s`:
+    overrides attempt_deadline_s(config). `storage` (crawlproc.storage.Storage) reads object-store URLs
+    (s3://, gs://, ...). Raises DownloadError (with .permanent and .attempts) when it gives up."""
     config = config or DownloadConfig()
+    deadline_s = attempt_deadline_s(config) if deadline_s is None else deadline_s
     rng = rng or random.Random()
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
@@ -385,7 +500,7 @@ def download_file(url: str, dest: str | Path, config: DownloadConfig | None = No
         result = DownloadResult(dest, 0, attempts=0)
         scheme = urlsplit(url).scheme
         own_session = session is None and scheme in ("http", "https")
-        session = session or (requests.Session() if own_session else None)
+        session = session or (watchdog.session() if own_session else None)
         validator: dict = _load_validator(part) if part.exists() else {}
         corrupt_tries = 0
         try:
@@ -393,11 +508,12 @@ def download_file(url: str, dest: str | Path, config: DownloadConfig | None = No
                 result.attempts += 1
                 try:
                     if scheme in ("http", "https"):
-                        _attempt(session, url, part, config, allowed_hosts, validator, result)
+                        _attempt(session, url, part, config, allowed_hosts, validator, result, deadline_s,
+                                 max_bytes)
                     elif scheme == "file":
-                        _copy_local(url, part)
-                    elif scheme == "s3":
-                        _copy_s3(url, part)
+                        _copy_local(url, part, max_bytes)
+                    elif scheme in OBJECT_SCHEMES:
+                        _copy_object(url, part, storage, max_bytes, result)
                     else:
                         raise DownloadError(url, f"unsupported URL scheme {scheme!r}", permanent=True)
                     if verify:
@@ -435,9 +551,10 @@ def download_file(url: str, dest: str | Path, config: DownloadConfig | None = No
 
 
 def fetch_bytes(url: str, config: DownloadConfig | None = None, *, allowed_hosts: set[str] | None = None,
-                verify: bool | None = None) -> bytes:
+                verify: bool | None = None, max_bytes: int | None = None, storage=None) -> bytes:
     """Small files (a listing): download_file into a temporary directory and return the bytes."""
     with tempfile.TemporaryDirectory(prefix="crawlproc-fetch-") as tmp:
-        name = os.path.basename(urlsplit(url).path) or "download"
-        result = download_file(url, Path(tmp) / name, config, allowed_hosts=allowed_hosts, verify=verify)
+        name = (os.path.basename(urlsplit(url).path) or "download")[:MAX_SEGMENT_BYTES]
+        result = download_file(url, Path(tmp) / name, config, allowed_hosts=allowed_hosts, verify=verify,
+                               max_bytes=max_bytes, storage=storage)
         return result.path.read_bytes()

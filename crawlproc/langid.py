@@ -37,10 +37,9 @@ def load_model(path: Path | None = None):
     key = str(path)
     with _lock:
         if key not in _models:
-            # _FastText directly: fasttext.load_model prints a deprecation warning to stderr on every load
-            from fasttext.FastText import _FastText
+            import fasttext  # the fasttext-numpy2 binding: its load_model prints nothing (plain fasttext warns)
 
-            _models[key] = _FastText(model_path=key)
+            _models[key] = fasttext.load_model(key)
         return _models[key]
 
 

@@ -2,27 +2,43 @@
 
 Every line is untrusted: it becomes a download URL, a cache path and an output file name (its stem). A line is
 rejected (and counted, never silently dropped) when it could escape the output or cache directory ('..',
-an absolute path, odd characters), points to a host that neither the base URL nor `allowed_hosts` names, or
-maps to the same stem as an earlier line (two files would overwrite each other's outputs).
+an absolute path, odd characters), does not fit the file system (MAX_LINE_BYTES, and download.safe_relpath's
+segment and path limits), does not name a WARC file, points to an origin (scheme, host, port) that neither the
+base URL nor `allowed_hosts` names, or maps to the same stem as an earlier line (two files would overwrite each
+other's outputs).
+
+The listing as a whole is untrusted too: its size on the wire, its decompressed size and its number of lines
+are capped (decompression is streamed, so a gzip bomb costs constant memory), something that is not a list of
+paths (an HTML error page served with 200, binary data) is refused saying what it looks like, and a listing
+with no usable line is an error, not an empty success.
 """
 
 from __future__ import annotations
 
-import gzip
 import re
 import zlib
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from urllib.parse import urlsplit
 
-from crawlproc.download import UnsafePathError, fetch_bytes, host_of, safe_relpath
+from crawlproc.download import UnsafePathError, allowed_origin, fetch_bytes, origin, safe_relpath
 from crawlproc.recipe import DownloadConfig
-from crawlproc.storage import warc_stem
+from crawlproc.layout import warc_stem
 
 # Common Crawl's public bucket and its HTTPS front door: s3://commoncrawl/<key> == https://data.commoncrawl.org/<key>
 CC_BUCKET = "commoncrawl"
 CC_HTTPS = "https://data.commoncrawl.org"
 SNAPSHOT_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,99}$")  # e.g. CC-MAIN-2024-10; also a folder name
 _STEM_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+=~@-]*$")
+_WARC_NAME = re.compile(r"\.(?:warc|arc)(?:\.(?:wet|wat))?(?:\.gz)?$", re.IGNORECASE)
+
+# a Common Crawl listing is ~100,000 lines of ~140 bytes (~14 MB, ~2 MB gzipped): these leave a wide margin
+MAX_LISTING_BYTES = 64 << 20  # on the wire
+MAX_LISTING_TEXT_BYTES = 64 << 20  # decompressed
+MAX_LISTING_LINES = 1_000_000  # blank ones included
+MAX_LINE_BYTES = 2048
+MAX_REJECTED = 10_000  # more unusable lines than this: not a listing
+_INFLATE_PIECE = 1 << 20
 
 
 class ListingError(ValueError):
@@ -90,18 +106,81 @@ def listing_url(base_url: str, snapshot: str, s3_mode: str = "https") -> str:
     return f"{https_base(base_url, s3_mode)}/crawl-data/{check_snapshot(snapshot)}/warc.paths.gz"
 
 
-def parse_listing_bytes(data: bytes) -> list[str]:
-    """Lines of a listing, gzipped (as Common Crawl serves it) or plain text."""
-    if data[:2] == b"\x1f\x8b":
-        try:
-            data = gzip.decompress(data)
-        except (OSError, EOFError, zlib.error) as e:
-            raise ListingError(f"listing is not valid gzip: {e}") from None
+def _text_pieces(data: bytes) -> Iterator[bytes]:
+    """The listing's text: gzip (any number of members) inflated a piece at a time, or the bytes as they are."""
+    if data[:2] != b"\x1f\x8b":
+        yield data
+        return
+    view, pos, total = memoryview(data), 0, 0
+    while pos < len(data):
+        if data[pos:pos + 2] != b"\x1f\x8b":
+            raise ListingError(f"listing is not valid gzip: {len(data) - pos} bytes of garbage after the gzip data")
+        d = zlib.decompressobj(31)
+        while not d.eof:
+            try:
+                out = d.decompress(view[pos:], _INFLATE_PIECE)
+            except zlib.error as e:
+                raise ListingError(f"listing is not valid gzip: {e}") from None
+            pos = len(data) - len(d.unused_data if d.eof else d.unconsumed_tail)
+            total += len(out)
+            if total > MAX_LISTING_TEXT_BYTES:
+                raise ListingError(f"listing inflates past {MAX_LISTING_TEXT_BYTES >> 20} MiB "
+                                   f"({len(data)} bytes compressed): not a listing (a gzip bomb?)")
+            if out:
+                yield out
+            elif not d.eof and pos >= len(data):
+                raise ListingError("listing is not valid gzip: it is truncated")
+
+
+def _what_it_looks_like(head: bytes) -> str | None:
+    """Why the start of a listing shows it is not a list of paths, or None."""
+    if not head.strip():
+        return None
+    if re.search(rb"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]", head[:4096]):
+        return "binary data"
     try:
-        text = data.decode("utf-8")
+        head[:4096].decode("utf-8")
     except UnicodeDecodeError as e:
-        raise ListingError(f"listing is not UTF-8 text: {e}") from None
-    return text.splitlines()
+        if e.start < 4092:  # not merely a character cut at the sample's end
+            return "binary data (not UTF-8 text)"
+    text = head[:4096].lstrip().lower()
+    if text.startswith((b"<!doctype", b"<html", b"<?xml", b"<head", b"<body")) or (
+            text.startswith(b"<") and b">" in text[:200]):
+        first = head.lstrip()[:80].decode("utf-8", "replace").replace("\n", " ")
+        return f"an HTML or XML page (it starts {first!r})"
+    if text.startswith((b"{", b"[")):
+        return "JSON"
+    return None
+
+
+def parse_listing_bytes(data: bytes) -> list[str]:
+    """Lines of a listing, gzipped (as Common Crawl serves it) or plain text. Streamed and capped: raises
+    ListingError for a listing too big (MAX_LISTING_TEXT_BYTES, MAX_LISTING_LINES), broken gzip, or what is
+    not a listing at all. A line longer than MAX_LINE_BYTES comes back cut to MAX_LINE_BYTES + 1 characters,
+    still too long for validate_line, which rejects it."""
+    lines: list[str] = []
+    partial: list[bytes] = []  # the line being assembled across pieces, at most MAX_LINE_BYTES + 1 bytes
+    partial_len = 0
+    first = True
+    for piece in _text_pieces(data):
+        if first:
+            looks = _what_it_looks_like(piece)
+            if looks:
+                raise ListingError(f"this is not a listing of WARC paths: it looks like {looks}")
+            first = False
+        parts = piece.split(b"\n")
+        if len(lines) + len(parts) - 1 > MAX_LISTING_LINES:
+            raise ListingError(f"listing has more than {MAX_LISTING_LINES:,} lines: not a listing")
+        for i, part in enumerate(parts):
+            if partial_len <= MAX_LINE_BYTES:
+                partial.append(part[: MAX_LINE_BYTES + 1 - partial_len])
+            partial_len += len(part)
+            if i < len(parts) - 1:  # a newline ended it
+                lines.append(b"".join(partial).decode("utf-8", "replace").rstrip("\r"))
+                partial, partial_len = [], 0
+    if partial_len:
+        lines.append(b"".join(partial).decode("utf-8", "replace").rstrip("\r"))
+    return lines
 
 
 def _map_s3(url: str, base: str) -> str:
@@ -114,9 +193,11 @@ def _map_s3(url: str, base: str) -> str:
 
 def validate_line(index: int, line: str, base: str, allowed_hosts: set[str]) -> ListedFile:
     """Map one listing line to a ListedFile, or raise UnsafePathError saying why not."""
+    if len(line.encode("utf-8", "replace")) > MAX_LINE_BYTES:
+        raise UnsafePathError(f"line is longer than {MAX_LINE_BYTES} bytes")
     raw = line.strip()
     parts = urlsplit(raw)
-    if parts.scheme:  # a full URL: it must stay on the base host or an allowed one
+    if parts.scheme:  # a full URL: it must stay on the base URL's origin or an allowed host
         if parts.scheme == "s3":
             raw_url = _map_s3(raw, base)
             parts = urlsplit(raw_url)
@@ -124,11 +205,12 @@ def validate_line(index: int, line: str, base: str, allowed_hosts: set[str]) -> 
             raw_url = raw
         if parts.scheme not in ("http", "https", "s3"):
             raise UnsafePathError(f"scheme {parts.scheme!r} is not allowed in a listing")
-        host = (parts.hostname or "").lower()
         if parts.scheme != urlsplit(base).scheme and parts.scheme == "s3":
             raise UnsafePathError("s3:// lines need an s3:// base or s3://commoncrawl")
-        if host != host_of(base) and host not in allowed_hosts:
-            raise UnsafePathError(f"host {host!r} is not the base URL's host nor in download.allowed_hosts")
+        if not allowed_origin(raw_url, base, allowed_hosts):
+            scheme, host, port = origin(raw_url)
+            raise UnsafePathError(f"{scheme}://{host}:{port} is not the base URL's host (with its scheme and port) "
+                                  "nor in download.allowed_hosts")
         if parts.query or parts.fragment or parts.username or parts.password:
             raise UnsafePathError("URLs with a query, fragment or credentials are not allowed")
         rel = safe_relpath(parts.path.lstrip("/") if parts.path.startswith("/") else parts.path)
@@ -136,6 +218,8 @@ def validate_line(index: int, line: str, base: str, allowed_hosts: set[str]) -> 
     else:
         rel = safe_relpath(raw)
         url = f"{base}/{rel}"
+    if not _WARC_NAME.search(rel.name):
+        raise UnsafePathError(f"file name {rel.name[:80]!r} is not a WARC file (.warc.gz, .warc, .arc.gz)")
     stem = warc_stem(str(rel))
     if not _STEM_RE.match(stem):
         raise UnsafePathError(f"file name {rel.name!r} does not give a usable output name")
@@ -145,37 +229,56 @@ def validate_line(index: int, line: str, base: str, allowed_hosts: set[str]) -> 
 def build_listing(snapshot: str, lines: list[str], base_url: str, allowed_hosts: list[str] | None = None,
                   *, s3_mode: str = "https", url: str = "") -> Listing:
     """Validate every line; identical duplicate lines are listed once, a different path with an existing
-    stem is rejected."""
+    stem is rejected. Raises ListingError when no line is usable, or more than MAX_REJECTED are not."""
     base = https_base(base_url, s3_mode)
     allowed = {h.lower() for h in (allowed_hosts or [])}
     listing = Listing(check_snapshot(snapshot), url or listing_url(base_url, snapshot, s3_mode))
     seen: dict[str, ListedFile] = {}
+    nonblank = 0
     for i, line in enumerate(lines):
         if not line.strip():
             continue
+        nonblank += 1
         try:
             f = validate_line(i, line, base, allowed)
-        except UnsafePathError as e:
-            listing.rejected.append(RejectedLine(i, line[:500], str(e)))
+        except (UnsafePathError, ValueError) as e:  # urlsplit raises ValueError on e.g. "http://[::1"
+            _reject(listing, i, line, str(e))
             continue
         prev = seen.get(f.stem)
         if prev is not None:
             if prev.url != f.url:
-                listing.rejected.append(RejectedLine(i, line[:500], f"same output name {f.stem!r} as line "
-                                                                    f"{prev.index + 1} ({prev.path})"))
+                _reject(listing, i, line, f"same output name {f.stem!r} as line {prev.index + 1} ({prev.path})")
             continue
         seen[f.stem] = f
         listing.files.append(f)
+    if not listing.files:
+        if not nonblank:
+            raise ListingError(f"listing {listing.url} is empty: it names no file")
+        first = listing.rejected[0]
+        raise ListingError(f"listing {listing.url} names no usable file: none of its {nonblank} lines is "
+                           f"(line {first.index + 1}: {first.reason})")
     return listing
 
 
-def read_listing(snapshot: str, config: DownloadConfig | None = None, *, base_url: str | None = None) -> Listing:
-    """Download `<base>/crawl-data/<snapshot>/warc.paths.gz` (with the download retries) and validate it."""
+def _reject(listing: Listing, index: int, line: str, reason: str) -> None:
+    if len(listing.rejected) >= MAX_REJECTED:
+        raise ListingError(f"listing {listing.url} has more than {MAX_REJECTED:,} unusable lines: not a listing "
+                           f"(line {listing.rejected[0].index + 1}: {listing.rejected[0].reason})")
+    listing.rejected.append(RejectedLine(index, line[:200], reason))
+
+
+def read_listing(snapshot: str, config: DownloadConfig | None = None, *, base_url: str | None = None,
+                 storage=None) -> Listing:
+    """Download `<base>/crawl-data/<snapshot>/warc.paths.gz` (with the download retries; an s3:// base
+    through `storage`) and validate it."""
     config = config or DownloadConfig()
     base_url = base_url or config.base_url
     s3_mode = getattr(config, "s3", "https")
     url = listing_url(base_url, snapshot, s3_mode)
-    allowed = {host_of(url)} | {h.lower() for h in config.allowed_hosts}
-    data = fetch_bytes(url, config, allowed_hosts=allowed, verify=False)
-    return build_listing(snapshot, parse_listing_bytes(data), base_url, config.allowed_hosts,
-                         s3_mode=s3_mode, url=url)
+    data = fetch_bytes(url, config, allowed_hosts={h.lower() for h in config.allowed_hosts}, verify=False,
+                       max_bytes=MAX_LISTING_BYTES, storage=storage)
+    try:
+        lines = parse_listing_bytes(data)
+    except ListingError as e:
+        raise ListingError(f"{url}: {e}") from None
+    return build_listing(snapshot, lines, base_url, config.allowed_hosts, s3_mode=s3_mode, url=url)

@@ -1,8 +1,9 @@
 """Process one WARC file through the extract stage: the unit of work, of retry and of resume.
 
 read HTML responses -> URL filter -> extract -> language ID -> Gopher repetition -> Gopher quality -> C4
--> FineWeb quality; writes docs/, removed/ (with the stage and reason) and stats/ for the file, then the
-_done marker last. A bad record is a counted removal, a bad file keeps the records before the fault.
+-> FineWeb quality; writes docs/, removed/ (with the stage and reason) and stats/ for the file. The stage
+runner writes the file's `_done` marker after this returns. A bad record is a counted removal, a bad file
+keeps the records before the fault.
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ import os
 import socket
 import time
 from collections import Counter
-from datetime import datetime, UTC
 from pathlib import Path
 
 from crawlproc.charset import UndecodableError, decode_html
@@ -20,7 +20,9 @@ from crawlproc.langid import LanguageIdentifier
 from crawlproc.quality import QUALITY_STAGES
 from crawlproc.recipe import Recipe
 from crawlproc.schema import REMOVED_SCHEMA, docs_table
-from crawlproc.storage import Layout, atomic_write_json, atomic_write_table, warc_stem
+from crawlproc.failure import PartialFailure
+from crawlproc.fingerprint import digest, file_fingerprint
+from crawlproc.layout import Layout, warc_stem
 from crawlproc.urlfilter import UrlFilter
 from crawlproc.warc import ReadCounts, WarcReadError, iter_html_records
 
@@ -99,27 +101,45 @@ def pipeline_for(recipe: Recipe) -> ExtractPipeline:
     return _PIPELINES[key][1]
 
 
+NOT_EXTRACT_SECTIONS = ("minhash", "dedup", "pii", "download", "tokenize", "ray", "storage", "train")
+
+
+def extract_view(recipe_dict: dict) -> dict:
+    """The recipe sections that decide the extract stage's output: changing a dedup, tokenize or Ray setting
+    does not invalidate extracted files."""
+    return {k: v for k, v in recipe_dict.items() if k not in NOT_EXTRACT_SECTIONS}
+
+
+def extract_fingerprint(recipe: Recipe) -> str:
+    """Fingerprint of `extract_view(recipe)` (8 hex digits, as in the `_done` marker names)."""
+    return digest(extract_view(recipe.to_dict()))[:8]
+
+
 def process_warc(
     source: str | Path,
-    out: str | Path,
+    out: str | Path | Layout,
     recipe: Recipe,
     *,
     dump: str,
     file_path: str | None = None,
     stem: str | None = None,
+    raise_on_error: bool = False,
 ) -> dict:
-    """Run the extract stage on one local WARC file; return its stats (see stats/<stem>.json).
+    """Run the extract stage on one local WARC file; write docs/, removed/ and stats/<stem>.json under the
+    snapshot `dump` of `out` (a local folder, an object-store URI or a Layout); return the stats.
 
-    Never raises for bad input: a read error keeps the records before the fault, sets stats["error"] and
-    leaves no _done marker, so the caller records the failure and a rerun tries the file again.
+    A read error (a truncated or corrupt file) keeps the records before the fault, writes them, and sets
+    stats["error"]; with raise_on_error it then raises PartialFailure (carrying the stats) from the read
+    error, which is how the stage runner records the file as failed. Markers are the runner's business.
     """
     started = time.perf_counter()
     source = Path(source)
     stem = stem or warc_stem(str(source))
     file_path = file_path or str(source)
-    layout = Layout(out, dump)
+    snap = (out if isinstance(out, Layout) else Layout(str(out))).snapshot(dump)
     pipe = pipeline_for(recipe)
     pipe.extractor.reset()  # trafilatura's dedup cache: per file, so reruns and retries give the same output
+    content_fp = file_fingerprint(snap.storage, str(source))
     counts = ReadCounts()
     stage_in: Counter = Counter()
     stage_removed: Counter = Counter()
@@ -128,18 +148,19 @@ def process_warc(
     seconds: Counter = Counter()
     kept: list[dict] = []
     removed: list[dict] = []
-    error = None
+    error: Exception | None = None
 
     try:
         records = iter_html_records(
-            source, counts, recipe.input.max_payload_bytes, html_only=recipe.input.html_only
+            source, counts, recipe.input.max_payload_bytes, html_only=recipe.input.html_only,
+            max_skip_bytes=getattr(recipe.input, "max_skip_bytes", 0) or None,
         )
         t_read = time.perf_counter()
         for rec in records:
             seconds["read"] += time.perf_counter() - t_read
             base = {
-                "id": rec.id, "dump": dump, "url": rec.url, "date": rec.date, "file_path": file_path,
-                "warc_offset": rec.offset,
+                "id": record_id(rec.id, content_fp, rec.offset), "dump": dump, "url": rec.url, "date": rec.date,
+                "file_path": file_path, "warc_offset": rec.offset,
             }
             t = time.perf_counter()
             try:
@@ -164,13 +185,14 @@ def process_warc(
                 reasons[f"{removed_by}:{reason.split(':')[0] if removed_by == 'language' else reason}"] += 1
             t_read = time.perf_counter()
     except WarcReadError as e:
-        error = str(e)
+        error = e
     except OSError as e:
-        error = f"cannot read {source}: {e}"
+        error = WarcReadError(f"cannot read {source}: {e}")
+        error.__cause__ = e
 
     t = time.perf_counter()
-    atomic_write_table(layout.path("docs", stem), docs_table(kept))
-    atomic_write_table(layout.path("removed", stem), docs_table(removed, REMOVED_SCHEMA))
+    snap.storage.write_table(snap.path("docs", stem), docs_table(kept))
+    snap.storage.write_table(snap.path("removed", stem), docs_table(removed, REMOVED_SCHEMA))
     seconds["write"] += time.perf_counter() - t
     seconds["total"] = time.perf_counter() - started
 
@@ -178,8 +200,10 @@ def process_warc(
         "file": file_path,
         "stem": stem,
         "dump": dump,
+        "content_fingerprint": content_fp,
         "records": counts.records,
         "responses": counts.responses,
+        "decompressed_bytes": counts.decompressed_bytes,
         "skipped": dict(counts.skipped),
         "stages": {s: {"in": stage_in[s], "removed": stage_removed[s]} for s in STAGES},
         "removed_reasons": dict(reasons),
@@ -187,18 +211,20 @@ def process_warc(
         "kept": len(kept),
         "removed": len(removed),
         "seconds": {k: round(v, 4) for k, v in seconds.items()},
-        "error": error,
+        "error": str(error) if error is not None else None,
         "complete": error is None,
         "host": socket.gethostname(),
         "pid": os.getpid(),
     }
-    atomic_write_json(layout.path("stats", stem), stats)
-    if error is None:
-        atomic_write_json(
-            layout.path("_done", stem),
-            {
-                "stem": stem, "file": file_path, "kept": len(kept), "removed": len(removed),
-                "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
-            },
-        )
+    snap.storage.write_json(snap.path("stats", stem), stats)
+    if error is not None and raise_on_error:
+        raise PartialFailure(str(error), stats) from error
     return stats
+
+
+def record_id(warc_record_id: str | None, content_fp: str, offset: int) -> str:
+    """The document id: the WARC-Record-ID; for a record without one, an id made of the file's content
+    fingerprint and the record's offset (unique in a snapshot, the same on every rerun)."""
+    if warc_record_id and not warc_record_id.startswith("<offset:"):
+        return warc_record_id
+    return f"<urn:crawlproc:{content_fp}:{offset}>"

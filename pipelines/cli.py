@@ -7,6 +7,7 @@ import importlib
 import sys
 
 from pipelines.commands import COMMANDS
+from pipelines.ray_runtime import RayConnectError
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -34,7 +35,11 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
-    return int(args.func(args) or 0)
+    try:
+        return int(args.func(args) or 0)
+    except RayConnectError as e:  # one clear message naming the address and what to check, no traceback
+        print(f"crawlproc {args.command}: {e}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -32,7 +32,8 @@ from crawlproc.dedup.signatures import compute_signatures, open_docs_file
 from crawlproc.dedup.stars import run_components
 from crawlproc.dedup.usage import TaskUsage
 from crawlproc.recipe import Recipe
-from crawlproc.storage import Layout, atomic_write_json, clean_partials
+from crawlproc.layout import Layout
+from crawlproc.storage import atomic_write_json, default_storage, is_remote
 
 STEPS = ("signatures", "shuffle", "edges", "components", "finalize")
 
@@ -102,7 +103,7 @@ def _earlier_indexes(index_root: Path, snapshot: str) -> tuple[int, list[tuple[i
 def _find_duplicates(waves, recipe, layout, files, stems, work, index_root, earlier, step, log) -> tuple[int, dict]:
     """signatures, shuffle, edges, components; returns (documents, cluster counts)."""
     t = time.monotonic()
-    sig = [str(layout.path("signatures", s)) for s in stems]
+    sig = [layout.path("signatures", s) for s in stems]
     counts = waves("signatures", compute_signatures,
                        [(str(f), p, recipe.minhash, recipe.dedup.signature_batch) for f, p in zip(files, sig)])
     step("signatures", t)
@@ -115,7 +116,7 @@ def _find_duplicates(waves, recipe, layout, files, stems, work, index_root, earl
     step("shuffle", t)
 
     t = time.monotonic()
-    index_out = str(index_root / layout.dump) if recipe.dedup.scope == "all" else None
+    index_out = str(index_root / layout.name) if recipe.dedup.scope == "all" else None
     edge_files = [str(work / "edges" / f"part-{p:05d}.parquet") for p in range(P)]
     by_index = [(o, d) for o, d, _ in earlier]
     edge_stats = waves("edges", partition_edges,
@@ -129,9 +130,10 @@ def _find_duplicates(waves, recipe, layout, files, stems, work, index_root, earl
     else:
         star_files, rounds = run_components(waves, edge_files, work / "cc", P,
                                             getattr(recipe.dedup, "max_component_rounds", 100), log)
-    their = {o: (str(Path(layout.root) / i["snapshot"] / "signatures"), i["stems"]) for o, _, i in earlier}
-    cstats = run_clusters(waves, star_files, edge_files, work / "clusters", layout.snapshot / "dedup" / "clusters",
-                          layout.snapshot / "signatures", stems, their, P)
+    their = {o: (str(Path(layout.layout.root) / i["snapshot"] / "signatures"), i["stems"]) for o, _, i in earlier}
+    snap_dir = Path(layout.uri)
+    cstats = run_clusters(waves, star_files, edge_files, work / "clusters", snap_dir / "dedup" / "clusters",
+                          snap_dir / "signatures", stems, their, P)
     cstats.update(edges=sum(s["candidate_edges"] for s in edge_stats), rounds=rounds)
     step("components", t)
     return sum(c["documents"] for c in counts), cstats
@@ -150,11 +152,18 @@ def run_dedup(
 
         init_ray(None, recipe)
     t0 = time.monotonic()
-    layout = Layout(out, snapshot)
-    dedup_dir = layout.snapshot / "dedup"
+    layout = Layout(str(out)).snapshot(snapshot)
+    if is_remote(layout.uri):
+        raise DedupError(f"{layout.uri}: dedup runs on a local or mounted output root for now")
+    snap_dir = Path(layout.uri)
+    dedup_dir = snap_dir / "dedup"
     work = dedup_dir / "work"
-    input_dir = Path(input_dir) if input_dir else layout.snapshot / "docs"
-    files = sorted(input_dir.glob("*.parquet"))
+    if input_dir:
+        input_dir = Path(input_dir)
+        files = sorted(input_dir.glob("*.parquet"))
+    else:  # only files whose extract is done: a failed file's partial output is not an input
+        input_dir = snap_dir / "docs"
+        files = [input_dir / f"{stem}.parquet" for stem in sorted(layout.markers.done())]
     if not files:
         raise DedupError(f"no Parquet documents in {input_dir}")
     stems = [f.name[: -len(".parquet")] for f in files]
@@ -172,14 +181,14 @@ def run_dedup(
     old_plan = json.loads(plan_path.read_text()) if plan_path.is_file() else None
     if force or old_plan != plan:
         # Another input or recipe: nothing downstream of the signatures may be reused.
-        for d in (dedup_dir, layout.snapshot / "final", index_root / snapshot):
+        for d in (dedup_dir, snap_dir / "final", index_root / snapshot):
             shutil.rmtree(d, ignore_errors=True)
         atomic_write_json(plan_path, plan)
     elif (dedup_dir / "_done.json").is_file():
         log(f"dedup: {snapshot} already done (use --force to redo)")
         return json.loads((dedup_dir / "summary.json").read_text())
-    for d in (dedup_dir, layout.snapshot / "signatures", layout.snapshot / "final"):
-        clean_partials(d)
+    for d in (dedup_dir, snap_dir / "signatures", snap_dir / "final"):
+        default_storage().clean_partials(str(d))
     seconds = {}
 
     def step(name: str, t: float) -> None:

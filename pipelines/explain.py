@@ -17,7 +17,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from crawlproc.recipe import Recipe, load_recipe, recorded_recipe
-from crawlproc.storage import Layout
+from crawlproc.layout import Layout
 
 KINDS = ("removed", "docs", "final")  # removed first: its text is what the removing stage saw
 _UUID = re.compile(r"^(urn:uuid:)?[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$", re.IGNORECASE)
@@ -221,7 +221,7 @@ def explain_document(out: str | Path, query: str, recipe: Recipe | None = None) 
 
 
 def _run_recipe(out: Path, snapshot: str) -> Recipe:
-    return recorded_recipe(Layout(out, snapshot).recipe_path) or load_recipe(None)
+    return recorded_recipe(Layout(str(out)).snapshot(snapshot).recipe_uri) or load_recipe(None)
 
 
 def _explain_one(out: Path, snapshot: str, doc_id: str, found: list[dict], recipe: Recipe,

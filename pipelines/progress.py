@@ -23,7 +23,7 @@ class Progress:
         else:
             self.done += 1
         if stats:
-            self.kept += stats.get("kept", 0)
+            self.kept += stats.get("kept", stats.get("documents", 0))
             self.removed += stats.get("removed", 0)
             self.records += stats.get("records", 0)
         now = time.monotonic()

@@ -21,7 +21,7 @@ def _log(msg: str) -> None:
 def dedup_step(ctx) -> None:
     from pipelines.dedup_stage import run_dedup
 
-    summary = run_dedup(ctx.out, ctx.snapshot, ctx.recipe, log=_log)
+    summary = run_dedup(ctx.layout.root, ctx.snapshot, ctx.recipe, log=_log)
     ctx.summary.steps_info["dedup"] = {
         k: summary.get(k) for k in ("documents", "exact_duplicates", "near_duplicates", "clusters")
     }
@@ -30,13 +30,13 @@ def dedup_step(ctx) -> None:
 def tokenize_step(ctx) -> None:
     from pipelines.tokenize_stage import run_tokenize
 
-    result = run_tokenize(
-        ctx.out, snapshots=[ctx.snapshot], config=ctx.recipe.tokenize,
-        num_cpus_per_task=ctx.recipe.ray.num_cpus_per_task, max_retries=ctx.recipe.ray.max_retries, log=_log,
-    )
+    result = run_tokenize(ctx.layout.root, ctx.recipe, snapshots=[ctx.snapshot], log=_log)
+    if not result.ok:
+        ctx.summary.failed.update({f"tokenize {k}": v for k, v in result.failed.items()})
+        ctx.summary.stopped = ctx.summary.stopped or result.stopped
     totals = result.manifest.get("totals", {})
     ctx.summary.steps_info["tokenize"] = {
-        "tokens_dir": str(Path(ctx.out) / "tokens" / ctx.recipe.tokenize.name),
+        "tokens_dir": ctx.layout.tokens(ctx.recipe.tokenize.name).uri,
         "train_tokens": totals.get("train", {}).get("tokens"),
         "val_tokens": totals.get("val", {}).get("tokens"),
     }
@@ -47,12 +47,13 @@ def make_train_step(preset: str = "tiny", max_steps: int = 200, run_name: str = 
         from trainer.config import TrainConfig
         from trainer.train import run_training
 
+        run_dir = ctx.layout.train_run(run_name)
         cfg = TrainConfig(
-            tokens=str(Path(ctx.out) / "tokens" / ctx.recipe.tokenize.name),
-            out=str(Path(ctx.out) / "train" / run_name),
+            tokens=ctx.layout.tokens(ctx.recipe.tokenize.name).uri,
+            out=run_dir,
             preset=preset,
             max_steps=max_steps,
-            resume=(Path(ctx.out) / "train" / run_name / "ckpt").is_dir(),
+            resume=(Path(run_dir) / "ckpt").is_dir(),
             **train_kwargs,
         )
         result = run_training(cfg)

@@ -7,7 +7,12 @@ from pathlib import Path
 
 import pytest
 
+from s3 import MotoServer, export_session_env, free_port
+
 DATA = Path(__file__).parent / "data"
+# Before any Ray worker or subprocess exists: every process of the session finds the test S3 server.
+S3_PORT = free_port()
+export_session_env(S3_PORT)
 
 
 @pytest.fixture(scope="session")
@@ -23,6 +28,7 @@ def ray_local():
     os.environ.setdefault("RAY_DEDUP_LOGS", "0")
     if not ray.is_initialized():
         ray.init(
+            address="local",  # a private instance, whatever cluster Ray's temp dir names
             num_cpus=2,
             object_store_memory=256 * 1024 * 1024,
             include_dashboard=False,
@@ -42,3 +48,11 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="session")
+def s3_server():
+    """A real S3-compatible server (moto) on 127.0.0.1, which AWS_ENDPOINT_URL points to."""
+    server = MotoServer(S3_PORT).start()
+    yield server
+    server.stop()

@@ -8,6 +8,9 @@ import gzip
 import json
 import random
 import shutil
+import socket
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -303,7 +306,9 @@ def test_rerun_after_crash_gives_the_same_survivors(articles, tmp_path, ray_loca
     run_dedup(out, "S", small_recipe(), input_dir=tmp_path / "in", log=lambda m: None)
     (out / "S" / "dedup" / "_done.json").unlink()
     (out / "S" / "final" / "file-001.parquet").unlink()
-    (out / "S" / "final" / ".file-001.parquet.deadbeef.tmp").write_bytes(b"partial")
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()  # the crashed writer's pid: it no longer exists
+    (out / "S" / "final" / f".file-001.parquet.{socket.gethostname()}-{dead.pid}-deadbeef.tmp").write_bytes(b"partial")
     again = run_dedup(out, "S", small_recipe(), input_dir=tmp_path / "in", log=lambda m: None)
     assert read_ids(out / "S" / "final") == expected
     assert again["kept"] == clean["kept"]
@@ -380,14 +385,14 @@ def test_signatures_written_elsewhere_are_reused_stale_ones_recomputed(articles,
     fingerprint = docs_fingerprint((docs_dir / "file-000.parquet").read_bytes())
     atomic_write_table(sig_path, signature_table([i for i, _ in docs], [t for _, t in docs], docs=fingerprint))
     before = sig_path.stat().st_mtime_ns
-    summary = run_dedup(tmp_path / "out", "R", small_recipe(), log=lambda m: None)
+    summary = run_dedup(tmp_path / "out", "R", small_recipe(), input_dir=docs_dir, log=lambda m: None)
     assert summary["kept"] == 6 and sig_path.stat().st_mtime_ns == before
     # Signatures of another docs file, or with other settings, or not matching the file, are recomputed.
     for stale in (signature_table([i for i, _ in docs], [t for _, t in docs], docs="1:other"),
                   signature_table([i for i, _ in docs], [t for _, t in docs], MinHashConfig(seed=3), docs=fingerprint),
                   signature_table(["x"], [articles[0]], docs=fingerprint)):
         atomic_write_table(sig_path, stale)
-        summary = run_dedup(tmp_path / "out", "R", small_recipe(), force=True, log=lambda m: None)
+        summary = run_dedup(tmp_path / "out", "R", small_recipe(), input_dir=docs_dir, force=True, log=lambda m: None)
         assert summary["kept"] == 6 and pq.read_table(sig_path).num_rows == 7
         assert pq.read_schema(sig_path).metadata[b"crawlproc.docs"].decode() == fingerprint
 
@@ -398,9 +403,9 @@ def test_a_rewritten_docs_file_with_as_many_rows_gets_new_signatures(articles, t
 
     docs_dir = tmp_path / "out" / "R" / "docs"
     write_docs(docs_dir, [(f"<r{i}>", articles[i]) for i in range(6)], "R", n_files=1)
-    assert run_dedup(tmp_path / "out", "R", small_recipe(), log=lambda m: None)["kept"] == 6
+    assert run_dedup(tmp_path / "out", "R", small_recipe(), input_dir=docs_dir, log=lambda m: None)["kept"] == 6
     # Same file name, same row count, now three texts twice each.
     write_docs(docs_dir, [(f"<r{i}>", articles[i % 3]) for i in range(6)], "R", n_files=1)
-    again = run_dedup(tmp_path / "out", "R", small_recipe(), log=lambda m: None)
+    again = run_dedup(tmp_path / "out", "R", small_recipe(), input_dir=docs_dir, log=lambda m: None)
     assert again["kept"] == 3 and again["exact_duplicates"] == 3
     assert read_ids(tmp_path / "out" / "R" / "final") == ["<r0>", "<r1>", "<r2>"]

@@ -267,3 +267,124 @@ def test_a_partial_file_of_an_older_version_is_not_spliced(server, tmp_path, dat
     assert r.path.read_bytes() == newer and r.attempts == 1 and r.resumed == 0
     assert server.requests_for(f"w/{WARC}")[-1]["range"] == "bytes=90000-"  # asked to resume, got it whole
     assert not Path(f"{dest}.part.meta").exists()
+
+
+# ---------------------------------------------------------------------------------------------- hostile servers
+
+
+class DripServer:
+    """A raw TCP server on 127.0.0.1 that answers any request with `response`, one byte every `interval`
+    seconds, for at most `for_s` seconds (so that a client without a deadline fails slowly, never hangs)."""
+
+    def __init__(self, response: bytes, interval: float = 0.5, for_s: float = 20.0):
+        import socket
+
+        self.response, self.interval, self.for_s = response, interval, for_s
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}/x.warc.gz"
+        self.stop = threading.Event()
+        self.sent: list[int] = []  # bytes sent per connection
+
+    def _serve(self, conn) -> None:
+        import time
+
+        with conn:
+            conn.settimeout(5)
+            try:
+                conn.recv(65536)
+                started, n = time.monotonic(), 0
+                for i in range(len(self.response)):
+                    if self.stop.is_set() or time.monotonic() - started > self.for_s:
+                        break
+                    conn.sendall(self.response[i:i + 1])
+                    n += 1
+                    self.sent[-1] = n
+                    self.stop.wait(self.interval)
+            except OSError:
+                pass  # the client hung up
+
+    def _accept(self) -> None:
+        while not self.stop.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            self.sent.append(0)
+            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+
+    def __enter__(self):
+        threading.Thread(target=self._accept, daemon=True).start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop.set()
+        self.sock.close()
+
+
+DRIP_CFG = DownloadConfig(retries=1, backoff_s=0.01, max_backoff_s=0.1, timeout_s=2.0)  # reads never time out
+
+
+def test_a_body_dripping_a_byte_every_half_second_is_cut_at_the_attempt_deadline(tmp_path):
+    body = gzip.compress(os.urandom(60))
+    head = f"HTTP/1.1 200 OK\r\nContent-Length: {len(body)}\r\nContent-Type: application/gzip\r\n\r\n".encode()
+    with DripServer(head + body, interval=0.5) as drip:
+        with pytest.raises(DownloadError) as e:
+            download_file(drip.url, tmp_path / "x.warc.gz", DRIP_CFG, deadline_s=1.5)
+    assert not e.value.permanent and e.value.attempts == 2
+    assert "attempt deadline" in str(e.value), str(e.value)
+    assert not (tmp_path / "x.warc.gz").exists()
+
+
+def test_headers_dripping_a_byte_at_a_time_are_cut_at_the_attempt_deadline(tmp_path):
+    """The drip is in the status line and headers, where the downloader's own loop never runs: only the
+    watchdog (which relies on urllib3's pool/connection classes) can stop it."""
+    head = b"HTTP/1.1 200 OK\r\n" + b"X-Drip: " + b"a" * 10_000 + b"\r\n\r\n"
+    with DripServer(head, interval=0.2) as drip:
+        with pytest.raises(DownloadError) as e:
+            download_file(drip.url, tmp_path / "x.warc.gz", DRIP_CFG, deadline_s=1.0)
+        sent = list(drip.sent)
+    assert "attempt deadline" in str(e.value), str(e.value)
+    assert len(sent) == 2 and max(sent) < 40, sent  # each attempt was stopped after a few bytes
+
+
+@pytest.fixture
+def other_port(server, data_dir, tmp_path):
+    """A second server on another port of the same host; `server` redirects the WARC there."""
+    root = tmp_path / "other"
+    (root / "w").mkdir(parents=True)
+    (root / "w" / WARC).write_bytes(_source(data_dir))
+    with MiniCCServer(root) as other:
+        server.add_fault(f"w/{WARC}", Fault("redirect", location=f"{other.base_url}/w/{WARC}"))
+        yield other
+
+
+def test_a_redirect_to_another_port_of_the_same_host_is_refused(server, other_port, tmp_path):
+    with pytest.raises(DownloadError) as e:
+        _get(server, tmp_path, allowed_hosts={"127.0.0.1"})
+    assert e.value.permanent and "not allowed" in str(e.value)
+    assert not other_port.requests  # never asked
+
+
+def test_an_allowed_host_with_its_port_may_be_redirected_to(server, other_port, tmp_path, data_dir):
+    r = _get(server, tmp_path, allowed_hosts={f"127.0.0.1:{other_port.server_address[1]}"})
+    assert r.path.read_bytes() == _source(data_dir)
+
+
+def test_max_bytes_refuses_a_larger_file_at_once(server, tmp_path):
+    with pytest.raises(DownloadError) as e:
+        _get(server, tmp_path, max_bytes=10_000)
+    assert e.value.permanent and "10000-byte limit" in str(e.value) and e.value.attempts == 1
+    assert not (tmp_path / "got" / WARC).exists() and not (tmp_path / "got" / f"{WARC}.part").exists()
+
+
+def test_attempt_deadline_rule():
+    from crawlproc.download import DEADLINE_TIMEOUTS, attempt_deadline_s
+
+    assert attempt_deadline_s(DownloadConfig(timeout_s=7.0)) == DEADLINE_TIMEOUTS * 7.0
+
+
+@pytest.mark.parametrize("bad", ["a/" + "b" * 201 + ".warc.gz", "/".join(["abcdefgh"] * 120) + ".warc.gz"])
+def test_safe_relpath_rejects_what_the_file_system_cannot_hold(bad):
+    with pytest.raises(UnsafePathError, match="bytes"):
+        safe_relpath(bad)
+    safe_relpath("a/" + "b" * 192 + ".warc.gz")  # 200 bytes: fine

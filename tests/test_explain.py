@@ -220,12 +220,13 @@ def test_the_recipe_the_run_recorded_is_used(out, tmp_path):
     import shutil
 
     from crawlproc.recipe import recipe_from_dict
-    from crawlproc.storage import Layout, atomic_write_json
+    from crawlproc.layout import Layout
+    from crawlproc.storage import atomic_write_json
 
     copy = tmp_path / "out"
     shutil.copytree(out, copy)
     lenient = recipe_from_dict({"gopher_quality": {"min_doc_words": 5}})
-    atomic_write_json(Layout(copy, SNAP).recipe_path, lenient.to_dict())
+    atomic_write_json(Layout(str(copy)).snapshot(SNAP).recipe_uri, lenient.to_dict())
     (m,) = explain_document(copy, uid("stub"))["matches"]
     assert m["recomputed_agrees"] is False  # judged by the recorded, lenient recipe
     (m,) = explain_document(copy, uid("stub"), load_recipe(None))["matches"]

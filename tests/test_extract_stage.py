@@ -6,6 +6,7 @@ import json
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
@@ -13,7 +14,7 @@ import pytest
 from crawlproc.process import process_warc
 from crawlproc.recipe import Recipe
 from crawlproc.schema import DOC_SCHEMA, REMOVED_SCHEMA
-from crawlproc.storage import Layout
+from crawlproc.layout import Layout
 from pipelines.extract_stage import expand_inputs, run_extract
 
 WARCS = [
@@ -36,6 +37,10 @@ def inputs(tmp_path_factory, data_dir):
     return d
 
 
+def snap(out, name="CC-MAIN-TEST"):
+    return Layout(str(out)).snapshot(name)
+
+
 @pytest.fixture(scope="module")
 def extracted(inputs, tmp_path_factory, ray_local):
     out = tmp_path_factory.mktemp("out")
@@ -45,34 +50,37 @@ def extracted(inputs, tmp_path_factory, ray_local):
 
 def test_each_file_gets_outputs_and_a_done_marker(extracted):
     out, summary = extracted
-    layout = Layout(out, "CC-MAIN-TEST")
+    layout = snap(out)
     stems = {n.split(".")[0] for n in WARCS}
     assert summary.done == len(WARCS)
-    assert layout.done_stems() == stems
+    assert set(layout.markers.done()) == stems
     for stem in stems | {"truncated"}:
         for kind in ("docs", "removed", "stats"):
-            assert layout.path(kind, stem).is_file(), (kind, stem)
+            assert Path(layout.path(kind, stem)).is_file(), (kind, stem)
     assert summary.kept > 10  # the English pages of the dolma samples survive the FineWeb filters
 
 
 def test_truncated_file_fails_alone_keeping_records_before_the_fault(extracted):
     out, summary = extracted
-    layout = Layout(out, "CC-MAIN-TEST")
+    layout = snap(out)
     assert list(summary.failed) == [str(next(iter(summary.failed)))]
     assert next(iter(summary.failed)).endswith("truncated.warc.gz")
-    assert not layout.is_done("truncated")
-    failed = json.loads((layout.snapshot / "_failed" / "truncated.json").read_text())
+    assert "truncated" not in layout.markers.done()
+    failed = json.loads((Path(layout.uri) / "_failed" / "truncated.json").read_text())
     assert "truncated" in failed["error"]
-    stats = json.loads(layout.path("stats", "truncated").read_text())
+    # the root cause is kept: the reader's own exception type and the frames where it was raised
+    assert failed["failure"]["type"] == "WarcReadError" and failed["failure"]["frames"]
+    assert any("crawlproc/warc.py" in f for f in failed["failure"]["frames"])
+    stats = json.loads(Path(layout.path("stats", "truncated")).read_text())
     assert stats["complete"] is False and stats["kept"] + stats["removed"] > 0
 
 
 def test_counts_add_up_and_no_record_is_lost_or_doubled(extracted):
     out, _ = extracted
-    layout = Layout(out, "CC-MAIN-TEST")
+    layout = snap(out)
     for name in WARCS:
         stem = name.split(".")[0]
-        stats = json.loads(layout.path("stats", stem).read_text())
+        stats = json.loads(Path(layout.path("stats", stem)).read_text())
         docs = pq.read_table(layout.path("docs", stem))
         removed = pq.read_table(layout.path("removed", stem))
         assert docs.num_rows == stats["kept"] and removed.num_rows == stats["removed"]
@@ -86,14 +94,14 @@ def test_counts_add_up_and_no_record_is_lost_or_doubled(extracted):
 
 def test_documents_follow_the_schema_and_fineweb_semantics(extracted):
     out, _ = extracted
-    docs = pq.read_table(Layout(out, "CC-MAIN-TEST").snapshot / "docs")
+    docs = pq.read_table(Path(snap(out).uri) / "docs")
     assert docs.schema.names == DOC_SCHEMA.names
     assert [f.type for f in docs.schema] == [f.type for f in DOC_SCHEMA]
     rows = docs.to_pylist()
     assert rows and all(r["language"] == "en" and r["language_score"] > 0.65 for r in rows)
     assert all(r["dump"] == "CC-MAIN-TEST" and r["id"].startswith("<urn:") and r["text"] for r in rows)
     assert all(r["url"].startswith("http") and r["date"] and r["warc_offset"] >= 0 for r in rows)
-    removed = pq.read_table(Layout(out, "CC-MAIN-TEST").path("removed", "fastwarc_CC-MAIN-2020-34_excerpt"))
+    removed = pq.read_table(snap(out).path("removed", "fastwarc_CC-MAIN-2020-34_excerpt"))
     assert set(removed.schema.names) == set(REMOVED_SCHEMA.names)
     # the excerpt is mostly Chinese pages: language ID removes them
     assert "language" in removed.column("removed_by").to_pylist()
@@ -104,7 +112,7 @@ def test_read_back_by_pyarrow_ray_data_and_datasets(extracted, ray_local):
     import ray
 
     out, _ = extracted
-    docs_dir = Layout(out, "CC-MAIN-TEST").snapshot / "docs"
+    docs_dir = Path(snap(out).uri) / "docs"
     files = sorted(str(p) for p in docs_dir.glob("*.parquet"))
     by_arrow = pq.read_table(files)
     ids = sorted(by_arrow.column("id").to_pylist())
@@ -131,8 +139,8 @@ def test_process_warc_is_deterministic(tmp_path, data_dir):
     path = data_dir / "warc" / "dolma_sample-0000.warc.gz"
     a = process_warc(path, tmp_path / "a", Recipe(), dump="X")
     b = process_warc(path, tmp_path / "b", Recipe(), dump="X")
-    ta = pq.read_table(Layout(tmp_path / "a", "X").path("docs", "dolma_sample-0000"))
-    tb = pq.read_table(Layout(tmp_path / "b", "X").path("docs", "dolma_sample-0000"))
+    ta = pq.read_table(snap(tmp_path / "a", "X").path("docs", "dolma_sample-0000"))
+    tb = pq.read_table(snap(tmp_path / "b", "X").path("docs", "dolma_sample-0000"))
     assert ta.equals(tb) and a["kept"] == b["kept"]
 
 
@@ -146,7 +154,7 @@ def test_cli_extract_reports_failed_files_and_exits_nonzero(inputs, tmp_path):
     assert proc.returncode == 1, proc.stderr
     assert "truncated.warc.gz" in proc.stderr and "1 failed" in proc.stdout
     assert "[extract D] files 2/2" in proc.stderr  # the progress line
-    assert (out / "D" / "_done" / "warcio_example.json").is_file()
+    assert set(snap(out, "D").markers.done()) == {"warcio_example"}
 
 
 def test_a_file_does_not_depend_on_what_the_worker_processed_before(tmp_path, data_dir):
@@ -155,8 +163,8 @@ def test_a_file_does_not_depend_on_what_the_worker_processed_before(tmp_path, da
     process_warc(first, tmp_path / "a", Recipe(), dump="X")
     process_warc(other, tmp_path / "b", Recipe(), dump="X")  # same worker, another file first
     process_warc(first, tmp_path / "b", Recipe(), dump="X")
-    ta = pq.read_table(Layout(tmp_path / "a", "X").path("docs", "dolma_sample-0001"))
-    tb = pq.read_table(Layout(tmp_path / "b", "X").path("docs", "dolma_sample-0001"))
+    ta = pq.read_table(snap(tmp_path / "a", "X").path("docs", "dolma_sample-0001"))
+    tb = pq.read_table(snap(tmp_path / "b", "X").path("docs", "dolma_sample-0001"))
     assert ta.equals(tb)
 
 
@@ -164,4 +172,4 @@ def test_the_run_records_its_recipe(extracted):
     from crawlproc.recipe import recorded_recipe
 
     out, _ = extracted
-    assert recorded_recipe(Layout(out, "CC-MAIN-TEST").recipe_path) == Recipe()
+    assert recorded_recipe(snap(out).recipe_uri) == Recipe()

@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import gzip
+import tracemalloc
+import zlib
 from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from crawlproc.download import DownloadError, safe_join
+import crawlproc.listing as listing_module
+from crawlproc.download import MAX_SEGMENT_BYTES, DownloadError, safe_join
 from crawlproc.listing import (
     CC_HTTPS,
+    MAX_REJECTED,
     ListingError,
     build_listing,
     check_snapshot,
@@ -66,7 +70,7 @@ def test_unsafe_lines_are_rejected_with_a_reason(line, why):
 
 def test_other_host_only_when_allowed():
     line = "https://mirror.example.org/crawl-data/x.warc.gz"
-    assert build_listing(SNAP, [line], BASE).rejected
+    assert build_listing(SNAP, ["a/ok.warc.gz", line], BASE).rejected
     listing = build_listing(SNAP, [line], BASE, allowed_hosts=["MIRROR.example.org"])
     assert listing.files[0].url == line and listing.files[0].cache_path == "crawl-data/x.warc.gz"
 
@@ -94,17 +98,21 @@ def test_s3_base_maps_to_https_and_snapshot_names_are_checked():
 
 @settings(max_examples=300, deadline=None)
 @given(st.lists(st.sampled_from(list("ab./\\:%~-_ ?#@\x00") + ["..", "http://", "https://", "evil.com",
-                                                                 "127.0.0.1:9", "s3://"]),
-                max_size=14).map("".join))
-def test_no_accepted_line_escapes_the_cache_or_leaves_the_host(tmp_path_factory, line):
+                                                                 "127.0.0.1:9", "127.0.0.1:19", "s3://"]),
+                max_size=14).map("".join), st.booleans())
+def test_no_accepted_line_escapes_the_cache_or_leaves_the_host(tmp_path_factory, line, warc_suffix):
     root = tmp_path_factory.getbasetemp() / "cache"
-    listing = build_listing(SNAP, [line], BASE)
+    line += ".warc.gz" if warc_suffix else ""
+    try:
+        listing = build_listing(SNAP, ["ok/ok.warc.gz", line], BASE)  # one good line: never an empty listing
+    except ListingError as e:
+        pytest.fail(f"{line!r}: {e}")
     for f in listing.files:
         target = safe_join(root, f.cache_path)
         assert target.resolve().is_relative_to(root.resolve())
         assert f.url.startswith(BASE + "/")
         assert "/" not in f.stem and not f.stem.startswith(".")
-    assert len(listing.files) + len(listing.rejected) == (1 if line.strip() else 0)
+    assert len(listing.files) + len(listing.rejected) == (2 if line.strip() else 1)
 
 
 def test_read_listing_over_http_with_retries(tmp_path):
@@ -124,3 +132,100 @@ def test_read_listing_over_http_with_retries(tmp_path):
         bad.write_bytes(gzip.compress(b"crawl-data/x.warc.gz\n")[:-6])  # truncated gzip
         with pytest.raises(ListingError, match="gzip"):
             read_listing("CC-MAIN-2000-01", cfg, base_url=srv.base_url)
+
+
+# ---------------------------------------------------------------------------------------------- hostile listings
+
+
+def _gzip_stream(piece: bytes, times: int) -> bytes:
+    z = zlib.compressobj(9, zlib.DEFLATED, 31)
+    return b"".join(z.compress(piece) for _ in range(times)) + z.flush()
+
+
+@pytest.mark.parametrize("piece,times,why", [(b"\n" * (1 << 20), 32, "lines"), (b"a" * (1 << 20), 80, "MiB")],
+                         ids=["newlines", "one_endless_line"])
+def test_a_gzip_bomb_listing_is_refused_in_constant_memory(piece, times, why):
+    bomb = _gzip_stream(b"crawl-data/x/a.warc.gz\n" + piece[:-23], 1) + _gzip_stream(piece, times)
+    assert len(bomb) < 1 << 20  # small on the wire
+    tracemalloc.start()
+    try:
+        with pytest.raises(ListingError, match=why):
+            parse_listing_bytes(bomb)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 40 << 20, f"peak {peak >> 20} MiB"
+
+
+def test_long_lines_and_paths_are_rejected_and_counted_never_fatal(tmp_path):
+    lines = ["a/ok.warc.gz", "a/" + "n" * 300 + ".warc.gz", "/".join(["seg"] * 1100) + "/x.warc.gz",
+             "a/" + "b" * 200_000, "b/fine.warc.gz"]
+    listing = build_listing(SNAP, parse_listing_bytes("\n".join(lines).encode()), BASE)
+    assert [f.stem for f in listing.files] == ["ok", "fine"]
+    assert [r.index for r in listing.rejected] == [1, 2, 3]
+    assert "bytes" in listing.rejected[0].reason and "bytes" in listing.rejected[1].reason
+    assert "longer than" in listing.rejected[2].reason and len(listing.rejected[2].line) <= 200
+
+
+def test_the_longest_accepted_name_fits_every_file_we_derive_from_it(tmp_path):
+    name = "c" * (MAX_SEGMENT_BYTES - len(".warc.gz")) + ".warc.gz"
+    f = build_listing(SNAP, [f"crawl-data/{name}"], BASE).files[0]
+    for derived in (f"_failed/{f.stem}.json", f"docs/.{f.stem}.parquet.1234abcd.tmp", f"docs/{f.stem}-1234abcd.parquet",
+                    f"cache/{name}.part.meta", f"cache/{name}.lock"):
+        target = tmp_path / derived
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text("{}")  # OSError (File name too long) if a segment did not fit
+
+
+@pytest.mark.parametrize("data,match", [
+    (b"", "is empty"),
+    (b"\n\n  \n", "is empty"),
+    (b"Error\n", "no usable file"),
+    (b"../../x.warc.gz\n/etc/passwd\n", "no usable file"),
+    (b"<!DOCTYPE html>\n<html><head><title>Error</title></head><body>Error</body></html>\n", "HTML"),
+    (gzip.compress(b"<html><body><h1>404 Not Found</h1></body></html>"), "HTML"),
+    (bytes(range(256)) * 16, "binary"),
+    (b"\x89PNG\r\n\x1a\n" + b"\x00" * 100, "binary"),
+    (b'{"error": "not found"}', "JSON"),
+    (gzip.compress(b"crawl-data/x.warc.gz\n") + b"trailing junk", "gzip"),
+])
+def test_what_is_not_a_listing_is_a_clear_error(data, match):
+    with pytest.raises(ListingError, match=match):
+        build_listing(SNAP, parse_listing_bytes(data), BASE)
+
+
+@pytest.mark.parametrize("line,why", [
+    ("http://127.0.0.1:10/crawl-data/x.warc.gz", "127.0.0.1:10 is not the base URL's host"),
+    ("https://127.0.0.1:9/crawl-data/x.warc.gz", "https://127.0.0.1:9 is not"),
+    ("http://127.0.0.1/crawl-data/x.warc.gz", "127.0.0.1:80 is not"),
+    ("http://127.0.0.1:99999/crawl-data/x.warc.gz", "invalid port"),
+    ("http://[::1/crawl-data/x.warc.gz", "IPv6"),
+    ("crawl-data/index.html", "not a WARC file"),
+])
+def test_the_origin_is_scheme_host_and_port(line, why):
+    listing = build_listing(SNAP, ["a/ok.warc.gz", line], BASE)
+    assert [f.stem for f in listing.files] == ["ok"]
+    assert why in listing.rejected[0].reason, listing.rejected[0].reason
+    assert build_listing(SNAP, ["http://127.0.0.1:9/crawl-data/x.warc.gz"], BASE).files  # its own origin is fine
+    allowed = build_listing(SNAP, ["http://mirror.example:8080/x.warc.gz", "https://mirror.example/y.warc.gz"],
+                            BASE, allowed_hosts=["mirror.example:8080"])
+    assert [f.stem for f in allowed.files] == ["x"]  # the allowed host on its listed port only
+
+
+def test_a_listing_of_junk_lines_is_not_a_listing():
+    with pytest.raises(ListingError, match="unusable lines"):
+        build_listing(SNAP, ["a/ok.warc.gz"] + [f"junk line {i}" for i in range(MAX_REJECTED + 5)], BASE)
+
+
+def test_an_html_error_page_served_as_the_listing_is_refused_over_http(tmp_path, monkeypatch):
+    page = tmp_path / "crawl-data" / SNAP / "warc.paths.gz"
+    page.parent.mkdir(parents=True)
+    page.write_bytes(b"<html><head><title>Error</title></head><body><p>Error</p></body></html>\n")
+    with MiniCCServer(tmp_path) as srv:
+        with pytest.raises(ListingError) as e:
+            read_listing(SNAP, DownloadConfig(backoff_s=0.01), base_url=srv.base_url)
+        assert "HTML" in str(e.value) and srv.base_url in str(e.value)
+        page.write_bytes(gzip.compress("".join(f"crawl-data/{i * 7919}.warc.gz\n" for i in range(1000)).encode()))
+        monkeypatch.setattr(listing_module, "MAX_LISTING_BYTES", 1000)
+        with pytest.raises(DownloadError, match="1000-byte limit"):
+            read_listing(SNAP, DownloadConfig(backoff_s=0.01), base_url=srv.base_url)

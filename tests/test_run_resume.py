@@ -7,6 +7,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -17,11 +18,12 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from crawlproc.storage import warc_stem
+from crawlproc.fetch import download_tmp_root
+from crawlproc.layout import Layout, warc_stem
 from pipelines.commands.status import format_table, snapshot_status
 from pipelines.minicc import Fault, MiniCCServer, build_minicc, write_listing
 from pipelines.recipe_files import resolve_recipe
-from pipelines.run_snapshot import download_tmp_root, run_snapshot
+from pipelines.run_snapshot import run_snapshot
 
 REPO = Path(__file__).resolve().parents[1]
 SNAP = "CC-MAIN-2024-10"
@@ -69,6 +71,14 @@ def reasons(out: Path) -> dict[str, str]:
     return got
 
 
+def status(out: Path) -> dict:
+    return snapshot_status(Layout(str(out)).snapshot(SNAP))
+
+
+def is_done(out: Path, stem: str) -> bool:
+    return stem in Layout(str(out)).snapshot(SNAP).markers.done()
+
+
 def ids(out: Path, kind: str) -> Counter:
     """Every document id in <out>/<SNAP>/<kind>/, counted (a duplicate shows as a count of 2)."""
     c: Counter = Counter()
@@ -106,7 +116,7 @@ def test_reference_run_is_complete_and_incremental(reference, minicc):
     assert set(docs) | set(removed) <= every_response
     assert first.kept + second.kept == sum(docs.values()) == second.total_kept
     assert second.total_removed == sum(removed.values())
-    st = snapshot_status(reference["out"] / SNAP)
+    st = status(reference["out"])
     assert (st["listed"], st["done"], st["pending"], st["failed"]) == (5, 5, 0, {})
     assert (st["kept"], st["removed"]) == (sum(docs.values()), sum(removed.values()))
     for p in minicc.paths:  # file_path records the listing path, the same whatever server it came from
@@ -120,13 +130,20 @@ def test_rerun_does_nothing_and_a_half_written_file_is_redone(reference, server,
     shutil.copytree(reference["out"], out)
     recipe = resolve_recipe(str(recipe_file))
     # the state a crash between docs/ and _done/ leaves: outputs present, no marker, a stray temporary file
-    victim = warc_stem(sorted((out / SNAP / "_done").glob("*.json"))[1].name.removesuffix(".json"))
-    (out / SNAP / "_done" / f"{victim}.json").unlink()
-    stray = out / SNAP / "docs" / f".{victim}.parquet.1234abcd.tmp"
+    marker = sorted((out / SNAP / "_done").glob("*.json"))[1]
+    victim = marker.name.split(".")[0]
+    marker.unlink()
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()  # a pid that no longer exists: the writer that crashed
+    host = socket.gethostname()
+    stray = out / SNAP / "docs" / f".{victim}.parquet.{host}-{dead.pid}-1234abcd.tmp"
     stray.write_bytes(b"half a parquet file")
+    live = out / SNAP / "docs" / f".{victim}.parquet.{host}-{os.getpid()}-5678abcd.tmp"
+    live.write_bytes(b"another command's write in progress")
     summary = run_snapshot(SNAP, out, recipe, base_url=server.base_url, progress=False)
     assert summary.done == 1 and summary.skipped_done == 4 and summary.ok
     assert not stray.exists()
+    assert live.exists()  # a live process's temporary file is never touched
     assert ids(out, "docs") == reference["docs"] and ids(out, "removed") == reference["removed"]
 
 
@@ -153,17 +170,18 @@ def test_faults_end_in_the_right_output_or_a_recorded_failure(ray_local, minicc,
         asked = {r["path"] for r in server.requests[before:]}
     finally:
         write_listing(minicc.root, SNAP, p)
-    assert summary.done == 5 and set(summary.failed) == {warc_stem(missing), warc_stem(corrupt)}
-    assert "HTTP 404" in summary.failed[warc_stem(missing)]
-    assert "corrupt" in summary.failed[warc_stem(corrupt)]
+    assert summary.done == 5 and set(summary.failed) == {missing, corrupt}
+    assert "HTTP 404" in summary.failed[missing]
+    assert "corrupt" in summary.failed[corrupt]
     assert len(summary.rejected) == 2 and not summary.ok
     assert not any("passwd" in a or "elsewhere" in a for a in asked)  # rejected lines were never fetched
     failed = json.loads((out / SNAP / "_failed" / f"{warc_stem(missing)}.json").read_text())
-    assert failed["file"] == missing and "404" in failed["error"] and failed["attempts"] == 1
-    assert not (out / SNAP / "_done" / f"{warc_stem(missing)}.json").exists()
+    assert failed["source"] == missing and "404" in failed["error"]
+    assert failed["failure"]["type"] == "DownloadError" and failed["failure"]["frames"]
+    assert not is_done(out, warc_stem(missing))
     # every injected transient fault still ends in exactly the reference output
     assert ids(out, "docs") == reference["docs"] and ids(out, "removed") == reference["removed"]
-    st = snapshot_status(out / SNAP)
+    st = status(out)
     assert st["done"] == 5 and set(st["failed"]) == {warc_stem(missing), warc_stem(corrupt)}
     assert len(st["rejected"]) == 2 and "HTTP 404" in format_table([st])
 
@@ -244,7 +262,7 @@ def test_driver_sigkilled_at_several_points_then_resumed(ray_local, minicc, serv
     def mid_file(start) -> bool:  # a WARC fully sent by the server but not yet done: it is being processed
         with server._lock:
             sent = server.completed[start["sent"]:]
-        return any(p in minicc.paths and not (snap / "_done" / f"{warc_stem(p)}.json").exists() for p in sent)
+        return any(p in minicc.paths and not list((snap / "_done").glob(f"{warc_stem(p)}.*.json")) for p in sent)
 
     # each condition is judged against the state when that run started
     kill_points = [
@@ -285,7 +303,7 @@ def test_driver_sigkilled_at_several_points_then_resumed(ray_local, minicc, serv
     assert lost == 0 and duplicated == 0
     moved = {i: (reasons(reference["out"]).get(i), reasons(out).get(i)) for i in set(docs) ^ set(reference["docs"])}
     assert docs == reference["docs"] and removed == reference["removed"], moved
-    st = snapshot_status(snap)
+    st = status(out)
     assert (st["done"], st["pending"], st["failed"]) == (5, 0, {})
 
 

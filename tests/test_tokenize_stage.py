@@ -1,4 +1,5 @@
-"""The tokenize stage on a real local Ray: shards, split, manifest totals, incremental runs, bad input, CLI."""
+"""The tokenize stage on a real local Ray: shards, split, manifest, exactly one version of each document,
+incremental and resumed runs, re-encoded and vanished inputs, bad input, CLI."""
 
 from __future__ import annotations
 
@@ -10,14 +11,17 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from crawlproc.recipe import TokenizeConfig
+from crawlproc.recipe import Recipe, TokenizeConfig
 from crawlproc.schema import docs_table
 from pipelines.cli import main as cli_main
-from pipelines.tokenize_stage import ShardWriter, TokenizeError, is_val, run_tokenize, tokens_table
+from pipelines.tokenize_stage import TokenizeError, run_tokenize
 from tokenizer import load_tokenizer
+from tokenizer.shards import cut_shards, is_val, tokens_table
 
 CFG = TokenizeConfig(name="bpe", vocab_size=600, sample_bytes=2_000_000, shard_tokens=4000, val_fraction=0.2,
                      max_doc_chars=20_000)  # fmt: skip
+RECIPE = Recipe(tokenize=CFG)
+QUIET = {"progress": False, "log": lambda _m: None}
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +43,15 @@ def write_docs(
     return {r["id"]: r["text"] for r in rows}
 
 
-def read_shards(directory: Path, manifest: dict) -> dict[str, list]:
+def finish_dedup(out: Path, snapshot: str, run: int = 1) -> None:
+    """What the dedup stage leaves when it finished: its final/ is then what is tokenized."""
+    d = out / snapshot / "dedup"
+    d.mkdir(parents=True, exist_ok=True)
+    (d / "_done.json").write_text(json.dumps({"snapshot": snapshot, "run": run}))
+
+
+def read_shards(directory: Path, manifest: dict) -> dict[str, tuple[str, list]]:
+    """id -> (split, tokens) over every shard the manifest lists; an id twice fails the test."""
     docs = {}
     for shard in manifest["shards"]:
         table = pq.read_table(directory / shard["file"])
@@ -50,7 +62,7 @@ def read_shards(directory: Path, manifest: dict) -> dict[str, list]:
         # at most shard_tokens, unless one document alone is longer
         assert shard["tokens"] <= CFG.shard_tokens or shard["documents"] == 1
         for doc_id, tokens in zip(table.column("id").to_pylist(), table.column("tokens").to_pylist()):
-            assert doc_id not in docs
+            assert doc_id not in docs, f"{doc_id} is in the shards twice"
             docs[doc_id] = (shard["split"], tokens)
     return docs
 
@@ -60,26 +72,31 @@ def check_totals(manifest: dict) -> None:
         shards = [s for s in manifest["shards"] if s["split"] == split]
         assert manifest["totals"][split]["tokens"] == sum(s["tokens"] for s in shards)
         assert manifest["totals"][split]["documents"] == sum(s["documents"] for s in shards)
-        assert [s["file"] for s in shards] == [f"{split}-{i:05d}.parquet" for i in range(len(shards))]
+    assert manifest["shards"] == [s for k in sorted(manifest["parts"]) for s in manifest["parts"][k]["shards"]]
 
 
-def test_stage_encodes_splits_and_appends_incrementally(ray_local, tmp_path, texts, capsys):
+def shard_files(directory: Path) -> set[str]:
+    return {p.name for p in directory.glob("*.parquet")}
+
+
+def test_stage_encodes_splits_and_counts_bad_documents(ray_local, tmp_path, texts):
     out = tmp_path / "out"
     expected = write_docs(out, "SNAP-A", "final", "a-0", texts[:40], 0)
     expected |= write_docs(out, "SNAP-A", "final", "a-1", texts[40:70], 100)
     bad = write_docs(out, "SNAP-A", "final", "a-2", ["", "   \n", "x" * 30_000, "kept short one"], 200)
     expected[next(k for k, v in bad.items() if v == "kept short one")] = "kept short one"
     (out / "SNAP-A" / "final" / "a-3.parquet").write_bytes(b"PAR1 this is not parquet")
-    logs: list[str] = []
+    finish_dedup(out, "SNAP-A")
 
-    first = run_tokenize(out, ["SNAP-A"], CFG, log=logs.append)
+    first = run_tokenize(str(out), RECIPE, ["SNAP-A"], **QUIET)
     directory = out / "tokens" / "bpe"
     manifest = json.loads((directory / "manifest.json").read_text())
     assert first.trained and manifest == first.manifest
     assert manifest["dtype"] == "uint16" and manifest["tokenizer"]["eot_id"] == 599
     assert manifest["skipped"] == {"empty": 2, "too_long": 1}
-    assert list(first.failed) == ["SNAP-A/final/a-3.parquet"]  # reported, not fatal, retried next time
-    assert manifest["inputs"] == [f"SNAP-A/final/a-{i}.parquet" for i in range(3)]
+    assert list(first.failed) == ["a-3.parquet"]  # reported with its cause, not fatal, retried next time
+    assert "ArrowInvalid" in first.failed["a-3.parquet"] or "Parquet" in first.failed["a-3.parquet"]
+    assert sorted(manifest["parts"]) == [f"SNAP-A~a-{i}" for i in range(3)]
     check_totals(manifest)
 
     tok = load_tokenizer(directory)
@@ -89,33 +106,69 @@ def test_stage_encodes_splits_and_appends_incrementally(ray_local, tmp_path, tex
         assert tok.decode(tokens) == expected[doc_id]  # exact, no end-of-text inserted
         assert split == ("val" if is_val(doc_id, CFG.val_fraction) else "train")
     assert {s for s, _ in docs.values()} == {"train", "val"}
-    assert all(s["sources"] == ["SNAP-A"] for s in manifest["shards"])
-    first_files = {s["file"]: (directory / s["file"]).read_bytes() for s in manifest["shards"]}
-
-    # A new snapshot (docs/ only: no dedup yet) adds shards; nothing earlier is re-encoded or rewritten.
+    # the unreadable input is retried by the next run; nothing else is re-encoded
     (out / "SNAP-A" / "final" / "a-3.parquet").unlink()
-    expected_b = write_docs(out, "SNAP-B", "docs", "b-0", texts[70:], 300)
-    (directory / "train-00077.parquet").write_bytes(b"left by a crashed run")
-    logs.clear()
-    second = run_tokenize(out, None, CFG, log=logs.append)
-    assert not second.trained and second.new_inputs == 1 and not second.failed
-    assert any("SNAP-B has no final/" in line for line in logs)
-    assert not (directory / "train-00077.parquet").exists()
-    manifest2 = second.manifest
-    assert manifest2["shards"][: len(manifest["shards"])] == manifest["shards"]
-    assert all(s["sources"] == ["SNAP-B"] for s in second.new_shards)
-    for name, data in first_files.items():
-        assert (directory / name).read_bytes() == data
-    check_totals(manifest2)
-    docs2 = read_shards(directory, manifest2)
-    assert set(docs2) == set(expected) | set(expected_b)
-    assert "SNAP-B/docs/b-0.parquet" in manifest2["inputs"]
+    expected |= write_docs(out, "SNAP-A", "final", "a-3", texts[70:75], 300)
+    before = {n: (directory / n).read_bytes() for n in shard_files(directory)}
+    again = run_tokenize(str(out), RECIPE, ["SNAP-A"], **QUIET)
+    assert again.ok and again.encoded == 1
+    assert set(read_shards(directory, again.manifest)) == set(expected)
+    assert all((directory / n).read_bytes() == data for n, data in before.items())
 
-    # Nothing new: no work, same manifest totals; the CLI reuses the tokenizer the same way.
-    code = cli_main(["tokenize", "--out", str(out), "--vocab-size", "600", "--shard-tokens", "4000"])
-    assert code == 0
-    assert "0 files encoded into 0 new shards" in capsys.readouterr().out
-    assert json.loads((directory / "manifest.json").read_text())["totals"] == manifest2["totals"]
+
+def test_only_deduplicated_documents_are_tokenized_never_both_versions(ray_local, tmp_path, texts):
+    """Issue 11, item 1: tokenize before dedup, then after it, must not put a document in the shards twice
+    nor keep the copies dedup removed or the text PII was removed from."""
+    out = tmp_path / "out"
+    docs = write_docs(out, "S", "docs", "x", texts[:20], 0)
+    with pytest.raises(TokenizeError, match="no finished dedup"):
+        run_tokenize(str(out), RECIPE, ["S"], **QUIET)
+    assert not (out / "tokens" / "bpe" / "manifest.json").exists()
+    # dedup ran: it dropped 5 documents and changed the text of another (PII)
+    survivors = dict(list(docs.items())[5:])
+    first_id = next(iter(survivors))
+    survivors[first_id] = survivors[first_id] + " Contact: email@example.com"
+    rows = [{"text": t, "id": i, "dump": "S", "language": "en"} for i, t in survivors.items()]
+    (out / "S" / "final").mkdir()
+    pq.write_table(docs_table(rows), out / "S" / "final" / "x.parquet")
+    finish_dedup(out, "S")
+    summary = run_tokenize(str(out), RECIPE, ["S"], **QUIET)
+    directory = out / "tokens" / "bpe"
+    got = read_shards(directory, summary.manifest)
+    assert set(got) == set(survivors)
+    tok = load_tokenizer(directory)
+    assert tok.decode(got[first_id][1]) == survivors[first_id]
+
+
+def test_reencoded_and_vanished_inputs_replace_their_shards(ray_local, tmp_path, texts):
+    out = tmp_path / "out"
+    write_docs(out, "A", "final", "f0", texts[:30], 0)
+    write_docs(out, "A", "final", "f1", texts[30:50], 100)
+    finish_dedup(out, "A")
+    expected_b = write_docs(out, "B", "final", "g0", texts[50:70], 0)
+    finish_dedup(out, "B")
+    run_tokenize(str(out), RECIPE, None, **QUIET)
+    directory = out / "tokens" / "bpe"
+    b_files = {n: (directory / n).read_bytes() for n in shard_files(directory) if "-B~" in n}
+    assert b_files
+
+    # A is deduplicated again (say its listing grew): f0 now holds fewer documents, f1 is gone
+    (out / "A" / "final" / "f1.parquet").unlink()
+    expected_a = write_docs(out, "A", "final", "f0", texts[:10], 0)
+    finish_dedup(out, "A", run=2)
+    summary = run_tokenize(str(out), RECIPE, ["A"], **QUIET)
+    assert summary.ok and summary.encoded == 1 and summary.dropped == 1
+    got = read_shards(directory, summary.manifest)
+    assert set(got) == set(expected_a) | set(expected_b)  # nothing of the old f0/f1 is left, B untouched
+    assert not any("A~f1" in n for n in shard_files(directory))
+    assert {n for n in shard_files(directory) if "-B~" in n} == set(b_files)
+    assert all((directory / n).read_bytes() == data for n, data in b_files.items())
+    assert shard_files(directory) == {s["file"] for s in summary.manifest["shards"]}  # no orphan left
+    check_totals(summary.manifest)
+
+    # nothing new: no work, the same manifest
+    again = run_tokenize(str(out), RECIPE, None, **QUIET)
+    assert again.encoded == 0 and again.manifest["shards"] == summary.manifest["shards"]
 
 
 def test_stage_uses_a_given_tokenizer_and_refuses_a_different_one(ray_local, tmp_path, texts):
@@ -123,36 +176,46 @@ def test_stage_uses_a_given_tokenizer_and_refuses_a_different_one(ray_local, tmp
 
     out = tmp_path / "out"
     expected = write_docs(out, "S", "final", "f", texts[:20], 0)
+    finish_dedup(out, "S")
     own = train_bpe(texts, 520)
     own.save(tmp_path / "own")
-    cfg = TokenizeConfig(name="given", shard_tokens=10**9, val_fraction=0.0)
-    summary = run_tokenize(out, ["S"], cfg, tokenizer_path=tmp_path / "own", log=lambda _m: None)
+    recipe = Recipe(tokenize=TokenizeConfig(name="given", shard_tokens=10**9, val_fraction=0.0))
+    summary = run_tokenize(str(out), recipe, ["S"], tokenizer_path=tmp_path / "own", **QUIET)
     assert not summary.trained
     assert load_tokenizer(out / "tokens" / "given") == own
-    assert [s["file"] for s in summary.manifest["shards"]] == ["train-00000.parquet"]  # one shard, no val
+    assert [s["split"] for s in summary.manifest["shards"]] == ["train"]  # one shard, no val
     assert summary.manifest["totals"]["train"]["tokens"] == sum(len(own.encode(t)) for t in expected.values())
     other = train_bpe(texts, 530)
     other.save(tmp_path / "other")
     with pytest.raises(TokenizeError, match="different tokenizer"):
-        run_tokenize(out, ["S"], cfg, tokenizer_path=tmp_path / "other", log=lambda _m: None)
+        run_tokenize(str(out), recipe, ["S"], tokenizer_path=tmp_path / "other", **QUIET)
+    (tmp_path / "empty" / "NONE" / "final").mkdir(parents=True)
+    finish_dedup(tmp_path / "empty", "NONE")
     with pytest.raises(TokenizeError, match="no inputs"):
-        run_tokenize(tmp_path / "empty", ["NONE"], TokenizeConfig(name="x"), log=lambda _m: None)
+        run_tokenize(str(tmp_path / "empty"), Recipe(tokenize=TokenizeConfig(name="x")), ["NONE"], **QUIET)
 
 
-def test_shard_writer_cuts_at_document_boundaries(tmp_path):
-    writer = ShardWriter(tmp_path, shard_tokens=10, next_index={"train": 3, "val": 0})
+def test_shards_are_cut_at_document_boundaries():
     sizes = [4, 4, 4, 25, 1, 9]
-    arrays = [np.arange(n, dtype=np.uint32) for n in sizes]
-    writer.add("train", tokens_table([f"d{i}" for i in range(3)], arrays[:3], np.dtype("uint16")), "A")
-    writer.add("train", tokens_table([f"d{i}" for i in range(3, 6)], arrays[3:], np.dtype("uint16")), "B")
-    writer.flush()
-    assert [(s["file"], s["tokens"], s["documents"], s["sources"]) for s in writer.written] == [
-        ("train-00003.parquet", 8, 2, ["A"]),
-        ("train-00004.parquet", 4, 1, ["A"]),
-        ("train-00005.parquet", 25, 1, ["B"]),
-        ("train-00006.parquet", 10, 2, ["B"]),
-    ]
-    assert pq.read_table(tmp_path / "train-00005.parquet").column("tokens").to_pylist() == [list(range(25))]
+    table = tokens_table([f"d{i}" for i in range(6)], [np.arange(n, dtype=np.uint32) for n in sizes],
+                         np.dtype("uint16"))
+    pieces = list(cut_shards(table, 10))
+    assert [(p.column("id").to_pylist(), n) for p, n in pieces] == [
+        (["d0", "d1"], 8), (["d2"], 4), (["d3"], 25), (["d4", "d5"], 10)]
+    assert pieces[2][0].column("tokens").to_pylist() == [list(range(25))]
+
+
+def test_cli_tokenize_reports_and_reuses(ray_local, tmp_path, texts, capsys):
+    out = tmp_path / "out"
+    write_docs(out, "S", "final", "f", texts[:20], 0)
+    finish_dedup(out, "S")
+    args = ["tokenize", "--out", str(out), "--vocab-size", "600", "--shard-tokens", "4000", "--quiet"]
+    assert cli_main(args) == 0
+    assert "1 encoded" in capsys.readouterr().out
+    assert cli_main(args) == 0
+    assert "0 encoded" in capsys.readouterr().out
+    assert cli_main(["tokenize", "--out", str(out), "--snapshot", "MISSING", "--quiet"]) == 2
+    assert "no finished dedup" in capsys.readouterr().err
 
 
 def test_cli_tokens_show_prints_colours_and_writes_html(tmp_path, texts, capsys):

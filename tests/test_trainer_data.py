@@ -15,6 +15,7 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 
+from trainer.checkpoint import CheckpointError, latest_checkpoint, load_checkpoint, save_checkpoint
 from trainer.data import ShardLoader
 from trainer.shards import ShardError, read_manifest, write_token_shards
 
@@ -144,3 +145,95 @@ def test_split_without_tokens_is_an_error(tmp_path):
     loader = ShardLoader(tmp_path, "train", 1, 4)
     with pytest.raises(ShardError, match="no tokens"):
         loader.next_batch()
+
+
+# ---- hostile manifests and checkpoints ------------------------------------------------------------------
+
+
+def _rewrite_manifest(tokens_dir: Path, change) -> None:
+    path = tokens_dir / "manifest.json"
+    manifest = json.loads(path.read_text())
+    change(manifest)
+    path.write_text(json.dumps(manifest))
+
+
+@pytest.mark.parametrize("name", ["../outside.parquet", "/etc/passwd", "a/../../outside.parquet", "..\\x.parquet"])
+def test_manifest_shard_paths_outside_the_directory_are_refused(small_tokens, tmp_path_factory, name):
+    outside = small_tokens.parent / "outside.parquet"
+    outside.write_bytes((small_tokens / "train-00000.parquet").read_bytes())  # there to be followed
+    _rewrite_manifest(small_tokens, lambda m: m["shards"][0].update(file=name))
+    with pytest.raises(ShardError, match="outside"):
+        ShardLoader(small_tokens, "train", 1, 4)
+
+
+def test_a_symlinked_shard_leading_out_is_refused(small_tokens, tmp_path_factory):
+    elsewhere = tmp_path_factory.mktemp("elsewhere") / "x.parquet"
+    elsewhere.write_bytes((small_tokens / "train-00000.parquet").read_bytes())
+    (small_tokens / "link.parquet").symlink_to(elsewhere)
+    _rewrite_manifest(small_tokens, lambda m: m["shards"][0].update(file="link.parquet"))
+    with pytest.raises(ShardError, match="resolves outside"):
+        read_manifest(small_tokens)
+
+
+@pytest.mark.parametrize("eot", [16, 1000, -1])
+def test_eot_outside_the_vocabulary_is_one_clear_error(small_tokens, eot):
+    _rewrite_manifest(small_tokens, lambda m: m["tokenizer"].update(eot_id=eot))
+    with pytest.raises(ShardError) as e:
+        ShardLoader(small_tokens, "train", 1, 4)
+    msg = str(e.value)
+    assert "manifest.json" in msg and f"eot_id {eot}" in msg and "vocab_size 16" in msg and "\n" not in msg
+
+
+@pytest.mark.parametrize("manifest", [[], {"tokenizer": [], "shards": []},
+                                      {"tokenizer": {"vocab_size": 16, "eot_id": 0}, "shards": ["train.parquet"]},
+                                      {"tokenizer": {"vocab_size": 0, "eot_id": 0}, "shards": []}])
+def test_malformed_manifests_are_shard_errors(tmp_path, manifest):
+    (tmp_path / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(ShardError, match="manifest.json"):
+        read_manifest(tmp_path)
+
+
+@pytest.fixture
+def checkpoint_dir(tmp_path) -> Path:
+    model = torch.nn.Linear(4, 4)
+    opt = torch.optim.AdamW(model.parameters())
+    save_checkpoint(tmp_path / "ckpt", 7, model, opt, {"epoch": 0, "unit": 1, "offset": 2, "seed": 3}, {"a": 1})
+    return tmp_path / "ckpt"
+
+
+def test_a_good_checkpoint_still_loads(checkpoint_dir):
+    ckpt = load_checkpoint(latest_checkpoint(checkpoint_dir))
+    assert ckpt["step"] == 7 and ckpt["config"] == {"a": 1}
+
+
+@pytest.mark.parametrize("name", ["../../outside.pt", "/etc/passwd", "sub/step-00000007.pt", 7, None])
+def test_latest_json_pointing_elsewhere_is_refused(checkpoint_dir, name):
+    (checkpoint_dir.parent / "outside.pt").write_bytes((checkpoint_dir / "step-00000007.pt").read_bytes())
+    (checkpoint_dir / "latest.json").write_text(json.dumps({"step": 7, "file": name}))
+    with pytest.raises(CheckpointError, match="latest.json"):
+        latest_checkpoint(checkpoint_dir)
+
+
+@pytest.mark.parametrize("damage", ["truncated", "garbage", "empty", "other_keys", "pickled_object"])
+def test_a_damaged_checkpoint_is_one_clear_error(checkpoint_dir, damage):
+    path = checkpoint_dir / "step-00000007.pt"
+    good = path.read_bytes()
+
+    class Payload:
+        def __reduce__(self):
+            return (print, ("unpickled!",))
+
+    if damage == "truncated":
+        path.write_bytes(good[: len(good) // 2])
+    elif damage == "garbage":
+        path.write_bytes(bytes(range(256)) * 10)
+    elif damage == "empty":
+        path.write_bytes(b"")
+    elif damage == "other_keys":
+        torch.save({"weights": torch.zeros(2)}, path)
+    else:
+        torch.save({"model": Payload()}, path)
+    with pytest.raises(CheckpointError) as e:
+        load_checkpoint(path)
+    assert str(path) in str(e.value) and "\n" not in str(e.value)
+    assert isinstance(e.value, ValueError)  # the CLI prints ValueErrors as one line

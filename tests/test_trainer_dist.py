@@ -80,7 +80,7 @@ def test_trains_on_the_tokenize_stage_output(ray_local, tmp_path):
     stage = pytest.importorskip("pipelines.tokenize_stage")
     import pyarrow.parquet as pq
 
-    from crawlproc.recipe import TokenizeConfig
+    from crawlproc.recipe import Recipe, TokenizeConfig
     from crawlproc.schema import docs_table
 
     articles = json.loads((Path(__file__).parent / "data" / "trainer" / "articles.json").read_text())
@@ -89,9 +89,11 @@ def test_trains_on_the_tokenize_stage_output(ray_local, tmp_path):
     final = tmp_path / "SNAP" / "final"
     final.mkdir(parents=True)
     pq.write_table(docs_table(rows), final / "a.parquet")
+    (tmp_path / "SNAP" / "dedup").mkdir()
+    (tmp_path / "SNAP" / "dedup" / "_done.json").write_text(f'{{"documents": {len(rows)}}}')  # as dedup ends
     cfg = TokenizeConfig(name="bpe", vocab_size=400, sample_bytes=1_000_000, shard_tokens=20_000,
                          val_fraction=0.2)
-    stage.run_tokenize(tmp_path, ["SNAP"], cfg, log=lambda *_: None)
+    stage.run_tokenize(str(tmp_path), Recipe(tokenize=cfg), ["SNAP"], progress=False, log=lambda *_: None)
     tokens, run = tmp_path / "tokens" / "bpe", tmp_path / "train" / "run"
     assert crawlproc(["train", "--tokens", str(tokens), "--out", str(run), "--preset", "tiny", "--max-steps", "3",
                       "--eval-interval", "3", "--eval-iters", "1", "--batch-size", "2", "--device", "cpu",

@@ -136,7 +136,7 @@ class BPETokenizer:
         else:
             allowed = set(self.special_tokens) if allowed_special == "all" else set(allowed_special)
         try:
-            buf = self.encoding._core_bpe.encode_to_tiktoken_buffer(text, allowed)
+            ids = self.encoding.encode_to_numpy(text, allowed_special=allowed, disallowed_special=())
         except UnicodeEncodeError:  # lone surrogates: replace, count, encode the rest
             text, _ = replace_surrogates(text)
             self.stats["surrogates_replaced"] += 1
@@ -148,12 +148,14 @@ class BPETokenizer:
             # the `regex` module instead and merge each piece in tiktoken; the ids are the same.
             self.stats["regex_fallback"] += 1
             return np.asarray(self._encode_split_in_python(text, allowed), dtype=np.uint32)
-        return np.frombuffer(buf, dtype=np.uint32)
+        return ids
 
     def _encode_split_in_python(self, text: str, allowed: set[str]) -> list[int]:
         import regex
 
-        core = self.encoding._core_bpe
+        # Encoding._encode_single_piece (private: merges one piece without tiktoken's regex) is why pyproject.toml
+        # pins tiktoken<1; test_nul_empty_and_huge_inputs fails if it changes
+        encode_piece = self.encoding._encode_single_piece
         chunks = [text]
         if allowed:
             specials = "(" + "|".join(regex.escape(s) for s in sorted(allowed, key=len, reverse=True)) + ")"
@@ -164,7 +166,7 @@ class BPETokenizer:
                 ids.append(self.special_tokens[chunk])
                 continue
             for piece in regex.finditer(self.pattern, chunk):
-                ids.extend(core.encode_single_piece(piece.group().encode("utf-8")))
+                ids.extend(encode_piece(piece.group().encode("utf-8")))
         return ids
 
     def encode_reference(self, text: str) -> list[int]:

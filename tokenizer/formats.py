@@ -119,35 +119,58 @@ def from_hf_dict(data: dict, name: str = "bpe") -> BPETokenizer:
     )
 
 
+def tiktoken_bytes(ranks: dict[bytes, int]) -> bytes:
+    return "".join(f"{base64.b64encode(t).decode()} {r}\n"
+                   for t, r in sorted(ranks.items(), key=lambda kv: kv[1])).encode()
+
+
 def write_tiktoken(ranks: dict[bytes, int], path: Path) -> None:
-    lines = [f"{base64.b64encode(t).decode()} {r}\n" for t, r in sorted(ranks.items(), key=lambda kv: kv[1])]
-    _write_atomic(path, "".join(lines).encode())
+    _write_atomic(path, tiktoken_bytes(ranks))
 
 
-def read_tiktoken(path: Path) -> dict[bytes, int]:
+def parse_tiktoken(text: str, where: str = "tiktoken file") -> dict[bytes, int]:
     ranks = {}
-    for n, line in enumerate(Path(path).read_text(encoding="ascii").splitlines(), 1):
+    for n, line in enumerate(text.splitlines(), 1):
         if not line.strip():
             continue
         try:
             token, rank = line.split()
             ranks[base64.b64decode(token, validate=True)] = int(rank)
         except ValueError as e:
-            raise ValueError(f"{path}:{n}: not a tiktoken ranks line ({e}): {line[:80]!r}") from None
+            raise ValueError(f"{where}:{n}: not a tiktoken ranks line ({e}): {line[:80]!r}") from None
     return ranks
+
+
+def read_tiktoken(path: Path) -> dict[bytes, int]:
+    return parse_tiktoken(Path(path).read_text(encoding="ascii"), str(path))
+
+
+def tokenizer_files(tok: BPETokenizer) -> dict[str, bytes]:
+    """The files a token set holds for its tokenizer, as bytes (written by whoever owns the storage)."""
+    config = {"tokenizer_class": "PreTrainedTokenizerFast", "clean_up_tokenization_spaces": False}
+    if EOT in tok.special_tokens:
+        config.update(eos_token=EOT, bos_token=EOT)
+    return {
+        HF_FILE: json.dumps(to_hf_dict(tok), ensure_ascii=False, indent=1).encode("utf-8"),
+        TIKTOKEN_FILE: tiktoken_bytes(tok.mergeable_ranks),
+        CONFIG_FILE: json.dumps(config, indent=1).encode(),
+    }
+
+
+def tokenizer_from_json_bytes(data: bytes, name: str = "bpe", where: str = HF_FILE) -> BPETokenizer:
+    try:
+        return from_hf_dict(json.loads(data.decode("utf-8")), name)
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ValueError(f"{where} is not valid JSON: {e}") from None
 
 
 def save_tokenizer(tok: BPETokenizer, directory: str | Path) -> dict:
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    hf_bytes = json.dumps(to_hf_dict(tok), ensure_ascii=False, indent=1).encode("utf-8")
-    _write_atomic(directory / HF_FILE, hf_bytes)
-    write_tiktoken(tok.mergeable_ranks, directory / TIKTOKEN_FILE)
-    config = {"tokenizer_class": "PreTrainedTokenizerFast", "clean_up_tokenization_spaces": False}
-    if EOT in tok.special_tokens:
-        config.update(eos_token=EOT, bos_token=EOT)
-    _write_atomic(directory / CONFIG_FILE, json.dumps(config, indent=1).encode())
-    return tokenizer_info(tok, hf_bytes)
+    files = tokenizer_files(tok)
+    for name, data in files.items():
+        _write_atomic(directory / name, data)
+    return tokenizer_info(tok, files[HF_FILE])
 
 
 def tokenizer_info(tok: BPETokenizer, hf_bytes: bytes) -> dict:
@@ -177,11 +200,7 @@ def load_tokenizer(path: str | Path, name: str | None = None) -> BPETokenizer:
         raise FileNotFoundError(f"no tokenizer at {path}")
     name = name or path.parent.name or "bpe"
     if path.suffix == ".json":
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as e:
-            raise ValueError(f"{path} is not valid JSON: {e}") from None
-        return from_hf_dict(data, name)
+        return tokenizer_from_json_bytes(path.read_bytes(), name, str(path))
     ranks = read_tiktoken(path)
     return BPETokenizer(ranks, pattern=GPT4_PATTERN, special_tokens={EOT: max(ranks.values()) + 1}, name=name)
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
+import re
 from pathlib import Path
 
 import torch
@@ -67,18 +69,49 @@ def save_checkpoint(
     return path
 
 
+class CheckpointError(ValueError, pickle.UnpicklingError):
+    """A checkpoint (or ckpt/latest.json) that cannot be used; the message names the file and why. Also an
+    UnpicklingError, which is what torch raises when weights_only=True refuses a file."""
+
+
+_CHECKPOINT_NAME = re.compile(r"^step-[0-9]{1,12}\.pt$")
+_KEYS = ("step", "model", "optimizer", "loader", "rng", "config")
+
+
 def latest_checkpoint(ckpt_dir: str | Path) -> Path | None:
+    """The file ckpt/latest.json names: a step-NNNNNNNN.pt beside it, nothing else (no path, no '..')."""
     latest = Path(ckpt_dir) / "latest.json"
     if not latest.is_file():
         return None
-    path = Path(ckpt_dir) / json.loads(latest.read_text())["file"]
+    try:
+        name = json.loads(latest.read_text())["file"]
+    except (ValueError, KeyError, TypeError) as e:  # JSON and UTF-8 errors are ValueErrors
+        raise CheckpointError(f"{latest} is not a checkpoint pointer ({type(e).__name__}: {e})") from None
+    if not isinstance(name, str) or not _CHECKPOINT_NAME.match(name):
+        raise CheckpointError(f"{latest} names {name!r:.200}: expected a step-NNNNNNNN.pt file in {ckpt_dir}")
+    path = Path(ckpt_dir) / name
     if not path.is_file():
         raise FileNotFoundError(f"{latest} names {path.name}, which does not exist")
     return path
 
 
 def load_checkpoint(path: str | Path) -> dict:
-    """The checkpoint's plain contents (config decoded from JSON); tensors land on the CPU."""
-    payload = torch.load(path, map_location="cpu", weights_only=True)
-    payload["config"] = json.loads(payload["config"])
+    """The checkpoint's plain contents (config decoded from JSON); tensors land on the CPU. Raises
+    CheckpointError, naming the file, for a truncated, foreign or malformed file."""
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:  # weights_only refused it, or it is not a torch file at all
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise CheckpointError(f"{path}: refused, not a plain-data torch checkpoint ({first[:300]})") from None
+    except (RuntimeError, EOFError, ValueError, OSError) as e:  # truncated zip, short read, ...
+        raise CheckpointError(f"{path}: not a readable checkpoint, truncated or corrupt "
+                              f"({type(e).__name__}: {str(e).strip()[:300]})") from None
+    if not isinstance(payload, dict) or not all(k in payload for k in _KEYS):
+        keys = sorted(payload) if isinstance(payload, dict) else type(payload).__name__
+        raise CheckpointError(f"{path}: not a crawlproc checkpoint (expected keys {list(_KEYS)}, got {keys})")
+    try:
+        payload["config"] = json.loads(payload["config"])
+    except (TypeError, ValueError) as e:
+        raise CheckpointError(f"{path}: its config is not JSON ({e})") from None
     return payload
+

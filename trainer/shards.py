@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from pathlib import Path
+from pathlib import Path, PurePosixPath, PureWindowsPath
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -23,20 +23,45 @@ class ShardError(ValueError):
 
 
 def read_manifest(tokens_dir: str | Path) -> dict:
+    """manifest.json, checked: every value the trainer uses has its type and range, and every shard path
+    stays inside the directory (a manifest is input like any other: it may be wrong or hostile)."""
     path = Path(tokens_dir) / "manifest.json"
     if not path.is_file():
         raise ShardError(f"{path} not found: pass a tokens/<name> directory written by `crawlproc tokenize`")
     try:
         manifest = json.loads(path.read_text())
-    except json.JSONDecodeError as e:
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise ShardError(f"{path} is not valid JSON: {e}") from e
+    if not isinstance(manifest, dict):
+        raise ShardError(f"{path}: expected a JSON object, got {type(manifest).__name__}")
     tok = manifest.get("tokenizer") or {}
+    if not isinstance(tok, dict):
+        raise ShardError(f"{path}: 'tokenizer' must be an object")
     for key in ("vocab_size", "eot_id"):
-        if not isinstance(tok.get(key), int):
+        if not isinstance(tok.get(key), int) or isinstance(tok.get(key), bool):
             raise ShardError(f"{path}: tokenizer.{key} must be an integer, got {tok.get(key)!r}")
-    if not isinstance(manifest.get("shards"), list):
+    if tok["vocab_size"] <= 0:
+        raise ShardError(f"{path}: tokenizer.vocab_size must be > 0, got {tok['vocab_size']}")
+    if not 0 <= tok["eot_id"] < tok["vocab_size"]:
+        raise ShardError(f"{path}: tokenizer.eot_id {tok['eot_id']} is outside the vocabulary "
+                         f"(vocab_size {tok['vocab_size']}: ids 0..{tok['vocab_size'] - 1})")
+    shards = manifest.get("shards")
+    if not isinstance(shards, list):
         raise ShardError(f"{path}: 'shards' must be a list")
+    for i, shard in enumerate(shards):
+        if not isinstance(shard, dict) or not isinstance(shard.get("file"), str) or not shard["file"]:
+            raise ShardError(f"{path}: shards[{i}] must be an object with a 'file' name, got {shard!r:.100}")
+        _check_inside(path, i, shard["file"])
     return manifest
+
+
+def _check_inside(manifest_path: Path, i: int, name: str) -> None:
+    rel = PurePosixPath(name)
+    if rel.is_absolute() or PureWindowsPath(name).is_absolute() or ".." in rel.parts or "\\" in name:
+        raise ShardError(f"{manifest_path}: shards[{i}].file {name!r:.200} points outside {manifest_path.parent}")
+    root = manifest_path.parent.resolve()
+    if not (root / name).resolve().is_relative_to(root):  # e.g. a symlink in the directory pointing out
+        raise ShardError(f"{manifest_path}: shards[{i}].file {name!r:.200} resolves outside {root}")
 
 
 def shard_files(tokens_dir: str | Path, split: str, manifest: dict | None = None) -> list[Path]:

@@ -278,7 +278,11 @@ def main(argv: list[str] | None = None) -> int:
     add_train_args(p)
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    run_training(config_from_args(args))
+    try:
+        run_training(config_from_args(args))
+    except (ValueError, FileExistsError, FileNotFoundError) as e:  # ShardError, CheckpointError: one line
+        print(f"python -m trainer.train: error: {e}", file=sys.stderr)
+        return 2
     return 0
 
 

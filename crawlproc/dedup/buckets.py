@@ -8,41 +8,33 @@ that is P PUTs, and each consumer reads only its own row group of each file.
 from __future__ import annotations
 
 import json
-import os
-import uuid
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from crawlproc.storage import default_storage
+
 BUCKETS_KEY = b"crawlproc.buckets"
 
 
 def write_buckets(path: str | Path, table: pa.Table, bucket: np.ndarray, num_buckets: int) -> None:
-    """Write `table` with its rows grouped by `bucket` (0..num_buckets-1), atomically (temporary name, then
-    rename). Row order within a bucket is kept."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Write `table` with its rows grouped by `bucket` (0..num_buckets-1), whole or not at all (the storage
+    renames it into place, or sends it in one request). Row order within a bucket is kept."""
     bucket = np.asarray(bucket, dtype=np.int64)
     order = np.argsort(bucket, kind="stable")
     bounds = np.searchsorted(bucket[order], np.arange(num_buckets + 1))
     present = [b for b in range(num_buckets) if bounds[b + 1] > bounds[b]]
     rows = table.take(pa.array(order)) if len(order) else table
     schema = table.schema.with_metadata({**(table.schema.metadata or {}), BUCKETS_KEY: json.dumps(present)})
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
-        with pq.ParquetWriter(tmp, schema, compression="zstd") as writer:
-            for b in present:
-                n = int(bounds[b + 1] - bounds[b])
-                writer.write_table(rows.slice(int(bounds[b]), n).replace_schema_metadata(schema.metadata),
-                                   row_group_size=n)
-        with open(tmp, "rb+") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    sink = pa.BufferOutputStream()
+    with pq.ParquetWriter(sink, schema, compression="zstd") as writer:
+        for b in present:
+            n = int(bounds[b + 1] - bounds[b])
+            writer.write_table(rows.slice(int(bounds[b]), n).replace_schema_metadata(schema.metadata),
+                               row_group_size=n)
+    default_storage().write_bytes(str(path), sink.getvalue().to_pybytes())
 
 
 def read_bucket(paths, bucket: int, schema: pa.Schema) -> pa.Table:

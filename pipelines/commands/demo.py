@@ -27,6 +27,7 @@ def register(sub) -> None:
 
 def main(args) -> int:
     from pipelines.minicc import MiniCCServer, build_minicc
+    from pipelines.ray_runtime import init_ray
     from pipelines.recipe_files import resolve_recipe
     from pipelines.report import write_report
     from pipelines.run_snapshot import print_summary, run_snapshot
@@ -40,6 +41,7 @@ def main(args) -> int:
     mini = build_minicc(out / "minicc", snapshot=SNAPSHOT, files=args.files)
     steps = build_steps(["extract", "dedup", "tokenize", "train"], train_preset=args.train_preset,
                         train_steps=args.train_steps, batch_size=16, lr=3e-3, log_interval=50)
+    init_ray(None, recipe)
     with MiniCCServer(mini.root) as server:
         print(f"demo: serving it at {server.base_url} ; running:\n"
               f"  crawlproc run --snapshot {SNAPSHOT} --base-url {server.base_url} --out {out} "

@@ -1,55 +1,55 @@
-"""`crawlproc extract`: local WARC files -> filtered documents in Parquet, on Ray."""
+"""`crawlproc extract`: WARC files (local or object-store) -> filtered documents in Parquet, on Ray."""
 
 from __future__ import annotations
 
-import sys
-
-from crawlproc.recipe import RecipeError
+from pipelines.commands.common import (
+    add_ray_option, add_recipe_option, exit_code, fail, guarded, load_recipe, print_failures, start_ray,
+)
 
 
 def register(sub) -> None:
     p = sub.add_parser(
         "extract",
         help="run the extract stage (URL filter, text extraction, language ID, quality filters) on WARC files",
-        description="Read HTML responses from WARC files (local paths, globs or folders), filter URLs, extract "
-        "text with trafilatura, identify the language with fastText and apply the Gopher, C4 and FineWeb quality "
-        "filters. Writes <out>/<dump>/docs/ (kept), removed/ (with the stage and reason), stats/ and _done/ per "
-        "input file, one Ray task per file. Files already done are skipped, so a rerun resumes.",
+        description="Read HTML responses from WARC files (local paths, globs or folders, or s3://... URIs), "
+        "filter URLs, extract text with trafilatura, identify the language with fastText and apply the Gopher, "
+        "C4 and FineWeb quality filters. Writes <out>/<dump>/docs/ (kept), removed/ (with the stage and reason), "
+        "stats/ and _done/ per input file, one Ray task per file. Files already done (same content, same "
+        "recipe) are skipped, so a rerun resumes.",
     )
-    p.add_argument("inputs", nargs="+", metavar="WARC", help="WARC files, globs (quote them) or folders")
-    p.add_argument("--out", required=True, help="output root folder")
-    p.add_argument("--recipe", help="recipe TOML file or bundled name (default: fineweb)")
+    p.add_argument("inputs", nargs="+", metavar="WARC", help="WARC files, globs (quote them), folders or URIs")
+    p.add_argument("--out", required=True, help="output root: a folder or an object-store URI (s3://bucket/prefix)")
+    add_recipe_option(p)
     p.add_argument("--dump", default="local", help="snapshot name recorded in `dump` and used as the folder "
                    "name under --out (default: local)")
-    p.add_argument("--address", help="Ray cluster address (default: RAY_ADDRESS, else a local Ray)")
+    p.add_argument("--force", action="store_true", help="redo the snapshot with this recipe when it was "
+                   "extracted with another one (files of the old recipe not given here are removed)")
+    add_ray_option(p)
     p.add_argument("--quiet", action="store_true", help="no progress line")
     p.set_defaults(func=main)
 
 
 def main(args) -> int:
-    from pipelines.extract_stage import expand_inputs, run_extract
-    from pipelines.recipe_files import resolve_recipe
+    return guarded("extract", lambda: _main(args))
 
+
+def _main(args) -> int:
+    from crawlproc.layout import check_name
+    from crawlproc.storage import storage_for
+    from pipelines.extract_stage import expand_inputs, run_extract
+
+    recipe = load_recipe(args)
+    check_name(args.dump, "--dump (snapshot name)")
     try:
-        recipe = resolve_recipe(args.recipe)
-    except RecipeError as e:
-        print(f"crawlproc: bad recipe: {e}", file=sys.stderr)
-        return 2
-    try:
-        inputs = expand_inputs(args.inputs)
+        inputs = expand_inputs(args.inputs, storage_for(recipe))
     except FileNotFoundError as e:
-        print(f"crawlproc: {e}", file=sys.stderr)
-        return 2
-    summary = run_extract(inputs, args.out, recipe, dump=args.dump, address=args.address,
-                          progress=not args.quiet)
+        return fail("extract", str(e))
+    start_ray(args, recipe)
+    summary = run_extract(inputs, args.out, recipe, dump=args.dump, force=args.force, progress=not args.quiet)
     print(
         f"extract: {summary.files} files ({summary.skipped_done} already done, {summary.done} processed, "
         f"{len(summary.failed)} failed); documents kept {summary.kept}, removed {summary.removed}; "
-        f"output in {args.out}/{args.dump}/"
+        f"output in {summary.out}/{args.dump}/"
     )
-    if summary.failed:
-        print("failed files:", file=sys.stderr)
-        for path, err in summary.failed.items():
-            print(f"  {path}: {err}", file=sys.stderr)
-        return 1
-    return 0
+    print_failures(summary, "extract")
+    return exit_code(summary)

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import sys
 
-from crawlproc.recipe import RecipeError
+from pipelines.commands.common import (
+    add_ray_option, add_recipe_option, exit_code, fail, guarded, load_recipe, print_failures, start_ray,
+)
 
 
 def register(sub) -> None:
@@ -20,16 +22,18 @@ def register(sub) -> None:
     p.add_argument("--snapshot", required=True, metavar="CC-MAIN-YYYY-WW", help="snapshot name, e.g. CC-MAIN-2024-10")
     p.add_argument("--base-url", help="where crawl-data/ lives (default: the recipe's download.base_url, "
                    "https://data.commoncrawl.org; s3://commoncrawl maps to it)")
-    p.add_argument("--out", default="out", help="output root folder (default: out)")
+    p.add_argument("--out", default="out", help="output root: a folder or an object-store URI (default: out)")
     p.add_argument("--limit", "--max-files", dest="limit", type=int, metavar="N",
                    help="process only the first N files of the listing")
-    p.add_argument("--recipe", help="recipe TOML file or bundled name (default: fineweb)")
+    add_recipe_option(p)
     p.add_argument("--cache-dir", help="keep downloaded WARCs here and reuse them (default: the recipe's "
                    "download.cache_dir; none = delete after processing)")
-    p.add_argument("--address", help="Ray cluster address (default: RAY_ADDRESS, else a local Ray)")
+    add_ray_option(p)
     p.add_argument("--stages", default="extract,dedup,tokenize",
                    help="comma-separated stages to run after the listing: extract,dedup,tokenize,train "
                    "(default: extract,dedup,tokenize; dedup includes PII anonymization)")
+    p.add_argument("--force", action="store_true", help="redo the snapshot with this recipe when it was "
+                   "processed with another one")
     p.add_argument("--train-preset", default="tiny", help="model preset for the train stage (default: tiny)")
     p.add_argument("--train-steps", type=int, default=200, help="optimizer steps for the train stage (default: 200)")
     p.add_argument("--quiet", action="store_true", help="no progress line")
@@ -37,44 +41,35 @@ def register(sub) -> None:
 
 
 def main(args) -> int:
+    return guarded("run", lambda: _main(args))
+
+
+def _main(args) -> int:
     from crawlproc.download import DownloadError
     from crawlproc.listing import ListingError
-    from pipelines.recipe_files import resolve_recipe
     from pipelines.run_snapshot import print_summary, run_snapshot
-
-    if args.limit is not None and args.limit < 0:
-        print("crawlproc: --limit must be >= 0", file=sys.stderr)
-        return 2
-    try:
-        recipe = resolve_recipe(args.recipe)
-    except RecipeError as e:
-        print(f"crawlproc: bad recipe: {e}", file=sys.stderr)
-        return 2
     from pipelines.steps import build_steps
 
+    if args.limit is not None and args.limit < 0:
+        return fail("run", "--limit must be >= 0")
+    recipe = load_recipe(args)
     stages = [s.strip() for s in args.stages.split(",") if s.strip()]
     try:
         if "extract" not in stages:
             raise ValueError("the stages must include extract (it is skipped per file when already done)")
         steps = build_steps(stages, train_preset=args.train_preset, train_steps=args.train_steps)
     except ValueError as e:
-        print(f"crawlproc: --stages: {e}", file=sys.stderr)
-        return 2
+        return fail("run", f"--stages: {e}")
+    start_ray(args, recipe)
     try:
         summary = run_snapshot(args.snapshot, args.out, recipe, base_url=args.base_url, limit=args.limit,
-                               cache_dir=args.cache_dir, address=args.address, progress=not args.quiet,
-                               steps=steps)
+                               cache_dir=args.cache_dir, progress=not args.quiet, force=args.force, steps=steps)
     except ListingError as e:
-        print(f"crawlproc: {e}", file=sys.stderr)
-        return 2
+        return fail("run", str(e))
     except DownloadError as e:
-        print(f"crawlproc: cannot read the listing of {args.snapshot}: {e}", file=sys.stderr)
-        return 2
+        return fail("run", f"cannot read the listing of {args.snapshot}: {e}")
     print_summary(summary)
     for r in summary.rejected:
         print(f"  rejected listing line {r['index'] + 1}: {r['line']!r}: {r['reason']}", file=sys.stderr)
-    if summary.failed:
-        print(f"failed files ({len(summary.failed)}; rerun the same command to retry them):", file=sys.stderr)
-        for stem, err in summary.failed.items():
-            print(f"  {stem}: {err}", file=sys.stderr)
-    return 0 if summary.ok else 1
+    print_failures(summary, "run")
+    return exit_code(summary)

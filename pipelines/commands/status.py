@@ -3,40 +3,40 @@
 from __future__ import annotations
 
 import json
-import sys
-from pathlib import Path
+
+from pipelines.commands.common import fail
 
 
 def register(sub) -> None:
     p = sub.add_parser(
         "status",
         help="show per snapshot: files listed, done, failed (with the error), pending; documents kept/removed",
-        description="Read the run state under --out (listing.json, _done/, _failed/, stats/) and print one row "
-        "per snapshot, then the failed files with their errors. Reads files only: safe while a run is going.",
+        description="Read the run state under --out (listing.json, _done/, _failed/) and print one row per "
+        "snapshot, then the failed files with their root cause. Reads files only: safe while a run is going. "
+        "Works on a local folder or an object-store URI.",
     )
-    p.add_argument("--out", default="out", help="output root folder (default: out)")
+    p.add_argument("--out", default="out", help="output root: a folder or URI (default: out)")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.set_defaults(func=main)
 
 
-def _load_json(path: Path) -> dict | None:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None  # a file being replaced right now, or damaged: counted as absent
-
-
-def snapshot_status(snap: Path) -> dict:
-    """Status of one snapshot folder (see `crawlproc status --json` for the keys)."""
-    listing = _load_json(snap / "listing.json") or {}
+def snapshot_status(snap) -> dict:
+    """Status of one snapshot (crawlproc.layout.Snapshot); see `crawlproc status --json` for the keys."""
+    storage = snap.storage
+    listing = storage.read_json(snap.listing_uri, {}) or {}
     listed = [f["stem"] for f in listing.get("files", [])]
-    done = {p.stem: _load_json(p) or {} for p in sorted((snap / "_done").glob("*.json"))}
+    done = snap.markers.done()
     failed = {}
-    for p in sorted((snap / "_failed").glob("*.json")):
-        if p.stem not in done:  # a later success wins over an older failure record
-            rec = _load_json(p) or {}
-            failed[p.stem] = {"file": rec.get("file"), "error": rec.get("error"), "attempts": rec.get("attempts"),
-                              "at": rec.get("at")}
+    for key, rec in snap.markers.failed().items():
+        failure = rec.get("failure") or {}
+        failed[key] = {"file": rec.get("source") or rec.get("file"), "error": rec.get("error"),
+                       "type": failure.get("type"), "kind": failure.get("kind"), "frames": failure.get("frames"),
+                       "at": rec.get("at")}
+    kept = removed = 0
+    for stem, fp in done.items():
+        stats = (snap.markers.read(stem, fp) or {}).get("stats") or {}
+        kept += int(stats.get("kept", 0))
+        removed += int(stats.get("removed", 0))
     universe = list(dict.fromkeys(listed + list(done) + list(failed)))
     return {
         "snapshot": snap.name,
@@ -47,18 +47,14 @@ def snapshot_status(snap: Path) -> dict:
         "done": len(done),
         "failed": failed,
         "pending": sum(1 for s in universe if s not in done and s not in failed),
-        "kept": sum(int(d.get("kept", 0)) for d in done.values()),
-        "removed": sum(int(d.get("removed", 0)) for d in done.values()),
+        "kept": kept,
+        "removed": removed,
         "updated_at": listing.get("updated_at"),
     }
 
 
-def collect(out: Path) -> list[dict]:
-    if not out.is_dir():
-        return []
-    snaps = [p for p in sorted(out.iterdir()) if p.is_dir() and ((p / "listing.json").is_file()
-                                                                or (p / "_done").is_dir())]
-    return [snapshot_status(p) for p in snaps]
+def collect(layout) -> list[dict]:
+    return [snapshot_status(layout.snapshot(name)) for name in layout.snapshots()]
 
 
 def format_table(rows: list[dict]) -> str:
@@ -70,22 +66,24 @@ def format_table(rows: list[dict]) -> str:
              for row in [head, *body]]
     for r in rows:
         for stem, f in r["failed"].items():
-            lines.append(f"failed {r['snapshot']}/{stem} ({f.get('attempts')} attempts): {f.get('error')}")
+            lines.append(f"failed {r['snapshot']}/{stem}: {f.get('error')}")
         for rej in r["rejected"]:
             lines.append(f"rejected {r['snapshot']} listing line {rej['index'] + 1}: {rej['reason']}")
     return "\n".join(lines)
 
 
 def main(args) -> int:
-    out = Path(args.out)
-    if not out.is_dir():
-        print(f"crawlproc: no output folder {str(out)!r}", file=sys.stderr)
-        return 2
-    rows = collect(out)
+    from crawlproc.layout import Layout
+    from crawlproc.storage import is_remote, normalize
+    from pathlib import Path
+
+    if not is_remote(args.out) and not Path(normalize(args.out)).is_dir():
+        return fail("status", f"no output folder {args.out!r}")
+    rows = collect(Layout(args.out))
     if args.json:
         print(json.dumps(rows, indent=1))
     elif not rows:
-        print(f"no snapshots under {out}")
+        print(f"no snapshots under {args.out}")
     else:
         print(format_table(rows))
-    return 0
+    return 1 if any(r["failed"] for r in rows) else 0

@@ -28,7 +28,8 @@ def register(subparsers) -> None:
     p.add_argument("--num-workers", type=int, default=1, help="Ray Train workers (with --ray)")
     p.add_argument("--use-gpu", action="store_true", help="one GPU per Ray Train worker (with --ray)")
     p.add_argument("--cpus-per-worker", type=float, default=1.0, help="CPUs per Ray Train worker (with --ray)")
-    p.add_argument("--address", default=None, help="Ray cluster address (default: start or join a local one)")
+    p.add_argument("--address", default=None,
+                   help="Ray cluster address, with --ray (default: RAY_ADDRESS, else a private local Ray)")
     p.set_defaults(func=run)
 
 
@@ -46,12 +47,12 @@ def _ray_worker_loop(config: dict) -> None:
 
 def run_with_ray(cfg: TrainConfig, num_workers: int, use_gpu: bool, cpus_per_worker: float = 1.0,
                  address: str | None = None) -> None:
-    import ray
     from ray.train import RunConfig, ScalingConfig
     from ray.train.torch import TorchConfig, TorchTrainer
 
-    if not ray.is_initialized():
-        ray.init(address=address)
+    from pipelines.ray_runtime import init_ray_or_exit
+
+    init_ray_or_exit(address, prog="crawlproc train")
     cfg = dataclasses.replace(cfg, tokens=str(Path(cfg.tokens).resolve()), out=str(Path(cfg.out).resolve()))
     trainer = TorchTrainer(
         _ray_worker_loop,

@@ -1,0 +1,131 @@
+"""The token-shard format, owned here and read by the trainer: what a token set (tokens/<name>/) holds.
+
+    tokens/<name>/manifest.json                  the shards to train on, token counts, the tokenizer
+    tokens/<name>/tokenizer.json, .tiktoken      the tokenizer (see formats.py)
+    tokens/<name>/<split>-<part>-NNN.parquet     shards: columns id (string) and tokens (list<uint16|uint32>)
+
+A shard holds whole documents WITHOUT end-of-text tokens (the loader puts one between documents), in row
+groups of ROW_GROUP_DOCS documents so that a loader can stream it. Shards are produced per input (a "part":
+one final/ file of a snapshot), so that each input is encoded, resumed and replaced on its own; the manifest
+is merged from the parts. Everything here is pure (tables and dicts): callers read and write the bytes with
+their storage.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import xxhash
+
+EOT_TOKEN = "<|endoftext|>"
+MANIFEST = "manifest.json"
+ROW_GROUP_DOCS = 8192
+SPLITS = ("train", "val")
+FORMAT_VERSION = 2
+_SHARD_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+=~@-]*\.parquet$")
+
+
+class ShardError(ValueError):
+    """A token set that cannot be used; the message names the file and why."""
+
+
+def token_dtype(vocab_size: int) -> np.dtype:
+    return np.dtype(np.uint16) if vocab_size <= 1 << 16 else np.dtype(np.uint32)
+
+
+def is_val(doc_id: str, val_fraction: float) -> bool:
+    """Deterministic split: a document is in val when the 64-bit hash of its id falls in the first fraction."""
+    return xxhash.xxh64_intdigest(doc_id.encode("utf-8")) < val_fraction * 2.0**64
+
+
+def tokens_table(ids: list[str], arrays: list[np.ndarray], dtype: np.dtype) -> pa.Table:
+    """(id, tokens) with tokens as list<uint16|uint32>, built from one flat array and offsets."""
+    lengths = np.fromiter((len(a) for a in arrays), dtype=np.int64, count=len(arrays))
+    if int(lengths.sum()) >= 2**31:
+        raise ValueError("more than 2**31 tokens in one table: split the input file")
+    offsets = np.zeros(len(arrays) + 1, dtype=np.int32)
+    np.cumsum(lengths, out=offsets[1:])
+    values = np.concatenate(arrays).astype(dtype, copy=False) if arrays else np.zeros(0, dtype)
+    return pa.table({"id": pa.array(ids, pa.string()),
+                     "tokens": pa.ListArray.from_arrays(pa.array(offsets), pa.array(values))})
+
+
+def cut_shards(table: pa.Table, shard_tokens: int) -> Iterator[tuple[pa.Table, int]]:
+    """(shard, tokens) pieces of at most `shard_tokens` tokens, cut at document boundaries; a document longer
+    than that gets a shard of its own."""
+    if table.num_rows == 0:
+        return
+    lengths = pc.list_value_length(table.column("tokens")).to_numpy(zero_copy_only=False).astype(np.int64)
+    cum = np.cumsum(lengths)
+    start = 0
+    while start < len(lengths):
+        base = cum[start - 1] if start else 0
+        end = max(int(np.searchsorted(cum, base + shard_tokens, side="right")), start + 1)
+        yield table.slice(start, end - start), int(cum[end - 1] - base)
+        start = end
+
+
+def shard_name(split: str, part: str, index: int) -> str:
+    return f"{split}-{part}-{index:03d}.parquet"
+
+
+def new_manifest(name: str, tokenizer_info: dict, dtype: np.dtype, settings: dict) -> dict:
+    return {"format": FORMAT_VERSION, "name": name, "tokenizer": tokenizer_info, "dtype": np.dtype(dtype).name,
+            **settings, "parts": {}, "shards": [], "totals": totals([]), "skipped": {}, "repaired": {},
+            "inputs": []}
+
+
+def merge_parts(manifest: dict, parts: dict[str, dict]) -> dict:
+    """The manifest with `parts` ({key: part}) as its parts: shards in key order, totals and counters summed.
+    A part is {"fingerprint", "source", "shards": [{split, file, tokens, documents}], "skipped", "repaired"}."""
+    out = dict(manifest)
+    out["parts"] = {k: parts[k] for k in sorted(parts)}
+    out["shards"] = [s for k in sorted(parts) for s in parts[k]["shards"]]
+    out["totals"] = totals(out["shards"])
+    out["inputs"] = [parts[k]["source"] for k in sorted(parts)]
+    for field in ("skipped", "repaired"):
+        acc: dict[str, int] = {}
+        for p in parts.values():
+            for reason, n in (p.get(field) or {}).items():
+                acc[reason] = acc.get(reason, 0) + int(n)
+        out[field] = dict(sorted(acc.items()))
+    return out
+
+
+def totals(shards: list[dict]) -> dict:
+    out = {s: {"tokens": 0, "documents": 0, "shards": 0} for s in SPLITS}
+    for s in shards:
+        t = out.setdefault(s["split"], {"tokens": 0, "documents": 0, "shards": 0})
+        t["tokens"] += int(s["tokens"])
+        t["documents"] += int(s["documents"])
+        t["shards"] += 1
+    return out
+
+
+def check_manifest(manifest, where: str) -> dict:
+    """Validate a manifest read from `where`; raise ShardError naming the problem. Shard names must be plain
+    file names (nothing outside the token set is ever followed) and the end-of-text id inside the vocabulary."""
+    if not isinstance(manifest, dict):
+        raise ShardError(f"{where}: not a JSON object")
+    tok = manifest.get("tokenizer")
+    if not isinstance(tok, dict):
+        raise ShardError(f"{where}: 'tokenizer' must be an object")
+    for key in ("vocab_size", "eot_id"):
+        if not isinstance(tok.get(key), int) or isinstance(tok.get(key), bool):
+            raise ShardError(f"{where}: tokenizer.{key} must be an integer, got {tok.get(key)!r}")
+    if tok["vocab_size"] < 1 or not 0 <= tok["eot_id"] < tok["vocab_size"]:
+        raise ShardError(f"{where}: tokenizer.eot_id {tok['eot_id']} is outside the vocabulary "
+                         f"(vocab_size {tok['vocab_size']})")
+    shards = manifest.get("shards")
+    if not isinstance(shards, list):
+        raise ShardError(f"{where}: 'shards' must be a list")
+    for s in shards:
+        if not isinstance(s, dict) or not isinstance(s.get("file"), str) or not _SHARD_NAME.match(s["file"]):
+            raise ShardError(f"{where}: bad shard entry {s!r}: 'file' must be a file name inside the token set")
+        if s.get("split") not in SPLITS:
+            raise ShardError(f"{where}: shard {s['file']}: split must be one of {SPLITS}, got {s.get('split')!r}")
+    return manifest
