@@ -7,6 +7,7 @@ of one real Common Crawl snapshot extrapolated from these figures (bench/dedup_p
     python bench/bench_dedup_million.py                                  # 100,000 documents, peer on 10,000
     python bench/bench_dedup_million.py --docs 1000000 --peer-docs 0
     python bench/bench_dedup_million.py --docs 4000000 --peer-docs 0 --project
+    python bench/bench_dedup_million.py --docs 1000000 --peer-docs 0 --compare-single   # distributed vs one task
 
 Ours: recipe defaults (word 5-grams, 14 bands x 8 rows, exact dedup first, PII on), Large-Star/Small-Star
 components, --partitions key and node partitions (default: one per 62,500 documents, at least 16, so that
@@ -43,7 +44,8 @@ from dedup_projection import project  # noqa: E402
 from crawlproc.recipe import Recipe  # noqa: E402
 
 
-def run_ours(inp: Path, out: Path, partitions: int, cpus: int, components: str) -> dict:
+def run_ours(inp: Path, out: Path, partitions: int, cpus: int, components: str,
+             signatures_from: Path | None = None) -> dict:
     import ray
 
     from pipelines.dedup_stage import run_dedup
@@ -52,6 +54,8 @@ def run_ours(inp: Path, out: Path, partitions: int, cpus: int, components: str) 
     recipe.dedup.num_partitions = partitions
     recipe.dedup.components = components
     shutil.rmtree(out, ignore_errors=True)
+    if signatures_from:  # current signatures (same docs bytes, same settings) are reused, not recomputed
+        shutil.copytree(signatures_from, out / "BENCH" / "signatures")
     t0 = time.perf_counter()
     ray.init(num_cpus=cpus, object_store_memory=300 * 1024 * 1024, include_dashboard=False,
              log_to_driver=False, configure_logging=False)
@@ -98,6 +102,20 @@ def run_datatrove(inp: Path, work: Path) -> dict:
     return {"dedup_s": time.perf_counter() - t0}
 
 
+def same_bytes(a: Path, b: Path) -> tuple[int, list[str]]:
+    """(files compared, those that differ) over dedup/clusters, dedup/duplicates and final of two runs."""
+    n, differ = 0, []
+    for sub in ("dedup/clusters", "dedup/duplicates", "final"):
+        names = sorted(p.name for p in (a / sub).glob("*.parquet"))
+        if names != sorted(p.name for p in (b / sub).glob("*.parquet")):
+            differ.append(f"{sub}: other file names")
+        for name in names:
+            n += 1
+            if (a / sub / name).read_bytes() != ((b / sub / name).read_bytes() if (b / sub / name).is_file() else b""):
+                differ.append(f"{sub}/{name}")
+    return n, differ
+
+
 def step_order(name: str) -> tuple:
     order = ["signatures", "shuffle", "edges", "components", "finalize"]
     base = name.split(" ")[0]
@@ -131,6 +149,8 @@ def main() -> int:
     ap.add_argument("--precision-sample", type=int, default=20_000, help="dropped documents checked exactly")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--project", action="store_true", help="print the cost of one real snapshot from these figures")
+    ap.add_argument("--compare-single", action="store_true",
+                    help="rerun with the one-task components on the same signatures and compare the outputs byte for byte")
     ap.add_argument("--keep", action="store_true", help="keep the generated input and outputs in bench/out")
     args = ap.parse_args()
     partitions = args.partitions or max(16, args.docs // 62_500)
@@ -169,6 +189,15 @@ def main() -> int:
     result = {"docs": args.docs, "cpus": args.cpus, "partitions": partitions, "generate_s": gen_s,
               "load_average": [load0[0], load1[0]], **ours, "quality": quality}
 
+    if args.compare_single:
+        other = "single" if args.components == "distributed" else "distributed"
+        again = run_ours(work / "input", work / "out-other", partitions, args.cpus, other,
+                         signatures_from=work / "out" / "BENCH" / "signatures")
+        n, differ = same_bytes(work / "out" / "BENCH", work / "out-other" / "BENCH")
+        result["compare"] = {"components": other, "files": n, "differ": differ, "dedup_s": again["dedup_s"]}
+        print(f"{other} components on the same signatures ({again['dedup_s']:.1f}s): {n} files of dedup/clusters, "
+              f"dedup/duplicates and final compared byte for byte, {len(differ)} differ" +
+              (f": {differ[:5]}" if differ else ""))
     if args.peer_docs:
         n = min(args.peer_docs, args.docs)
         sub = work / "peer-input"
@@ -187,7 +216,8 @@ def main() -> int:
         shutil.rmtree(work, ignore_errors=True)
     bad_recall = [r for r in quality["recall_by_band"]
                   if r["pairs"] >= 200 and r["recall"] < r["lsh_theory"] - 0.1]
-    return 0 if quality["precision_j_0.5"] >= 0.95 and not bad_recall else 1
+    same = not result.get("compare", {}).get("differ")
+    return 0 if quality["precision_j_0.5"] >= 0.95 and not bad_recall and same else 1
 
 
 if __name__ == "__main__":
