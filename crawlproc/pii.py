@@ -41,6 +41,7 @@ _DIGITS_DOTS = re.compile(r"[\d.]+")
 _COLON_PAIR = re.compile(r":[0-9A-Fa-f]{0,4}:")  # the trigger of an IPv6 candidate
 _HEX_RUN = re.compile(r"[0-9A-Fa-f:.]+")
 _HEX_CHARS = frozenset("0123456789abcdefABCDEF:.")
+_DIGIT_CHARS = frozenset("0123456789.")
 
 
 def is_public_ip(candidate: str) -> bool:
@@ -92,41 +93,33 @@ def _email_spans(text: str) -> list[tuple[int, int]]:
     return spans
 
 
-def _ipv4_spans(text: str) -> list[tuple[int, int]]:
-    """Maximal runs of digits and dots that are exactly a public dotted quad (a version like 1.2.3.4.5,
-    a number glued to a word, or a leading-zero octet is not)."""
+def _address_spans(text: str, trigger: re.Pattern, run: re.Pattern, run_chars, dotted_quad: bool) -> list[tuple[int, int]]:
+    """The public addresses among the maximal runs of `run_chars` around each `trigger` hit: the run (less
+    a trailing '.') must stand alone (no word character on either side) and parse as a public address; a
+    dotted quad must also be exactly four numbers (a version like 1.2.3.4.5 or .1.2.3.4 is not one)."""
     spans: list[tuple[int, int]] = []
     end = 0
-    for m in _DOT_DIGIT.finditer(text):
+    for m in trigger.finditer(text):
         if m.start() < end:
             continue
         start = m.start()
-        while start and (text[start - 1].isdigit() or text[start - 1] == "."):
+        while start and text[start - 1] in run_chars:
             start -= 1
-        end = _DIGITS_DOTS.match(text, m.start()).end()
+        end = run.match(text, m.start()).end()
         candidate = text[start:end].rstrip(".")
-        if (candidate.count(".") == 3 and not candidate.startswith(".") and not _is_word(text, start - 1)
-                and not _is_word(text, start + len(candidate)) and is_public_ip(candidate)):
+        if dotted_quad and (candidate.count(".") != 3 or candidate.startswith(".")):
+            continue
+        if not _is_word(text, start - 1) and not _is_word(text, start + len(candidate)) and is_public_ip(candidate):
             spans.append((start, start + len(candidate)))
     return spans
+
+
+def _ipv4_spans(text: str) -> list[tuple[int, int]]:
+    return _address_spans(text, _DOT_DIGIT, _DIGITS_DOTS, _DIGIT_CHARS, dotted_quad=True)
 
 
 def _ipv6_spans(text: str) -> list[tuple[int, int]]:
-    """Maximal runs of hex digits, colons and dots that parse as a public IPv6 address."""
-    spans: list[tuple[int, int]] = []
-    end = 0
-    for m in _COLON_PAIR.finditer(text):
-        if m.start() < end:
-            continue
-        start = m.start()
-        while start and text[start - 1] in _HEX_CHARS:
-            start -= 1
-        end = _HEX_RUN.match(text, m.start()).end()
-        candidate = text[start:end].rstrip(".")
-        if (not _is_word(text, start - 1) and not _is_word(text, start + len(candidate))
-                and is_public_ip(candidate)):
-            spans.append((start, start + len(candidate)))
-    return spans
+    return _address_spans(text, _COLON_PAIR, _HEX_RUN, _HEX_CHARS, dotted_quad=False)
 
 
 def _replace(text: str, spans: list[tuple[int, int]], replacement: str) -> str:

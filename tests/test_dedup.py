@@ -20,44 +20,12 @@ import pytest
 from scipy import sparse
 
 from crawlproc.dedup import nodes as N
-from crawlproc.dedup.components import connected_components
 from crawlproc.dedup.edges import edges_against_index, edges_from_keys
 from crawlproc.dedup.minhash import normalize
 from crawlproc.recipe import MinHashConfig, Recipe
 from crawlproc.schema import DOC_SCHEMA, docs_table
 
 # ---------------------------------------------------------------- pure helpers
-
-
-def _python_components(edges):
-    parent = {}
-
-    def find(x):
-        parent.setdefault(x, x)
-        while parent[x] != x:
-            parent[x] = parent[parent[x]]
-            x = parent[x]
-        return x
-
-    for a, b in edges:
-        ra, rb = find(a), find(b)
-        if ra != rb:
-            parent[max(ra, rb)] = min(ra, rb)
-    return {x: find(x) for x in parent}
-
-
-def test_connected_components_match_a_plain_union_find():
-    rng = np.random.default_rng(5)
-    for n_nodes, n_edges in ((10, 4), (200, 150), (3000, 2500)):
-        src = rng.integers(-5, n_nodes, n_edges) * 7  # negative nodes too (earlier snapshots)
-        dst = rng.integers(-5, n_nodes, n_edges) * 7
-        nodes, roots = connected_components(src, dst)
-        expected = _python_components(zip(src.tolist(), dst.tolist()))
-        assert dict(zip(nodes.tolist(), roots.tolist())) == expected
-    # a long chain: labels must travel all the way
-    chain = np.arange(1000, dtype=np.int64)
-    nodes, roots = connected_components(chain[1:], chain[:-1])
-    assert (roots == 0).all()
 
 
 def test_edges_from_keys_are_stars_around_the_smallest_node():
