@@ -179,4 +179,7 @@ def candidate_rows(texts: pa.Array) -> np.ndarray:
     return np.unique(np.searchsorted(offsets[:-1] - offsets[0], hits, side="right") - 1)
 
 
-_CANDIDATES = (re.compile(rb"@"), re.compile(rb"\.[0-9]{1,3}\.[0-9]{1,3}\."), re.compile(rb":[0-9A-Fa-f]{0,4}:"))
+# Each consumes one byte and looks ahead for the rest: a match never eats the start of the next one (the
+# column's texts are contiguous, so "...1.69." + "8.8.8.8" must still find the second text's ".8.8.").
+_CANDIDATES = (re.compile(rb"@"), re.compile(rb"\.(?=[0-9]{1,3}\.[0-9]{1,3}\.)"),
+               re.compile(rb":(?=[0-9A-Fa-f]{0,4}:)"))

@@ -107,3 +107,11 @@ def test_candidate_rows_hold_every_text_the_anonymizer_changes(texts):
     rows = set(candidate_rows(pa.array(texts)).tolist())
     changed = {i for i, t in enumerate(texts) if anonymize(t) != t}
     assert changed <= rows
+
+
+def test_candidates_of_texts_that_touch_in_the_column():
+    """Found by the property test above: one text's match must not eat the next text's address."""
+    from crawlproc.pii import candidate_rows
+
+    texts = ["151.101.1.69.", "8.8.8.8", "a 12:3", "4::1"]
+    assert {0, 1, 3} <= set(candidate_rows(pa.array(texts)).tolist())
