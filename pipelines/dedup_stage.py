@@ -1,7 +1,8 @@
 """MinHash near-duplicate removal on Ray, then PII anonymization: the orchestration of crawlproc.dedup.
 
-Each step is a wave of Ray tasks over crawlproc.dedup's functions (see that package for what they do);
-every task writes its output atomically and skips itself when the output is there, so a rerun resumes:
+Each step is a wave of tasks of the stage runner over crawlproc.dedup's functions (see that package for what
+they do), all through the recipe's storage (a folder or a bucket); every unit's marker carries the plan's
+fingerprint and every output is written whole, so a rerun resumes where a crash stopped:
   signatures  per docs file, shuffle per group of signatures files, edges per key partition,
   components  Large-Star/Small-Star rounds (three waves each) until no partition changes, or one task
               (dedup.components = "single"), then three waves to dedup/clusters/<stem>.parquet,
@@ -12,17 +13,14 @@ dedup/_done.json. A node is `file_no << 32 | row` in the sorted input list, so r
 
 from __future__ import annotations
 
-import json
-import shutil
+import re
 import time
-from collections import deque
 from dataclasses import asdict
 from datetime import UTC, datetime
-from pathlib import Path
 
 import ray
 
-from crawlproc.dedup import DedupError
+from crawlproc.dedup import DedupError, files
 from crawlproc.dedup.clusters import run_clusters
 from crawlproc.dedup.components import single_task_stars
 from crawlproc.dedup.edges import partition_edges
@@ -31,9 +29,12 @@ from crawlproc.dedup.shuffle import shuffle_files
 from crawlproc.dedup.signatures import compute_signatures, open_docs_file
 from crawlproc.dedup.stars import run_components
 from crawlproc.dedup.usage import TaskUsage
+from crawlproc.fingerprint import digest
+from crawlproc.layout import Layout, Snapshot
+from crawlproc.lock import hold
 from crawlproc.recipe import Recipe
-from crawlproc.layout import Layout
-from crawlproc.storage import atomic_write_json, default_storage, is_remote
+from crawlproc.storage import Storage, basename, join, storage_for
+from pipelines.runner import Unit, ensure_ray, run_stage
 
 STEPS = ("signatures", "shuffle", "edges", "components", "finalize")
 
@@ -42,82 +43,92 @@ class StopAfter(RuntimeError):
     """Raised when `stop_after` asks to stop between steps (simulates a crash in tests)."""
 
 
-def _measured(fn, *args):  # args at the top level, so that Ray resolves the ObjectRefs among them
+def _measured(args: tuple, fn, storage: Storage) -> dict:
+    """Runs in a task: fn(*args) over the recipe's storage, with its CPU and peak memory (a long list argument
+    arrives as an ObjectRef: shared by the wave's tasks, resolved here)."""
+    files.use(storage)
+    args = tuple(ray.get(a) if isinstance(a, ray.ObjectRef) else a for a in args)
     with TaskUsage() as usage:
-        result = fn(*args)
-    return result, usage.stats()
+        result = fn(*args) or {}
+    return {**result, "usage": usage.stats()}
 
 
 class _Waves:
-    """Runs one function over many argument tuples as Ray tasks, a bounded window at a time, in order;
-    the first failure stops the stage with its own error (a DedupError names the bad file)."""
+    """Each wave (one function over many argument tuples) is one stage of the stage runner, with its own
+    markers under dedup/work/<wave>/ and the plan's fingerprint, so a wave resumes unit by unit and every
+    failure keeps its root cause; results come back in argument order (a unit done earlier reads its
+    result from its marker). A failed unit stops dedup with a DedupError naming it."""
 
-    def __init__(self, recipe: Recipe):
-        self.task = ray.remote(_measured).options(num_cpus=recipe.ray.num_cpus_per_task,
-                                                 max_retries=recipe.ray.max_retries)
-        self.window = max(2, int(2 * ray.cluster_resources().get("CPU", 1) / recipe.ray.num_cpus_per_task))
+    def __init__(self, recipe: Recipe, snap: Snapshot, fingerprint: str):
+        self.recipe, self.snap, self.fingerprint = recipe, snap, fingerprint
         self.usage: dict[str, dict] = {}
+        self._lists: dict[int, ray.ObjectRef] = {}
+
+    def _share(self, a):
+        if isinstance(a, list) and len(a) > 64:  # the same long list in every task: once in the store
+            if id(a) not in self._lists:
+                self._lists[id(a)] = (ray.put(a), a)
+            return self._lists[id(a)][0]
+        return a
 
     def __call__(self, step: str, fn, arg_tuples: list[tuple]) -> list:
-        shared: dict[int, ray.ObjectRef] = {}  # a long list argument (files, stems) goes to the store once
-
-        def put(a):
-            if isinstance(a, list) and len(a) > 64:
-                if id(a) not in shared:
-                    shared[id(a)] = ray.put(a)
-                return shared[id(a)]
-            return a
-
-        arg_tuples = [tuple(put(a) for a in args) for args in arg_tuples]
-        results, queue, pending = [None] * len(arg_tuples), deque(enumerate(arg_tuples)), {}
+        wave = re.sub(r"[^a-z0-9]+", "-", f"{step} {fn.__name__}".lower()).strip("-")
+        markers = self.snap.dedup_markers(wave)
+        units = [Unit(key=f"u{i:05d}", args=(tuple(self._share(a) for a in args),), source=f"{wave} {i}",
+                      fingerprint=self.fingerprint) for i, args in enumerate(arg_tuples)]
+        result = run_stage(f"dedup {step}", units, _measured, shared=(fn, self.snap.storage), markers=markers,
+                           num_cpus=self.recipe.ray.num_cpus_per_task, max_retries=self.recipe.ray.max_retries,
+                           progress=f"dedup {step}" if len(units) >= 16 else False, fail_fast=3, keep_stats=True)
+        if result.stopped or result.failed:
+            first = result.stopped or next(iter(result.failed.values()))
+            raise DedupError(f"{step}: {len(result.failed)} of {len(units)} tasks failed; first: {first.line()}")
+        out = []
         use = self.usage.setdefault(step, {"tasks": 0, "cpu_s": 0.0, "max_peak_rss_mb": 0.0, "max_growth_mb": 0.0})
-        while queue or pending:
-            while queue and len(pending) < self.window:
-                i, args = queue.popleft()
-                pending[self.task.remote(fn, *args)] = i
-            [ready], _ = ray.wait(list(pending), num_returns=1)
-            i = pending.pop(ready)
-            try:
-                results[i], stats = ray.get(ready)
-            except ray.exceptions.RayTaskError as e:
-                if isinstance(getattr(e, "cause", None), DedupError):
-                    raise DedupError(str(e.cause)) from None
-                raise
-            use["tasks"] += 1
-            use["cpu_s"] = round(use["cpu_s"] + stats["cpu_s"], 3)
-            use["max_peak_rss_mb"] = max(use["max_peak_rss_mb"], stats["peak_rss_mb"])
-            use["max_growth_mb"] = round(max(use["max_growth_mb"], stats["peak_rss_mb"] - stats["rss_start_mb"]), 1)
-        return results
+        for u in units:
+            stats = result.stats.get(u.key)
+            if stats is None:  # done by an earlier run: its result is in its marker
+                stats = ((markers.read(u.key, self.fingerprint) or {}).get("stats")) or {}
+            usage = stats.pop("usage", None)
+            if usage and u.key in result.stats:
+                use["tasks"] += 1
+                use["cpu_s"] = round(use["cpu_s"] + usage["cpu_s"], 3)
+                use["max_peak_rss_mb"] = max(use["max_peak_rss_mb"], usage["peak_rss_mb"])
+                use["max_growth_mb"] = round(max(use["max_growth_mb"],
+                                                 usage["peak_rss_mb"] - usage["rss_start_mb"]), 1)
+            out.append(stats)
+        return out
 
 
-def _earlier_indexes(index_root: Path, snapshot: str) -> tuple[int, list[tuple[int, str, dict]]]:
+def _earlier_indexes(layout: Layout, snapshot: str) -> tuple[int, list[tuple[int, str, dict]]]:
     """(this snapshot's order number, [(order, index dir, its _done.json)] of indexes made before it)."""
+    st = layout.storage
     done = {}
-    for d in sorted(index_root.glob("*/_done.json")) if index_root.is_dir() else []:
-        info = json.loads(d.read_text())
-        done[info["snapshot"]] = (info["order"], str(d.parent), info)
+    for e in st.list(layout.index_root, include_dirs=True):
+        info = st.read_json(join(e.uri, "_done.json")) if e.is_dir else None
+        if info:
+            done[info["snapshot"]] = (info["order"], e.uri, info)
     order = done[snapshot][0] if snapshot in done else 1 + max((o for o, _, _ in done.values()), default=0)
     return order, sorted(v for s, v in done.items() if v[0] < order)
 
 
-def _find_duplicates(waves, recipe, layout, files, stems, work, index_root, earlier, step, log) -> tuple[int, dict]:
+def _find_duplicates(waves, recipe, snap, files_, stems, work, earlier, step, log) -> tuple[int, dict]:
     """signatures, shuffle, edges, components; returns (documents, cluster counts)."""
     t = time.monotonic()
-    sig = [layout.path("signatures", s) for s in stems]
+    sig = [snap.path("signatures", s) for s in stems]
     counts = waves("signatures", compute_signatures,
-                       [(str(f), p, recipe.minhash, recipe.dedup.signature_batch) for f, p in zip(files, sig)])
+                   [(f, p, recipe.minhash, recipe.dedup.signature_batch) for f, p in zip(files_, sig)])
     step("signatures", t)
 
     t, P = time.monotonic(), recipe.dedup.num_partitions
     k = getattr(recipe.dedup, "shuffle_files_per_task", 8)
     groups = [list(zip(sig[i: i + k], range(i, i + k))) for i in range(0, len(sig), k)]
-    shuffled = [str(work / "shuffle" / f"group-{g:05d}.parquet") for g in range(len(groups))]
+    shuffled = [join(work, "shuffle", f"group-{g:05d}.parquet") for g in range(len(groups))]
     waves("shuffle", shuffle_files, [(grp, out, P, recipe.dedup.exact) for grp, out in zip(groups, shuffled)])
     step("shuffle", t)
 
     t = time.monotonic()
-    index_out = str(index_root / layout.name) if recipe.dedup.scope == "all" else None
-    edge_files = [str(work / "edges" / f"part-{p:05d}.parquet") for p in range(P)]
+    index_out = snap.layout.index_dir(snap.name) if recipe.dedup.scope == "all" else None
+    edge_files = [join(work, "edges", f"part-{p:05d}.parquet") for p in range(P)]
     by_index = [(o, d) for o, d, _ in earlier]
     edge_stats = waves("edges", partition_edges,
                        [(p, shuffled, edge_files[p], P, index_out, by_index) for p in range(P)])
@@ -125,72 +136,71 @@ def _find_duplicates(waves, recipe, layout, files, stems, work, index_root, earl
 
     t = time.monotonic()
     if getattr(recipe.dedup, "components", "distributed") == "single":
-        star_files, rounds = [str(work / "stars.parquet")], 0
+        star_files, rounds = [join(work, "stars.parquet")], 0
         waves("components", single_task_stars, [(edge_files, star_files[0], P)])
     else:
-        star_files, rounds = run_components(waves, edge_files, work / "cc", P,
+        star_files, rounds = run_components(waves, edge_files, join(work, "cc"), P,
                                             getattr(recipe.dedup, "max_component_rounds", 100), log)
-    their = {o: (str(Path(layout.layout.root) / i["snapshot"] / "signatures"), i["stems"]) for o, _, i in earlier}
-    snap_dir = Path(layout.uri)
-    cstats = run_clusters(waves, star_files, edge_files, work / "clusters", snap_dir / "dedup" / "clusters",
-                          snap_dir / "signatures", stems, their, P)
+    their = {o: (join(snap.layout.snapshot(i["snapshot"]).uri, "signatures"), i["stems"]) for o, _, i in earlier}
+    cstats = run_clusters(waves, star_files, edge_files, join(work, "clusters"), snap.dedup("clusters"),
+                          join(snap.uri, "signatures"), stems, their, P)
     cstats.update(edges=sum(s["candidate_edges"] for s in edge_stats), rounds=rounds)
     step("components", t)
     return sum(c["documents"] for c in counts), cstats
 
 
 def run_dedup(
-    out: str | Path, snapshot: str, recipe: Recipe, input_dir: str | Path | None = None, force: bool = False,
+    out: str, snapshot: str, recipe: Recipe, input_dir: str | None = None, force: bool = False,
     stop_after: str | None = None, log=print,
 ) -> dict:
-    """Deduplicate `input_dir` (default <out>/<snapshot>/docs) into <out>/<snapshot>/final; returns the summary.
+    """Deduplicate `input_dir` (default: the snapshot's extract-done docs/ files) into <out>/<snapshot>/final;
+    returns the summary. `out` and `input_dir` are folders or URIs. Holds the snapshot's lock.
 
     Uses the running Ray (else starts a local one). `stop_after` (one of STEPS) raises StopAfter after that
     step: tests use it to crash the run in the middle."""
-    if not ray.is_initialized():
-        from pipelines.ray_runtime import init_ray
+    layout = Layout(str(out), storage_for(recipe))
+    snap = layout.snapshot(snapshot)
+    with hold(layout.storage, snap.lock_uri, f"snapshot {snap.uri}"):
+        return _dedup(layout, snap, recipe, input_dir, force, stop_after, log)
 
-        init_ray(None, recipe)
+
+def _dedup(layout: Layout, snap: Snapshot, recipe: Recipe, input_dir, force, stop_after, log) -> dict:
     t0 = time.monotonic()
-    layout = Layout(str(out)).snapshot(snapshot)
-    if is_remote(layout.uri):
-        raise DedupError(f"{layout.uri}: dedup runs on a local or mounted output root for now")
-    snap_dir = Path(layout.uri)
-    dedup_dir = snap_dir / "dedup"
-    work = dedup_dir / "work"
+    st = layout.storage
+    files.use(st)
+    work = snap.dedup("work")
     extracted = None  # {stem: extract marker fingerprint}: what this dedup is of (tokenize checks it)
     if input_dir:
-        input_dir = Path(input_dir)
-        files = sorted(input_dir.glob("*.parquet"))
+        input_dir = str(input_dir)
+        inputs = files.parquet_files(input_dir)
     else:  # only files whose extract is done: a failed file's partial output is not an input
-        input_dir = snap_dir / "docs"
-        extracted = layout.markers.done()
-        files = [input_dir / f"{stem}.parquet" for stem in sorted(extracted)]
-    if not files:
+        input_dir = join(snap.uri, "docs")
+        extracted = snap.markers.done()
+        inputs = [snap.path("docs", stem) for stem in sorted(extracted)]
+    if not inputs:
         raise DedupError(f"no Parquet documents in {input_dir}")
-    stems = [f.name[: -len(".parquet")] for f in files]
+    stems = [basename(f)[: -len(".parquet")] for f in inputs]
     scope_all = recipe.dedup.scope == "all"
-    index_root = Path(out) / "_index" / "bands"
-    order, earlier = _earlier_indexes(index_root, snapshot) if scope_all else (0, [])
+    order, earlier = _earlier_indexes(layout, snap.name) if scope_all else (0, [])
+    entries = [st.info(f) for f in inputs]
     plan = {
-        "input_dir": str(input_dir.resolve()), "stems": stems,
+        "input_dir": input_dir, "stems": stems,
         # cheap to read for 100k files; the signatures check each file's content fingerprint themselves
-        "files": [[f.stat().st_size, f.stat().st_mtime_ns] for f in files],
+        "files": [[e.size, e.mtime] if e else None for e in entries],
         "minhash": asdict(recipe.minhash), "dedup": vars(recipe.dedup), "earlier": [d for _, d, _ in earlier],
         "pii": asdict(recipe.pii), "inputs": extracted,
     }
-    plan_path = dedup_dir / "plan.json"
-    old_plan = json.loads(plan_path.read_text()) if plan_path.is_file() else None
-    if force or old_plan != plan:
+    plan_uri = snap.dedup("plan.json")
+    if force or st.read_json(plan_uri) != plan:
         # Another input or recipe: nothing downstream of the signatures may be reused.
-        for d in (dedup_dir, snap_dir / "final", index_root / snapshot):
-            shutil.rmtree(d, ignore_errors=True)
-        atomic_write_json(plan_path, plan)
-    elif (dedup_dir / "_done.json").is_file():
-        log(f"dedup: {snapshot} already done (use --force to redo)")
-        return json.loads((dedup_dir / "summary.json").read_text())
-    for d in (dedup_dir, snap_dir / "signatures", snap_dir / "final"):
-        default_storage().clean_partials(str(d))
+        for d in (snap.dedup_dir, join(snap.uri, "final"), layout.index_dir(snap.name)):
+            st.delete_tree(d)
+        st.write_json(plan_uri, plan)
+    elif st.exists(snap.dedup("_done.json")):
+        log(f"dedup: {snap.name} already done (use --force to redo)")
+        return st.read_json(snap.dedup("summary.json"))
+    for d in (snap.dedup_dir, join(snap.uri, "signatures"), join(snap.uri, "final")):
+        st.clean_partials(d)
     seconds = {}
 
     def step(name: str, t: float) -> None:
@@ -199,25 +209,25 @@ def run_dedup(
         if stop_after == name:
             raise StopAfter(name)
 
-    waves = _Waves(recipe)
+    ensure_ray()
+    waves = _Waves(recipe, snap, digest(plan))
     with TaskUsage() as driver:  # the driver's own memory: per-file and per-task values only
         if recipe.dedup.enabled:
-            documents, cstats = _find_duplicates(waves, recipe, layout, files, stems, work, index_root, earlier,
-                                                 step, log)
+            documents, cstats = _find_duplicates(waves, recipe, snap, inputs, stems, work, earlier, step, log)
         else:  # PII only: every document survives
-            documents = sum(open_docs_file(f).metadata.num_rows for f in files)
+            documents = sum(open_docs_file(f).metadata.num_rows for f in inputs)
             cstats = {"exact_duplicates": 0, "near_duplicates": 0, "matched_earlier": 0, "clusters": 0,
                       "cluster_sizes": {}, "edges": 0, "rounds": 0}
         t = time.monotonic()
-        clusters = dedup_dir / "clusters"
+        clusters = snap.dedup("clusters")
         fstats = waves("finalize", finalize_file, [
-            (str(f), str(clusters / f"{s}.parquet") if recipe.dedup.enabled else None,
-             str(dedup_dir / "duplicates" / f"{s}.parquet"), str(layout.path("final", s)), recipe.pii)
-            for f, s in zip(files, stems)
+            (f, join(clusters, f"{s}.parquet") if recipe.dedup.enabled else None,
+             snap.dedup("duplicates", f"{s}.parquet"), snap.path("final", s), recipe.pii)
+            for f, s in zip(inputs, stems)
         ])
         step("finalize", t)
     summary = {
-        "snapshot": snapshot, "input_dir": str(input_dir), "files": len(files), "scope": recipe.dedup.scope,
+        "snapshot": snap.name, "input_dir": input_dir, "files": len(inputs), "scope": recipe.dedup.scope,
         "documents": int(documents), "kept": int(sum(f["kept"] for f in fstats)),
         "exact_duplicates": cstats["exact_duplicates"], "near_duplicates": cstats["near_duplicates"],
         "matched_earlier": cstats["matched_earlier"], "clusters": cstats["clusters"],
@@ -228,13 +238,14 @@ def run_dedup(
         "driver_rss_mb": {"start": driver.stats()["rss_start_mb"], "peak": driver.stats()["peak_rss_mb"]},
     }
     if summary["kept"] + summary["exact_duplicates"] + summary["near_duplicates"] != summary["documents"]:
-        raise DedupError(f"document count mismatch in {snapshot}: {summary}")  # never lose documents silently
-    atomic_write_json(dedup_dir / "summary.json", summary)
+        raise DedupError(f"document count mismatch in {snap.name}: {summary}")  # never lose documents silently
+    st.write_json(snap.dedup("summary.json"), summary)
     if scope_all and recipe.dedup.enabled:
-        atomic_write_json(index_root / snapshot / "_done.json", {"snapshot": snapshot, "order": order,
-                          "stems": stems, "num_partitions": recipe.dedup.num_partitions})
-    shutil.rmtree(work, ignore_errors=True)  # the index keeps what later snapshots need
-    atomic_write_json(dedup_dir / "_done.json",
-                      {"snapshot": snapshot, "documents": summary["documents"], "kept": summary["kept"],
-                       "inputs": extracted, "finished_at": datetime.now(UTC).isoformat()})
+        st.write_json(join(layout.index_dir(snap.name), "_done.json"),
+                      {"snapshot": snap.name, "order": order, "stems": stems,
+                       "num_partitions": recipe.dedup.num_partitions})
+    st.delete_tree(work)  # the index keeps what later snapshots need
+    st.write_json(snap.dedup("_done.json"),
+                  {"snapshot": snap.name, "documents": summary["documents"], "kept": summary["kept"],
+                   "inputs": extracted, "finished_at": datetime.now(UTC).isoformat()})
     return summary

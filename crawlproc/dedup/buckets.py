@@ -8,18 +8,17 @@ that is P PUTs, and each consumer reads only its own row group of each file.
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from crawlproc.storage import default_storage
+from crawlproc.dedup import files
 
 BUCKETS_KEY = b"crawlproc.buckets"
 
 
-def write_buckets(path: str | Path, table: pa.Table, bucket: np.ndarray, num_buckets: int) -> None:
+def write_buckets(path: str, table: pa.Table, bucket: np.ndarray, num_buckets: int) -> None:
     """Write `table` with its rows grouped by `bucket` (0..num_buckets-1), whole or not at all (the storage
     renames it into place, or sends it in one request). Row order within a bucket is kept."""
     bucket = np.asarray(bucket, dtype=np.int64)
@@ -34,7 +33,7 @@ def write_buckets(path: str | Path, table: pa.Table, bucket: np.ndarray, num_buc
             n = int(bounds[b + 1] - bounds[b])
             writer.write_table(rows.slice(int(bounds[b]), n).replace_schema_metadata(schema.metadata),
                                row_group_size=n)
-    default_storage().write_bytes(str(path), sink.getvalue().to_pybytes())
+    files.write_bytes(path, sink.getvalue().to_pybytes())
 
 
 def read_bucket(paths, bucket: int, schema: pa.Schema) -> pa.Table:
@@ -42,7 +41,7 @@ def read_bucket(paths, bucket: int, schema: pa.Schema) -> pa.Table:
     file, even when empty, so a missing file is an error, never an empty bucket."""
     parts = []
     for p in paths:
-        f = pq.ParquetFile(p)
+        f = files.parquet_file(p)
         present = json.loads(f.schema_arrow.metadata[BUCKETS_KEY])
         i = np.searchsorted(present, bucket)
         if i < len(present) and present[i] == bucket:
@@ -52,5 +51,5 @@ def read_bucket(paths, bucket: int, schema: pa.Schema) -> pa.Table:
 
 def read_all(paths, schema: pa.Schema) -> pa.Table:
     """Every row (the columns of `schema`) of every file in `paths`."""
-    parts = [pq.read_table(p, columns=schema.names).replace_schema_metadata(None) for p in paths]
+    parts = [files.read_table(p, columns=schema.names).replace_schema_metadata(None) for p in paths]
     return pa.concat_tables(parts).cast(schema) if parts else schema.empty_table()

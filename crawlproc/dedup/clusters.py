@@ -15,19 +15,17 @@ grouped by (snapshot, file).
 
 from __future__ import annotations
 
-import json
 from collections import Counter
-from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 
+from crawlproc.dedup import files
 from crawlproc.dedup.buckets import read_bucket, write_buckets
 from crawlproc.dedup.errors import DedupError
 from crawlproc.dedup.nodes import KIND_EXACT, KIND_NEAR, split_external, split_nodes
 from crawlproc.dedup.schemas import CLUSTER_SCHEMA, EDGE_SCHEMA, STAR_SCHEMA
-from crawlproc.storage import atomic_write_json, atomic_write_table
+from crawlproc.storage import join
 
 LEAF_SCHEMA = pa.schema([("node", pa.int64()), ("cluster_id", pa.int64()), ("kind", pa.int8())])
 COUNT_SCHEMA = pa.schema([("root", pa.int64()), ("group", pa.int64()), ("leaves", pa.int64())])
@@ -61,9 +59,8 @@ class FileGroups:
 def cluster_leaves(part: int, star_paths: list[str], edge_paths: list[str], out_dir: str,
                    num_files: int, num_groups: int) -> dict:
     """Wave 1 for star partition `part`: its leaves' rows and the per-root leaf counts."""
-    out = Path(out_dir)
-    counts_path = out / f"counts-{part:05d}.parquet"
-    if counts_path.is_file():
+    counts_path = join(out_dir, f"counts-{part:05d}.parquet")
+    if files.exists(counts_path):
         return {}
     groups = FileGroups(num_files, num_groups)
     stars = read_bucket(star_paths, part, STAR_SCHEMA)
@@ -81,7 +78,7 @@ def cluster_leaves(part: int, star_paths: list[str], edge_paths: list[str], out_
     own = node >= 0
     leaf_group = np.full(len(node), -1, dtype=np.int64)
     leaf_group[own] = groups.of_nodes(node[own])
-    write_buckets(out / f"leaves-{part:05d}.parquet",
+    write_buckets(join(out_dir, f"leaves-{part:05d}.parquet"),
                   pa.table({"node": node[own], "cluster_id": root[own], "kind": kind[own]}, schema=LEAF_SCHEMA),
                   leaf_group[own], groups.num_groups)
     # one row per (root, group of its leaves); leaves of earlier snapshots count in group -1 (no id needed)
@@ -101,13 +98,13 @@ def _count_pairs(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray, 
     return a[starts], b[starts], np.diff(np.append(starts, len(a)))
 
 
-def _ids_of(sig_dir: Path, stems: list[str], nodes: np.ndarray) -> np.ndarray:
+def _ids_of(sig_dir: str, stems: list[str], nodes: np.ndarray) -> np.ndarray:
     """Document ids of non-negative nodes, reading only the id column of the files that hold them."""
     ids = np.empty(len(nodes), dtype=object)
     file_no, row = split_nodes(nodes)
     for f in np.unique(file_no):
         sel = np.flatnonzero(file_no == f)
-        col = pq.read_table(sig_dir / f"{stems[f]}.parquet", columns=["id"]).column("id")
+        col = files.read_table(join(sig_dir, f"{stems[f]}.parquet"), columns=["id"]).column("id")
         ids[sel] = col.take(pa.array(row[sel])).to_pylist()
     return ids
 
@@ -116,11 +113,10 @@ def cluster_roots(group: int, count_paths: list[str], out_dir: str, sig_dir: str
                   earlier: dict[int, tuple[str, list[str]]], num_groups: int) -> dict:
     """Wave 2 for file group `group`: cluster sizes of its roots, and their ids for the groups that ask.
     `earlier` maps an earlier snapshot's number to (its signatures folder, its stems)."""
-    out = Path(out_dir)
-    kept_path = out / f"kept-{group:05d}.parquet"
-    stats_path = out / f"roots-{group:05d}.json"
-    if kept_path.is_file() and stats_path.is_file():
-        return json.loads(stats_path.read_text())
+    kept_path = join(out_dir, f"kept-{group:05d}.parquet")
+    stats_path = join(out_dir, f"roots-{group:05d}.json")
+    if files.exists(kept_path) and files.exists(stats_path):
+        return files.read_json(stats_path)
     groups = FileGroups(len(stems), num_groups)
     counts = read_bucket(count_paths, group, COUNT_SCHEMA)
     root, leaf_group, n = (counts.column(c).to_numpy() for c in ("root", "group", "leaves"))
@@ -135,26 +131,26 @@ def cluster_roots(group: int, count_paths: list[str], out_dir: str, sig_dir: str
     wanted = np.unique(asked_roots)
     ids = np.empty(len(wanted), dtype=object)
     own = wanted >= 0
-    ids[own] = _ids_of(Path(sig_dir), stems, wanted[own])
+    ids[own] = _ids_of(sig_dir, stems, wanted[own])
     snapshot_no, local = split_external(wanted[~own])
     for s in np.unique(snapshot_no):
         their_dir, their_stems = earlier[int(s)]
         sel = np.flatnonzero(~own)[snapshot_no == s]
-        ids[sel] = _ids_of(Path(their_dir), their_stems, local[snapshot_no == s])
+        ids[sel] = _ids_of(their_dir, their_stems, local[snapshot_no == s])
     kept = ids[np.searchsorted(wanted, asked_roots)]
     write_buckets(kept_path, pa.table({"root": asked_roots, "kept_id": pa.array(kept.tolist(), pa.string())},
                                       schema=KEPT_SCHEMA), asked_by, groups.num_groups)
     stats = {"clusters": int(touches.sum()), "cluster_sizes": {str(k): v for k, v in sorted(sizes.items())}}
-    atomic_write_json(stats_path, stats)
+    files.write_json(stats_path, stats)
     return stats
 
 
 def cluster_parts(group: int, leaf_paths: list[str], kept_paths: list[str], out_dir: str, clusters_dir: str,
                   stems: list[str], num_groups: int) -> dict:
     """Wave 3 for file group `group`: each of its files' clusters part, <clusters_dir>/<stem>.parquet."""
-    stats_path = Path(out_dir) / f"parts-{group:05d}.json"
-    if stats_path.is_file():
-        return json.loads(stats_path.read_text())
+    stats_path = join(out_dir, f"parts-{group:05d}.json")
+    if files.exists(stats_path):
+        return files.read_json(stats_path)
     num_files = len(stems)
     groups = FileGroups(num_files, num_groups)
     leaves = read_bucket(leaf_paths, group, LEAF_SCHEMA).sort_by("node")
@@ -169,11 +165,12 @@ def cluster_parts(group: int, leaf_paths: list[str], kept_paths: list[str], out_
     file_no, _ = split_nodes(table.column("node").to_numpy())
     bounds = np.searchsorted(file_no, np.arange(num_files + 1))
     for f in groups.files(group):
-        atomic_write_table(Path(clusters_dir) / f"{stems[f]}.parquet", table.slice(int(bounds[f]), int(bounds[f + 1] - bounds[f])))
+        files.write_table(join(clusters_dir, f"{stems[f]}.parquet"),
+                          table.slice(int(bounds[f]), int(bounds[f + 1] - bounds[f])))
     kinds = table.column("kind").to_numpy()
     stats = {"exact_duplicates": int((kinds == KIND_EXACT).sum()), "near_duplicates": int((kinds == KIND_NEAR).sum()),
              "matched_earlier": int((roots < 0).sum())}
-    atomic_write_json(stats_path, stats)
+    files.write_json(stats_path, stats)
     return stats
 
 
@@ -187,18 +184,18 @@ def merge_stats(root_stats: list[dict], part_stats: list[dict]) -> dict:
             "cluster_sizes": {str(k): v for k, v in sorted(sizes.items())}}
 
 
-def run_clusters(run, star_files: list[str], edge_files: list[str], work: str | Path, clusters_dir: str | Path,
-                 sig_dir: str | Path, stems: list[str], earlier: dict[int, tuple[str, list[str]]],
+def run_clusters(run, star_files: list[str], edge_files: list[str], work: str, clusters_dir: str,
+                 sig_dir: str, stems: list[str], earlier: dict[int, tuple[str, list[str]]],
                  num_partitions: int) -> dict:
     """The three waves (see the module docstring) with `run` as in stars.run_components; returns the counts."""
-    P, work = num_partitions, Path(work)
+    P, work = num_partitions, str(work)
     G = FileGroups(len(stems), P).num_groups
-    run("components clusters", cluster_leaves, [(p, star_files, edge_files, str(work), len(stems), G) for p in range(P)])
-    counts = [str(work / f"counts-{p:05d}.parquet") for p in range(P)]
+    run("components clusters", cluster_leaves, [(p, star_files, edge_files, work, len(stems), G) for p in range(P)])
+    counts = [join(work, f"counts-{p:05d}.parquet") for p in range(P)]
     roots = run("components clusters", cluster_roots,
-                [(g, counts, str(work), str(sig_dir), stems, earlier, G) for g in range(G)])
-    leaves = [str(work / f"leaves-{p:05d}.parquet") for p in range(P)]
-    kept = [str(work / f"kept-{g:05d}.parquet") for g in range(G)]
+                [(g, counts, work, str(sig_dir), stems, earlier, G) for g in range(G)])
+    leaves = [join(work, f"leaves-{p:05d}.parquet") for p in range(P)]
+    kept = [join(work, f"kept-{g:05d}.parquet") for g in range(G)]
     parts = run("components clusters", cluster_parts,
-                [(g, leaves, kept, str(work), str(clusters_dir), stems, G) for g in range(G)])
+                [(g, leaves, kept, work, str(clusters_dir), stems, G) for g in range(G)])
     return merge_stats(roots, parts)

@@ -7,11 +7,10 @@ proportional to the number of edges, never to the number of documents, but it is
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pyarrow as pa
 
+from crawlproc.dedup import files
 from crawlproc.dedup.buckets import read_all, write_buckets
 from crawlproc.dedup.nodes import node_partition
 from crawlproc.dedup.schemas import EDGE_SCHEMA, STAR_SCHEMA
@@ -45,7 +44,7 @@ def connected_components(src: np.ndarray, dst: np.ndarray) -> tuple[np.ndarray, 
 
 def single_task_stars(edge_paths: list[str], stars_path: str, num_partitions: int) -> dict:
     """Read every edge, compute the components, write the star forest (root, node) bucketed by node."""
-    if Path(stars_path).is_file():
+    if files.exists(stars_path):
         return {"rounds": 0, "reused": True}
     edges = read_all(edge_paths, EDGE_SCHEMA)
     nodes, roots = connected_components(edges.column("src").to_numpy(), edges.column("dst").to_numpy())

@@ -10,16 +10,14 @@ bucketed by the partition of their larger end (dst), which is where the componen
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 
+from crawlproc.dedup import files
 from crawlproc.dedup.buckets import read_all, read_bucket, write_buckets
 from crawlproc.dedup.nodes import KIND_EXACT, KIND_NEAR, external_nodes, node_partition, partition_of
 from crawlproc.dedup.schemas import EDGE_SCHEMA, INDEX_SCHEMA, SHUFFLE_SCHEMA
-from crawlproc.storage import atomic_write_table
 
 _EMPTY = np.empty(0, np.int64)
 _STATS_KEY = b"crawlproc.edges"  # the step's counts, kept in the file so that a skipped task returns them
@@ -65,12 +63,12 @@ def unique_edges(src: np.ndarray, dst: np.ndarray, kind: np.ndarray):
     return s[first], d[first], k[first]
 
 
-def _index_part_rows(index_dir: Path, part: int, num_partitions: int) -> pa.Table:
+def _index_part_rows(index_dir: str, part: int, num_partitions: int) -> pa.Table:
     """Rows of an earlier snapshot's band index that fall in `part` (re-partitioned if it used another P)."""
-    info = json.loads((index_dir / "_done.json").read_text())
+    info = files.read_json(files.join(index_dir, "_done.json"))
     if info["num_partitions"] == num_partitions:
-        return read_all([index_dir / f"part-{part:05d}.parquet"], INDEX_SCHEMA)
-    table = read_all(sorted(index_dir.glob("part-*.parquet")), INDEX_SCHEMA)
+        return read_all([files.join(index_dir, f"part-{part:05d}.parquet")], INDEX_SCHEMA)
+    table = read_all(files.parquet_files(index_dir, "part-"), INDEX_SCHEMA)
     keys = table.column("key").to_numpy()
     return table.filter(pa.array(partition_of(keys, num_partitions) == part))
 
@@ -80,8 +78,8 @@ def partition_edges(
     index_out: str | None, earlier: list[tuple[int, str]],
 ) -> dict:
     """Candidate edges of key partition `part`; skipped when `edges_path` exists (written last)."""
-    if Path(edges_path).is_file():
-        return json.loads(pq.read_schema(edges_path).metadata[_STATS_KEY])
+    if files.exists(edges_path):
+        return json.loads(files.parquet_file(edges_path).schema_arrow.metadata[_STATS_KEY])
     rows = read_bucket(shuffle_paths, part, SHUFFLE_SCHEMA)
     keys = rows.column("key").to_numpy()
     nodes = rows.column("node").to_numpy()
@@ -93,13 +91,13 @@ def partition_edges(
         srcs.append(s), dsts.append(d), ks.append(np.full(len(s), kind, np.int8))
     near = kinds == KIND_NEAR
     for snapshot_no, index_dir in earlier:
-        idx = _index_part_rows(Path(index_dir), part, num_partitions)
+        idx = _index_part_rows(index_dir, part, num_partitions)
         old_nodes = external_nodes(snapshot_no, idx.column("node").to_numpy())
         s, d = edges_against_index(keys[near], nodes[near], idx.column("key").to_numpy(), old_nodes)
         srcs.append(s), dsts.append(d), ks.append(np.full(len(s), KIND_NEAR, np.int8))
     if index_out is not None:
-        atomic_write_table(
-            Path(index_out) / f"part-{part:05d}.parquet",
+        files.write_table(
+            files.join(index_out, f"part-{part:05d}.parquet"),
             pa.table({"key": keys[near], "node": nodes[near]}, schema=INDEX_SCHEMA),
         )
     src, dst, kind = np.concatenate(srcs), np.concatenate(dsts), np.concatenate(ks)

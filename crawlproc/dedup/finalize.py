@@ -4,20 +4,18 @@ and final/<stem>.parquet (the survivors in the document schema, with PII replace
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
+from crawlproc.dedup import files
 from crawlproc.dedup.buckets import read_all
 from crawlproc.dedup.nodes import KIND_NAMES, split_nodes
 from crawlproc.dedup.schemas import CLUSTER_SCHEMA, DUP_SCHEMA
 from crawlproc.pii import PiiAnonymizer, candidate_rows
 from crawlproc.recipe import PiiConfig
 from crawlproc.schema import DOC_SCHEMA, conform
-from crawlproc.storage import atomic_write_table
 
 STATS_KEY = b"crawlproc.dedup"
 
@@ -26,13 +24,13 @@ def finalize_file(docs_path: str, cluster_path: str | None, dup_path: str, final
                   pii: PiiConfig) -> dict:
     """Write this file's dropped ids (from its clusters part; none without one) and its survivors; skipped
     when both exist (final is written last)."""
-    if Path(final_path).is_file() and Path(dup_path).is_file():
-        return json.loads((pq.read_schema(final_path).metadata or {}).get(STATS_KEY, b"{}"))
+    if files.exists(final_path) and files.exists(dup_path):
+        return json.loads((files.parquet_file(final_path).schema_arrow.metadata or {}).get(STATS_KEY, b"{}"))
     dups = read_all([cluster_path], CLUSTER_SCHEMA) if cluster_path else CLUSTER_SCHEMA.empty_table()
     _, rows = split_nodes(dups.column("node").to_numpy())
-    docs = conform(pq.read_table(docs_path))
+    docs = conform(files.read_table(docs_path))
     kind_names = pa.array([KIND_NAMES[k] for k in dups.column("kind").to_pylist()], pa.string())
-    atomic_write_table(
+    files.write_table(
         dup_path,
         pa.table({"id": docs.column("id").take(pa.array(rows)), "cluster_id": dups.column("cluster_id"),
                   "kept_id": dups.column("kept_id"), "kind": kind_names}, schema=DUP_SCHEMA),
@@ -55,5 +53,5 @@ def finalize_file(docs_path: str, cluster_path: str | None, dup_path: str, final
     stats = {"documents": docs.num_rows, "kept": kept.num_rows, "dropped": len(rows),
              "pii_emails": anonymize.counts.emails, "pii_ips": anonymize.counts.ips}
     kept = kept.replace_schema_metadata({STATS_KEY: json.dumps(stats)})
-    atomic_write_table(final_path, kept)
+    files.write_table(final_path, kept)
     return stats

@@ -6,12 +6,10 @@ the same bucket, so the edges step finds every pair of documents sharing a key w
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 
+from crawlproc.dedup import files
 from crawlproc.dedup.buckets import write_buckets
 from crawlproc.dedup.nodes import KIND_EXACT, KIND_NEAR, make_nodes, partition_of
 from crawlproc.dedup.schemas import SHUFFLE_SCHEMA
@@ -20,7 +18,7 @@ from crawlproc.dedup.schemas import SHUFFLE_SCHEMA
 def key_rows(sig_path: str, file_no: int, exact: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(keys, nodes, kinds) of one signatures file: 14 band keys per document with words, plus its content
     hash when `exact`."""
-    table = pq.read_table(sig_path, columns=["content_hash", "has_words", "bands"])
+    table = files.read_table(sig_path, columns=["content_hash", "has_words", "bands"])
     n = table.num_rows
     nodes = make_nodes(file_no, n)
     has_words = table.column("has_words").to_numpy(zero_copy_only=False)
@@ -40,8 +38,8 @@ def key_rows(sig_path: str, file_no: int, exact: bool) -> tuple[np.ndarray, np.n
 def shuffle_files(sig_files: list[tuple[str, int]], out_path: str, num_partitions: int, exact: bool) -> dict:
     """Write the key rows of [(signatures path, file_no)] into `out_path`, bucketed by key partition.
     Skipped when `out_path` exists (it is written atomically, last)."""
-    if Path(out_path).is_file():
-        return {"rows": pq.ParquetFile(out_path).metadata.num_rows, "reused": True}
+    if files.exists(out_path):
+        return {"rows": files.parquet_file(out_path).metadata.num_rows, "reused": True}
     rows = [key_rows(path, file_no, exact) for path, file_no in sig_files]
     keys, nodes, kinds = (np.concatenate([r[i] for r in rows]) for i in range(3))
     table = pa.table({"key": keys, "node": nodes, "kind": kinds}, schema=SHUFFLE_SCHEMA)

@@ -10,19 +10,18 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict
-from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 import xxhash
 
+from crawlproc.dedup import files
 from crawlproc.dedup.errors import DedupError
 from crawlproc.dedup.minhash import MinHasher
 from crawlproc.dedup.nodes import content_hashes
 from crawlproc.dedup.normalize import utf8_column
 from crawlproc.dedup.schemas import signature_schema
 from crawlproc.recipe import MinHashConfig
-from crawlproc.storage import atomic_write_table
 
 SIGNATURE_VERSION = 2  # 2: Unicode digits are 0, marks dropped, words hashed 8 bytes at a time
 FINGERPRINT_KEY = b"crawlproc.minhash"
@@ -60,10 +59,10 @@ def signature_table(ids, texts: list[str], config: MinHashConfig | None = None, 
     return table.replace_schema_metadata({FINGERPRINT_KEY: signature_fingerprint(config), DOCS_KEY: docs})
 
 
-def open_docs_file(path: str | Path, data: bytes | None = None) -> pq.ParquetFile:
+def open_docs_file(path: str, data: bytes | None = None) -> pq.ParquetFile:
     """The docs file as Parquet, checked for the columns dedup needs; a DedupError names the file."""
     try:
-        f = pq.ParquetFile(pa.BufferReader(data) if data is not None else path)
+        f = pq.ParquetFile(pa.BufferReader(data)) if data is not None else files.parquet_file(path)
     except Exception as e:  # noqa: BLE001 - any reader error means the same thing: not a Parquet file
         raise DedupError(f"{path}: not a readable Parquet file ({e})") from None
     names = f.schema_arrow.names
@@ -73,12 +72,12 @@ def open_docs_file(path: str | Path, data: bytes | None = None) -> pq.ParquetFil
     return f
 
 
-def is_current(sig_path: str | Path, config: MinHashConfig, docs: str, rows: int) -> bool:
+def is_current(sig_path: str, config: MinHashConfig, docs: str, rows: int) -> bool:
     """True when `sig_path` exists, was made with `config` from the docs file whose fingerprint is `docs`,
     and has its `rows` rows."""
-    if not Path(sig_path).is_file():
+    if not files.exists(sig_path):
         return False
-    f = pq.ParquetFile(sig_path)
+    f = files.parquet_file(sig_path)
     meta = f.schema_arrow.metadata or {}
     return (meta.get(FINGERPRINT_KEY, b"").decode() == signature_fingerprint(config)
             and meta.get(DOCS_KEY, b"").decode() == docs and f.metadata.num_rows == rows)
@@ -86,7 +85,7 @@ def is_current(sig_path: str | Path, config: MinHashConfig, docs: str, rows: int
 
 def compute_signatures(docs_path: str, sig_path: str, config: MinHashConfig, batch: int = 500) -> dict:
     """Signatures of one docs file, written atomically, unless a current one is there already."""
-    data = Path(docs_path).read_bytes()  # read once: fingerprinted, then parsed from memory
+    data = files.read_bytes(docs_path)  # read once: fingerprinted, then parsed from memory
     f = open_docs_file(docs_path, data)
     docs = docs_fingerprint(data)
     if is_current(sig_path, config, docs, f.metadata.num_rows):
@@ -96,5 +95,5 @@ def compute_signatures(docs_path: str, sig_path: str, config: MinHashConfig, bat
     for b in f.iter_batches(batch_size=batch, columns=["id", "text"]):
         parts.append(signature_table(b.column("id"), b.column("text"), batch=batch, hasher=hasher, docs=docs))
     table = pa.concat_tables(parts) if parts else signature_table([], [], config, docs=docs)
-    atomic_write_table(sig_path, table)
+    files.write_table(sig_path, table)
     return {"documents": table.num_rows, "reused": False}

@@ -29,28 +29,27 @@ stopped; the driver records each finished round's change counts in round-RRR/_do
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 
+from crawlproc.dedup import files
 from crawlproc.dedup.buckets import read_all, read_bucket, write_buckets
 from crawlproc.dedup.errors import DedupError
 from crawlproc.dedup.nodes import node_partition
 from crawlproc.dedup.schemas import LABEL_SCHEMA, NODE_SCHEMA, STAR_SCHEMA
-from crawlproc.storage import atomic_write_json, atomic_write_table
+from crawlproc.storage import join
 
 _STATS_KEY = b"crawlproc.stars"
 
 
-def round_dir(work: str | Path, r: int) -> Path:
-    return Path(work) / f"round-{r:03d}"
+def round_dir(work: str, r: int) -> str:
+    return join(str(work), f"round-{r:03d}")
 
 
-def round_outputs(work: str | Path, r: int, num_partitions: int) -> list[str]:
+def round_outputs(work: str, r: int, num_partitions: int) -> list[str]:
     """The edge files round r writes (round r+1 reads them)."""
-    return [str(round_dir(work, r) / f"stars-{p:05d}.parquet") for p in range(num_partitions)]
+    return [join(round_dir(work, r), f"stars-{p:05d}.parquet") for p in range(num_partitions)]
 
 
 def _unique_by_dst(src: np.ndarray, dst: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -81,14 +80,14 @@ def _lookup(known: np.ndarray, values: np.ndarray, query: np.ndarray) -> tuple[n
 def star_requests(part: int, edge_paths: list[str], work: str, r: int, num_partitions: int) -> dict:
     """Wave A of round r for partition `part`."""
     d = round_dir(work, r)
-    requests_path = d / f"requests-{part:05d}.parquet"
-    if requests_path.is_file():
+    requests_path = join(d, f"requests-{part:05d}.parquet")
+    if files.exists(requests_path):
         return {}
     t = read_bucket(edge_paths, part, STAR_SCHEMA)
     src, dst = _unique_by_dst(t.column("src").to_numpy(), t.column("dst").to_numpy())
-    atomic_write_table(d / f"edges-{part:05d}.parquet", pa.table({"src": src, "dst": dst}, schema=STAR_SCHEMA))
+    files.write_table(join(d, f"edges-{part:05d}.parquet"), pa.table({"src": src, "dst": dst}, schema=STAR_SCHEMA))
     starts, _ = _groups(dst)  # each dst's smallest neighbour is the first src of its run
-    atomic_write_table(d / f"mins-{part:05d}.parquet",
+    files.write_table(join(d, f"mins-{part:05d}.parquet"),
                        pa.table({"node": dst[starts], "label": src[starts]}, schema=LABEL_SCHEMA))
     asked = np.unique(src)
     write_buckets(requests_path, pa.table({"node": asked}, schema=NODE_SCHEMA),
@@ -99,14 +98,14 @@ def star_requests(part: int, edge_paths: list[str], work: str, r: int, num_parti
 def star_answers(part: int, work: str, r: int, num_partitions: int) -> dict:
     """Wave B: for every partition q, m(w) of the nodes w it asked about that have a smaller neighbour."""
     d = round_dir(work, r)
-    answers_path = d / f"answers-{part:05d}.parquet"
-    if answers_path.is_file():
+    answers_path = join(d, f"answers-{part:05d}.parquet")
+    if files.exists(answers_path):
         return {}
-    mins = read_all([d / f"mins-{part:05d}.parquet"], LABEL_SCHEMA)
+    mins = read_all([join(d, f"mins-{part:05d}.parquet")], LABEL_SCHEMA)
     known, label = mins.column("node").to_numpy(), mins.column("label").to_numpy()
     nodes, labels, to = [], [], []
     for q in range(num_partitions):
-        asked = read_bucket([d / f"requests-{q:05d}.parquet"], part, NODE_SCHEMA).column("node").to_numpy()
+        asked = read_bucket([join(d, f"requests-{q:05d}.parquet")], part, NODE_SCHEMA).column("node").to_numpy()
         hit, m = _lookup(known, label, asked)
         nodes.append(asked[hit]), labels.append(m[hit]), to.append(np.full(hit.sum(), q))
     table = pa.table({"node": np.concatenate(nodes), "label": np.concatenate(labels)}, schema=LABEL_SCHEMA)
@@ -117,12 +116,12 @@ def star_answers(part: int, work: str, r: int, num_partitions: int) -> dict:
 def star_round(part: int, work: str, r: int, num_partitions: int) -> dict:
     """Wave C: Large-Star then Small-Star on this partition's edges; returns the change counts."""
     d = round_dir(work, r)
-    out_path = Path(round_outputs(work, r, num_partitions)[part])
-    if out_path.is_file():
-        return json.loads(pq.read_schema(out_path).metadata[_STATS_KEY])
-    edges = read_all([d / f"edges-{part:05d}.parquet"], STAR_SCHEMA)
+    out_path = round_outputs(work, r, num_partitions)[part]
+    if files.exists(out_path):
+        return json.loads(files.parquet_file(out_path).schema_arrow.metadata[_STATS_KEY])
+    edges = read_all([join(d, f"edges-{part:05d}.parquet")], STAR_SCHEMA)
     src, dst = edges.column("src").to_numpy(), edges.column("dst").to_numpy()
-    answers = read_bucket([d / f"answers-{q:05d}.parquet" for q in range(num_partitions)], part, LABEL_SCHEMA)
+    answers = read_bucket([join(d, f"answers-{q:05d}.parquet") for q in range(num_partitions)], part, LABEL_SCHEMA)
     known, label = answers.column("node").to_numpy(), answers.column("label").to_numpy()
     order = np.argsort(known)
     known, label = known[order], label[order]
@@ -144,23 +143,23 @@ def star_round(part: int, work: str, r: int, num_partitions: int) -> dict:
     return stats
 
 
-def run_components(run, edge_files: list[str], work: str | Path, num_partitions: int, max_rounds: int = 100,
+def run_components(run, edge_files: list[str], work: str, num_partitions: int, max_rounds: int = 100,
                    log=lambda m: None) -> tuple[list[str], int]:
     """Rounds until no partition changes; returns (the star forest's files, rounds). `run(step, fn, args)`
     runs fn(*a) for every tuple a of args (as Ray tasks, or in a loop) and returns the results in order.
     A round whose round-RRR/_done.json exists is not run again."""
-    P, files = num_partitions, edge_files
+    P, inputs = num_partitions, edge_files
     for r in range(max_rounds):
-        done = round_dir(work, r) / "_done.json"
-        if not done.is_file():
+        done = join(round_dir(work, r), "_done.json")
+        if not files.exists(done):
             step = f"components round {r}"
-            run(step, star_requests, [(p, files, str(work), r, P) for p in range(P)])
+            run(step, star_requests, [(p, inputs, str(work), r, P) for p in range(P)])
             run(step, star_answers, [(p, str(work), r, P) for p in range(P)])
             stats = run(step, star_round, [(p, str(work), r, P) for p in range(P)])
-            atomic_write_json(done, {k: sum(s[k] for s in stats) for k in stats[0]})
-        totals = json.loads(done.read_text())
+            files.write_json(done, {k: sum(s[k] for s in stats) for k in stats[0]})
+        totals = files.read_json(done)
         log(f"dedup: components round {r}: {totals}")
         if totals["large_star_changes"] == 0 and totals["small_star_changes"] == 0:
-            return files, r + 1  # this round's input was already a star forest
-        files = round_outputs(work, r, P)
+            return inputs, r + 1  # this round's input was already a star forest
+        inputs = round_outputs(work, r, P)
     raise DedupError(f"components did not converge in {max_rounds} rounds")
