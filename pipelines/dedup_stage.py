@@ -120,7 +120,7 @@ def _find_duplicates(waves, recipe, snap, files_, stems, work, earlier, step, lo
     step("signatures", t)
 
     t, P = time.monotonic(), recipe.dedup.num_partitions
-    k = getattr(recipe.dedup, "shuffle_files_per_task", 8)
+    k = recipe.dedup.shuffle_files_per_task
     groups = [list(zip(sig[i: i + k], range(i, i + k))) for i in range(0, len(sig), k)]
     shuffled = [join(work, "shuffle", f"group-{g:05d}.parquet") for g in range(len(groups))]
     waves("shuffle", shuffle_files, [(grp, out, P, recipe.dedup.exact) for grp, out in zip(groups, shuffled)])
@@ -135,12 +135,12 @@ def _find_duplicates(waves, recipe, snap, files_, stems, work, earlier, step, lo
     step("edges", t)
 
     t = time.monotonic()
-    if getattr(recipe.dedup, "components", "distributed") == "single":
+    if recipe.dedup.components == "single":
         star_files, rounds = [join(work, "stars.parquet")], 0
         waves("components", single_task_stars, [(edge_files, star_files[0], P)])
     else:
         star_files, rounds = run_components(waves, edge_files, join(work, "cc"), P,
-                                            getattr(recipe.dedup, "max_component_rounds", 100), log)
+                                            recipe.dedup.max_component_rounds, log)
     their = {o: (join(snap.layout.snapshot(i["snapshot"]).uri, "signatures"), i["stems"]) for o, _, i in earlier}
     cstats = run_clusters(waves, star_files, edge_files, join(work, "clusters"), snap.dedup("clusters"),
                           join(snap.uri, "signatures"), stems, their, P)

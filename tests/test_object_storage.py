@@ -175,3 +175,20 @@ def test_the_download_cap_is_one_for_the_whole_cluster(ray_local):
         assert stats["max_held"] == 2 and stats["held"] == 0
     finally:
         slots.close()
+
+
+@pytest.mark.slow  # the whole demo: extract, dedup, tokenize, a few training steps, the report
+def test_the_demo_runs_with_its_output_in_a_bucket(s3_server, tmp_path, short_tmp):
+    out = s3_server.bucket(f"demo-{uuid.uuid4().hex[:8]}") + "/demo"
+    tmp = short_tmp()  # Ray's socket paths under TMPDIR must stay short
+    env = {**os.environ, "PYTHONPATH": str(REPO), "TMPDIR": str(tmp)}
+    proc = subprocess.run([sys.executable, "-m", "pipelines.cli", "demo", "--out", out, "--files", "2",
+                           "--train-steps", "4"], cwd=tmp_path, env=env, capture_output=True, text=True,
+                          timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    st = Storage()
+    assert st.exists(f"{out}/report.html") and st.exists(f"{out}/train/run/metrics.jsonl")
+    assert st.exists(f"{out}/train/run/ckpt/latest.json") and st.exists(f"{out}/tokens/bpe/manifest.json")
+    assert Layout(out).snapshot(SNAP).files("final")
+    assert not list(tmp.glob("crawlproc-minicc-*"))  # the served crawl was temporary
+    assert not list(tmp_path.iterdir())  # and nothing was written in the working folder
