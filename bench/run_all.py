@@ -19,10 +19,14 @@ BENCHES = [
     ("URL filter / language ID / extraction vs datatrove", ["bench_components.py"]),
     ("download vs curl and requests", ["bench_download.py"]),
     ("gzip bombs vs warcio", ["bench_gzip_bomb.py", "--sizes", "64M,256M,1G"]),
-    ("MinHash signatures vs datatrove", ["bench_minhash.py"]),
+    ("MinHash signatures vs rensa, datasketch and datatrove", ["bench_minhash.py"]),
     ("whole dedup (100k documents; --docs 1000000 for the million)", ["bench_dedup_million.py"]),
     ("BPE training and encoding vs HF tokenizers and tiktoken", ["bench_tokenizer.py"]),
     ("trainer vs a plain PyTorch loop", ["bench_trainer.py"]),
+    ("object storage vs local disk; pyarrow.fs vs s3fs", ["bench_storage.py"]),
+    ("shard loader from S3 vs local disk", ["bench_loader_storage.py"]),
+    ("mix: external shuffle vs an in-memory one", ["bench_mix.py"]),
+    ("the driver's memory for a 100k-file listing", ["bench_driver.py"]),
 ]
 
 
