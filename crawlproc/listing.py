@@ -267,14 +267,16 @@ def _reject(listing: Listing, index: int, line: str, reason: str) -> None:
     listing.rejected.append(RejectedLine(index, line[:200], reason))
 
 
-def read_listing(snapshot: str, config: DownloadConfig | None = None, *, base_url: str | None = None) -> Listing:
-    """Download `<base>/crawl-data/<snapshot>/warc.paths.gz` (with the download retries) and validate it."""
+def read_listing(snapshot: str, config: DownloadConfig | None = None, *, base_url: str | None = None,
+                 storage=None) -> Listing:
+    """Download `<base>/crawl-data/<snapshot>/warc.paths.gz` (with the download retries; an s3:// base
+    through `storage`) and validate it."""
     config = config or DownloadConfig()
     base_url = base_url or config.base_url
     s3_mode = getattr(config, "s3", "https")
     url = listing_url(base_url, snapshot, s3_mode)
     data = fetch_bytes(url, config, allowed_hosts={h.lower() for h in config.allowed_hosts}, verify=False,
-                       max_bytes=MAX_LISTING_BYTES)
+                       max_bytes=MAX_LISTING_BYTES, storage=storage)
     try:
         lines = parse_listing_bytes(data)
     except ListingError as e:

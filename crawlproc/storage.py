@@ -195,7 +195,8 @@ class Storage:
         if isinstance(fs, pafs.LocalFileSystem):
             _local_atomic(path, lambda tmp: Path(tmp).write_bytes(data))
             return
-        with fs.open_output_stream(path) as f:
+        # compression=None: pyarrow would otherwise gzip a ".gz" name again (and gunzip it on reading)
+        with fs.open_output_stream(path, compression=None) as f:
             f.write(data)
 
     def write_json(self, uri: str, obj) -> None:
@@ -217,7 +218,7 @@ class Storage:
 
     def read_bytes(self, uri: str) -> bytes:
         fs, path = self.resolve(uri)
-        with fs.open_input_stream(path) as f:
+        with fs.open_input_stream(path, compression=None) as f:
             return f.read()
 
     def read_json(self, uri: str, default=None):
@@ -238,9 +239,9 @@ class Storage:
         return fs.open_input_file(path)
 
     def open_stream(self, uri: str):
-        """A sequential stream (whole-file reads)."""
+        """A sequential stream of the file's own bytes (no decompression by name)."""
         fs, path = self.resolve(uri)
-        return fs.open_input_stream(path)
+        return fs.open_input_stream(path, compression=None)
 
     def parquet_file(self, uri: str) -> pq.ParquetFile:
         fs, path = self.resolve(uri)
