@@ -66,6 +66,10 @@ def find_inputs(snap: Snapshot, source: str) -> list[Input]:
             raise ClassifyError(f"snapshot {snap.name!r} has no finished dedup (its final/ is what is classified): "
                                 f"run `crawlproc dedup --snapshot {snap.name}` first, or set classify.source = "
                                 "\"docs\" in a recipe without dedup")
+        deduped = finished.get("inputs")
+        if deduped is not None and deduped != snap.markers.done():
+            raise ClassifyError(f"snapshot {snap.name!r} changed since its dedup (files were extracted or redone "
+                                f"after it): run `crawlproc dedup --snapshot {snap.name}` again first")
         identity = digest(finished)
         return [Input(s, snap.path("final", s), identity) for s in snap.stems("final")]
     return [Input(stem, snap.path("docs", stem), fp) for stem, fp in sorted(snap.markers.done().items())]

@@ -56,7 +56,6 @@ class TrainParams:
     dim: int = 64
     min_count: int = 2
     bucket: int = 500_000
-    loss: str = "softmax"
     threads: int = MIN_THREADS  # at least MIN_THREADS (see the module docstring)
     seed: int = 0
     holdout: float = 0.1
@@ -287,7 +286,7 @@ def train_classifier(positives: list[str], negatives: list[str], sources: list[S
         started = time.perf_counter()
         model = fasttext.train_supervised(
             input=str(train_file), lr=params.lr, epoch=params.epoch, wordNgrams=params.word_ngrams,
-            dim=params.dim, minCount=params.min_count, bucket=params.bucket, loss=params.loss,
+            dim=params.dim, minCount=params.min_count, bucket=params.bucket, loss="softmax",
             thread=params.threads, seed=params.seed, verbose=0)
         seconds = time.perf_counter() - started
         metrics = {"train": _evaluate(model, data.train, label), "held_out": _evaluate(model, data.test, label)}
