@@ -292,20 +292,20 @@ def _write_summary(snap: Snapshot, cfg: ClassifyConfig, classifiers: list[Classi
     if summary.kept + summary.removed != summary.documents:  # never lose documents silently
         raise ClassifyError(f"classify {snap.name}: kept {summary.kept} + removed {summary.removed} != "
                             f"{summary.documents} documents")
-    per = {}
+    per = []  # in recipe order (the order removals are attributed in; JSON objects are written sorted)
     for c, r in zip(classifiers, rules):
         hist: Counter = Counter()
         for s in stats.values():
             hist.update({int(k): v for k, v in (s.get("histograms") or {}).get(c.name, {}).items()})
         scored = sum(hist.values())
-        per[c.name] = {
-            "kind": c.kind, "model": c.cfg.model, "label": c.cfg.label, "identity": c.identity, "rule": r.to_dict(),
+        per.append({
+            "name": c.name, "kind": c.kind, "model": c.cfg.model, "label": c.cfg.label, "identity": c.identity, "rule": r.to_dict(),
             "scored": scored, "no_text": summary.documents - scored,
             "passed": sum((s.get("passed") or {}).get(c.name, 0) for s in stats.values()),
             "removed": sum((s.get("removed_by") or {}).get(c.name, 0) for s in stats.values()),
             "histogram": {"bin": r.bin, "counts": {str(k): hist[k] for k in sorted(hist)}},
             "pool": summary.pools.get(c.name),
-        }
+        })
     record = {"snapshot": snap.name, "source": cfg.source, "files": len(stats), "documents": summary.documents,
               "kept": summary.kept, "removed": summary.removed, "classifiers": per, "rules_fingerprint": rules_fp,
               "updated_at": now_iso()}

@@ -91,7 +91,7 @@ def test_fasttext_stage_scores_splits_and_resumes(ray_local, tmp_path, models, p
     scored = [(r["quality_score"], labels[r["id"]]) for r in kept + removed if labels[r["id"]] >= 0]
     assert auc(np.array([s for s, _ in scored]), np.array([y for _, y in scored])) >= 0.9
     summary = json.loads((tmp_path / SNAP / "classify" / "summary.json").read_text())
-    q = summary["classifiers"]["quality"]
+    (q,) = summary["classifiers"]
     assert q["scored"] == len(labels) - 1 and sum(q["histogram"]["counts"].values()) == q["scored"]
     assert q["rule"]["threshold"] == 0.5 and q["passed"] == len(kept) and q["identity"]["label"] == "__label__hq"
     assert (tmp_path / SNAP / "classify" / "_done.json").is_file()
@@ -161,8 +161,8 @@ def test_several_classifiers_in_one_pass_with_a_transformers_actor_pool(ray_loca
             assert r["quality_score"] >= 0.5 and r["edu_score"] < threshold
     assert any(r["text"] == huge for r in kept + removed)
     summary = json.loads((tmp_path / "out" / SNAP / "classify" / "summary.json").read_text())
-    assert summary["classifiers"]["edu"]["histogram"]["bin"] == 0.25
-    assert summary["classifiers"]["edu"]["pool"]["batch_size"] == 4
+    assert [c["name"] for c in summary["classifiers"]] == ["quality", "edu"]
+    assert summary["classifiers"][1]["histogram"]["bin"] == 0.25 and summary["classifiers"][1]["pool"]["batch_size"] == 4
 
 
 @pytest.mark.parametrize("table, key", [
@@ -204,3 +204,30 @@ def test_outputs_of_an_input_that_vanished_are_removed(ray_local, tmp_path, mode
 def test_run_chains_classify_between_dedup_and_tokenize():
     assert [n for n, _ in build_steps(["extract", "dedup", "tokenize"])] == ["dedup", "classify", "tokenize"]
     assert [n for n, _ in build_steps(["extract", "dedup", "classify"])] == ["dedup", "classify"]
+
+
+def test_report_and_explain_show_scores_against_the_threshold(ray_local, tmp_path, models, pages_split):
+    from pipelines.explain import explain_document, format_explanation
+    from pipelines.report import write_report
+
+    _, held = pages_split
+    make_snapshot(tmp_path, held[:8], files=2)
+    recipe = recipe_with({"quality": {"kind": "fasttext", "model": str(models[0]), "threshold": 0.5},
+                          "any": {"kind": "fasttext", "model": str(models[0]), "label": "cc"}})
+    s = run_classify(str(tmp_path), SNAP, recipe, **QUIET)
+    path, data = write_report(tmp_path)
+    c = data["snapshots"][0]["classify"]
+    assert c["kept"] == s.kept and set(c["classifiers"]) == {"quality", "any"}
+    assert sum(c["classifiers"]["quality"]["histogram"].values()) == s.documents
+    html = path.read_text()
+    assert 'data-chart="classify:CC-MAIN-TEST:quality"' in html and "score &gt;= 0.5" in html and "score only" in html
+
+    removed = read_rows(tmp_path, "classified_removed")[0]
+    m = explain_document(tmp_path, removed["id"])["matches"][0]
+    assert m["verdict"] == "removed" and m["stage"] == "classify" and m["reason"] == "classifier:quality"
+    assert [(c["name"], c["passed"]) for c in m["classifiers"]] == [("quality", False), ("any", True)]
+    text = format_explanation(explain_document(tmp_path, removed["id"]))
+    assert "[classifier quality] FAIL x" in text and "needs score >= 0.5" in text and f"{removed['quality_score']:.4g}" in text
+    kept = read_rows(tmp_path, "classified")[0]
+    m = explain_document(tmp_path, kept["id"])["matches"][0]
+    assert m["verdict"] == "kept" and all(c["passed"] for c in m["classifiers"])

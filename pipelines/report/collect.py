@@ -17,6 +17,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from pipelines.report.classify import collect_classify
+
 # The extract stage's steps in pipeline order (crawlproc/process.py); unknown stages are appended after them.
 STAGE_ORDER = ["url_filter", "extract", "language", "gopher_repetition", "gopher_quality", "c4", "fineweb_quality"]
 SNAPSHOT_SUBDIRS = ("stats", "docs", "removed", "final", "_done", "_failed", "dedup")
@@ -261,6 +263,7 @@ def collect_snapshot(snap: Path, problems: list[str], tokens_by_source: dict[str
             "final": length_histogram(final_files, problems),
         },
         "dedup": dedup,
+        "classify": collect_classify(snap, problems),
         "final_documents": final_rows,
         "tokens": tokens,
     }
