@@ -75,6 +75,24 @@ def find_inputs(snap: Snapshot, source: str) -> list[Input]:
     return [Input(stem, snap.path("docs", stem), fp) for stem, fp in sorted(snap.markers.done().items())]
 
 
+def inputs_digest(inputs: list[Input]) -> str:
+    return digest(sorted((i.stem, i.identity) for i in inputs))
+
+
+def classified_identity(snap: Snapshot, source: str = "final") -> str:
+    """What <snapshot>/classified/ is made of, for the tokenize stage (`tokenize.source = "classified"`):
+    the digest of classify/_done.json. Raises ClassifyError when the classify stage has not finished, or when
+    its input changed after it (dedup or extraction redone): classified/ would then be stale."""
+    done = snap.storage.read_json(snap.classify("_done.json"))
+    if not done:
+        raise ClassifyError(f"snapshot {snap.name!r} has no finished classify stage (its classified/ is what is "
+                            f"tokenized): run `crawlproc classifier run --snapshot {snap.name}` first")
+    if done.get("inputs") != inputs_digest(find_inputs(snap, source)):
+        raise ClassifyError(f"snapshot {snap.name!r} changed since its classify stage ({source}/ was redone after "
+                            f"it): run `crawlproc classifier run --snapshot {snap.name}` again first")
+    return digest(done)
+
+
 @dataclass
 class ClassifySummary:
     snapshot: str
@@ -240,7 +258,8 @@ def run_classify(out: str, snapshot: str, recipe: Recipe, *, force: bool = False
     _drop_vanished(snap, {i.stem for i in inputs}, log)
     stats = {u.key: fresh.get(u.key) or (markers.read(u.key, u.fingerprint) or {}).get("stats") or {}
              for u in units}
-    _write_summary(snap, cfg, classifiers, rules, stats, summary, rules_fp)
+    plan = digest(sorted((u.key, u.fingerprint) for u in units))  # what classified/ is made of
+    _write_summary(snap, cfg, classifiers, rules, stats, summary, plan, inputs_digest(inputs))
     log(f"classify: {snapshot}: {summary.documents:,} documents, {summary.kept:,} kept, {summary.removed:,} "
         f"removed ({summary.scored} file(s) scored, {summary.applied} split by this run)")
     return _finish(summary, started)
@@ -285,7 +304,9 @@ def _drop_vanished(snap: Snapshot, stems: set[str], log) -> None:
 
 
 def _write_summary(snap: Snapshot, cfg: ClassifyConfig, classifiers: list[Classifier], rules, stats: dict,
-                   summary: ClassifySummary, rules_fp: str) -> None:
+                   summary: ClassifySummary, plan: str, inputs: str) -> None:
+    """summary.json (rewritten each run), and _done.json, rewritten only when the plan changed: its content
+    is the identity of classified/ for the tokenize stage, so a rerun that changed nothing re-encodes nothing."""
     summary.documents = sum(s.get("documents", 0) for s in stats.values())
     summary.kept = sum(s.get("kept", 0) for s in stats.values())
     summary.removed = sum(s.get("removed", 0) for s in stats.values())
@@ -307,10 +328,12 @@ def _write_summary(snap: Snapshot, cfg: ClassifyConfig, classifiers: list[Classi
             "pool": summary.pools.get(c.name),
         })
     record = {"snapshot": snap.name, "source": cfg.source, "files": len(stats), "documents": summary.documents,
-              "kept": summary.kept, "removed": summary.removed, "classifiers": per, "rules_fingerprint": rules_fp,
+              "kept": summary.kept, "removed": summary.removed, "classifiers": per, "plan": plan,
               "updated_at": now_iso()}
     snap.storage.write_json(snap.classify("summary.json"), record)
-    snap.storage.write_json(snap.classify("_done.json"), {
-        "snapshot": snap.name, "documents": summary.documents, "kept": summary.kept, "finished_at": now_iso(),
-        "plan": digest({"rules": rules_fp, "inputs": sorted(stats)})})
+    done = snap.storage.read_json(snap.classify("_done.json")) or {}
+    if done.get("plan") != plan:
+        snap.storage.write_json(snap.classify("_done.json"), {
+            "snapshot": snap.name, "documents": summary.documents, "kept": summary.kept, "plan": plan,
+            "inputs": inputs, "finished_at": now_iso()})
 

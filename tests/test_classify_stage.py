@@ -96,12 +96,15 @@ def test_fasttext_stage_scores_splits_and_resumes(ray_local, tmp_path, models, p
     assert q["rule"]["threshold"] == 0.5 and q["passed"] == len(kept) and q["identity"]["label"] == "__label__hq"
     assert (tmp_path / SNAP / "classify" / "_done.json").is_file()
 
+    done = (tmp_path / SNAP / "classify" / "_done.json").read_bytes()
     again = run_classify(str(tmp_path), SNAP, recipe, **QUIET)
     assert (again.scored, again.applied, again.kept) == (0, 0, s.kept)
+    assert (tmp_path / SNAP / "classify" / "_done.json").read_bytes() == done  # tokenize sees nothing new
 
     stricter = recipe_with({"quality": {"kind": "fasttext", "model": str(model_a), "threshold": 0.9}})
     t = run_classify(str(tmp_path), SNAP, stricter, **QUIET)
     assert (t.scored, t.applied) == (0, 3) and t.kept < s.kept
+    assert (tmp_path / SNAP / "classify" / "_done.json").read_bytes() != done
     assert all(r["quality_score"] >= 0.9 for r in read_rows(tmp_path, "classified"))
 
     other = recipe_with({"quality": {"kind": "fasttext", "model": str(model_b), "threshold": 0.9}})
@@ -231,3 +234,23 @@ def test_report_and_explain_show_scores_against_the_threshold(ray_local, tmp_pat
     kept = read_rows(tmp_path, "classified")[0]
     m = explain_document(tmp_path, kept["id"])["matches"][0]
     assert m["verdict"] == "kept" and all(c["passed"] for c in m["classifiers"])
+
+
+def test_the_identity_tokenize_reads_follows_the_classified_documents(ray_local, tmp_path, models, pages_split):
+    from pipelines.classify_stage import classified_identity
+
+    _, held = pages_split
+    make_snapshot(tmp_path, held[:4], files=2)
+    snap = Layout(str(tmp_path)).snapshot(SNAP)
+    with pytest.raises(ClassifyError, match="no finished classify"):
+        classified_identity(snap)
+    recipe = recipe_with({"q": {"kind": "fasttext", "model": str(models[0]), "threshold": 0.5}})
+    run_classify(str(tmp_path), SNAP, recipe, **QUIET)
+    first = classified_identity(snap)
+    run_classify(str(tmp_path), SNAP, recipe, **QUIET)
+    assert classified_identity(snap) == first
+    (tmp_path / SNAP / "dedup" / "_done.json").write_text(json.dumps({"snapshot": SNAP, "inputs": {}, "run": 2}))
+    with pytest.raises(ClassifyError, match="changed since its classify"):
+        classified_identity(snap)  # dedup redone: classified/ is stale until classify runs again
+    run_classify(str(tmp_path), SNAP, recipe, **QUIET)
+    assert classified_identity(snap) != first
