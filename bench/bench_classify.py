@@ -3,6 +3,7 @@
     python bench/bench_classify.py                          # 10,000 documents, 64 for transformers
     python bench/bench_classify.py --docs 50000 --transformers-docs 64
     python bench/bench_classify.py --skip-transformers      # the fastText comparison only
+    python bench/bench_classify.py --batch-sweep 1,4,16,64  # the transformers scorer at other batch sizes too
 
 Documents: the real pages of tests/data/html (articles, and their link lists and navigation/footer text, as
 tests/classify_data.py builds them), repeated with a seeded window of paragraphs and dropped sentences so
@@ -152,7 +153,7 @@ def bert_base(texts: list[str]) -> Path:
     return folder
 
 
-def bench_transformers(n: int) -> dict:
+def bench_transformers(n: int, sweep: list[int] = ()) -> dict:
     import numpy as np
     import torch
 
@@ -181,6 +182,14 @@ def bench_transformers(n: int) -> dict:
                   "unsorted_docs_per_cpu_s": n / unsorted_run["cpu_s"],
                   "sorted_vs_unsorted": ratio(n / sorted_run["cpu_s"], n / unsorted_run["cpu_s"]),
                   "max_abs_diff_sorted_unsorted": float(np.max(np.abs(np.array(scores) - np.array(unsorted))))}
+    for bs in sweep:  # docs per CPU-second at other batch sizes (length-sorted)
+        c.cfg.batch_size = bs
+        other, run = c.scorer("cpu"), {}
+        other.score(docs[:2])
+        with measured(run):
+            other.score(docs)
+        out["cpu"].setdefault("sweep", {})[bs] = n / run["cpu_s"]
+    c.cfg.batch_size = 0
     if torch.cuda.is_available():
         gpu = c.scorer("cuda")
         gpu.score(docs[:gpu.batch_size])
@@ -202,6 +211,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--docs", type=int, default=10_000, help="documents for the fastText comparison")
     ap.add_argument("--transformers-docs", type=int, default=64, help="documents for the transformers figures")
     ap.add_argument("--skip-transformers", action="store_true")
+    ap.add_argument("--batch-sweep", default="", metavar="1,4,16,64",
+                    help="also measure the transformers scorer at these batch sizes (CPU)")
     ap.add_argument("--worker", choices=["ours", "datatrove"], help=argparse.SUPPRESS)
     ap.add_argument("--docs-path", type=Path, help=argparse.SUPPRESS)
     ap.add_argument("--model", type=Path, help=argparse.SUPPRESS)
@@ -245,11 +256,13 @@ def main(argv: list[str] | None = None) -> int:
           f"{summary['kept_peer']:,}); largest score difference {diff:.2g}")
     result = {"fasttext": summary}
     if not args.skip_transformers:
-        t = bench_transformers(args.transformers_docs)
+        t = bench_transformers(args.transformers_docs, [int(b) for b in args.batch_sweep.split(",") if b])
         cpu = t["cpu"]
         print(f"transformers (BERT-base size, random weights, window 512), {t['documents']} documents, CPU, one "
               f"thread: {cpu['docs_per_cpu_s']:.2f} docs/CPU-s (per core) at batch size {cpu['batch_size']}; "
               f"length-sorted vs unsorted batches: ratio {cpu['sorted_vs_unsorted']}")
+        for bs, v in cpu.get("sweep", {}).items():
+            print(f"  batch size {bs}: {v:.2f} docs/CPU-s")
         if "gpu" in t:
             print(f"  GPU {t['gpu']['device']}: {t['gpu']['docs_per_s']:,.0f} docs/s at batch size "
                   f"{t['gpu']['batch_size']} (chosen)")

@@ -11,6 +11,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+import pytest
 import xxhash
 
 BOILERPLATE = ("//nav|//header|//footer|//aside|//*[contains(@class,'menu') or contains(@class,'footer') or "
@@ -63,6 +64,12 @@ def held_back(page: Page, fraction: float = 0.25) -> bool:
 def split(data_dir: Path) -> tuple[list[Page], list[Page]]:
     ps = pages(data_dir)
     return [p for p in ps if not held_back(p)], [p for p in ps if held_back(p)]
+
+
+@pytest.fixture(scope="module")
+def pages_split(data_dir) -> tuple[list[Page], list[Page]]:
+    """(training pages, held-back pages)."""
+    return split(data_dir)
 
 
 def write_jsonl(path: Path, texts: list[str]) -> Path:

@@ -11,7 +11,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from classify_data import split, tiny_transformers_model
+from classify_data import pages_split, tiny_transformers_model  # noqa: F401 -- a fixture
 from crawlproc.classify import build, parse_classifiers
 from crawlproc.classify.apply import Rule, apply_file, histogram, kth_highest, score_checks
 from crawlproc.classify.fasttext import FastTextClassifier, FastTextConfig
@@ -22,11 +22,6 @@ from crawlproc.recipe import RecipeError
 from crawlproc.schema import docs_table
 
 SMALL = TrainParams(dim=16, bucket=20_000)  # small model files; the defaults are for real data
-
-
-@pytest.fixture(scope="module")
-def pages_split(data_dir):
-    return split(data_dir)
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,7 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from classify_data import split, tiny_transformers_model
+from classify_data import pages_split, tiny_transformers_model  # noqa: F401 -- a fixture
 from crawlproc.classify import classify_section, parse_classifiers
 from crawlproc.classify.apply import kth_highest, read_scores
 from crawlproc.classify.train import TrainParams, auc, train_classifier
@@ -30,11 +30,6 @@ def recipe_with(classifiers: dict, **classify) -> Recipe:
     recipe.classify = classify_section(classify)
     recipe.classifiers = parse_classifiers(classifiers)
     return recipe
-
-
-@pytest.fixture(scope="module")
-def pages_split(data_dir):
-    return split(data_dir)
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from classify_data import split, write_jsonl
+from classify_data import pages_split, write_jsonl  # noqa: F401 -- a fixture
 from crawlproc.classify.fasttext import FastTextClassifier, FastTextConfig
 from crawlproc.classify.train import MIN_THREADS, TrainError, TrainParams, auc, sample_snapshot
 from crawlproc.layout import Layout
@@ -24,11 +24,6 @@ from pipelines.cli import main as cli_main
 
 SNAP = "CC-MAIN-TEST"
 SMALL = ["--dim", "16", "--bucket", "20000"]
-
-
-@pytest.fixture(scope="module")
-def pages_split(data_dir):
-    return split(data_dir)
 
 
 def crawl_snapshot(out, pages) -> None:
