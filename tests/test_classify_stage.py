@@ -249,3 +249,35 @@ def test_the_identity_tokenize_reads_follows_the_classified_documents(ray_local,
         classified_identity(snap)  # dedup redone: classified/ is stale until classify runs again
     run_classify(str(tmp_path), SNAP, recipe, **QUIET)
     assert classified_identity(snap) != first
+
+
+def test_models_in_a_bucket_are_copied_once_per_machine(ray_local, s3_server, tmp_path, models, pages_split,
+                                                        one_torch_thread):
+    import uuid
+
+    from crawlproc.classify import build
+    from crawlproc.storage import default_storage, join
+
+    train, held = pages_split
+    bucket = s3_server.bucket(f"models-{uuid.uuid4().hex[:8]}")
+    st = default_storage()
+    st.write_bytes(join(bucket, "ft", "model.bin"), models[0].read_bytes())
+    tiny = tiny_transformers_model(tmp_path / "tiny", [p.article for p in train[:40]])
+    for f in tiny.iterdir():
+        st.write_bytes(join(bucket, "edu", f.name), f.read_bytes())
+    make_snapshot(tmp_path / "out", held[:4], files=2)
+    tables = {"quality": {"kind": "fasttext", "model": join(bucket, "ft", "model.bin"), "threshold": 0.5},
+              "edu": {"kind": "transformers", "model": join(bucket, "edu")}}
+    cache = tmp_path / "cache"
+    recipe = recipe_with(tables, model_cache=str(cache))
+    s = run_classify(str(tmp_path / "out"), SNAP, recipe, **QUIET)
+    assert s.ok and s.documents > 0
+    (copy,) = cache.rglob("model.bin")
+    assert copy.read_bytes() == models[0].read_bytes() and len(list(cache.rglob("model.safetensors"))) == 1
+    stamp = copy.stat().st_mtime_ns
+    assert run_classify(str(tmp_path / "out"), SNAP, recipe, force=True, **QUIET).ok
+    assert copy.stat().st_mtime_ns == stamp  # found in the cache, not copied again
+    remote = build(parse_classifiers(tables), st, str(cache))
+    local = build(parse_classifiers({"quality": {**tables["quality"], "model": str(models[0])},
+                                     "edu": {**tables["edu"], "model": str(tiny)}}))
+    assert [c.score_fingerprint for c in remote] == [c.score_fingerprint for c in local]
