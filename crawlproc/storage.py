@@ -217,8 +217,10 @@ class Storage:
     # ------------------------------------------------------------------ reading
 
     def read_bytes(self, uri: str) -> bytes:
+        # a random-access file, not pyarrow's input stream: on S3 the stream reads in small requests, ~50x
+        # slower for whole objects (bench/bench_storage.py); neither decompresses by name
         fs, path = self.resolve(uri)
-        with fs.open_input_stream(path, compression=None) as f:
+        with fs.open_input_file(path) as f:
             return f.read()
 
     def read_json(self, uri: str, default=None):
@@ -237,11 +239,6 @@ class Storage:
         """A random-access file (Parquet footers, ranged reads)."""
         fs, path = self.resolve(uri)
         return fs.open_input_file(path)
-
-    def open_stream(self, uri: str):
-        """A sequential stream of the file's own bytes (no decompression by name)."""
-        fs, path = self.resolve(uri)
-        return fs.open_input_stream(path, compression=None)
 
     def parquet_file(self, uri: str) -> pq.ParquetFile:
         fs, path = self.resolve(uri)
@@ -432,7 +429,7 @@ def copy_to_local(uri: str, dest: str | Path, storage: Storage | None = None, ch
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(_tmp_path(str(dest)))
     try:
-        with storage.open_stream(uri) as src, open(tmp, "wb") as out:
+        with storage.open_input(uri) as src, open(tmp, "wb") as out:
             while True:
                 block = src.read(chunk)
                 if not block:

@@ -2,13 +2,12 @@
 
 Finds a document by WARC-Record-ID or URL across every snapshot's docs/, removed/, final/ and
 dedup/duplicates/ (and the token shards), then says what happened to it. For a quality-filter removal it
-recomputes that filter's statistics on the stored text (the text the filter saw) with crawlproc.quality and
-lists each value against its threshold, marking the ones that failed.
+recomputes that filter's statistics on the stored text (the text the filter saw) and lists each value against
+the threshold of the filter's own check table, marking the ones that failed.
 """
 
 from __future__ import annotations
 
-import operator
 import re
 from pathlib import Path
 
@@ -16,6 +15,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from crawlproc import steps
+from crawlproc.doc import Doc
+from crawlproc.quality.filter import COMPARISONS
 from crawlproc.recipe import Recipe, load_recipe, recorded_recipe
 from crawlproc.layout import Layout
 from pipelines.classify_explain import KINDS as CLASSIFY_KINDS, explain_scores, score_lines
@@ -25,9 +27,6 @@ _UUID = re.compile(r"^(urn:uuid:)?[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4
 
 # What reading a damaged or foreign Parquet file raises: it is reported and skipped.
 PARQUET_ERRORS = (pa.ArrowException, OSError, ValueError)
-# crawlproc.quality.explain_thresholds gives, per statistic, the comparison that REMOVES a document.
-_COMPARE = {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge, "==": operator.eq,
-            "!=": operator.ne}
 
 
 def query_keys(query: str) -> tuple[set[str], set[str]]:
@@ -140,7 +139,7 @@ def _token_shards(out: Path, doc_id: str, problems: list[str]) -> list[dict]:
 def _fails(value: float, comparison: str, threshold: float) -> bool | None:
     """Whether `value comparison threshold` holds, i.e. the statistic removes the document; None if the
     value was not measured (the filter stopped at an earlier check) or the comparison is unknown."""
-    op = _COMPARE.get(str(comparison).strip())
+    op = COMPARISONS.get(str(comparison).strip())
     if op is None or value is None or threshold is None:
         return None
     try:
@@ -149,45 +148,41 @@ def _fails(value: float, comparison: str, threshold: float) -> bool | None:
         return None
 
 
-def quality_checks(text: str, recipe: Recipe, only: str | None = None) -> tuple[list[dict], str | None]:
-    """Recompute the quality stages on `text` (in pipeline order, passing C4's edited text on), or only the
-    stage `only` (a removed document's stored text is exactly what its removing stage saw); returns
-    (checks, note). A stage check lists every measured value with its threshold
-    and whether it passed (`failed` marks the statistics that remove the document); `note` says why nothing
-    could be recomputed."""
-    try:
-        from crawlproc.quality import QUALITY_STAGES, explain_thresholds
-    except ImportError as e:
-        return [], f"the quality filters could not be loaded to recompute the values ({e})"
+def quality_checks(text: str, recipe: Recipe, only: str | None = None) -> list[dict]:
+    """Recompute the recipe's quality filters on `text` (in pipeline order, passing C4's edited text on), or
+    only the filter `only` (a removed document's stored text is exactly what its removing filter saw).
+
+    Each check lists every measured value with the filter's own threshold table (Filter.thresholds) and
+    whether it passed; `failed` marks the statistics that remove the document."""
     checks = []
-    for name, fn in QUALITY_STAGES:
-        if only is not None and name != only:
+    for f in steps.filters(recipe.extract.plugins):
+        if only is not None and f.name != only:
             continue
-        cfg = getattr(recipe, name)
-        if not getattr(cfg, "enabled", True):
-            checks.append({"stage": name, "enabled": False, "reason": None, "values": []})
-        else:
-            verdict = fn(text, cfg)
-            try:
-                thresholds = dict(explain_thresholds(name, cfg) or {})
-            except (KeyError, ValueError, TypeError, AttributeError) as e:  # keep the measured values even if the threshold table fails
-                thresholds = {}
-                checks.append({"stage": name, "error": f"explain_thresholds failed: {e}"})
-            values = []
-            for key in list(verdict.values) + [k for k in thresholds if k not in verdict.values]:
-                value = verdict.values.get(key)
-                comparison, threshold = thresholds.get(key, (None, None))
-                failed = _fails(value, comparison, threshold) if key in thresholds else None
-                values.append({"name": key, "value": value, "comparison": comparison, "threshold": threshold,
-                               "passed": None if failed is None else not failed, "failed": failed is True})
-            if verdict.reason is not None and not any(v["failed"] for v in values):
-                # The filter's own reason names the statistic when the table cannot tell (e.g. a count check).
-                for v in values:
-                    if v["name"] == verdict.reason or v["name"] in verdict.reason:
-                        v["failed"] = True
-            checks.append({"stage": name, "enabled": True, "reason": verdict.reason, "values": values})
-            text = verdict.text
-    return checks, None
+        flt = f(recipe.filters[f.name])
+        if not flt.cfg.enabled:
+            checks.append({"stage": f.name, "enabled": False, "reason": None, "values": []})
+            continue
+        try:
+            verdict = flt(Doc(text=text))
+        except Exception as e:  # noqa: BLE001  (a broken filter is reported, the rest of the story still told)
+            checks.append({"stage": f.name, "error": f"the filter failed on this text: {type(e).__name__}: {e}"})
+            break
+        thresholds = flt.thresholds()
+        values = []
+        for key in list(verdict.values) + [k for k in thresholds if k not in verdict.values]:
+            value = verdict.values.get(key)
+            comparison, threshold = thresholds.get(key, (None, None))
+            failed = _fails(value, comparison, threshold) if key in thresholds else None
+            values.append({"name": key, "value": value, "comparison": comparison, "threshold": threshold,
+                           "passed": None if failed is None else not failed, "failed": failed is True})
+        if verdict.reason is not None and not any(v["failed"] for v in values):
+            # A reason outside the table (a Rule, e.g. "empty") names no statistic: mark one it names.
+            for v in values:
+                if v["name"] == verdict.reason or v["name"] in verdict.reason:
+                    v["failed"] = True
+        checks.append({"stage": f.name, "enabled": True, "reason": verdict.reason, "values": values})
+        text = verdict.text
+    return checks
 
 
 def _doc_summary(row: dict) -> dict:
@@ -247,12 +242,14 @@ def _explain_one(out: Path, snapshot: str, doc_id: str, found: list[dict], recip
             result["language_check"] = {
                 "language": row.get("language"), "score": row.get("language_score"), "keep": list(cfg.keep),
                 "min_score": cfg.min_score,
-                "language_ok": (not cfg.keep) or row.get("language") in cfg.keep,
-                "score_ok": row.get("language_score") is not None and row["language_score"] > cfg.min_score,
+                "language_ok": cfg.wants(row.get("language")),
+                "score_ok": cfg.score_ok(row.get("language_score")),
             }
-        quality_names = {"gopher_repetition", "gopher_quality", "c4", "fineweb_quality"}
-        if stage in quality_names:
-            result["checks"], result["checks_note"] = quality_checks(row.get("text") or "", recipe, only=stage)
+        if reason == "timeout":
+            result["checks_note"] = (f"it ran past the per-document CPU budget (extract.timeout_s = "
+                                     f"{recipe.extract.timeout_s} s) in {stage}; not recomputed")
+        elif stage in recipe.filters:
+            result["checks"] = quality_checks(row.get("text") or "", recipe, only=stage)
             redo = next((c for c in result["checks"] if c["stage"] == stage and "values" in c), None)
             if redo is not None:
                 result["recomputed_reason"] = redo["reason"]
@@ -280,7 +277,7 @@ def _explain_one(out: Path, snapshot: str, doc_id: str, found: list[dict], recip
             result.update(verdict="kept", summary=f"passed every filter (in docs/); {note}")
         if result["verdict"] == "kept":  # its values all pass: show them against the thresholds
             text = (kinds.get("docs") or kinds["final"])["row"].get("text") or ""
-            result["checks"], result["checks_note"] = quality_checks(text, recipe)
+            result["checks"] = quality_checks(text, recipe)
             if result["checks"]:
                 result["checks_note"] = ("recomputed on the stored text, which C4 may already have edited; "
                                          "every value should pass")

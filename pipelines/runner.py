@@ -88,7 +88,8 @@ def _execute(fn, args, shared, markers, key, fp, previous_fp, source, stage):
             markers.unmark(key, previous_fp)
         stats = fn(*args, *shared) or {}
         if markers is not None and fp:
-            markers.mark_done(key, fp, {"stage": stage, "source": source, "stats": stats})
+            node = ray.get_runtime_context().get_node_id()  # which machine did it, for people reading markers
+            markers.mark_done(key, fp, {"stage": stage, "source": source, "node": node, "stats": stats})
         return {"ok": True, "stats": stats}
     except PartialFailure as e:  # the unit wrote what it could read: its counters still count
         return {"ok": False, "failure": Failure.from_exception(e).to_dict(), "stats": e.stats}

@@ -17,10 +17,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from crawlproc.steps import stage_names
 from pipelines.report.classify import collect_classify
 
-# The extract stage's steps in pipeline order (crawlproc/process.py); unknown stages are appended after them.
-STAGE_ORDER = ["url_filter", "extract", "language", "gopher_repetition", "gopher_quality", "c4", "fineweb_quality"]
+# The extract stage's steps in pipeline order (crawlproc/steps.py); others (plugins') are appended after them.
+STAGE_ORDER = stage_names()
 SNAPSHOT_SUBDIRS = ("stats", "docs", "removed", "final", "_done", "_failed", "dedup")
 NOT_SNAPSHOTS = {"tokens", "train"}
 LENGTH_EDGES = [0, 100, 200, 500, 1_000, 2_000, 5_000, 10_000, 20_000, 50_000, 100_000]
