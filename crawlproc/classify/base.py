@@ -12,7 +12,7 @@ import numpy as np
 
 from crawlproc.classify.config import ClassifierConfig
 from crawlproc.fingerprint import digest
-from crawlproc.recipe import RecipeError
+from crawlproc.config import RecipeError
 
 
 class Classifier:

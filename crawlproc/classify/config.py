@@ -17,12 +17,10 @@ has the label is checked when the stage prepares its classifiers, before any wor
 
 from __future__ import annotations
 
-import dataclasses
-import math
 import re
 from dataclasses import dataclass
 
-from crawlproc.recipe import RecipeError, build_section
+from crawlproc.config import Section, build_section, fraction, one_of, require
 
 NAME = re.compile(r"[a-z][a-z0-9_]{0,39}")
 SOURCES = ("final", "docs")
@@ -30,25 +28,20 @@ RESERVED_COLUMNS = {"text", "id", "dump", "url", "date", "file_path", "language"
                     "token_count", "warc_offset", "removed_by", "removed_reason"}
 
 
-def require(cond: bool, key: str, reason: str) -> None:
-    if not cond:
-        raise RecipeError(key, reason)
-
-
 @dataclass
-class ClassifyConfig:
+class ClassifyConfig(Section):
     source: str = "final"
     model_cache: str = ""
 
-    def __post_init__(self):
-        require(self.source in SOURCES, "source", f"must be one of {', '.join(map(repr, SOURCES))}, "
-                f"got {self.source!r}")
+    def check(self):
+        one_of(self, "source", SOURCES)
 
 
 @dataclass
-class ClassifierConfig:
+class ClassifierConfig(Section):
     """What every kind shares. A document is kept when its score >= threshold; with keep_fraction the
-    threshold is the score of the document at that fraction of the snapshot, from the top."""
+    threshold is the score of the document at that fraction of the snapshot, from the top. (Section checks
+    that every number is finite, then calls check().)"""
 
     kind: str = ""
     model: str = ""  # a local path or an object-store URI
@@ -56,18 +49,15 @@ class ClassifierConfig:
     threshold: float | None = None
     keep_fraction: float | None = None
 
-    def __post_init__(self):
-        for f in dataclasses.fields(self):
-            v = getattr(self, f.name)
-            require(not (isinstance(v, float) and not math.isfinite(v)), f.name, f"must be finite, got {v!r}")
+    def check(self) -> None:
         require(bool(self.model.strip()), "model", "is required: a model file or folder (local path or URI)")
         require(self.threshold is None or self.keep_fraction is None, "keep_fraction",
                 "give either threshold or keep_fraction, not both")
-        require(self.keep_fraction is None or 0.0 < self.keep_fraction <= 1.0, "keep_fraction",
-                f"must be in (0, 1], got {self.keep_fraction!r}")
-        self.check()
+        fraction(self, "keep_fraction")
+        require(self.keep_fraction != 0.0, "keep_fraction", "must be > 0 (0 would keep nothing)")
+        self.check_kind()
 
-    def check(self) -> None:
+    def check_kind(self) -> None:
         """A kind's own rules; raise RecipeError(field, reason)."""
 
 

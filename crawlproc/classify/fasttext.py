@@ -15,7 +15,8 @@ from pathlib import Path
 import numpy as np
 
 from crawlproc.classify.base import Classifier, has_text
-from crawlproc.classify.config import ClassifierConfig, require
+from crawlproc.classify.config import ClassifierConfig
+from crawlproc.config import require
 from crawlproc.classify.models import content_hash, local_model
 
 LABEL_PREFIX = "__label__"
@@ -30,7 +31,7 @@ class FastTextConfig(ClassifierConfig):
     kind: str = "fasttext"
     label: str = "hq"
 
-    def check(self):
+    def check_kind(self):
         require(self.kind == "fasttext", "kind", "must be 'fasttext'")
         require(bool(self.label.strip()), "label", "is required: the label whose probability is the score")
 

@@ -21,7 +21,8 @@ from pathlib import Path
 import numpy as np
 
 from crawlproc.classify.base import Classifier, has_text
-from crawlproc.classify.config import ClassifierConfig, require
+from crawlproc.classify.config import ClassifierConfig
+from crawlproc.config import at_least, one_of, require
 from crawlproc.classify.models import content_hash, local_model
 
 DTYPES = ("float32", "bfloat16", "float16")
@@ -43,14 +44,11 @@ class TransformersConfig(ClassifierConfig):
     num_cpus: float = 1.0  # per actor (its torch threads)
     dtype: str = "float32"
 
-    def check(self):
+    def check_kind(self):
         require(self.kind == "transformers", "kind", "must be 'transformers'")
-        require(self.max_length >= 0, "max_length", "must be >= 0 (0: the model's window)")
-        require(self.batch_size >= 0, "batch_size", "must be >= 0 (0: chosen for the device)")
-        require(self.actors >= 0, "actors", "must be >= 0 (0: one per GPU, else one per two CPUs)")
-        require(self.num_gpus is None or self.num_gpus >= 0, "num_gpus", "must be >= 0")
+        at_least(self, 0, "max_length", "batch_size", "actors", "num_gpus")  # 0: chosen (see above)
         require(self.num_cpus > 0, "num_cpus", "must be > 0")
-        require(self.dtype in DTYPES, "dtype", f"must be one of {', '.join(DTYPES)}, got {self.dtype!r}")
+        one_of(self, "dtype", DTYPES)
 
 
 def offline() -> None:
