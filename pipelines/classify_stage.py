@@ -49,7 +49,7 @@ class ClassifyError(RuntimeError):
 
 def classify_settings(recipe: Recipe) -> tuple[ClassifyConfig, dict[str, ClassifierConfig]]:
     """The recipe's [classify] section and [classifiers.<name>] tables (none: the stage has nothing to do)."""
-    return getattr(recipe, "classify", None) or ClassifyConfig(), dict(getattr(recipe, "classifiers", None) or {})
+    return recipe.classify, dict(recipe.classifiers)
 
 
 @dataclass

@@ -12,11 +12,11 @@ import pyarrow.parquet as pq
 import pytest
 
 from classify_data import pages_split, tiny_transformers_model  # noqa: F401 -- a fixture
-from crawlproc.classify import classify_section, parse_classifiers
+from crawlproc.classify import parse_classifiers
 from crawlproc.classify.apply import kth_highest, read_scores
 from crawlproc.classify.train import TrainParams, auc, train_classifier
 from crawlproc.layout import Layout
-from crawlproc.recipe import Recipe, RecipeError
+from crawlproc.recipe import Recipe, RecipeError, recipe_from_dict
 from crawlproc.schema import docs_table
 from pipelines.classify_stage import ClassifyError, run_classify
 from pipelines.steps import build_steps
@@ -26,10 +26,7 @@ SNAP = "CC-MAIN-TEST"
 
 
 def recipe_with(classifiers: dict, **classify) -> Recipe:
-    recipe = Recipe()
-    recipe.classify = classify_section(classify)
-    recipe.classifiers = parse_classifiers(classifiers)
-    return recipe
+    return recipe_from_dict({"classify": classify, "classifiers": classifiers})
 
 
 @pytest.fixture(scope="module")

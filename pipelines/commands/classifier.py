@@ -60,32 +60,6 @@ def register(sub) -> None:
     r.set_defaults(func=run_main)
 
 
-def load_recipe_with_classifiers(path: str | None):
-    """The recipe with its [classify] and [classifiers] tables, validated. Interim, until crawlproc.recipe
-    carries these sections itself (see /work/notes/h5.md): the rest of the file is loaded as every command
-    loads a recipe."""
-    import tomllib
-    from pathlib import Path
-
-    from crawlproc.classify import classify_section, parse_classifiers
-    from crawlproc.recipe import RecipeError, recipe_from_dict
-    from pipelines.recipe_files import DEFAULT_RECIPE, RECIPES
-
-    p = Path(path) if path else DEFAULT_RECIPE
-    if path and not p.exists() and (RECIPES / f"{path}.toml").exists():
-        p = RECIPES / f"{path}.toml"
-    try:
-        data = tomllib.loads(p.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise RecipeError("<file>", f"recipe file {str(p)!r} does not exist") from None
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
-        raise RecipeError("<file>", f"{p} is not valid TOML: {e}") from None
-    classify, classifiers = data.pop("classify", {}), data.pop("classifiers", {})
-    recipe = recipe_from_dict(data)
-    recipe.classify, recipe.classifiers = classify_section(classify), parse_classifiers(classifiers)
-    return recipe
-
-
 def train_main(args) -> int:
     return guarded("classifier train", lambda: _train(args))
 
@@ -134,9 +108,9 @@ def _run(args) -> int:
     from crawlproc.lock import hold
     from crawlproc.storage import storage_for
     from pipelines.classify_stage import ClassifyError, classify_settings, run_classify
-    from pipelines.commands.common import start_ray
+    from pipelines.commands.common import load_recipe, start_ray
 
-    recipe = load_recipe_with_classifiers(args.recipe)
+    recipe = load_recipe(args)
     if not classify_settings(recipe)[1]:
         return fail("classifier run", "the recipe has no [classifiers.<name>] table: nothing to run")
     start_ray(args, recipe)
