@@ -27,7 +27,9 @@ from crawlproc.classify.models import content_hash, local_model
 
 DTYPES = ("float32", "bfloat16", "float16")
 MAX_CHARS_PER_TOKEN = 100  # no tokenizer's token covers more text than this in practice
-CPU_BATCH = 4  # BERT-base, 512 tokens, per core: batch 1, 4, 16, 64 -> 1.32, 1.35, 1.04, 0.87 docs/CPU-s (bench)
+# BERT-base at 512 tokens, one core, length-sorted (bench_classify.py --batch-sweep): batch 1 ~ 4 > 16 > 64
+# (1.32-1.46, 1.32-1.35, 1.04-1.08, 0.87 docs/CPU-s): on a CPU a larger batch only adds padding and cache misses
+CPU_BATCH = 4
 GPU_MAX_BATCH = 1024
 WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin",
                 "pytorch_model.bin.index.json")
