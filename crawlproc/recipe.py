@@ -152,20 +152,20 @@ class PiiConfig(Section):
 class DownloadConfig(Section):
     base_url: str = "https://data.commoncrawl.org"
     allowed_hosts: list[str] = field(default_factory=list)  # hosts a listing may point to beside base_url's
-    concurrency: int = 4
+    concurrency: int = 16  # downloads in flight across the whole cluster (one cap, not per machine)
     retries: int = 6
     backoff_s: float = 1.0
     max_backoff_s: float = 60.0
     timeout_s: float = 60.0  # per read: a stalled connection fails after this long
     deadline_s: float | None = None  # per attempt (None: 10 read timeouts): a drip cannot hold a download forever
     cache_dir: str = ""  # keep downloaded WARCs here for reuse; "" = delete after processing
-    s3: str = "https"  # s3:// base URLs: "https" = Common Crawl's HTTPS endpoint, "pyarrow" = pyarrow.fs S3
+    s3: str = "store"  # s3:// base URLs: "store" = read through the object store; "https" = s3://commoncrawl via its HTTPS endpoint
 
     def check(self):
         require(self.base_url.startswith(("http://", "https://", "s3://", "file://")), "base_url",
                 f"must be an http(s)://, s3:// or file:// URL, got {self.base_url!r}")
         require(1 <= self.concurrency <= 1024, "concurrency", f"must be in 1..1024, got {self.concurrency}")
-        one_of(self, "s3", ("https", "pyarrow"))
+        one_of(self, "s3", ("store", "https"))
         at_least(self, 0, "retries", "backoff_s")
         require(self.max_backoff_s >= self.backoff_s, "max_backoff_s",
                 f"must be >= backoff_s ({self.backoff_s}), got {self.max_backoff_s}")

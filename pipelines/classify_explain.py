@@ -3,25 +3,21 @@ snapshot was classified with (<snapshot>/classify/summary.json), and whether a c
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 from crawlproc.classify.apply import score_checks
+from crawlproc.layout import Snapshot
 from pipelines.report.classify import rule_text
 
 KINDS = ("classified_removed", "classified")  # the folders explain searches besides its own
 
 
-def explain_scores(result: dict, found: dict[str, dict], snapshot_dir: Path) -> None:
+def explain_scores(result: dict, found: dict[str, dict], snap: Snapshot) -> None:
     """Add `result["classifiers"]` (one check per classifier) when the document was classified; when a
     classifier removed it, that becomes the verdict. `found`: kind -> hit, as explain found them."""
     hit = found.get("classified_removed") or found.get("classified")
-    summary_path = snapshot_dir / "classify" / "summary.json"
-    if hit is None or not summary_path.is_file():
-        return
+    summary = snap.storage.read_json(snap.classify("summary.json")) if hit is not None else None
     try:
-        classifiers = {c["name"]: c for c in json.loads(summary_path.read_text(encoding="utf-8"))["classifiers"]}
-    except (OSError, ValueError, KeyError, TypeError):
+        classifiers = {c["name"]: c for c in summary["classifiers"]}
+    except (KeyError, TypeError):  # no summary (classify has not finished), or not one we wrote
         return
     rules = [c["rule"] for c in classifiers.values()]
     result["classifiers"] = score_checks(hit["row"], rules)

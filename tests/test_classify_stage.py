@@ -214,7 +214,7 @@ def test_report_and_explain_show_scores_against_the_threshold(ray_local, tmp_pat
     c = data["snapshots"][0]["classify"]
     assert c["kept"] == s.kept and set(c["classifiers"]) == {"quality", "any"}
     assert sum(c["classifiers"]["quality"]["histogram"].values()) == s.documents
-    html = path.read_text()
+    html = Path(path).read_text()
     assert 'data-chart="classify:CC-MAIN-TEST:quality"' in html and "score &gt;= 0.5" in html and "score only" in html
 
     removed = read_rows(tmp_path, "classified_removed")[0]

@@ -51,7 +51,7 @@ def test_a_two_node_cluster_runs_from_a_bucket_to_a_bucket(s3_server, tmp_path, 
         assert wait_for_nodes(head.address, head_env, 2) == 2, (tmp_path / "worker.log").read_text()[-2000:]
         recipe = watched / "work" / "recipe.toml"
         recipe.parent.mkdir(parents=True)
-        recipe.write_text('[extract]\nengine = "resiliparse"\n[download]\ns3 = "pyarrow"\n')
+        recipe.write_text('[extract]\nengine = "resiliparse"\n')
         env = clean_env(watched / "home", driver_tmp, TMPDIR=str(watched / "tmp"))
         before = set(files_under(watched, []))
         proc = subprocess.run(

@@ -110,6 +110,16 @@ def test_another_recipe_is_refused_naming_the_keys_and_forced_consistently(ray_l
     assert "gopher_quality.min_doc_words" in str(e.value) and "language.min_score" in str(e.value)
     assert "--force" in str(e.value)
     assert len(Layout(str(out)).snapshot("S").markers.done()) == 2  # nothing was touched
+    assert Storage().read_json(Layout(str(out)).snapshot("S").recipe_uri) == recipe.to_dict()
+    # explain judges each document by the recipe its file was made with, not by the refused one
+    from pipelines.explain import explain_document
+
+    removed = pq.read_table(sorted((out / "S" / "removed").glob("*.parquet"))[0]).to_pylist()
+    quality = next((r for r in removed if r["removed_by"] == "gopher_quality"), None)
+    if quality is not None:
+        shown = explain_document(str(out), quality["id"])["matches"][0]
+        gq = [c for c in shown["checks"] if c["stage"] == "gopher_quality"]
+        assert not gq or all(c.get("threshold") != 10 for c in gq)
     # a dedup/tokenize setting is not an extract change: no refusal
     run([w["d1/x"]], out, load_recipe(None, {**FAST, "dedup": {"num_partitions": 3}}))
     forced = run([w["d1/x"], w["d2/x"]], out, other, force=True)

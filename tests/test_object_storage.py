@@ -26,7 +26,7 @@ from pipelines.slots import ClusterSlots
 
 REPO = Path(__file__).resolve().parents[1]
 SNAP = "CC-MAIN-2024-10"
-RECIPE = {"extract": {"engine": "resiliparse"}, "download": {"s3": "pyarrow", "backoff_s": 0.05,
+RECIPE = {"extract": {"engine": "resiliparse"}, "download": {"backoff_s": 0.05,
                                                              "max_backoff_s": 0.5}}
 
 
@@ -79,10 +79,19 @@ def test_s3_listing_to_s3_output_equals_a_local_run(ray_local, s3_server, crawl_
     # a rerun reads the markers from the bucket and does nothing
     again = run_snapshot(SNAP, out, recipe, base_url=crawl_bucket, progress=False)
     assert again.skipped_done == 3 and again.done == 0
-    # status reads the bucket too
+    # status, report and explain read the bucket too
     from pipelines.cli import main
+    from pipelines.explain import explain_document
+    from pipelines.report import write_report
 
     assert main(["status", "--out", out]) == 0
+    where, data = write_report(out)
+    assert where == f"{out}/report.html" and st.exists(where)
+    snap_report = data["snapshots"][0]
+    assert snap_report["name"] == SNAP and snap_report["totals"]["kept"] == sum(reference["docs"].values())
+    some_id = next(iter(reference["removed"]))
+    explained = explain_document(out, some_id)["matches"]
+    assert len(explained) == 1 and explained[0]["verdict"] == "removed"
 
 
 def test_interrupted_reads_resume_and_a_missing_object_fails_alone(ray_local, s3_server, crawl_bucket, minicc,
@@ -106,7 +115,7 @@ def test_interrupted_reads_resume_and_a_missing_object_fails_alone(ray_local, s3
 def test_driver_killed_then_rerun_on_s3_loses_nothing(ray_local, s3_server, crawl_bucket, reference, tmp_path):
     out = s3_server.bucket(f"kill-{uuid.uuid4().hex[:8]}") + "/out"
     recipe_file = tmp_path / "r.toml"
-    recipe_file.write_text('[extract]\nengine = "resiliparse"\n[download]\ns3 = "pyarrow"\n')
+    recipe_file.write_text('[extract]\nengine = "resiliparse"\n')
     cmd = [sys.executable, "-m", "pipelines.cli", "run", "--snapshot", SNAP, "--base-url", crawl_bucket, "--out",
            out, "--recipe", str(recipe_file), "--quiet", "--stages", "extract",
            "--address", ray_local.get_runtime_context().gcs_address]

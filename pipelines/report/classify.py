@@ -1,23 +1,24 @@
 """The report's classifier section: per snapshot, each classifier's rule, counts and score histogram, the bins
-at or above the threshold drawn in the "kept" colour. Reads <snapshot>/classify/summary.json only."""
+at or above the threshold drawn in the "kept" colour. Reads <snapshot>/classify/summary.json only (local or
+on an object store, through the snapshot's storage)."""
 
 from __future__ import annotations
 
 import json
 from html import escape
-from pathlib import Path
 
+from crawlproc.layout import Snapshot
 from pipelines.report.charts import PALETTE, column_chart, fmt_num
 
 KEPT, REMOVED = PALETTE[2], PALETTE[7]
 
 
-def collect_classify(snap: Path, problems: list[str]) -> dict | None:
-    path = snap / "classify" / "summary.json"
-    if not path.is_file():
+def collect_classify(snap: Snapshot, problems: list[str]) -> dict | None:
+    path = snap.classify("summary.json")
+    if not snap.storage.exists(path):
         return None
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = json.loads(snap.storage.read_bytes(path))
         classifiers = {c["name"]: {
             "kind": c["kind"], "model": c["model"], "rule": c["rule"], "scored": int(c["scored"]),
             "passed": int(c["passed"]), "removed": int(c["removed"]), "no_text": int(c.get("no_text", 0)),
@@ -30,7 +31,7 @@ def collect_classify(snap: Path, problems: list[str]) -> dict | None:
         return None
     return {"documents": int(data.get("documents", 0)), "kept": int(data.get("kept", 0)),
             "removed": int(data.get("removed", 0)), "source": data.get("source"), "classifiers": classifiers,
-            "complete": (snap / "classify" / "_done.json").is_file()}
+            "complete": snap.storage.exists(snap.classify("_done.json"))}
 
 
 def rule_text(rule: dict) -> str:
