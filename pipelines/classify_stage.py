@@ -129,7 +129,7 @@ class ScorerActor:
         return self.scorer.score(texts)
 
 
-def pool_size(cfg, resources: dict, task_cpus: float) -> tuple[int, float]:
+def pool_size(cfg, resources: dict) -> tuple[int, float]:
     """(actors, GPUs per actor) for one transformers classifier on a cluster with `resources`."""
     gpus, cpus = resources.get("GPU", 0), resources.get("CPU", 1)
     num_gpus = cfg.num_gpus if cfg.num_gpus is not None else (1.0 if gpus >= 1 else 0.0)
@@ -151,7 +151,7 @@ def start_pools(classifiers: list[Classifier], task_cpus: float, log) -> dict[st
     for c in classifiers:
         if not c.remote:
             continue
-        actors, num_gpus = pool_size(c.cfg, resources, task_cpus)
+        actors, num_gpus = pool_size(c.cfg, resources)
         cpus_used += actors * c.cfg.num_cpus
         if cpus_used + task_cpus > resources.get("CPU", 1):
             raise RecipeError(c.key("actors"), f"{actors} actor(s) x {c.cfg.num_cpus} CPU leave no CPU for the file "
@@ -256,10 +256,14 @@ def run_classify(out: str, snapshot: str, recipe: Recipe, *, force: bool = False
     if not _record_failures(summary, result):
         return _finish(summary, started)
     _drop_vanished(snap, {i.stem for i in inputs}, log)
-    stats = {u.key: fresh.get(u.key) or (markers.read(u.key, u.fingerprint) or {}).get("stats") or {}
-             for u in units}
     plan = digest(sorted((u.key, u.fingerprint) for u in units))  # what classified/ is made of
-    _write_summary(snap, cfg, classifiers, rules, stats, summary, plan, inputs_digest(inputs))
+    previous = snap.storage.read_json(snap.classify("summary.json")) or {}
+    if fresh or previous.get("plan") != plan:  # else the summary of this very plan is there: no marker reads
+        stats = {u.key: fresh.get(u.key) or (markers.read(u.key, u.fingerprint) or {}).get("stats") or {}
+                 for u in units}
+        _write_summary(snap, cfg, classifiers, rules, stats, summary, plan, inputs_digest(inputs))
+    else:
+        summary.documents, summary.kept, summary.removed = (previous[k] for k in ("documents", "kept", "removed"))
     log(f"classify: {snapshot}: {summary.documents:,} documents, {summary.kept:,} kept, {summary.removed:,} "
         f"removed ({summary.scored} file(s) scored, {summary.applied} split by this run)")
     return _finish(summary, started)

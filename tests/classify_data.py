@@ -66,8 +66,8 @@ def split(data_dir: Path) -> tuple[list[Page], list[Page]]:
     return [p for p in ps if not held_back(p)], [p for p in ps if held_back(p)]
 
 
-@pytest.fixture(scope="module")
-def pages_split(data_dir) -> tuple[list[Page], list[Page]]:
+@pytest.fixture(scope="module", name="pages_split")
+def pages_split_fixture(data_dir) -> tuple[list[Page], list[Page]]:
     """(training pages, held-back pages)."""
     return split(data_dir)
 

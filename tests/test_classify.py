@@ -11,7 +11,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from classify_data import pages_split, tiny_transformers_model  # noqa: F401 -- a fixture
+from classify_data import pages_split_fixture, tiny_transformers_model  # noqa: F401 -- the pages_split fixture
 from crawlproc.classify import build, parse_classifiers
 from crawlproc.classify.apply import Rule, apply_file, histogram, kth_highest, score_checks
 from crawlproc.classify.fasttext import FastTextClassifier, FastTextConfig

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pyarrow.parquet as pq
 import pytest
 
-from classify_data import pages_split  # noqa: F401 -- a fixture
+from classify_data import pages_split_fixture  # noqa: F401 -- the pages_split fixture
 from crawlproc.classify.train import TrainParams, train_classifier
 from crawlproc.config import RecipeError
 from crawlproc.failure import Failure, SetupError

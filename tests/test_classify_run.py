@@ -8,7 +8,7 @@ import textwrap
 
 import pyarrow.parquet as pq
 
-from classify_data import pages_split  # noqa: F401 -- a fixture
+from classify_data import pages_split_fixture  # noqa: F401 -- the pages_split fixture
 from crawlproc.classify.train import TrainParams, train_classifier
 from crawlproc.recipe import recipe_from_dict
 from pipelines.cli import main as cli_main

@@ -11,7 +11,7 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from classify_data import pages_split, tiny_transformers_model  # noqa: F401 -- a fixture
+from classify_data import pages_split_fixture, tiny_transformers_model  # noqa: F401 -- the pages_split fixture
 from crawlproc.classify import parse_classifiers
 from crawlproc.classify.apply import kth_highest, read_scores
 from crawlproc.classify.train import TrainParams, auc, train_classifier

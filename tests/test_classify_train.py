@@ -15,7 +15,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from classify_data import pages_split, write_jsonl  # noqa: F401 -- a fixture
+from classify_data import pages_split_fixture, write_jsonl  # noqa: F401 -- the pages_split fixture
 from crawlproc.classify.fasttext import FastTextClassifier, FastTextConfig
 from crawlproc.classify.train import MIN_THREADS, TrainError, TrainParams, auc, sample_snapshot
 from crawlproc.layout import Layout

@@ -154,8 +154,6 @@ def sample_snapshot(snapshot_uri: str, n: int, label: str, seed: int = 0, storag
                     ) -> tuple[list[str], Source]:
     """`n` documents drawn uniformly without replacement from a snapshot's final/ documents (docs/ when it
     has no final/), e.g. `OUT/CC-MAIN-2024-10`. Only the files holding a drawn document are read."""
-    import pyarrow.parquet as pq
-
     storage = storage or default_storage()
     snap = Layout(parent(snapshot_uri), storage).snapshot(basename(snapshot_uri))
     files = snap.files("final") or snap.files("docs")
