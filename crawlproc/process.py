@@ -74,7 +74,7 @@ def process_warc(
     try:
         records = iter_html_records(
             source, counts, recipe.input.max_payload_bytes, html_only=recipe.input.html_only,
-            max_skip_bytes=getattr(recipe.input, "max_skip_bytes", 0) or None,
+            max_skip_bytes=recipe.input.max_skip_bytes or None,
         )
         t_read = time.perf_counter()
         for rec in records:

@@ -36,9 +36,12 @@ __all__ = ["RecipeError", "Recipe", "load_recipe", "recipe_from_dict", "recorded
 class InputConfig(Section):
     max_payload_bytes: int = 5_000_000  # larger HTTP payloads are skipped (counted), never parsed
     html_only: bool = True
+    # a gzip record needing more than this inflated to skip ends its file (0: 64 payload caps, 64 MiB..1 GiB)
+    max_skip_bytes: int = 0
 
     def check(self):
         above(self, 0, "max_payload_bytes")
+        at_least(self, 0, "max_skip_bytes")
 
 
 @dataclass
@@ -133,11 +136,15 @@ class DedupConfig(Section):
     scope: str = "snapshot"  # or "all": also against the persisted band index of earlier snapshots
     num_partitions: int = 16  # the shuffle's partitions: one Ray task each finds the candidate pairs
     signature_batch: int = 500  # documents per vectorized signature batch (small batches stay in cache)
+    components: str = "distributed"  # Large-Star/Small-Star rounds over partitions, or "single": one task
+    max_component_rounds: int = 100  # rounds past this are an error (real dedup graphs take a few)
+    shuffle_files_per_task: int = 8  # signature files per shuffle task (more: fewer, larger shuffle files)
 
     def check(self):
         one_of(self, "scope", ("snapshot", "all"))
         require(1 <= self.num_partitions <= 100_000, "num_partitions", f"must be in 1..100000, got {self.num_partitions}")
-        at_least(self, 1, "signature_batch")
+        at_least(self, 1, "signature_batch", "max_component_rounds", "shuffle_files_per_task")
+        one_of(self, "components", ("distributed", "single"))
 
 
 @dataclass

@@ -59,14 +59,13 @@ def make_train_step(run_name: str = "run", **overrides) -> Callable:
     whose checkpoints are already there (on a disk or in a bucket)."""
 
     def train_step(ctx) -> None:
-        from crawlproc.storage import join
         from pipelines.recipe_files import train_config
         from trainer.train import run_training
 
         run_dir = ctx.layout.train_run(run_name)
-        resume = ctx.layout.storage.exists(join(run_dir, "ckpt", "latest.json"))
+        # resume: continue the run's checkpoints if there are any (on a disk or in a bucket), else start fresh
         cfg = train_config(ctx.recipe, tokens=ctx.layout.tokens(ctx.recipe.tokenize.name).uri, out=run_dir,
-                           resume=resume, **{k: v for k, v in overrides.items() if v is not None})
+                           resume=True, **{k: v for k, v in overrides.items() if v is not None})
         result = run_training(cfg)
         ctx.summary.steps_info["train"] = {"out": cfg.out, "step": result.get("step"),
                                            "val_loss": result.get("val_loss")}

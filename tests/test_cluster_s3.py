@@ -51,16 +51,17 @@ def test_a_two_node_cluster_runs_from_a_bucket_to_a_bucket(s3_server, tmp_path, 
         assert wait_for_nodes(head.address, head_env, 2) == 2, (tmp_path / "worker.log").read_text()[-2000:]
         recipe = watched / "work" / "recipe.toml"
         recipe.parent.mkdir(parents=True)
-        recipe.write_text('[extract]\nengine = "resiliparse"\n')
+        recipe.write_text('[extract]\nengine = "resiliparse"\n[tokenize]\nvocab_size = 400\n')
         env = clean_env(watched / "home", driver_tmp, TMPDIR=str(watched / "tmp"))
         before = set(files_under(watched, []))
         proc = subprocess.run(
             [sys.executable, "-m", "pipelines.cli", "run", "--snapshot", SNAP, "--base-url", crawl, "--out", out,
-             "--recipe", str(recipe), "--stages", "extract", "--quiet", "--address", head.address],
+             "--recipe", str(recipe), "--stages", "extract,dedup,tokenize", "--quiet", "--address", head.address],
             cwd=watched / "work", env=env, capture_output=True, text=True, timeout=600)
         assert proc.returncode == 0, proc.stderr[-3000:]
         snap = Layout(out).snapshot(SNAP)
-        assert len(snap.markers.done()) == 3 and len(snap.files("docs")) == 3
+        assert len(snap.markers.done()) == 3 and len(snap.files("docs")) == 3 and len(snap.files("final")) == 3
+        assert Storage().read_json(Layout(out).tokens("bpe").manifest_uri)["totals"]["train"]["documents"] > 0
         nodes = {(snap.markers.read(k, fp) or {}).get("node") for k, fp in snap.markers.done().items()}
         assert None not in nodes  # each marker names the Ray node that did the file
         # nothing on the local disk but Ray's own folders (its temp dirs, ~/.ray) and the per-machine cache of

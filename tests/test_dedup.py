@@ -19,75 +19,38 @@ import pyarrow.parquet as pq
 import pytest
 from scipy import sparse
 
-from crawlproc import dedup as D
-from crawlproc.minhash import normalize
-from crawlproc.recipe import Recipe
+from crawlproc.dedup import nodes as N
+from crawlproc.dedup.edges import edges_against_index, edges_from_keys
+from crawlproc.dedup.minhash import normalize
+from crawlproc.recipe import MinHashConfig, Recipe
 from crawlproc.schema import DOC_SCHEMA, docs_table
 
 # ---------------------------------------------------------------- pure helpers
 
 
-def _python_components(edges):
-    parent = {}
-
-    def find(x):
-        parent.setdefault(x, x)
-        while parent[x] != x:
-            parent[x] = parent[parent[x]]
-            x = parent[x]
-        return x
-
-    for a, b in edges:
-        ra, rb = find(a), find(b)
-        if ra != rb:
-            parent[max(ra, rb)] = min(ra, rb)
-    return {x: find(x) for x in parent}
-
-
-def test_connected_components_match_a_plain_union_find():
-    rng = np.random.default_rng(5)
-    for n_nodes, n_edges in ((10, 4), (200, 150), (3000, 2500)):
-        src = rng.integers(-5, n_nodes, n_edges) * 7  # negative nodes too (earlier snapshots)
-        dst = rng.integers(-5, n_nodes, n_edges) * 7
-        nodes, roots = D.connected_components(src, dst)
-        expected = _python_components(zip(src.tolist(), dst.tolist()))
-        assert dict(zip(nodes.tolist(), roots.tolist())) == expected
-    # a long chain: labels must travel all the way
-    chain = np.arange(1000, dtype=np.int64)
-    nodes, roots = D.connected_components(chain[1:], chain[:-1])
-    assert (roots == 0).all()
-
-
 def test_edges_from_keys_are_stars_around_the_smallest_node():
     keys = np.array([5, 9, 5, 5, 7, 9], dtype=np.uint64)
     nodes = np.array([30, 11, 12, 40, 50, 10], dtype=np.int64)
-    src, dst = D.edges_from_keys(keys, nodes)
+    src, dst = edges_from_keys(keys, nodes)
     assert sorted(zip(src.tolist(), dst.tolist())) == [(10, 11), (12, 30), (12, 40)]
-    assert D.edges_from_keys(np.array([], np.uint64), np.array([], np.int64))[0].size == 0
+    assert edges_from_keys(np.array([], np.uint64), np.array([], np.int64))[0].size == 0
 
 
 def test_edges_against_index_and_external_nodes_sort_first():
-    old = D.external_nodes(1, np.array([3, 4]))
+    old = N.external_nodes(1, np.array([3, 4]))
     assert (old < 0).all()
-    src, dst = D.edges_against_index(
+    src, dst = edges_against_index(
         np.array([1, 2, 3], np.uint64), np.array([100, 101, 102]), np.array([3, 1, 1], np.uint64), old[[0, 1, 0]]
     )
     assert dst.tolist() == [100, 102]
     assert src[0] == min(old)  # the smallest earlier node with key 1
 
 
-def test_duplicate_kinds_and_cluster_sizes():
-    nodes, roots = D.connected_components(np.array([1, 1, 4]), np.array([2, 3, 5]))
-    kinds = D.duplicate_kinds(nodes, roots, np.array([1]), np.array([3]))
-    assert dict(zip(nodes.tolist(), kinds.tolist())) == {1: 1, 2: 1, 3: 0, 4: 1, 5: 1}
-    assert D.cluster_size_counts(roots) == {"2": 1, "3": 1}
-
-
 def test_nodes_roundtrip_and_content_hash():
-    nodes = D.make_nodes(3, 5)
-    f, r = D.split_nodes(nodes)
+    nodes = N.make_nodes(3, 5)
+    f, r = N.split_nodes(nodes)
     assert f.tolist() == [3] * 5 and r.tolist() == list(range(5))
-    assert D.content_hash("a b") == D.content_hash("a b") != D.content_hash("a  b")
+    assert N.content_hash("a b") == N.content_hash("a b") != N.content_hash("a  b")
 
 
 # ---------------------------------------------------------------- a corpus with planted families
@@ -182,6 +145,15 @@ def small_recipe(**dedup) -> Recipe:
     return r
 
 
+def same_outputs(a: Path, b: Path, snapshot: str) -> None:
+    """The clusters parts, duplicates and final files of two runs are byte for byte the same."""
+    for sub in ("dedup/clusters", "dedup/duplicates", "final"):
+        names = sorted(p.name for p in (a / snapshot / sub).glob("*.parquet"))
+        assert names and names == sorted(p.name for p in (b / snapshot / sub).glob("*.parquet"))
+        for n in names:
+            assert (a / snapshot / sub / n).read_bytes() == (b / snapshot / sub / n).read_bytes(), (sub, n)
+
+
 # ---------------------------------------------------------------- the Ray stage
 
 
@@ -231,6 +203,12 @@ def test_recall_and_precision_against_brute_force_jaccard(articles, tmp_path, ra
     table = pq.read_table(min((tmp_path / "out" / "S1" / "final").glob("*.parquet")))
     assert table.schema.remove_metadata() == DOC_SCHEMA
     assert set(table.column("dump").to_pylist()) == {"S1"}
+    assert summary["component_rounds"] >= 1
+    # the distributed components and the one-task components agree to the byte
+    single = run_dedup(tmp_path / "single", "S1", small_recipe(components="single"), input_dir=tmp_path / "in",
+                       log=lambda m: None)
+    same_outputs(tmp_path / "out", tmp_path / "single", "S1")
+    assert single["component_rounds"] == 0 and single["kept"] == summary["kept"]
 
 
 def test_cross_snapshot_scope_all(articles, tmp_path, ray_local):
@@ -268,6 +246,14 @@ def test_cross_snapshot_scope_all(articles, tmp_path, ray_local):
     assert read_ids(out / "S1" / "final") == sorted(i for i, _ in first)
     alone = run_dedup(tmp_path / "out_alone", "S2", small_recipe(), input_dir=tmp_path / "in2", log=lambda m: None)
     assert alone["kept"] == 35
+    # the same two snapshots with the one-task components
+    single = tmp_path / "single"
+    run_dedup(single, "S1", small_recipe(scope="all", num_partitions=3, components="single"),
+              input_dir=tmp_path / "in1", log=lambda m: None)
+    run_dedup(single, "S2", small_recipe(scope="all", num_partitions=5, components="single"),
+              input_dir=tmp_path / "in2", log=lambda m: None)
+    for snapshot in ("S1", "S2"):
+        same_outputs(out, single, snapshot)
 
 
 def test_rerun_after_crash_gives_the_same_survivors(articles, tmp_path, ray_local):
@@ -355,20 +341,39 @@ def test_pii_is_applied_to_survivors_and_dedup_can_be_disabled(articles, tmp_pat
 
 
 def test_signatures_written_elsewhere_are_reused_stale_ones_recomputed(articles, tmp_path, ray_local):
-    from crawlproc.minhash import signature_table
+    from crawlproc.dedup.signatures import docs_fingerprint, signature_table
     from crawlproc.storage import atomic_write_table
     from pipelines.dedup_stage import run_dedup
 
     docs = [(f"<r{i}>", articles[i]) for i in range(6)] + [("<r6>", articles[2])]
-    write_docs(tmp_path / "out" / "R" / "docs", docs, "R", n_files=1)
-    docs_dir = tmp_path / "out" / "R" / "docs"  # a foreign folder of documents (no extract markers)
+    docs_dir = tmp_path / "out" / "R" / "docs"
+    write_docs(docs_dir, docs, "R", n_files=1)
     sig_path = tmp_path / "out" / "R" / "signatures" / "file-000.parquet"
-    # As the extract task would write it, with the texts in memory.
-    atomic_write_table(sig_path, signature_table([i for i, _ in docs], [t for _, t in docs]))
+    # As the extract task would write it, with the texts and the docs file's bytes in memory.
+    fingerprint = docs_fingerprint((docs_dir / "file-000.parquet").read_bytes())
+    atomic_write_table(sig_path, signature_table([i for i, _ in docs], [t for _, t in docs], docs=fingerprint))
     before = sig_path.stat().st_mtime_ns
     summary = run_dedup(tmp_path / "out", "R", small_recipe(), input_dir=docs_dir, log=lambda m: None)
     assert summary["kept"] == 6 and sig_path.stat().st_mtime_ns == before
-    # A signatures file from other settings (or another docs file) is recomputed, not trusted.
-    atomic_write_table(sig_path, signature_table(["x"], [articles[0]]))
-    summary = run_dedup(tmp_path / "out", "R", small_recipe(), input_dir=docs_dir, force=True, log=lambda m: None)
-    assert summary["kept"] == 6 and pq.read_table(sig_path).num_rows == 7
+    # Signatures of another docs file, or with other settings, or not matching the file, are recomputed.
+    for stale in (signature_table([i for i, _ in docs], [t for _, t in docs], docs="1:other"),
+                  signature_table([i for i, _ in docs], [t for _, t in docs], MinHashConfig(seed=3), docs=fingerprint),
+                  signature_table(["x"], [articles[0]], docs=fingerprint)):
+        atomic_write_table(sig_path, stale)
+        summary = run_dedup(tmp_path / "out", "R", small_recipe(), input_dir=docs_dir, force=True, log=lambda m: None)
+        assert summary["kept"] == 6 and pq.read_table(sig_path).num_rows == 7
+        assert pq.read_schema(sig_path).metadata[b"crawlproc.docs"].decode() == fingerprint
+
+
+def test_a_rewritten_docs_file_with_as_many_rows_gets_new_signatures(articles, tmp_path, ray_local):
+    """Issue 11, item 2: signatures belong to the docs file's bytes, not to its name and row count."""
+    from pipelines.dedup_stage import run_dedup
+
+    docs_dir = tmp_path / "out" / "R" / "docs"
+    write_docs(docs_dir, [(f"<r{i}>", articles[i]) for i in range(6)], "R", n_files=1)
+    assert run_dedup(tmp_path / "out", "R", small_recipe(), input_dir=docs_dir, log=lambda m: None)["kept"] == 6
+    # Same file name, same row count, now three texts twice each.
+    write_docs(docs_dir, [(f"<r{i}>", articles[i % 3]) for i in range(6)], "R", n_files=1)
+    again = run_dedup(tmp_path / "out", "R", small_recipe(), input_dir=docs_dir, log=lambda m: None)
+    assert again["kept"] == 3 and again["exact_duplicates"] == 3
+    assert read_ids(tmp_path / "out" / "R" / "final") == ["<r0>", "<r1>", "<r2>"]

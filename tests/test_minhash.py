@@ -5,11 +5,12 @@ from __future__ import annotations
 import gzip
 import json
 import random
+import unicodedata
 
 import numpy as np
 import pytest
 
-from crawlproc.minhash import MinHasher, batch_shingles, estimate_jaccard, normalize, shingle_set
+from crawlproc.dedup.minhash import MinHasher, batch_shingles, estimate_jaccard, normalize, shingle_set
 from crawlproc.recipe import MinHashConfig, RecipeError
 
 
@@ -24,6 +25,26 @@ def test_normalize_lowercases_drops_punctuation_numbers_and_diacritics():
     assert normalize("Crème Brûlée – “naïve” café") == "creme brulee naive cafe"
     assert normalize("snake_case and 1,000 items") == "snake case and 0 items"
     assert normalize("") == ""
+
+
+def test_every_unicode_decimal_digit_becomes_zero():
+    """Issue 11, item 8: full-width, Arabic-Indic, Devanagari... digits are numbers too."""
+    digits = [chr(cp) for cp in range(0x110000) if unicodedata.category(chr(cp)) == "Nd"]
+    assert len(digits) > 600
+    batch = [f"price {d}{d}.{d} tag{d}" for d in digits]
+    assert all(normalize(t) == "price 0 tag0" for t in batch)
+    assert normalize("１２３ ٤٥٦ ७८९ and 2,024") == "0 0 0 and 0"
+    # a number written with other digits makes the same shingles
+    ascii_text = "the census of 2021 counted 1,234,567 people in 12 districts and 3 cities"
+    arabic = ascii_text.translate(str.maketrans("0123456789", "٠١٢٣٤٥٦٧٨٩"))
+    assert shingle_set(arabic) == shingle_set(ascii_text)
+
+
+def test_marks_are_dropped_not_word_breaks():
+    composed = "Crème brûlée at the café in İstanbul"
+    assert normalize(unicodedata.normalize("NFD", composed)) == normalize(composed) == "creme brulee at the cafe in istanbul"
+    assert normalize("ΣΟΦΟΣ σοφός") == "σοφοσ σοφοσ"  # final sigma is sigma
+    assert len(normalize("हिन्दी में लिखा").split()) == 3  # vowel signs do not split words
 
 
 def test_shingle_counts_short_and_empty_documents():
@@ -108,7 +129,7 @@ def test_config_validation():
 
 
 def test_signature_table_format(articles):
-    from crawlproc.minhash import FINGERPRINT_KEY, signature_fingerprint, signature_table
+    from crawlproc.dedup.signatures import FINGERPRINT_KEY, signature_fingerprint, signature_table
 
     texts = [articles[0], articles[0], "", None, articles[1]]
     table = signature_table(["a", "b", "c", "d", "e"], texts, MinHashConfig(), batch=2)

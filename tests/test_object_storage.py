@@ -94,6 +94,28 @@ def test_s3_listing_to_s3_output_equals_a_local_run(ray_local, s3_server, crawl_
     assert len(explained) == 1 and explained[0]["verdict"] == "removed"
 
 
+def test_dedup_and_tokenize_on_s3_equal_a_local_run(ray_local, s3_server, crawl_bucket, minicc, tmp_path):
+    from pipelines.steps import dedup_step, tokenize_step
+
+    recipe = load_recipe(None, {**RECIPE, "tokenize": {"vocab_size": 400}, "dedup": {"num_partitions": 3}})
+    steps = [("dedup", dedup_step), ("tokenize", tokenize_step)]
+    out = s3_server.bucket(f"dd-{uuid.uuid4().hex[:8]}") + "/out"
+    remote = run_snapshot(SNAP, out, recipe, base_url=crawl_bucket, progress=False, steps=steps)
+    with MiniCCServer(minicc.root) as srv:
+        local = run_snapshot(SNAP, tmp_path / "local", recipe, base_url=srv.base_url, progress=False, steps=steps)
+    assert remote.ok and local.ok
+    assert remote.steps_info["dedup"] == local.steps_info["dedup"]
+    assert s3_ids(out, "final") == local_ids(tmp_path / "local", "final")
+    st = Storage()
+    tokens = Layout(out).tokens("bpe")
+    manifest = st.read_json(tokens.manifest_uri)
+    ids: Counter = Counter()
+    for shard in manifest["shards"]:
+        ids.update(st.read_table(tokens.path(shard["file"]), columns=["id"]).column("id").to_pylist())
+    assert set(ids) == set(s3_ids(out, "final")) and max(ids.values()) == 1
+    assert not (tmp_path / "out").exists()
+
+
 def test_interrupted_reads_resume_and_a_missing_object_fails_alone(ray_local, s3_server, crawl_bucket, minicc,
                                                                      tmp_path):
     from crawlproc.download import DownloadError, download_file
@@ -153,3 +175,20 @@ def test_the_download_cap_is_one_for_the_whole_cluster(ray_local):
         assert stats["max_held"] == 2 and stats["held"] == 0
     finally:
         slots.close()
+
+
+@pytest.mark.slow  # the whole demo: extract, dedup, tokenize, a few training steps, the report
+def test_the_demo_runs_with_its_output_in_a_bucket(s3_server, tmp_path, short_tmp):
+    out = s3_server.bucket(f"demo-{uuid.uuid4().hex[:8]}") + "/demo"
+    tmp = short_tmp()  # Ray's socket paths under TMPDIR must stay short
+    env = {**os.environ, "PYTHONPATH": str(REPO), "TMPDIR": str(tmp)}
+    proc = subprocess.run([sys.executable, "-m", "pipelines.cli", "demo", "--out", out, "--files", "2",
+                           "--train-steps", "4"], cwd=tmp_path, env=env, capture_output=True, text=True,
+                          timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    st = Storage()
+    assert st.exists(f"{out}/report.html") and st.exists(f"{out}/train/run/metrics.jsonl")
+    assert st.exists(f"{out}/train/run/ckpt/latest.json") and st.exists(f"{out}/tokens/bpe/manifest.json")
+    assert Layout(out).snapshot(SNAP).files("final")
+    assert not list(tmp.glob("crawlproc-minicc-*"))  # the served crawl was temporary
+    assert not list(tmp_path.iterdir())  # and nothing was written in the working folder

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import pyarrow as pa
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from crawlproc.pii import PiiAnonymizer, anonymize, is_public_ip
 from crawlproc.recipe import PiiConfig
@@ -52,3 +55,63 @@ def test_replacement_is_idempotent():
     once = anonymize("a@b.com 8.8.4.4 2a00:1450:4001:80b::200e")
     assert anonymize(once) == once
     assert "8.8.4.4" not in once and "2a00" not in once
+
+
+E = PiiConfig(email_replacement="<EMAIL>", ip_replacement="<IP>")
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("Write to us...info@company.com today", "Write to us...<EMAIL> today"),  # after an ellipsis
+        (".email@example.com", ".<EMAIL>"),  # a leading dot is punctuation, the rest is the address
+        ("Abc..123@example.com", "<EMAIL>"),  # two dots in a row: still one local part
+        ("mail email@123.123.123.123 now", "mail <EMAIL> now"),  # an IP as the domain: no local part kept
+        ("mail email@[123.123.123.123] now", "mail <EMAIL> now"),
+        ("mail user@[IPv6:2001:db8::1].", "mail <EMAIL>."),
+        ('quoted "john doe"@example.org here', "quoted <EMAIL> here"),
+        ("José.García@correo.es y 用户@例子.广告", "<EMAIL> y <EMAIL>"),  # other scripts
+        ("(mailto:o'brien_x@mail.example.com)", "(mailto:<EMAIL>)"),
+        ("a@b@c.example.com", "a@<EMAIL>"),
+    ],
+)
+def test_no_part_of_an_email_survives(text, expected):
+    anon = PiiAnonymizer(E)
+    assert anon(text) == expected
+    assert anon.counts.ips == 0
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    local=st.from_regex(r"zq[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]{1,12}(\.{1,2}[A-Za-z0-9_+-]{1,8}){0,3}", fullmatch=True),
+    domain=st.sampled_from(["example.com", "mail.example.co.uk", "123.45.67.89", "[10.0.0.1]", "bücher.de"]),
+    before=st.sampled_from(["", " ", ".", "...", "(", "<", ",", "\n", ":", "'", '"', "mailto:"]),
+    after=st.sampled_from(["", " ", ".", ",", ")", ">", "\n", "...", "!"]),
+)
+def test_generated_addresses_leave_no_trace(local, domain, before, after):
+    text = f"Please write {before}{local}@{domain}{after} soon."
+    out = anonymize(text, E)
+    assert "<EMAIL>" in out
+    assert "zq" not in out and "@" not in out, out
+    assert out.endswith(f"{after} soon.")
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.lists(st.sampled_from(
+    ["word", "3.5", "1.2.3", "8.8.8.8", "10.0.0.1", "151.101.1.69.", "a@b.com", "x@[1.2.3.4]", "@handle", "12:30",
+     "2001:4860:4860::8888", "fe80::1", "::", "a:b", "Ünïcode", "e-mail:", "１.２.３.４", "v1.2.3.4", "\n"]),
+    max_size=12).map(" ".join), min_size=1, max_size=30))
+def test_candidate_rows_hold_every_text_the_anonymizer_changes(texts):
+    from crawlproc.pii import candidate_rows
+
+    rows = set(candidate_rows(pa.array(texts)).tolist())
+    changed = {i for i, t in enumerate(texts) if anonymize(t) != t}
+    assert changed <= rows
+
+
+def test_candidates_of_texts_that_touch_in_the_column():
+    """Found by the property test above: one text's match must not eat the next text's address."""
+    from crawlproc.pii import candidate_rows
+
+    texts = ["151.101.1.69.", "8.8.8.8", "a 12:3", "4::1"]
+    assert {0, 1, 3} <= set(candidate_rows(pa.array(texts)).tolist())

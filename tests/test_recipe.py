@@ -75,6 +75,7 @@ INF, NAN = math.inf, math.nan
 # (test_every_key_has_a_bad_value_case); each is rejected naming `section.key`.
 BAD = [
     ("input", "max_payload_bytes", 0, "> 0"),
+    ("input", "max_skip_bytes", -1, ">= 0"),
     ("input", "html_only", "yes", "expected bool"),
     ("url_filter", "enabled", "yes", "expected bool"),
     ("url_filter", "use_ut1_lists", 1, "expected bool"),
@@ -142,6 +143,9 @@ BAD = [
     ("dedup", "exact", "x", "expected bool"),
     ("dedup", "scope", "everything", "snapshot"),
     ("dedup", "num_partitions", 0, "1..100000"),
+    ("dedup", "components", "pairs", "one of"),
+    ("dedup", "max_component_rounds", 0, ">= 1"),
+    ("dedup", "shuffle_files_per_task", 0, ">= 1"),
     ("dedup", "signature_batch", 0, ">= 1"),
     ("dedup", "signature_batch", 10_000_000, "MiB per batch"),
     ("pii", "enabled", "x", "expected bool"),

@@ -16,7 +16,7 @@ from trainer.checkpoint import latest_checkpoint, load_checkpoint
 from trainer.export import export_checkpoint, export_hf
 from trainer.model import GPT
 from trainer.presets import GPTConfig, preset_config
-from trainer.shards import write_token_shards
+from tokenizer.shards import write_token_set
 from trainer.train import TrainConfig, lr_at, run_training
 
 
@@ -52,7 +52,9 @@ def test_loss_falls_on_real_text(tokens, tmp_path):
     assert sum(train[-10:]) / 10 < train[0] - 0.8
     assert [s for s, _ in val] == [30, 60] and val[1][1] < val[0][1] < train[0] - 0.5
     # metrics carry the documented fields; tokens/s is measured
-    first = json.loads((run / "metrics.jsonl").read_text().splitlines()[0])
+    start, first = map(json.loads, (run / "metrics.jsonl").read_text().splitlines()[:2])
+    assert start["event"] == "start" and start["tokens"]["uri"] == str(tokens)  # which data it trained on
+    assert len(start["tokens"]["manifest_sha256"]) == 64
     assert set(first) == {"step", "train_loss", "lr", "tokens_per_s", "mfu"} and first["tokens_per_s"] > 0
     assert first["mfu"] is None  # no peak FLOPs known for a CPU unless --peak-tflops is given
     samples = [json.loads(line) for line in (run / "samples.jsonl").read_text().splitlines()]
@@ -90,7 +92,7 @@ def test_checkpoint_is_plain_data_and_refuses_pickled_objects(tokens, tmp_path):
     assert ckpts == ["step-00000002.pt", "step-00000003.pt"]  # older ones pruned
     ckpt = load_checkpoint(latest_checkpoint(tmp_path / "ckpt"))
     assert ckpt["step"] == 3 and set(ckpt["loader"]) == {"epoch", "unit", "offset", "seed"}
-    assert isinstance(ckpt["rng"]["torch"], torch.Tensor)
+    assert isinstance(ckpt["rng"][0]["torch"], torch.Tensor)  # one entry per rank
 
     class Payload:
         def __reduce__(self):
@@ -104,7 +106,7 @@ def test_checkpoint_is_plain_data_and_refuses_pickled_objects(tokens, tmp_path):
 
 def test_no_tokenizer_means_no_samples_but_training_goes_on(tmp_path, caplog):
     docs = [[(i * 7 + j) % 30 + 1 for j in range(50)] for i in range(20)]
-    write_token_shards(tmp_path / "tokens", {"train": docs, "val": docs[:4]}, vocab_size=32, eot_id=0)
+    write_token_set(tmp_path / "tokens", {"train": docs, "val": docs[:4]}, vocab_size=32, eot_id=0)
     with caplog.at_level("WARNING", logger="trainer"):
         summary = run_training(tiny(tmp_path / "tokens", tmp_path / "run", max_steps=2, eval_interval=1,
                                     sample_tokens=8))

@@ -15,9 +15,18 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 
+from tokenizer.shards import write_token_set
 from trainer.checkpoint import CheckpointError, latest_checkpoint, load_checkpoint, save_checkpoint
 from trainer.data import ShardLoader
-from trainer.shards import ShardError, read_manifest, write_token_shards
+from trainer.shards import ShardError, open_token_set
+
+
+def read_manifest(tokens_dir) -> dict:
+    return open_token_set(str(tokens_dir)).manifest
+
+
+def shard_path(tokens_dir: Path, split: str, index: int) -> Path:
+    return tokens_dir / [s["file"] for s in read_manifest(tokens_dir)["shards"] if s["split"] == split][index]
 
 DATA = Path(__file__).parent / "data" / "trainer"
 
@@ -39,7 +48,7 @@ def build_tokens(out: Path, vocab_size: int = 512, val_docs: int = 4) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     tok.save(str(out / "tokenizer.json"))
     docs = [tok.encode(t).ids for t in texts]
-    write_token_shards(out, {"train": docs[:-val_docs], "val": docs[-val_docs:]}, tok.get_vocab_size(),
+    write_token_set(out, {"train": docs[:-val_docs], "val": docs[-val_docs:]}, tok.get_vocab_size(),
                        tok.token_to_id("<|endoftext|>"), docs_per_shard=10, docs_per_row_group=4,
                        tokenizer_file=out / "tokenizer.json")
     return out
@@ -54,7 +63,7 @@ def tokens(tmp_path_factory) -> Path:
 def small_tokens(tmp_path) -> Path:
     """Hand-made documents whose stream is easy to predict (ids 1..), eot 0."""
     docs = [[i] * n for i, n in zip(range(1, 8), [5, 0, 3, 7, 2, 4, 6])]
-    write_token_shards(tmp_path, {"train": docs}, vocab_size=16, eot_id=0, docs_per_shard=4, docs_per_row_group=2)
+    write_token_set(tmp_path, {"train": docs}, vocab_size=16, eot_id=0, docs_per_shard=4, docs_per_row_group=2)
     return tmp_path
 
 
@@ -127,21 +136,22 @@ def test_missing_manifest_is_a_clear_error(tmp_path):
 
 
 def test_missing_shard_is_an_error(small_tokens):
-    (small_tokens / "train-00001.parquet").unlink()
-    with pytest.raises(ShardError, match="train-00001.parquet"):
+    missing = shard_path(small_tokens, "train", 1)
+    missing.unlink()
+    with pytest.raises(ShardError, match=missing.name):
         ShardLoader(small_tokens, "train", 1, 8)
 
 
 def test_out_of_vocabulary_id_is_named(small_tokens):
     table = pa.table({"id": ["x"], "tokens": pa.array([[1, 2, 99]], pa.list_(pa.uint16()))})
-    pq.write_table(table, small_tokens / "train-00000.parquet")
+    pq.write_table(table, shard_path(small_tokens, "train", 0))
     loader = ShardLoader(small_tokens, "train", 1, 4, shuffle=False)
     with pytest.raises(ShardError, match="99 >= vocab_size 16"):
         loader.next_batch()
 
 
 def test_split_without_tokens_is_an_error(tmp_path):
-    write_token_shards(tmp_path, {"train": [[], []]}, vocab_size=16, eot_id=0)
+    write_token_set(tmp_path, {"train": [[], []]}, vocab_size=16, eot_id=0)
     loader = ShardLoader(tmp_path, "train", 1, 4)
     with pytest.raises(ShardError, match="no tokens"):
         loader.next_batch()
@@ -160,7 +170,7 @@ def _rewrite_manifest(tokens_dir: Path, change) -> None:
 @pytest.mark.parametrize("name", ["../outside.parquet", "/etc/passwd", "a/../../outside.parquet", "..\\x.parquet"])
 def test_manifest_shard_paths_outside_the_directory_are_refused(small_tokens, tmp_path_factory, name):
     outside = small_tokens.parent / "outside.parquet"
-    outside.write_bytes((small_tokens / "train-00000.parquet").read_bytes())  # there to be followed
+    outside.write_bytes(shard_path(small_tokens, "train", 0).read_bytes())  # there to be followed
     _rewrite_manifest(small_tokens, lambda m: m["shards"][0].update(file=name))
     with pytest.raises(ShardError, match="outside"):
         ShardLoader(small_tokens, "train", 1, 4)
@@ -168,7 +178,7 @@ def test_manifest_shard_paths_outside_the_directory_are_refused(small_tokens, tm
 
 def test_a_symlinked_shard_leading_out_is_refused(small_tokens, tmp_path_factory):
     elsewhere = tmp_path_factory.mktemp("elsewhere") / "x.parquet"
-    elsewhere.write_bytes((small_tokens / "train-00000.parquet").read_bytes())
+    elsewhere.write_bytes(shard_path(small_tokens, "train", 0).read_bytes())
     (small_tokens / "link.parquet").symlink_to(elsewhere)
     _rewrite_manifest(small_tokens, lambda m: m["shards"][0].update(file="link.parquet"))
     with pytest.raises(ShardError, match="resolves outside"):

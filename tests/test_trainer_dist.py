@@ -54,15 +54,33 @@ def test_cli_reports_bad_input_clearly(tmp_path, capsys):
     assert "manifest.json" in capsys.readouterr().err
 
 
-def test_torchrun_two_processes_match_one(tokens, single, tmp_path):
-    run = tmp_path / "ddp"
+def torchrun(args: list[str]) -> subprocess.CompletedProcess:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-           "-m", "trainer.train", "--tokens", str(tokens), "--out", str(run), "--batch-size", "2", *COMMON]
+           "-m", "trainer.train", *args]
     proc = subprocess.run(cmd, check=False, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc
+
+
+def test_torchrun_two_processes_match_one(tokens, single, tmp_path):
+    run = tmp_path / "ddp"
+    proc = torchrun(["--tokens", str(tokens), "--out", str(run), "--batch-size", "2", *COMMON])
     assert "tok/s" in proc.stdout and "loss" in proc.stdout
     assert_same_run(run, single)
+
+
+def test_ddp_resume_with_dropout_is_bit_exact(tokens, tmp_path):
+    """Each rank draws its own dropout masks and saves and restores its own RNG state (issue 11, item 9):
+    restoring rank 0's state on every rank would give rank 1 rank 0's masks after the resume."""
+    args = ["--tokens", str(tokens), "--batch-size", "2", "--preset", "tiny", "--lr", "3e-3", "--device", "cpu",
+            "--no-export", "--sample-tokens", "0", "--eval-interval", "2", "--eval-iters", "1", "--dropout", "0.2",
+            "--decay-steps", "4", "--warmup-steps", "1"]
+    torchrun([*args, "--out", str(tmp_path / "whole"), "--max-steps", "4"])
+    torchrun([*args, "--out", str(tmp_path / "split"), "--max-steps", "2"])
+    torchrun([*args, "--out", str(tmp_path / "split"), "--max-steps", "4", "--resume"])
+    (whole, _), (split, _) = losses(tmp_path / "whole"), losses(tmp_path / "split")
+    assert len(split) == 4 and split == whole  # exactly equal floats, not approximately
 
 
 @pytest.mark.slow  # ~40 s, nearly all of it Ray Train starting its controller and two worker processes
@@ -110,3 +128,18 @@ def test_trains_on_the_tokenize_stage_output(ray_local, tmp_path):
 
     text = "The court ruled on Tuesday, 3 May: “don’t” — 42%."
     assert AutoTokenizer.from_pretrained(run / "hf")(text)["input_ids"] == load_tokenizer(tokens).encode(text)
+
+
+def test_cli_takes_settings_from_the_recipe_train_table_flags_win(tokens, tmp_path, capsys):
+    recipe = tmp_path / "r.toml"
+    recipe.write_text('[train]\npreset = "tiny"\nmax_steps = 3\nbatch_size = 2\nlr = 2e-3\neval_interval = 3\n'
+                      'eval_iters = 1\nsample_tokens = 0\nexport = false\ndevice = "cpu"\n')
+    run = tmp_path / "run"
+    assert crawlproc(["train", "--tokens", str(tokens), "--out", str(run), "--recipe", str(recipe),
+                      "--max-steps", "2"]) == 0
+    config = json.loads((run / "config.json").read_text())["train"]
+    assert (config["max_steps"], config["batch_size"], config["lr"], config["export"]) == (2, 2, 2e-3, False)
+    assert len(losses(run)[0]) == 2
+    recipe.write_text("[train]\nbatch_size = 0\n")
+    assert crawlproc(["train", "--tokens", str(tokens), "--out", str(tmp_path / "r2"), "--recipe", str(recipe)]) == 2
+    assert "train.batch_size" in capsys.readouterr().err

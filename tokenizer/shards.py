@@ -8,17 +8,25 @@ A shard holds whole documents WITHOUT end-of-text tokens (the loader puts one be
 groups of ROW_GROUP_DOCS documents so that a loader can stream it. Shards are produced per input (a "part":
 one final/ file of a snapshot), so that each input is encoded, resumed and replaced on its own; the manifest
 is merged from the parts. Everything here is pure (tables and dicts): callers read and write the bytes with
-their storage.
+their storage; the one exception is `write_token_set`, a small local writer for tests and benchmarks.
+
+A mix (pipelines/mix_stage.py) is a token set like any other, whose manifest also has a "mix" entry: its
+sources (with their manifest digests), weights, realized token counts and seed.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
 import re
 from collections.abc import Iterator
+from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 import xxhash
 
 EOT_TOKEN = "<|endoftext|>"
@@ -59,7 +67,7 @@ def cut_shards(table: pa.Table, shard_tokens: int) -> Iterator[tuple[pa.Table, i
     than that gets a shard of its own."""
     if table.num_rows == 0:
         return
-    lengths = pc.list_value_length(table.column("tokens")).to_numpy(zero_copy_only=False).astype(np.int64)
+    lengths = doc_lengths(table.column("tokens"))
     cum = np.cumsum(lengths)
     start = 0
     while start < len(lengths):
@@ -106,26 +114,107 @@ def totals(shards: list[dict]) -> dict:
     return out
 
 
-def check_manifest(manifest, where: str) -> dict:
-    """Validate a manifest read from `where`; raise ShardError naming the problem. Shard names must be plain
-    file names (nothing outside the token set is ever followed) and the end-of-text id inside the vocabulary."""
+def check_manifest(manifest, where: str, local_root: str | Path | None = None) -> dict:
+    """Validate a manifest read from `where`; raise ShardError naming the problem. A manifest is input like any
+    other (it may be wrong or hostile): every value a reader uses has its type and range, shard names are plain
+    file names (nothing outside the token set is ever followed: no '/', '..', absolute or Windows paths), and the
+    end-of-text id is inside the vocabulary. With `local_root` (a token set on a local disk), a shard that is a
+    symlink leading out of the folder is refused too."""
     if not isinstance(manifest, dict):
-        raise ShardError(f"{where}: not a JSON object")
+        raise ShardError(f"{where}: expected a JSON object, got {type(manifest).__name__}")
     tok = manifest.get("tokenizer")
     if not isinstance(tok, dict):
         raise ShardError(f"{where}: 'tokenizer' must be an object")
     for key in ("vocab_size", "eot_id"):
         if not isinstance(tok.get(key), int) or isinstance(tok.get(key), bool):
             raise ShardError(f"{where}: tokenizer.{key} must be an integer, got {tok.get(key)!r}")
-    if tok["vocab_size"] < 1 or not 0 <= tok["eot_id"] < tok["vocab_size"]:
+    if tok["vocab_size"] < 1:
+        raise ShardError(f"{where}: tokenizer.vocab_size must be > 0, got {tok['vocab_size']}")
+    if not 0 <= tok["eot_id"] < tok["vocab_size"]:
         raise ShardError(f"{where}: tokenizer.eot_id {tok['eot_id']} is outside the vocabulary "
-                         f"(vocab_size {tok['vocab_size']})")
+                         f"(vocab_size {tok['vocab_size']}: ids 0..{tok['vocab_size'] - 1})")
     shards = manifest.get("shards")
     if not isinstance(shards, list):
         raise ShardError(f"{where}: 'shards' must be a list")
-    for s in shards:
-        if not isinstance(s, dict) or not isinstance(s.get("file"), str) or not _SHARD_NAME.match(s["file"]):
-            raise ShardError(f"{where}: bad shard entry {s!r}: 'file' must be a file name inside the token set")
+    for i, s in enumerate(shards):
+        if not isinstance(s, dict) or not isinstance(s.get("file"), str) or not s["file"]:
+            raise ShardError(f"{where}: shards[{i}] must be an object with a 'file' name, got {s!r:.100}")
+        if not _SHARD_NAME.match(s["file"]):
+            raise ShardError(f"{where}: shards[{i}].file {s['file']!r:.200} points outside the token set "
+                             "(a shard must be a plain .parquet file name beside the manifest)")
         if s.get("split") not in SPLITS:
             raise ShardError(f"{where}: shard {s['file']}: split must be one of {SPLITS}, got {s.get('split')!r}")
+        for key in ("tokens", "documents"):
+            if key in s and (not isinstance(s[key], int) or isinstance(s[key], bool) or s[key] < 0):
+                raise ShardError(f"{where}: shard {s['file']}: {key} must be a count, got {s[key]!r}")
+        if local_root is not None:
+            root = Path(local_root).resolve()
+            if not (root / s["file"]).resolve().is_relative_to(root):  # a symlink in the folder pointing out
+                raise ShardError(f"{where}: shards[{i}].file {s['file']!r:.200} resolves outside {root}")
+    return manifest
+
+
+def manifest_digest(manifest_bytes: bytes) -> str:
+    """What identifies a token set: the sha256 of its manifest.json bytes (check with sha256sum)."""
+    return hashlib.sha256(manifest_bytes).hexdigest()
+
+
+def parse_manifest(data: bytes, where: str, local_root: str | Path | None = None) -> dict:
+    """manifest.json's bytes -> the checked manifest (ShardError naming `where` when it is not valid JSON)."""
+    try:
+        manifest = json.loads(data.decode("utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ShardError(f"{where} is not valid JSON: {e}") from None
+    return check_manifest(manifest, where, local_root)
+
+
+def doc_lengths(tokens: pa.ChunkedArray | pa.Array) -> np.ndarray:
+    """Tokens per document of a `tokens` column, as int64."""
+    return pc.list_value_length(tokens).to_numpy(zero_copy_only=False).astype(np.int64)
+
+
+# --- a small local writer, for tests and benchmarks (the stages write through their storage) ---------------
+
+
+def write_token_set(
+    out_dir: str | Path,
+    splits: dict[str, list[list[int]]],
+    vocab_size: int,
+    eot_id: int,
+    docs_per_shard: int = 1000,
+    docs_per_row_group: int = 100,
+    tokenizer_file: str | Path | None = None,
+    name: str | None = None,
+    ids: dict[str, list[str]] | None = None,
+) -> dict:
+    """Write {split: [token list per document]} to a local folder as a token set in this format (shards, one
+    part "p0", manifest.json). Ids default to `<name>/<split>/<i>` (unique across token sets of other names)."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    name = name or out.name
+    dtype = token_dtype(vocab_size)
+    tok = {"file": None, "tiktoken_file": None, "sha256": None, "vocab_size": vocab_size, "eot_token": EOT_TOKEN,
+           "eot_id": eot_id}
+    if tokenizer_file is not None:
+        data = Path(tokenizer_file).read_bytes()
+        if Path(tokenizer_file).resolve() != (out / "tokenizer.json").resolve():
+            (out / "tokenizer.json").write_bytes(data)
+        tok.update(file="tokenizer.json", sha256=hashlib.sha256(data).hexdigest())
+    shards = []
+    for split, docs in splits.items():
+        names = (ids or {}).get(split) or [f"{name}/{split}/{i}" for i in range(len(docs))]
+        for n, start in enumerate(range(0, len(docs), docs_per_shard)):
+            part = docs[start : start + docs_per_shard]
+            table = tokens_table(names[start : start + len(part)], [np.asarray(d, dtype=dtype) for d in part], dtype)
+            fname = shard_name(split, "p0", n)
+            tmp = out / f".{fname}.tmp"
+            pq.write_table(table, tmp, row_group_size=docs_per_row_group, compression="zstd")
+            os.replace(tmp, out / fname)
+            shards.append({"split": split, "file": fname, "tokens": int(sum(map(len, part))),
+                           "documents": len(part)})
+    manifest = new_manifest(name, tok, dtype, {})
+    manifest = merge_parts(manifest, {"p0": {"source": str(out), "shards": shards}})
+    tmp = out / f".{MANIFEST}.tmp"
+    tmp.write_text(json.dumps(manifest, indent=1))
+    os.replace(tmp, out / MANIFEST)
     return manifest

@@ -1,9 +1,14 @@
-"""Checkpoints that load without unpickling arbitrary objects.
+"""Checkpoints that load without unpickling arbitrary objects, in a run folder on a local disk or in a bucket.
 
 A checkpoint holds only tensors, numbers, strings, lists and dicts: the model and optimizer state dicts, the
-step, the loader position (three ints and the seed), the RNG states (byte tensors) and the run config as a
-JSON string. It is read back with torch.load(weights_only=True), which refuses anything else.
-ckpt/latest.json names the newest complete file; files are written to a temporary name and renamed.
+step, the loader position (three ints and the seed), the RNG states of every rank (byte tensors) and the run
+config as a JSON string. It is read back with torch.load(weights_only=True), which refuses anything else.
+
+ckpt/latest.json names the newest complete file and is written after it: it is the commit point. Locally a
+checkpoint is written to a temporary name and renamed; on an object store it is written to a local temporary
+file by torch.save and streamed up (a multipart upload), then latest.json follows. So a node preempted at any
+moment leaves either the previous latest.json or the new one, each naming a whole file, and its replacement
+(a fresh machine with nothing on its disk) resumes from the bucket.
 """
 
 from __future__ import annotations
@@ -12,9 +17,15 @@ import json
 import os
 import pickle
 import re
+import shutil
+import tempfile
 from pathlib import Path
 
 import torch
+
+from crawlproc.storage import Storage, basename, copy_to_local, default_storage, join, normalize
+
+_CHUNK = 8 << 20
 
 
 def unwrap(model: torch.nn.Module) -> torch.nn.Module:
@@ -23,17 +34,49 @@ def unwrap(model: torch.nn.Module) -> torch.nn.Module:
     return getattr(model, "_orig_mod", model)
 
 
-def rng_state() -> dict:
+def rng_state(device: torch.device | str | None = None) -> dict:
+    """This process's RNG state: the CPU generator and, on CUDA, its own device's generator (each rank
+    owns one device, so a rank saves exactly the stream its dropout draws from)."""
     state = {"torch": torch.get_rng_state()}
-    if torch.cuda.is_available() and torch.cuda.is_initialized():
-        state["cuda"] = torch.cuda.get_rng_state_all()
+    device = torch.device(device) if device is not None else None
+    if device is not None and device.type == "cuda":
+        state["cuda"] = torch.cuda.get_rng_state(device)
     return state
 
 
-def set_rng_state(state: dict) -> None:
+def set_rng_state(state: dict, device: torch.device | str | None = None) -> None:
     torch.set_rng_state(state["torch"])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
+    device = torch.device(device) if device is not None else None
+    if "cuda" in state and device is not None and device.type == "cuda":
+        torch.cuda.set_rng_state(state["cuda"], device)
+
+
+def rank_rng_states(ckpt_rng) -> list[dict]:
+    """The per-rank RNG states of a checkpoint (a list, one per rank; older checkpoints held one dict)."""
+    return ckpt_rng if isinstance(ckpt_rng, list) else [ckpt_rng]
+
+
+def _write_local(dest: Path, write) -> None:
+    """write(tmp) to a temporary name beside `dest`, then rename it into place."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.with_name(f".{dest.name}.{os.getpid()}.tmp")
+    try:
+        write(tmp)
+        os.replace(tmp, dest)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def upload_file(storage: Storage, local: str | Path, uri: str) -> None:
+    """Put a local file at `uri`: renamed into place on a local disk, streamed up to an object store."""
+    dest = storage.local_path(uri)
+    if dest is not None:
+        _write_local(dest, lambda tmp: shutil.copyfile(local, tmp))
+        return
+    fs, path = storage.resolve(uri)
+    with open(local, "rb") as src, fs.open_output_stream(path, compression=None) as out:
+        while block := src.read(_CHUNK):
+            out.write(block)
 
 
 def save_checkpoint(
@@ -44,29 +87,36 @@ def save_checkpoint(
     loader_state: dict,
     config: dict,
     keep: int = 2,
-) -> Path:
-    """Write ckpt/step-NNNNNNNN.pt, point latest.json at it, and delete all but the `keep` newest."""
-    ckpt_dir = Path(ckpt_dir)
-    ckpt_dir.mkdir(parents=True, exist_ok=True)
+    rng: list[dict] | None = None,
+    storage: Storage | None = None,
+) -> str:
+    """Write ckpt/step-NNNNNNNN.pt, point latest.json at it, and delete all but the `keep` newest.
+    `rng`: every rank's RNG state, in rank order (default: this process's only)."""
+    storage = storage or default_storage()
+    ckpt_dir = normalize(str(ckpt_dir))
     payload = {
         "step": int(step),
         "model": unwrap(model).state_dict(),
         "optimizer": optimizer.state_dict(),
         "loader": {k: int(v) for k, v in loader_state.items()},
-        "rng": rng_state(),
+        "rng": rng if rng is not None else [rng_state()],
         "config": json.dumps(config),
     }
-    path = ckpt_dir / f"step-{step:08d}.pt"
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    torch.save(payload, tmp)
-    os.replace(tmp, path)
-    latest = ckpt_dir / "latest.json"
-    tmp = latest.with_name(f".latest.json.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps({"step": int(step), "file": path.name}))
-    os.replace(tmp, latest)
-    for old in sorted(ckpt_dir.glob("step-*.pt"))[:-keep] if keep > 0 else []:
-        old.unlink(missing_ok=True)
-    return path
+    name = f"step-{step:08d}.pt"
+    uri = join(ckpt_dir, name)
+    local = storage.local_path(uri)
+    if local is not None:
+        _write_local(local, lambda tmp: torch.save(payload, tmp))
+    else:
+        with tempfile.TemporaryDirectory(prefix="crawlproc-ckpt-") as d:
+            torch.save(payload, Path(d) / name)
+            upload_file(storage, Path(d) / name, uri)
+    storage.write_json(join(ckpt_dir, "latest.json"), {"step": int(step), "file": name})
+    if keep > 0:
+        old = sorted(e.uri for e in storage.list(ckpt_dir, suffix=".pt") if _CHECKPOINT_NAME.match(e.name))
+        for stale in old[:-keep]:
+            storage.delete(stale)
+    return uri
 
 
 class CheckpointError(ValueError, pickle.UnpicklingError):
@@ -78,40 +128,56 @@ _CHECKPOINT_NAME = re.compile(r"^step-[0-9]{1,12}\.pt$")
 _KEYS = ("step", "model", "optimizer", "loader", "rng", "config")
 
 
-def latest_checkpoint(ckpt_dir: str | Path) -> Path | None:
+def latest_checkpoint(ckpt_dir: str | Path, storage: Storage | None = None) -> str | None:
     """The file ckpt/latest.json names: a step-NNNNNNNN.pt beside it, nothing else (no path, no '..')."""
-    latest = Path(ckpt_dir) / "latest.json"
-    if not latest.is_file():
+    storage = storage or default_storage()
+    ckpt_dir = normalize(str(ckpt_dir))
+    latest = join(ckpt_dir, "latest.json")
+    if not storage.exists(latest):
         return None
     try:
-        name = json.loads(latest.read_text())["file"]
+        name = json.loads(storage.read_bytes(latest))["file"]
     except (ValueError, KeyError, TypeError) as e:  # JSON and UTF-8 errors are ValueErrors
         raise CheckpointError(f"{latest} is not a checkpoint pointer ({type(e).__name__}: {e})") from None
     if not isinstance(name, str) or not _CHECKPOINT_NAME.match(name):
         raise CheckpointError(f"{latest} names {name!r:.200}: expected a step-NNNNNNNN.pt file in {ckpt_dir}")
-    path = Path(ckpt_dir) / name
-    if not path.is_file():
-        raise FileNotFoundError(f"{latest} names {path.name}, which does not exist")
+    path = join(ckpt_dir, name)
+    if not storage.exists(path):
+        raise FileNotFoundError(f"{latest} names {name}, which does not exist")
     return path
 
 
-def load_checkpoint(path: str | Path) -> dict:
+def load_checkpoint(path: str | Path, storage: Storage | None = None) -> dict:
     """The checkpoint's plain contents (config decoded from JSON); tensors land on the CPU. Raises
-    CheckpointError, naming the file, for a truncated, foreign or malformed file."""
+    CheckpointError, naming the file, for a truncated, foreign or malformed file. A checkpoint on an object
+    store is streamed to a local temporary file first (torch.load needs a seekable file) and removed after."""
+    storage = storage or default_storage()
+    path = str(path)
+    local = storage.local_path(path)
+    if local is not None:
+        return _load(local, path)
+    with tempfile.TemporaryDirectory(prefix="crawlproc-ckpt-") as d:
+        try:
+            copy_to_local(path, Path(d) / basename(path), storage)
+        except OSError as e:
+            raise CheckpointError(f"{path}: cannot be downloaded ({type(e).__name__}: {str(e)[:300]})") from None
+        return _load(Path(d) / basename(path), path)
+
+
+def _load(local: Path, name: str) -> dict:
     try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
+        payload = torch.load(local, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:  # weights_only refused it, or it is not a torch file at all
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise CheckpointError(f"{path}: refused, not a plain-data torch checkpoint ({first[:300]})") from None
+        raise CheckpointError(f"{name}: refused, not a plain-data torch checkpoint ({first[:300]})") from None
     except (RuntimeError, EOFError, ValueError, OSError) as e:  # truncated zip, short read, ...
-        raise CheckpointError(f"{path}: not a readable checkpoint, truncated or corrupt "
+        raise CheckpointError(f"{name}: not a readable checkpoint, truncated or corrupt "
                               f"({type(e).__name__}: {str(e).strip()[:300]})") from None
     if not isinstance(payload, dict) or not all(k in payload for k in _KEYS):
         keys = sorted(payload) if isinstance(payload, dict) else type(payload).__name__
-        raise CheckpointError(f"{path}: not a crawlproc checkpoint (expected keys {list(_KEYS)}, got {keys})")
+        raise CheckpointError(f"{name}: not a crawlproc checkpoint (expected keys {list(_KEYS)}, got {keys})")
     try:
         payload["config"] = json.loads(payload["config"])
     except (TypeError, ValueError) as e:
-        raise CheckpointError(f"{path}: its config is not JSON ({e})") from None
+        raise CheckpointError(f"{name}: its config is not JSON ({e})") from None
     return payload
-

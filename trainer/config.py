@@ -10,13 +10,31 @@ from dataclasses import dataclass, field
 
 from trainer.presets import PRESETS
 
-H100_BF16_TFLOPS = 989.0  # dense bf16 peak of an H100 SXM: the default MFU denominator on CUDA
+H100_BF16_TFLOPS = 989.0  # dense bf16 peak of an H100 SXM (and of an H200: the same chip, more memory)
+
+# Published dense bf16 peaks (TFLOPS, no sparsity) by the device name CUDA reports; the first match wins.
+PEAK_BF16_TFLOPS = (
+    ("H100 PCIe", 756.0),
+    ("H100 NVL", 835.0),
+    ("H100", H100_BF16_TFLOPS),  # "NVIDIA H100 80GB HBM3" is the SXM part
+    ("H200", 989.0),
+    ("A100", 312.0),  # SXM and PCIe alike
+)
+
+
+def peak_tflops_for(device_name: str) -> float | None:
+    """The published dense bf16 peak of a GPU by its name, None for one not in the table (pass
+    --peak-tflops for it)."""
+    for key, tflops in PEAK_BF16_TFLOPS:
+        if key.lower() in device_name.lower():
+            return tflops
+    return None
 
 
 @dataclass
 class TrainConfig:
-    tokens: str  # tokens/<name> directory (manifest.json, {train,val}-*.parquet, tokenizer.json)
-    out: str  # run directory
+    tokens: str  # tokens/<name> folder or URI (manifest.json, {train,val}-*.parquet, tokenizer.json)
+    out: str  # run folder or URI (s3://bucket/run: checkpoints, metrics and hf/ go there)
     preset: str = "tiny"
     block_size: int | None = None  # default: the preset's
     dropout: float = 0.0
@@ -43,7 +61,7 @@ class TrainConfig:
     compile: bool = False
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     dtype: str = "auto"  # auto (bf16 on CUDA, else float32) | float32 | bfloat16
-    peak_tflops: float | None = None  # MFU denominator per device; default H100 bf16 on CUDA, none on CPU
+    peak_tflops: float | None = None  # MFU denominator per device; default: the GPU's published bf16 peak
     export: bool = True  # write hf/ at the end
 
     def __post_init__(self):
@@ -74,36 +92,46 @@ def lr_at(step: int, cfg: TrainConfig) -> float:
 
 
 # --- command line (shared by `python -m trainer.train`, torchrun and `crawlproc train`) -------------------
-def add_train_args(p: argparse.ArgumentParser) -> None:
-    defaults = TrainConfig(tokens="", out="")
-    p.add_argument("--tokens", required=True, help="tokens/<name> directory written by `crawlproc tokenize`")
-    p.add_argument("--out", required=True, help="run directory (metrics, samples, checkpoints, hf export)")
-    p.add_argument("--preset", choices=list(PRESETS), default=defaults.preset)
-    p.add_argument("--max-steps", type=int, default=defaults.max_steps)
-    p.add_argument("--batch-size", type=int, default=defaults.batch_size, help="sequences per micro-batch per process")
-    p.add_argument("--block-size", type=int, default=None, help="context length (default: the preset's)")
-    p.add_argument("--grad-accum", type=int, default=defaults.grad_accum)
-    p.add_argument("--lr", type=float, default=defaults.lr)
-    p.add_argument("--min-lr", type=float, default=None)
-    p.add_argument("--warmup-steps", type=int, default=None)
-    p.add_argument("--decay-steps", type=int, default=None, help="cosine schedule length (default: max steps)")
-    p.add_argument("--weight-decay", type=float, default=defaults.weight_decay)
-    p.add_argument("--grad-clip", type=float, default=defaults.grad_clip)
-    p.add_argument("--dropout", type=float, default=defaults.dropout)
-    p.add_argument("--seed", type=int, default=defaults.seed)
-    p.add_argument("--eval-interval", type=int, default=defaults.eval_interval)
-    p.add_argument("--eval-iters", type=int, default=defaults.eval_iters)
-    p.add_argument("--ckpt-interval", type=int, default=None)
-    p.add_argument("--log-interval", type=int, default=defaults.log_interval)
-    p.add_argument("--sample-tokens", type=int, default=defaults.sample_tokens, help="0 disables samples")
-    p.add_argument("--prompt", action="append", dest="prompts", default=None, help="sampling prompt (repeatable)")
-    p.add_argument("--resume", action="store_true", help="continue from RUN_DIR/ckpt/latest.json")
-    p.add_argument("--compile", action="store_true", help="torch.compile the model")
-    p.add_argument("--device", default=defaults.device, help="auto | cpu | cuda | cuda:N")
-    p.add_argument("--dtype", default=defaults.dtype, choices=["auto", "float32", "bfloat16"])
-    p.add_argument("--peak-tflops", type=float, default=None,
-                   help=f"per-device peak for MFU (default {H100_BF16_TFLOPS} on CUDA: H100 bf16)")
-    p.add_argument("--no-export", dest="export", action="store_false", help="skip the hf/ export")
+def add_train_args(p: argparse.ArgumentParser, with_defaults: bool = True) -> None:
+    """The trainer's flags. with_defaults=False leaves a flag out of the parsed namespace unless it is given
+    (`crawlproc train --recipe` then takes the rest from the recipe's [train] table)."""
+    config = TrainConfig(tokens="", out="")
+
+    def d(value):
+        return value if with_defaults else argparse.SUPPRESS
+
+    p.add_argument("--tokens", required=True,
+                   help="tokens/<name> folder or URI written by `crawlproc tokenize` or `crawlproc mix`")
+    p.add_argument("--out", required=True,
+                   help="run folder or URI, e.g. s3://bucket/run (metrics, samples, checkpoints, hf export)")
+    p.add_argument("--preset", choices=list(PRESETS), default=d(config.preset))
+    p.add_argument("--max-steps", type=int, default=d(config.max_steps))
+    p.add_argument("--batch-size", type=int, default=d(config.batch_size), help="sequences per micro-batch per process")
+    p.add_argument("--block-size", type=int, default=d(None), help="context length (default: the preset's)")
+    p.add_argument("--grad-accum", type=int, default=d(config.grad_accum))
+    p.add_argument("--lr", type=float, default=d(config.lr))
+    p.add_argument("--min-lr", type=float, default=d(None))
+    p.add_argument("--warmup-steps", type=int, default=d(None))
+    p.add_argument("--decay-steps", type=int, default=d(None), help="cosine schedule length (default: max steps)")
+    p.add_argument("--weight-decay", type=float, default=d(config.weight_decay))
+    p.add_argument("--grad-clip", type=float, default=d(config.grad_clip))
+    p.add_argument("--dropout", type=float, default=d(config.dropout))
+    p.add_argument("--seed", type=int, default=d(config.seed))
+    p.add_argument("--eval-interval", type=int, default=d(config.eval_interval))
+    p.add_argument("--eval-iters", type=int, default=d(config.eval_iters))
+    p.add_argument("--ckpt-interval", type=int, default=d(None))
+    p.add_argument("--log-interval", type=int, default=d(config.log_interval))
+    p.add_argument("--sample-tokens", type=int, default=d(config.sample_tokens), help="0 disables samples")
+    p.add_argument("--prompt", action="append", dest="prompts", default=d(None), help="sampling prompt (repeatable)")
+    p.add_argument("--resume", action="store_true", default=d(config.resume),
+                   help="continue from RUN/ckpt/latest.json (read from the bucket when --out is a URI)")
+    p.add_argument("--compile", action="store_true", default=d(config.compile), help="torch.compile the model")
+    p.add_argument("--device", default=d(config.device), help="auto | cpu | cuda | cuda:N")
+    p.add_argument("--dtype", default=d(config.dtype), choices=["auto", "float32", "bfloat16"])
+    p.add_argument("--peak-tflops", type=float, default=d(None),
+                   help="per-device peak TFLOPS for MFU (default: the GPU's published dense bf16 peak, "
+                   "known for H100, H200 and A100)")
+    p.add_argument("--no-export", dest="export", action="store_false", default=d(config.export), help="skip the hf/ export")
 
 
 def config_from_args(args: argparse.Namespace) -> TrainConfig:

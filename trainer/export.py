@@ -7,14 +7,15 @@ tokenizer. `transformers` is imported only here, so training does not need it.
 
 from __future__ import annotations
 
-import json
 import logging
+import tempfile
 from pathlib import Path
 
 import torch
 
-from trainer.checkpoint import unwrap
-from trainer.shards import EOT_TOKEN
+from crawlproc.storage import Storage, default_storage, join, normalize
+from trainer.checkpoint import unwrap, upload_file
+from trainer.shards import EOT_TOKEN, ShardError, TokenSet, open_token_set
 
 log = logging.getLogger(__name__)
 
@@ -43,10 +44,25 @@ def hf_state_dict(model: torch.nn.Module) -> dict[str, torch.Tensor]:
     return out
 
 
-def export_hf(model: torch.nn.Module, out_dir: str | Path, tokens_dir: str | Path | None = None,
-              eot_id: int | None = None) -> Path:
-    """Write out_dir/ loadable by GPT2LMHeadModel.from_pretrained and, when tokens_dir has tokenizer.json,
-    AutoTokenizer.from_pretrained."""
+def export_hf(model: torch.nn.Module, out_dir: str | Path, tokset: TokenSet | None = None,
+              eot_id: int | None = None, storage: Storage | None = None) -> str:
+    """Write out_dir/ (a folder or URI) loadable by GPT2LMHeadModel.from_pretrained and, when the token set
+    has tokenizer.json, AutoTokenizer.from_pretrained. For an object store the folder is built in a local
+    temporary folder and uploaded file by file."""
+    storage = storage or default_storage()
+    out = normalize(str(out_dir))
+    local = storage.local_path(out)
+    if local is not None:
+        _export_to(model, local, tokset, eot_id)
+        return out
+    with tempfile.TemporaryDirectory(prefix="crawlproc-hf-") as d:
+        _export_to(model, Path(d), tokset, eot_id)
+        for f in sorted(Path(d).iterdir()):
+            upload_file(storage, f, join(out, f.name))
+    return out
+
+
+def _export_to(model: torch.nn.Module, out: Path, tokset: TokenSet | None, eot_id: int | None) -> None:
     from transformers import GPT2Config, GPT2LMHeadModel
     from transformers.utils import logging as hf_logging
 
@@ -76,47 +92,51 @@ def export_hf(model: torch.nn.Module, out_dir: str | Path, tokens_dir: str | Pat
     missing = [k for k in missing if not k.endswith((".attn.bias", ".attn.masked_bias"))]
     if missing or unexpected:
         raise RuntimeError(f"export mapping incomplete: missing {missing}, unexpected {unexpected}")
-    out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     hf.save_pretrained(out, safe_serialization=True)
-    tok_file = Path(tokens_dir) / "tokenizer.json" if tokens_dir else None
-    if tok_file and tok_file.is_file():
-        from transformers import PreTrainedTokenizerFast
+    data = tokset.read("tokenizer.json") if tokset is not None else None
+    if data is None:
+        log.warning("no tokenizer.json in %s: exported the model without a tokenizer",
+                    tokset.uri if tokset else "(no token set)")
+        return
+    from transformers import PreTrainedTokenizerFast
 
-        tok = PreTrainedTokenizerFast(
-            tokenizer_file=str(tok_file), bos_token=EOT_TOKEN, eos_token=EOT_TOKEN, unk_token=EOT_TOKEN
-        )
-        tok.model_max_length = cfg.block_size
-        tok.save_pretrained(out)
-    else:
-        log.warning("no tokenizer.json in %s: exported the model without a tokenizer", tokens_dir)
-    return out
+    with tempfile.TemporaryDirectory(prefix="crawlproc-tok-") as d:
+        (Path(d) / "tokenizer.json").write_bytes(data)
+        tok = PreTrainedTokenizerFast(tokenizer_file=str(Path(d) / "tokenizer.json"), bos_token=EOT_TOKEN,
+                                      eos_token=EOT_TOKEN, unk_token=EOT_TOKEN)
+    tok.model_max_length = cfg.block_size
+    tok.save_pretrained(out)
 
 
-def export_checkpoint(run_dir: str | Path, out_dir: str | Path | None = None) -> Path:
+def export_checkpoint(run_dir: str | Path, out_dir: str | Path | None = None,
+                      storage: Storage | None = None) -> str:
     """Export a run's latest checkpoint (default target: RUN_DIR/hf), e.g. for a run stopped before its end."""
     from trainer.checkpoint import latest_checkpoint, load_checkpoint
     from trainer.model import GPT
     from trainer.presets import GPTConfig
 
-    path = latest_checkpoint(Path(run_dir) / "ckpt")
+    storage = storage or default_storage()
+    run_dir = normalize(str(run_dir))
+    path = latest_checkpoint(join(run_dir, "ckpt"), storage)
     if path is None:
         raise FileNotFoundError(f"no checkpoint under {run_dir}/ckpt")
-    ckpt = load_checkpoint(path)
+    ckpt = load_checkpoint(path, storage)
     model = GPT(GPTConfig(**ckpt["config"]["model"]))
     model.load_state_dict(ckpt["model"])
-    tokens = Path(ckpt["config"]["train"]["tokens"])
-    eot_id = None
-    if (tokens / "manifest.json").is_file():
-        eot_id = json.loads((tokens / "manifest.json").read_text())["tokenizer"]["eot_id"]
-    return export_hf(model, out_dir or Path(run_dir) / "hf", tokens, eot_id)
+    try:
+        tokset = open_token_set(ckpt["config"]["train"]["tokens"], storage)
+    except ShardError as e:
+        log.warning("the run's token set is not readable (%s): exporting without a tokenizer", e)
+        tokset = None
+    return export_hf(model, out_dir or join(run_dir, "hf"), tokset, tokset.eot_id if tokset else None, storage)
 
 
 if __name__ == "__main__":
     import argparse
 
     p = argparse.ArgumentParser(prog="python -m trainer.export", description=export_checkpoint.__doc__)
-    p.add_argument("run_dir")
-    p.add_argument("--out", default=None, help="target folder (default RUN_DIR/hf)")
+    p.add_argument("run_dir", help="a run folder or URI")
+    p.add_argument("--out", default=None, help="target folder or URI (default RUN_DIR/hf)")
     a = p.parse_args()
     print(export_checkpoint(a.run_dir, a.out))

@@ -7,11 +7,8 @@ the x axis with its first and last step, in a 3x5 pixel font.
 from __future__ import annotations
 
 import itertools
-import json
-import os
 import struct
 import zlib
-from pathlib import Path
 
 W, H, LEFT, RIGHT, TOP, BOTTOM = 640, 400, 60, 20, 20, 40
 WHITE, AXIS, GRID = (255, 255, 255), (90, 90, 90), (225, 225, 225)
@@ -73,12 +70,9 @@ class Canvas:
         )
 
 
-def read_curves(metrics_path: str | Path) -> tuple[list[tuple[int, float]], list[tuple[int, float]]]:
+def read_curves(records: list[dict]) -> tuple[list[tuple[int, float]], list[tuple[int, float]]]:
     train, val = [], []
-    for line in Path(metrics_path).read_text().splitlines():
-        if not line.strip():
-            continue
-        rec = json.loads(line)
+    for rec in records:
         if rec.get("train_loss") is not None:
             train.append((rec["step"], rec["train_loss"]))
         if rec.get("val_loss") is not None:
@@ -86,12 +80,12 @@ def read_curves(metrics_path: str | Path) -> tuple[list[tuple[int, float]], list
     return train, val
 
 
-def plot_loss(metrics_path: str | Path, png_path: str | Path) -> bool:
-    """Draw the curves of metrics_path into png_path (atomically); False when there is nothing to plot."""
-    train, val = read_curves(metrics_path)
+def loss_png(records: list[dict]) -> bytes | None:
+    """The PNG of the curves in metrics records (metrics.jsonl's lines); None when there is nothing to plot."""
+    train, val = read_curves(records)
     points = train + val
     if not points:
-        return False
+        return None
     s0, s1 = min(p[0] for p in points), max(p[0] for p in points)
     l0, l1 = min(p[1] for p in points), max(p[1] for p in points)
     s1, l1 = (s1 if s1 > s0 else s0 + 1), (l1 if l1 > l0 else l0 + 1e-6)
@@ -118,8 +112,4 @@ def plot_loss(metrics_path: str | Path, png_path: str | Path) -> bool:
             for x, y in pts:
                 for dx in range(-2, 3):
                     c.line(x + dx, y - 2, x + dx, y + 2, color)
-    png_path = Path(png_path)
-    tmp = png_path.with_name(f".{png_path.name}.tmp-{os.getpid()}")
-    tmp.write_bytes(c.png())
-    os.replace(tmp, png_path)
-    return True
+    return c.png()

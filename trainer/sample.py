@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 
 import torch
+
+from tokenizer.formats import HF_FILE, tokenizer_from_json_bytes
+from trainer.shards import TokenSet
 
 log = logging.getLogger(__name__)
 
@@ -13,10 +15,10 @@ log = logging.getLogger(__name__)
 class _HFTokenizer:
     """Fallback over tokenizer.json with the `tokenizers` library, same encode/decode surface."""
 
-    def __init__(self, path: Path):
+    def __init__(self, data: bytes):
         from tokenizers import Tokenizer
 
-        self._tok = Tokenizer.from_file(str(path))
+        self._tok = Tokenizer.from_str(data.decode("utf-8"))
 
     def encode(self, text: str) -> list[int]:
         return self._tok.encode(text).ids
@@ -25,23 +27,23 @@ class _HFTokenizer:
         return self._tok.decode(ids)
 
 
-def load_sampling_tokenizer(tokens_dir: str | Path):
-    """tokenizer.load_tokenizer(tokens_dir) when the tokenizer package is present, else tokenizer.json via
-    the `tokenizers` library; None (with a logged note) when neither works: training goes on unsampled."""
+def load_sampling_tokenizer(tokset: TokenSet):
+    """The token set's tokenizer.json loaded by our tokenizer package, else by the `tokenizers` library; None
+    (with a logged note) when neither works: training goes on unsampled."""
+    where = f"{tokset.uri}/{HF_FILE}"
+    data = tokset.read(HF_FILE)
+    if data is None:
+        log.warning("no text samples: the token set has no %s", where)
+        return None
     try:
-        from tokenizer import load_tokenizer
-
-        return load_tokenizer(tokens_dir)
-    except (ImportError, OSError, ValueError, KeyError, RuntimeError) as e:  # only disables sampling
-        note = f"tokenizer package unavailable ({type(e).__name__}: {e})"
-    path = Path(tokens_dir) / "tokenizer.json"
-    if path.is_file():
-        try:
-            log.info("%s; sampling with tokenizer.json via the tokenizers library", note)
-            return _HFTokenizer(path)
-        except Exception as e:  # noqa: BLE001 -- tokenizers raises a bare Exception for a bad file
-            note += f"; tokenizer.json unreadable ({e})"
-    log.warning("no text samples: %s and no usable %s", note, path)
+        return tokenizer_from_json_bytes(data, tokset.manifest.get("name") or "bpe", where)
+    except (ValueError, KeyError, RuntimeError) as e:  # only disables sampling
+        note = f"{where} not loadable by the tokenizer package ({type(e).__name__}: {e})"
+    try:
+        log.info("%s; sampling with the tokenizers library", note)
+        return _HFTokenizer(data)
+    except Exception as e:  # noqa: BLE001 -- tokenizers raises a bare Exception for a bad file
+        log.warning("no text samples: %s, and the tokenizers library cannot read it either (%s)", note, e)
     return None
 
 

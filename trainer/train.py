@@ -3,7 +3,10 @@
     python -m trainer.train --tokens OUT/tokens/NAME --out OUT/train/RUN --preset tiny --max-steps 200
     torchrun --nproc_per_node 8 -m trainer.train --tokens ... --out ... --preset 124m --compile
 
-The run directory gets config.json, metrics.jsonl, samples.jsonl, loss.png, ckpt/ and hf/ (see DESIGN.md).
+The run folder (local, or a URI such as s3://bucket/runs/r1) gets config.json, metrics.jsonl, samples.jsonl,
+loss.png, ckpt/ and hf/. `--tokens` may be a URI too: shards are streamed with read-ahead (trainer/data.py).
+A preempted node's replacement runs the same command with --resume and continues from the checkpoint that
+ckpt/latest.json in the bucket names: same batches, same RNG streams on every rank, same losses.
 """
 
 from __future__ import annotations
@@ -18,20 +21,23 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
+import numpy as np
 import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel as DDP
 
-from trainer.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint, set_rng_state
-from trainer.config import H100_BF16_TFLOPS, TrainConfig, add_train_args, config_from_args, lr_at
-from trainer.data import ShardLoader, has_split
+from crawlproc.storage import Storage, default_storage, join, normalize
+from trainer.checkpoint import (
+    latest_checkpoint, load_checkpoint, rank_rng_states, rng_state, save_checkpoint, set_rng_state,
+)
+from trainer.config import H100_BF16_TFLOPS, TrainConfig, add_train_args, config_from_args, lr_at, peak_tflops_for
+from trainer.data import ShardLoader
 from trainer.model import GPT
-from trainer.plot import plot_loss
+from trainer.plot import loss_png
 from trainer.presets import GPTConfig, preset_config
 from trainer.sample import load_sampling_tokenizer, sample_texts
-from trainer.shards import read_manifest
+from trainer.shards import TokenSet, open_token_set
 
 log = logging.getLogger("trainer")
 
@@ -68,25 +74,97 @@ def setup_distributed(device_pref: str) -> tuple[Dist, torch.device]:
 
 
 class RunFiles:
-    """The run directory's append-only logs (written by rank 0 only)."""
+    """The run folder's logs, metrics.jsonl and samples.jsonl (written by rank 0 only).
 
-    def __init__(self, out: Path, enabled: bool):
-        self.out, self.enabled = out, enabled
-        self.metrics, self.samples = out / "metrics.jsonl", out / "samples.jsonl"
+    On a local disk each record is appended as it comes (tail -f works). An object store has no append: the
+    records are kept in memory and each file is rewritten whole at every checkpoint, at the end, and at most
+    every `flush_s` seconds in between. Nothing is lost that a resume would not redo: records after the
+    checkpoint a run resumes from are dropped and produced again."""
 
-    def append(self, path: Path, record: dict) -> None:
-        if self.enabled:
-            with path.open("a") as f:
-                f.write(json.dumps(record) + "\n")
+    NAMES = ("metrics.jsonl", "samples.jsonl")
 
-    def truncate_after(self, step: int) -> None:
-        """On resume, drop records a crash left beyond the checkpoint: they will be produced again."""
+    def __init__(self, out: str, storage: Storage, enabled: bool, flush_s: float = 60.0):
+        self.out, self.storage, self.enabled, self.flush_s = out, storage, enabled, flush_s
+        self.local = storage.local_path(out)
+        self.records: dict[str, list[dict]] = {n: [] for n in self.NAMES}
+        self._flushed = time.monotonic()
+
+    def _read(self, name: str) -> list[dict]:
+        uri = join(self.out, name)
+        if not self.storage.exists(uri):
+            return []
+        return [json.loads(ln) for ln in self.storage.read_bytes(uri).decode().splitlines() if ln.strip()]
+
+    def append(self, name: str, record: dict) -> None:
         if not self.enabled:
             return
-        for path in (self.metrics, self.samples):
-            if path.is_file():
-                keep = [ln for ln in path.read_text().splitlines() if ln.strip() and json.loads(ln)["step"] <= step]
-                path.write_text("".join(ln + "\n" for ln in keep))
+        self.records[name].append(record)
+        if self.local is not None:
+            with (self.local / name).open("a") as f:
+                f.write(json.dumps(record) + "\n")
+        elif time.monotonic() - self._flushed > self.flush_s:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self.enabled or self.local is not None:
+            return
+        for name, recs in self.records.items():
+            if recs:
+                self.storage.write_bytes(join(self.out, name), "".join(json.dumps(r) + "\n" for r in recs).encode())
+        self._flushed = time.monotonic()
+
+    def truncate_after(self, step: int) -> None:
+        """On resume, drop records a crash left beyond the checkpoint: they will be produced again. Every
+        record of steps up to `step` is kept (also in memory, for loss.png and object-store rewrites)."""
+        if not self.enabled:
+            return
+        for name in self.NAMES:
+            self.records[name] = [r for r in self._read(name) if r.get("step", 0) <= step]
+            uri = join(self.out, name)
+            if self.records[name] or self.storage.exists(uri):
+                self.storage.write_bytes(uri, "".join(json.dumps(r) + "\n" for r in self.records[name]).encode())
+
+    def write_plot(self) -> None:
+        png = loss_png(self.records["metrics.jsonl"]) if self.enabled else None
+        if png is not None:
+            self.storage.write_bytes(join(self.out, "loss.png"), png)
+
+
+def training_seed(seed: int, rank: int) -> int:
+    """The seed of one rank's training RNG stream (dropout): distinct per rank, so the ranks of a
+    data-parallel run draw independent masks, as one process over the whole batch would."""
+    return int(np.random.SeedSequence([seed, rank]).generate_state(1)[0])
+
+
+def gather_rng(d: Dist, device: torch.device) -> list[dict]:
+    """Every rank's RNG state, in rank order (a collective: all ranks call it)."""
+    mine = rng_state(device)
+    if d.world_size == 1:
+        return [mine]
+    states: list = [None] * d.world_size
+    dist.all_gather_object(states, mine)
+    return states
+
+
+def restore_rng(states: list[dict], d: Dist, device: torch.device) -> None:
+    if len(states) != d.world_size:
+        log.warning("checkpoint has RNG states of %d rank(s), this run has %d: dropout streams continue from "
+                    "rank %d's state, so the run is not bit-identical to an uninterrupted one", len(states),
+                    d.world_size, d.rank % len(states))
+    set_rng_state(states[d.rank % len(states)], device)
+
+
+def token_set_record(tokset: TokenSet) -> dict:
+    """Which data a run trains on: the token set, its manifest's sha256, and the mix recipe when it is a mix."""
+    rec = {"uri": tokset.uri, "manifest_sha256": tokset.digest, "name": tokset.manifest.get("name"),
+           "totals": tokset.manifest.get("totals")}
+    mix = tokset.mix
+    if mix:
+        rec["mix"] = {"digest": mix.get("digest"), "seed": mix.get("seed"), "budget_tokens": mix.get("budget_tokens"),
+                      "sources": [{"uri": s.get("uri"), "spec": s.get("spec"), "manifest_sha256": s.get("manifest_sha256"),
+                                   "realized_tokens": (s.get("realized") or {}).get("train", {}).get("tokens")}
+                                  for s in mix.get("sources", [])]}
+    return rec
 
 
 def _all_mean(values: list[float], d: Dist, device: torch.device) -> list[float]:
@@ -112,38 +190,45 @@ def evaluate(model: torch.nn.Module, loader: ShardLoader, iters: int, autocast) 
     return total / iters
 
 
-def run_training(cfg: TrainConfig, report: Callable[[dict], None] | None = None) -> dict:
+def run_training(cfg: TrainConfig, report: Callable[[dict], None] | None = None,
+                 storage: Storage | None = None) -> dict:
     """Train as `cfg` says; returns {"step", "train_losses" (this invocation's), "val_loss", "out"}.
-    `report(metrics)` is called on every rank at each log step (Ray Train passes ray.train.report)."""
+    `report(metrics)` is called on every rank at each log step (Ray Train passes ray.train.report).
+    `storage`: how URIs are reached (a recipe's [storage]); default: the environment's."""
     d, device = setup_distributed(cfg.device)
     try:
-        return _train(cfg, d, device, report)
+        return _train(cfg, d, device, report, storage or default_storage())
     finally:
         if d.owns_group:
             dist.destroy_process_group()
 
 
-def _train(cfg: TrainConfig, d: Dist, device: torch.device, report) -> dict:
-    out = Path(cfg.out)
-    files = RunFiles(out, d.master)
+def _train(cfg: TrainConfig, d: Dist, device: torch.device, report, storage: Storage) -> dict:
+    out = normalize(cfg.out)
+    ckpt_dir = join(out, "ckpt")
+    files = RunFiles(out, storage, d.master)
     if d.master:
-        out.mkdir(parents=True, exist_ok=True)
-    manifest = read_manifest(cfg.tokens)
-    vocab, eot_id = manifest["tokenizer"]["vocab_size"], manifest["tokenizer"]["eot_id"]
+        storage.makedirs(out)
+    tokset = open_token_set(cfg.tokens, storage)
+    vocab, eot_id = tokset.vocab_size, tokset.eot_id
     mcfg = preset_config(cfg.preset, vocab, cfg.block_size, cfg.dropout)
     T = mcfg.block_size
 
     # --- resume or start ---------------------------------------------------------------------------------
-    ckpt_path = latest_checkpoint(out / "ckpt")
+    ckpt_path = latest_checkpoint(ckpt_dir, storage)
     if ckpt_path and not cfg.resume:
         raise FileExistsError(f"{out} already holds checkpoints: pass --resume to continue it or pick a new --out")
-    ckpt = load_checkpoint(ckpt_path) if (ckpt_path and cfg.resume) else None
+    ckpt = load_checkpoint(ckpt_path, storage) if (ckpt_path and cfg.resume) else None
     if ckpt:
         saved = GPTConfig(**ckpt["config"]["model"])
         if saved != mcfg:
             raise ValueError(f"checkpoint model {saved} differs from the requested {mcfg}")
+        trained_on = (ckpt["config"].get("tokens") or {}).get("manifest_sha256")
+        if trained_on and trained_on != tokset.digest:
+            log.warning("resuming on another token set than the checkpoint's (manifest sha256 %s, was %s): the "
+                        "batches are not those of an uninterrupted run", tokset.digest, trained_on)
 
-    torch.manual_seed(cfg.seed)  # same initial weights on every rank
+    torch.manual_seed(cfg.seed)  # same initial weights on every rank (DDP also broadcasts rank 0's)
     if device.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
@@ -153,15 +238,16 @@ def _train(cfg: TrainConfig, d: Dist, device: torch.device, report) -> dict:
                 else contextlib.nullcontext())
 
     raw = GPT(mcfg).to(device)
+    torch.manual_seed(training_seed(cfg.seed, d.rank))  # this rank's own dropout stream
     fused = device.type == "cuda"
     optimizer = torch.optim.AdamW(raw.optimizer_groups(cfg.weight_decay), lr=cfg.lr,
                                   betas=(cfg.beta1, cfg.beta2), fused=fused)
-    train_loader = ShardLoader(cfg.tokens, "train", cfg.batch_size, T, d.rank, d.world_size, cfg.seed,
+    train_loader = ShardLoader(tokset, "train", cfg.batch_size, T, d.rank, d.world_size, cfg.seed,
                                shuffle=True, device=device)
     val_loader = None
-    if has_split(cfg.tokens, "val"):
-        val_loader = ShardLoader(cfg.tokens, "val", cfg.batch_size, T, d.rank, d.world_size, cfg.seed,
-                                 shuffle=False, device=device)
+    if tokset.has_split("val"):
+        val_loader = ShardLoader(tokset, "val", cfg.batch_size, T, d.rank, d.world_size, cfg.seed,
+                                 shuffle=False, device=device, prefetch=1)
     else:
         log.warning("no val shards in %s: validation loss skipped", cfg.tokens)
 
@@ -170,7 +256,7 @@ def _train(cfg: TrainConfig, d: Dist, device: torch.device, report) -> dict:
         raw.load_state_dict(ckpt["model"])
         optimizer.load_state_dict(ckpt["optimizer"])
         train_loader.load_state_dict(ckpt["loader"])
-        set_rng_state(ckpt["rng"])
+        restore_rng(rank_rng_states(ckpt["rng"]), d, device)
         step = ckpt["step"]
         files.truncate_after(step)
         log.info("resumed from %s at step %d", ckpt_path, step)
@@ -182,18 +268,25 @@ def _train(cfg: TrainConfig, d: Dist, device: torch.device, report) -> dict:
     if d.world_size > 1:
         model = DDP(model, device_ids=[device.index] if device.type == "cuda" else None)
 
+    data = token_set_record(tokset)
     run_config = {"train": dataclasses.asdict(cfg), "model": dataclasses.asdict(mcfg), "world_size": d.world_size,
-                  "params": raw.num_params(), "device": str(device), "bf16": use_bf16}
+                  "params": raw.num_params(), "device": str(device), "bf16": use_bf16,
+                  "tokens": {**data, "mix": tokset.mix}}
     if d.master:
-        (out / "config.json").write_text(json.dumps(run_config, indent=2))
-    tok = load_sampling_tokenizer(cfg.tokens) if d.master and cfg.sample_tokens > 0 else None
-    peak = cfg.peak_tflops or (H100_BF16_TFLOPS if device.type == "cuda" else None)
+        storage.write_json(join(out, "config.json"), run_config)
+    files.append("metrics.jsonl", {"step": step, "event": "resume" if step else "start", "tokens": data})
+    tok = load_sampling_tokenizer(tokset) if d.master and cfg.sample_tokens > 0 else None
+    device_name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
+    peak = cfg.peak_tflops or (peak_tflops_for(device_name) if device.type == "cuda" else None)
+    if device.type == "cuda" and peak is None and d.master:
+        log.warning("no published bf16 peak known for %s: MFU not reported (pass --peak-tflops)", device_name)
     tokens_per_step = cfg.batch_size * T * cfg.grad_accum * d.world_size
     flops_per_token = raw.flops_per_token(T)
     ckpt_every = cfg.ckpt_interval or cfg.eval_interval
     if d.master:
-        print(f"model {raw.num_params() / 1e6:.2f}M params, {d.world_size} process(es) on {device}, "
-              f"{tokens_per_step} tokens/step, bf16={use_bf16}, compile={cfg.compile}", flush=True)
+        print(f"model {raw.num_params() / 1e6:.2f}M params, {d.world_size} process(es) on {device} "
+              f"({device_name}), {tokens_per_step} tokens/step, bf16={use_bf16}, compile={cfg.compile}, "
+              f"data {tokset.uri} (manifest sha256 {tokset.digest[:12]})", flush=True)
 
     train_losses: list[float] = []
     val_loss = None
@@ -201,76 +294,84 @@ def _train(cfg: TrainConfig, d: Dist, device: torch.device, report) -> dict:
     # tokens/s: wall time from the first step after a log to the next log (whose .item() waits for the GPU);
     # evaluation, samples and checkpoints that follow a log are left out
     t_mark, steps_since = time.perf_counter(), 0
-    while step < cfg.max_steps:
-        lr = lr_at(step, cfg)
-        for group in optimizer.param_groups:
-            group["lr"] = lr
-        loss_sum = torch.zeros((), device=device)
-        for micro in range(cfg.grad_accum):
-            x, y = train_loader.next_batch()
-            # DDP: all-reduce gradients only on the last micro-batch of the step
-            sync = micro == cfg.grad_accum - 1 or d.world_size == 1
-            with (contextlib.nullcontext() if sync else model.no_sync()), autocast:
-                _, loss = model(x, y)
-            (loss / cfg.grad_accum).backward()
-            loss_sum += loss.detach()
-        if cfg.grad_clip > 0:
-            torch.nn.utils.clip_grad_norm_(raw.parameters(), cfg.grad_clip)
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-        step += 1
-        steps_since += 1
+    try:
+        while step < cfg.max_steps:
+            lr = lr_at(step, cfg)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            loss_sum = torch.zeros((), device=device)
+            for micro in range(cfg.grad_accum):
+                x, y = train_loader.next_batch()
+                # DDP: all-reduce gradients only on the last micro-batch of the step
+                sync = micro == cfg.grad_accum - 1 or d.world_size == 1
+                with (contextlib.nullcontext() if sync else model.no_sync()), autocast:
+                    _, loss = model(x, y)
+                (loss / cfg.grad_accum).backward()
+                loss_sum += loss.detach()
+            if cfg.grad_clip > 0:
+                torch.nn.utils.clip_grad_norm_(raw.parameters(), cfg.grad_clip)
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+            step += 1
+            steps_since += 1
 
-        logged = step % cfg.log_interval == 0 or step == cfg.max_steps
-        if logged:
-            (train_loss,) = _all_mean([loss_sum.item() / cfg.grad_accum], d, device)
-            tps = tokens_per_step * steps_since / (time.perf_counter() - t_mark)
-            mfu = flops_per_token * tps / (peak * 1e12 * d.world_size) if peak else None
-            rec = {"step": step, "train_loss": train_loss, "lr": lr, "tokens_per_s": tps, "mfu": mfu}
-            train_losses.append(train_loss)
-            files.append(files.metrics, rec)
-            if d.master:
-                mfu_s = f"{100 * mfu:.1f}%" if mfu is not None else "-"
-                print(f"step {step}/{cfg.max_steps} loss {train_loss:.4f} lr {lr:.2e} "
-                      f"{tps:,.0f} tok/s mfu {mfu_s}", flush=True)
-            if report:
-                report(rec)
+            logged = step % cfg.log_interval == 0 or step == cfg.max_steps
+            if logged:
+                (train_loss,) = _all_mean([loss_sum.item() / cfg.grad_accum], d, device)
+                tps = tokens_per_step * steps_since / (time.perf_counter() - t_mark)
+                mfu = flops_per_token * tps / (peak * 1e12 * d.world_size) if peak else None
+                rec = {"step": step, "train_loss": train_loss, "lr": lr, "tokens_per_s": tps, "mfu": mfu}
+                train_losses.append(train_loss)
+                files.append("metrics.jsonl", rec)
+                if d.master:
+                    mfu_s = f"{100 * mfu:.1f}%" if mfu is not None else "-"
+                    print(f"step {step}/{cfg.max_steps} loss {train_loss:.4f} lr {lr:.2e} "
+                          f"{tps:,.0f} tok/s mfu {mfu_s}", flush=True)
+                if report:
+                    report(rec)
 
-        last = step == cfg.max_steps
-        if val_loader is not None and (step % cfg.eval_interval == 0 or last):
-            (val_loss,) = _all_mean([evaluate(model, val_loader, cfg.eval_iters, autocast)], d, device)
-            files.append(files.metrics, {"step": step, "val_loss": val_loss})
-            if d.master:
-                print(f"step {step} val_loss {val_loss:.4f}", flush=True)
-            if report:
-                report({"step": step, "val_loss": val_loss})
-        if tok is not None and (step % cfg.eval_interval == 0 or last):
-            try:
-                texts = sample_texts(raw, tok, cfg.prompts, eot_id, vocab, cfg.sample_tokens, cfg.seed + step,
-                                     device)
-            except (ValueError, KeyError, IndexError, UnicodeError, RuntimeError) as e:
-                log.warning("sampling failed (%s): no more samples in this run", e)  # training goes on
-                tok, texts = None, []
-            for prompt, text in zip(cfg.prompts, texts):
-                files.append(files.samples, {"step": step, "prompt": prompt, "text": text})
-        if step % ckpt_every == 0 or last:
-            if d.master:
-                save_checkpoint(out / "ckpt", step, raw, optimizer, train_loader.state_dict(), run_config,
-                                cfg.keep_checkpoints)
-                plot_loss(files.metrics, out / "loss.png")
-            if d.world_size > 1:
-                dist.barrier()  # no rank runs ahead of a checkpoint that might be resumed from
-        if logged:
-            t_mark, steps_since = time.perf_counter(), 0
+            last = step == cfg.max_steps
+            if val_loader is not None and (step % cfg.eval_interval == 0 or last):
+                (val_loss,) = _all_mean([evaluate(model, val_loader, cfg.eval_iters, autocast)], d, device)
+                files.append("metrics.jsonl", {"step": step, "val_loss": val_loss})
+                if d.master:
+                    print(f"step {step} val_loss {val_loss:.4f}", flush=True)
+                if report:
+                    report({"step": step, "val_loss": val_loss})
+            if tok is not None and (step % cfg.eval_interval == 0 or last):
+                try:
+                    texts = sample_texts(raw, tok, cfg.prompts, eot_id, vocab, cfg.sample_tokens, cfg.seed + step,
+                                         device)
+                except (ValueError, KeyError, IndexError, UnicodeError, RuntimeError) as e:
+                    log.warning("sampling failed (%s): no more samples in this run", e)  # training goes on
+                    tok, texts = None, []
+                for prompt, text in zip(cfg.prompts, texts):
+                    files.append("samples.jsonl", {"step": step, "prompt": prompt, "text": text})
+            if step % ckpt_every == 0 or last:
+                rng = gather_rng(d, device)  # every rank's own streams (a collective)
+                if d.master:
+                    save_checkpoint(ckpt_dir, step, raw, optimizer, train_loader.state_dict(), run_config,
+                                    cfg.keep_checkpoints, rng=rng, storage=storage)
+                    files.flush()
+                    files.write_plot()
+                if d.world_size > 1:
+                    dist.barrier()  # no rank runs ahead of a checkpoint that might be resumed from
+            if logged:
+                t_mark, steps_since = time.perf_counter(), 0
+    finally:
+        train_loader.close()
+        if val_loader is not None:
+            val_loader.close()
 
+    files.flush()
     if d.master and cfg.export:
         try:
             from trainer.export import export_hf
 
-            export_hf(raw, out / "hf", cfg.tokens, eot_id)
+            export_hf(raw, join(out, "hf"), tokset, eot_id, storage)
         except ImportError as e:
             log.warning("hf/ export skipped: %s", e)
-    return {"step": step, "train_losses": train_losses, "val_loss": val_loss, "out": str(out)}
+    return {"step": step, "train_losses": train_losses, "val_loss": val_loss, "out": out}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -12,6 +12,8 @@ COMMANDS = [
     "classifier",
     "tokenize",
     "tokens",
+    "mix",
+    "export",
     "train",
     "report",
     "explain",

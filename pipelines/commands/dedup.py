@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 
-from crawlproc.recipe import RecipeError
+from pipelines.commands.common import guarded, load_recipe, start_ray
 
 
 def register(sub) -> None:
@@ -20,9 +20,10 @@ def register(sub) -> None:
         "`dedup.scope = \"all\"` in the recipe, documents also matching earlier snapshots' band index are "
         "dropped. A rerun resumes where a crashed run stopped.",
     )
-    p.add_argument("--out", required=True, help="output root folder")
+    p.add_argument("--out", required=True, help="output root: a folder or URI")
     p.add_argument("--snapshot", required=True, help="snapshot name: the folder under --out")
-    p.add_argument("--input-dir", help="folder of Parquet documents (default: <out>/<snapshot>/docs)")
+    p.add_argument("--input-dir", help="folder or URI of Parquet documents (default: the snapshot's docs/ "
+                   "files whose extract is done)")
     p.add_argument("--recipe", help="recipe TOML file or bundled name (default: fineweb)")
     p.add_argument("--scope", choices=["snapshot", "all"], help="override the recipe's dedup.scope")
     p.add_argument("--force", action="store_true", help="redo even if dedup/_done.json exists")
@@ -31,16 +32,14 @@ def register(sub) -> None:
 
 
 def main(args) -> int:
-    from pipelines.dedup_stage import DedupError, run_dedup
-    from pipelines.ray_runtime import init_ray
-    from pipelines.recipe_files import resolve_recipe
+    return guarded("dedup", lambda: _main(args))
 
-    try:
-        recipe = resolve_recipe(args.recipe, {"dedup": {"scope": args.scope}} if args.scope else None)
-    except RecipeError as e:
-        print(f"crawlproc: bad recipe: {e}", file=sys.stderr)
-        return 2
-    init_ray(args.address, recipe)
+
+def _main(args) -> int:
+    from pipelines.dedup_stage import DedupError, run_dedup
+
+    recipe = load_recipe(args, {"dedup": {"scope": args.scope}} if args.scope else None)
+    start_ray(args, recipe)
     try:
         summary = run_dedup(args.out, args.snapshot, recipe, input_dir=args.input_dir, force=args.force,
                             log=lambda m: print(m, file=sys.stderr))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -19,7 +20,8 @@ def register(sub) -> None:
         "`crawlproc run` against it exactly as against the real Common Crawl: download, extract, filter, dedup, PII, tokenizer "
         "training, tokenization and a short CPU training run; then write the HTML report. Rerunning resumes.",
     )
-    p.add_argument("--out", default="demo-out", help="output folder (default: demo-out)")
+    p.add_argument("--out", default="demo-out", help="output folder or bucket URI, e.g. s3://bucket/demo "
+                   "(default: demo-out)")
     p.add_argument("--data", default=None, help="folder with the real pages the mini crawl is built from: html/ "
                    "and warc/ as in a source checkout's tests/data (the default; the wheel does not ship them)")
     p.add_argument("--files", type=int, default=6, help="WARC files in the mini crawl (default: 6)")
@@ -36,9 +38,12 @@ def main(args) -> int:
     from pipelines.run_snapshot import print_summary, run_snapshot
     from pipelines.steps import build_steps
 
+    import tempfile
+
+    from crawlproc.storage import Storage, is_remote, join, normalize
+
     started = time.monotonic()
-    out = Path(args.out).resolve()
-    out.mkdir(parents=True, exist_ok=True)
+    out = normalize(args.out)  # a folder or a bucket (s3://...): the whole run state goes there
     recipe = resolve_recipe("demo")
     data = Path(args.data) if args.data else DATA
     if not (data / "html").is_dir() and not (data / "warc").is_dir():
@@ -48,7 +53,10 @@ def main(args) -> int:
               file=sys.stderr)
         return 2
     print(f"demo: building a mini Common Crawl ({args.files} WARC files) from the real pages in {data} ...")
-    mini = build_minicc(out / "minicc", snapshot=SNAPSHOT, files=args.files, data_dir=data)
+    # the crawl it serves is local (it stands for Common Crawl's own servers); with --out in a bucket it is
+    # built in a temporary folder, so that nothing of the run is left on this machine
+    crawl_dir = tempfile.mkdtemp(prefix="crawlproc-minicc-") if is_remote(out) else join(out, "minicc")
+    mini = build_minicc(crawl_dir, snapshot=SNAPSHOT, files=args.files, data_dir=data)
     steps = build_steps(["extract", "dedup", "tokenize", "train"], train_preset=args.train_preset,
                         train_steps=args.train_steps, batch_size=16, lr=3e-3, log_interval=50)
     init_ray(None, recipe)
@@ -61,14 +69,18 @@ def main(args) -> int:
     report_path, _ = write_report(out)
     elapsed = time.monotonic() - started
 
-    snap = out / SNAPSHOT
+    if is_remote(out):
+        shutil.rmtree(crawl_dir, ignore_errors=True)
+    snap = join(out, SNAPSHOT)
     info = summary.steps_info
     dedup = info.get("dedup", {})
     tok = info.get("tokenize", {})
     train = info.get("train", {})
-    samples = _last_sample(Path(train["out"]) / "samples.jsonl") if train.get("out") else None
+    samples = _last_sample(Storage(), join(train["out"], "samples.jsonl")) if train.get("out") else None
     print("\nWhat happened, and where it is:")
-    print(f"  extract   {summary.total_kept} documents kept, {summary.total_removed} removed "
+    kept, removed = ((summary.total_kept, summary.total_removed) if summary.total_kept is not None
+                     else (summary.kept, summary.removed))  # a bucket's markers are not all read back
+    print(f"  extract   {kept} documents kept, {removed} removed "
           f"-> {snap}/docs/, removed/ (with the reason), stats/")
     print(f"  dedup     {dedup.get('exact_duplicates', 0)} exact + {dedup.get('near_duplicates', 0)} near "
           f"duplicates removed, PII replaced -> {snap}/final/, {snap}/dedup/")
@@ -86,10 +98,10 @@ def main(args) -> int:
     return 0 if summary.ok else 1
 
 
-def _last_sample(path: Path) -> str | None:
-    if not path.is_file():
+def _last_sample(storage, uri: str) -> str | None:
+    if not storage.exists(uri):
         return None
-    lines = [ln for ln in path.read_text(encoding="utf-8").splitlines() if ln.strip()]
+    lines = [ln for ln in storage.read_bytes(uri).decode("utf-8").splitlines() if ln.strip()]
     if not lines:
         return None
     row = json.loads(lines[-1])

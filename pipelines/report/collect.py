@@ -291,8 +291,25 @@ def collect_tokens(layout: Layout, problems: list[str]) -> list[dict]:
             "shards": [{k: s.get(k) for k in ("split", "file", "tokens", "documents", "sources")} for s in shards],
             "totals": {k: _dict(v) for k, v in _dict(m.get("totals")).items()},
             "skipped": _dict(m.get("skipped")),
+            "mix": _mix(m.get("mix")),
         })
     return sets
+
+
+def _mix(mix) -> dict | None:
+    """What a mix (`crawlproc mix`) was made of: its sources, specs, weights, targets and realized tokens."""
+    if not isinstance(mix, dict):
+        return None
+    sources = []
+    for s in mix.get("sources") or []:
+        if isinstance(s, dict):
+            realized = _dict(s.get("realized"))
+            sources.append({"uri": s.get("uri"), "spec": s.get("spec"), "weight": s.get("weight"),
+                            "target_tokens": s.get("target_tokens"),
+                            "train": _dict(realized.get("train")), "val": _dict(realized.get("val")),
+                            "available": _dict(_dict(s.get("available")).get("train"))})
+    return {"digest": mix.get("digest"), "seed": mix.get("seed"), "budget_tokens": mix.get("budget_tokens"),
+            "duplicates_dropped": mix.get("duplicates_dropped"), "sources": sources}
 
 
 def tokens_by_source(token_sets: list[dict]) -> dict[str, dict]:

@@ -248,6 +248,8 @@ def _tokens(data: dict) -> str:
             ["vocabulary", "dtype", "train tokens", "train docs", "val tokens", "val docs", "shards"],
             [[tok.get("vocab_size"), ts["dtype"], tr.get("tokens"), tr.get("documents"), va.get("tokens"),
               va.get("documents"), len(ts["shards"])]], {0, 2, 3, 4, 5, 6}))
+        if ts.get("mix"):
+            parts.append(_mix(ts["mix"]))
         skipped = {k: v for k, v in ts["skipped"].items() if v}
         if skipped:
             parts.append("<p>Documents skipped: " + ", ".join(f"{_e(k)} <b>{v:,}</b>" for k, v in skipped.items())
@@ -260,6 +262,20 @@ def _tokens(data: dict) -> str:
                                       label=f"Tokens per shard, {ts['name']}", x_title="shard (blue: train, "
                                       "orange: val)", y_title="tokens", colors=colors))
     return "".join(parts)
+
+
+def _mix(mix: dict) -> str:
+    budget = mix.get("budget_tokens")
+    head = (f"<p>A mix (<code>crawlproc mix</code>, digest <code>{_e(mix.get('digest'))}</code>, seed "
+            f"{_e(mix.get('seed'))}" + (f", budget <b>{budget:,}</b> train tokens" if budget else "") + "):</p>")
+    rows = [[s["uri"], s["spec"], None if s["weight"] is None else f"{s['weight']:.3f}", s["target_tokens"],
+             s["train"].get("tokens"), s["train"].get("documents"), s["available"].get("tokens"),
+             s["val"].get("tokens")] for s in mix["sources"]]
+    table = _table(["source", "spec", "weight", "target tokens", "train tokens", "train docs", "of train tokens",
+                    "val tokens"], rows, {3, 4, 5, 6, 7})
+    dups = mix.get("duplicates_dropped")
+    note = f"<p>{dups:,} document copies met in two sources were kept once.</p>" if dups else ""
+    return head + table + note
 
 
 def _flatten(d: dict, prefix: str = "") -> list[tuple[str, object]]:

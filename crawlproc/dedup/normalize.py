@@ -1,0 +1,146 @@
+"""The text that shingles are taken from: lowercase, every decimal digit as 0 (a number collapses to one 0),
+punctuation and symbols as spaces, diacritics dropped; computed for a whole batch of texts at once.
+
+Non-ASCII characters go through one table lookup in numpy, decoded from and re-encoded into the batch's
+UTF-8 bytes in place, with no Python call per character: each maps to one character, to nothing, or to a
+space. The table is built
+once per process from Python's Unicode database, for every character c:
+  a decimal digit in any script (Unicode category Nd: full-width, Arabic-Indic, Devanagari, ...) -> "0";
+  a non-spacing mark (Mn: combining accents) -> nothing, so "cafe" + U+0301 is "cafe";
+  a letter, number or spacing mark (Mc) -> its lowercase, decomposed (NFD) without its marks: "É" -> "e",
+    "ς" -> "σ" like "Σ"; a character whose decomposition is several letters (a Hangul syllable) stays whole;
+  anything else (punctuation, symbols, spaces) -> a space.
+The UTF-8 bytes then pass bytes.translate (ASCII case and punctuation) and one regex that collapses numbers.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+import unicodedata
+
+import numpy as np
+import pyarrow as pa
+
+SEP = "\x00"  # between the texts of a batch; a text's own NUL bytes become spaces
+_DELETE = np.uint32(0xFFFFFFFF)
+
+
+def _map_char(c: str) -> int:
+    """The code point `c` becomes, 32 (space) or _DELETE; see the module docstring. Never a character whose
+    UTF-8 is longer than c's (one of a handful, such as U+023A, stays as it is), so the mapped bytes fit
+    in place."""
+    if 0xD800 <= ord(c) <= 0xDFFF:  # a lone surrogate
+        return 32
+    cat = unicodedata.category(c)
+    if cat == "Nd":
+        return 48
+    if cat == "Mn":
+        return int(_DELETE)
+    if not (c.isalnum() or cat == "Mc"):
+        return 32
+    lower = "σ" if c == "ς" else c.lower() if len(c.lower()) == 1 else c
+    out = [d for d in unicodedata.normalize("NFD", lower) if unicodedata.category(d) != "Mn"]
+    mapped = out[0] if len(out) == 1 else lower
+    return ord(mapped) if len(mapped.encode()) <= len(c.encode()) else ord(c)
+
+
+def _encoding(cp: int) -> tuple[int, int]:
+    """(the UTF-8 bytes of what cp becomes, packed little-endian in an int; their number)."""
+    new = _map_char(chr(cp))
+    if new == _DELETE:
+        return 0, 0
+    enc = chr(new).encode("utf-8")
+    return int.from_bytes(enc, "little"), len(enc)
+
+
+@functools.cache
+def _bmp_tables() -> tuple[np.ndarray, np.ndarray]:
+    """The mapping of every non-ASCII BMP character as (packed UTF-8 bytes, byte count)."""
+    enc = np.zeros(0x10000, dtype=np.uint32)
+    size = np.zeros(0x10000, dtype=np.uint8)
+    for cp in range(128, 0x10000):
+        enc[cp], size[cp] = _encoding(cp)
+    return enc, size
+
+
+_astral = functools.cache(_encoding)
+
+
+def _byte_table() -> bytes:
+    """For bytes.translate: ASCII letters lowercased, digits kept, other ASCII (punctuation, symbols,
+    whitespace) -> space, NUL (the separator) and the UTF-8 bytes of the non-ASCII letters kept."""
+    table = bytearray(b" " * 256)
+    for c in b"abcdefghijklmnopqrstuvwxyz0123456789":
+        table[c] = c
+    for c in b"ABCDEFGHIJKLMNOPQRSTUVWXYZ":
+        table[c] = c + 32
+    table[128:] = bytes(range(128, 256))
+    table[0] = 0
+    return bytes(table)
+
+
+_BYTE_TABLE = _byte_table()
+_DIGITS_TO_ZERO = bytes.maketrans(b"123456789", b"000000000")
+_NUMBER = re.compile(rb"0(?:[.,]?0)*")  # after digits became 0: a number, with . or , between its digits
+
+
+def _map_non_ascii(data: np.ndarray) -> bytes:
+    """UTF-8 bytes with every non-ASCII character mapped through the table, in numpy: each multi-byte
+    character is decoded at its lead byte, and its new bytes (never more) are written in its place; the
+    bytes it no longer needs are dropped."""
+    data = data.copy()
+    last = len(data) - 1
+    lead = np.flatnonzero(data >= 0xC0)
+    b0, b1, b2 = (data[np.minimum(lead + k, last)].astype(np.uint32) for k in range(3))
+    size = 2 + (b0 >= 0xE0) + (b0 >= 0xF0)
+    cp = np.where(b0 < 0xE0, (b0 & 0x1F) << 6 | b1 & 0x3F, (b0 & 0x0F) << 12 | (b1 & 0x3F) << 6 | b2 & 0x3F)
+    enc_table, size_table = _bmp_tables()
+    enc, new_size = enc_table[cp & 0xFFFF], size_table[cp & 0xFFFF]
+    for i in np.flatnonzero(size == 4):  # outside the BMP: rare, one at a time
+        enc[i], new_size[i] = _astral(ord(data[lead[i]: lead[i] + 4].tobytes().decode("utf-8")))
+    keep = np.ones(len(data), dtype=bool)
+    for k in range(4):
+        write = new_size > k
+        data[lead[write] + k] = (enc[write] >> np.uint32(8 * k)).astype(np.uint8)
+        keep[lead[(new_size <= k) & (size > k)] + k] = False
+    return data[keep].tobytes()
+
+
+def utf8_column(texts) -> pa.LargeStringArray | pa.LargeBinaryArray:
+    """Texts as one Arrow array of UTF-8 bytes (a str list is converted; an Arrow string column is used as
+    it is, without a Python object per text). A lone surrogate, which Arrow refuses, is kept as
+    surrogatepass bytes (the table maps it to a space)."""
+    if isinstance(texts, pa.ChunkedArray):
+        texts = texts.combine_chunks()
+    if isinstance(texts, pa.Array):
+        return texts if texts.type in (pa.large_string(), pa.large_binary()) else texts.cast(pa.large_string())
+    try:
+        return pa.array(texts, pa.large_string())
+    except (pa.ArrowInvalid, UnicodeEncodeError):
+        return pa.array([t.encode("utf-8", "surrogatepass") for t in texts], pa.large_binary())
+
+
+def _joined(column) -> np.ndarray:
+    """The column's bytes, its own NUL bytes as spaces, and one 0 byte between texts."""
+    offsets = np.frombuffer(column.buffers()[1], dtype=np.int64)[column.offset: column.offset + len(column) + 1]
+    values = column.buffers()[2]
+    data = np.frombuffer(values, dtype=np.uint8)[offsets[0]: offsets[-1]] if values is not None else np.empty(0, np.uint8)
+    data = np.where(data == 0, np.uint8(32), data)
+    return np.insert(data, offsets[1:-1] - offsets[0], np.uint8(0))
+
+
+def normalized_bytes(texts) -> np.ndarray:
+    """The normalized UTF-8 bytes of all texts (a list of str or an Arrow string column), each text followed
+    by one 0 byte but the last."""
+    data = _joined(utf8_column(texts))
+    raw = data.tobytes() if not len(data) or data.max() < 0x80 else _map_non_ascii(data)
+    # Every digit -> 0, then a number (digits with "." or "," between them) -> one 0. _NUMBER starts with a
+    # literal, so the regex engine skips to each 0 at memchr speed; bytes.translate is one C pass.
+    raw = _NUMBER.sub(b"0", raw.translate(_DIGITS_TO_ZERO)).translate(_BYTE_TABLE)
+    return np.frombuffer(raw, dtype=np.uint8)
+
+
+def normalize(text: str) -> str:
+    """One text, normalized, its words joined by single spaces."""
+    return " ".join(normalized_bytes([text]).tobytes().decode("utf-8").split())

@@ -1,0 +1,99 @@
+"""Step 1, per docs file: signatures/<stem>.parquet (id, content hash, has_words, MinHash band keys).
+
+A signatures file belongs to the exact bytes of one docs file: its metadata records the MinHash settings and
+the docs file's fingerprint (size and a 128-bit hash of its bytes). A signatures file made from other bytes
+(a docs file rewritten under the same name, even with as many rows) or with other settings is recomputed,
+never reused.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import xxhash
+
+from crawlproc.dedup import files
+from crawlproc.dedup.errors import DedupError
+from crawlproc.dedup.minhash import MinHasher
+from crawlproc.dedup.nodes import content_hashes
+from crawlproc.dedup.normalize import utf8_column
+from crawlproc.dedup.schemas import signature_schema
+from crawlproc.recipe import MinHashConfig
+
+SIGNATURE_VERSION = 2  # 2: Unicode digits are 0, marks dropped, words hashed 8 bytes at a time
+FINGERPRINT_KEY = b"crawlproc.minhash"
+DOCS_KEY = b"crawlproc.docs"
+
+
+def signature_fingerprint(config: MinHashConfig) -> str:
+    """The settings part of the metadata: signatures made with other settings are recomputed, never mixed."""
+    return json.dumps({"version": SIGNATURE_VERSION, "minhash": asdict(config)}, sort_keys=True)
+
+
+def docs_fingerprint(data: bytes) -> str:
+    """The content part: identifies the docs file by its bytes, not by its name or row count."""
+    return f"{len(data)}:{xxhash.xxh3_128_hexdigest(data)}"
+
+
+def signature_table(ids, texts: list[str], config: MinHashConfig | None = None, batch: int = 500,
+                    hasher: MinHasher | None = None, docs: str = "") -> pa.Table:
+    """The signatures file of one docs file, whose docs_fingerprint is `docs` (a task that holds the texts
+    and the docs file's bytes, e.g. extract, can write it to <snapshot>/signatures/<stem>.parquet)."""
+    hasher = hasher or MinHasher(config)
+    config = hasher.config
+    schema = signature_schema(config.num_bands)
+    texts = utf8_column(texts if isinstance(texts, pa.Array | pa.ChunkedArray) else [t or "" for t in texts])
+    ids = ids.cast(pa.string()) if isinstance(ids, pa.Array | pa.ChunkedArray) else pa.array(ids, pa.string())
+    parts = []
+    for i in range(0, len(texts), batch):
+        chunk = texts.slice(i, batch)
+        keys, has_words = hasher.band_keys_for_texts(chunk)
+        bands = pa.FixedSizeListArray.from_arrays(pa.array(keys.reshape(-1), pa.uint64()), config.num_bands)
+        parts.append(pa.Table.from_arrays(
+            [ids.slice(i, batch), pa.array(content_hashes(chunk), pa.uint64()), pa.array(has_words), bands],
+            schema=schema))
+    table = pa.concat_tables(parts) if parts else schema.empty_table()
+    return table.replace_schema_metadata({FINGERPRINT_KEY: signature_fingerprint(config), DOCS_KEY: docs})
+
+
+def open_docs_file(path: str, data: bytes | None = None) -> pq.ParquetFile:
+    """The docs file as Parquet, checked for the columns dedup needs; a DedupError names the file."""
+    try:
+        f = pq.ParquetFile(pa.BufferReader(data)) if data is not None else files.parquet_file(path)
+    except Exception as e:  # noqa: BLE001 - any reader error means the same thing: not a Parquet file
+        raise DedupError(f"{path}: not a readable Parquet file ({e})") from None
+    names = f.schema_arrow.names
+    for col in ("text", "id"):
+        if col not in names:
+            raise DedupError(f"{path}: lacks required column {col!r} (has {names})")
+    return f
+
+
+def is_current(sig_path: str, config: MinHashConfig, docs: str, rows: int) -> bool:
+    """True when `sig_path` exists, was made with `config` from the docs file whose fingerprint is `docs`,
+    and has its `rows` rows."""
+    if not files.exists(sig_path):
+        return False
+    f = files.parquet_file(sig_path)
+    meta = f.schema_arrow.metadata or {}
+    return (meta.get(FINGERPRINT_KEY, b"").decode() == signature_fingerprint(config)
+            and meta.get(DOCS_KEY, b"").decode() == docs and f.metadata.num_rows == rows)
+
+
+def compute_signatures(docs_path: str, sig_path: str, config: MinHashConfig, batch: int = 500) -> dict:
+    """Signatures of one docs file, written atomically, unless a current one is there already."""
+    data = files.read_bytes(docs_path)  # read once: fingerprinted, then parsed from memory
+    f = open_docs_file(docs_path, data)
+    docs = docs_fingerprint(data)
+    if is_current(sig_path, config, docs, f.metadata.num_rows):
+        return {"documents": f.metadata.num_rows, "reused": True}
+    hasher = MinHasher(config)
+    parts = []
+    for b in f.iter_batches(batch_size=batch, columns=["id", "text"]):
+        parts.append(signature_table(b.column("id"), b.column("text"), batch=batch, hasher=hasher, docs=docs))
+    table = pa.concat_tables(parts) if parts else signature_table([], [], config, docs=docs)
+    files.write_table(sig_path, table)
+    return {"documents": table.num_rows, "reused": False}
