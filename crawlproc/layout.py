@@ -12,6 +12,9 @@ The output root (a local folder or an object-store URI) is the whole state; no d
     <out>/<snapshot>/signatures/<stem>.parquet   MinHash signatures
     <out>/<snapshot>/dedup/...                   dedup plan, work, duplicates/, summary.json, _done.json
     <out>/<snapshot>/final/<stem>.parquet        deduplicated, PII removed: what is tokenized
+    <out>/<snapshot>/classify/...                classifier scores/<name>/, summary.json, _done.json, work
+    <out>/<snapshot>/classified/<stem>.parquet   kept by the classifiers, with a score column per classifier
+    <out>/<snapshot>/classified_removed/<stem>.parquet   removed by a classifier (reason and scores)
     <out>/_index/bands/<snapshot>/...            band index for cross-snapshot dedup
     <out>/tokens/<name>/...                      token shards, tokenizer, manifest
     <out>/train/<run>/...                        training runs
@@ -36,9 +39,10 @@ from crawlproc.storage import Storage, basename, default_storage, join, normaliz
 _WARC_SUFFIX = re.compile(r"(\.warc)?(\.gz|\.zst|\.zstd)?$", re.IGNORECASE)
 _MARKER = re.compile(r"^(?P<key>.+)\.(?P<fp>[0-9a-f]{16})\.json$")
 SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+=~@-]{0,199}$")
-FILE_KINDS = ("docs", "removed", "signatures", "final")
+FILE_KINDS = ("docs", "removed", "signatures", "final", "classified", "classified_removed")
 RESERVED = {"tokens", "train", "_index", "minicc"}  # top-level folders that are not snapshots
-_SNAPSHOT_PARTS = ("docs", "removed", "stats", "_done", "_failed", "final", "listing.json", "dedup")
+_SNAPSHOT_PARTS = ("docs", "removed", "stats", "_done", "_failed", "final", "listing.json", "dedup", "classify",
+                   "classified")
 
 
 class LayoutError(ValueError):
@@ -170,6 +174,19 @@ class Snapshot:
 
     def dedup_markers(self, step: str) -> Markers:
         work = self.dedup("work", step)
+        return Markers(self.storage, join(work, "_done"), join(work, "_failed"))
+
+    # -- classify ------------------------------------------------------------------------------------------
+    def classify(self, *parts: str) -> str:
+        """A path under classify/: summary.json, thresholds.json, _done.json."""
+        return join(self.uri, "classify", *parts)
+
+    def scores_path(self, classifier: str, stem: str) -> str:
+        """One classifier's scores of one input file (id, score)."""
+        return self.classify("scores", check_name(classifier, "classifier name"), f"{stem}.parquet")
+
+    def classify_markers(self, step: str) -> Markers:
+        work = self.classify("work", step)
         return Markers(self.storage, join(work, "_done"), join(work, "_failed"))
 
     @property

@@ -24,7 +24,8 @@ from crawlproc.fingerprint import digest, file_fingerprint
 from crawlproc.layout import Layout, warc_stem
 from crawlproc.warc import ReadCounts, WarcReadError, iter_html_records
 
-NOT_EXTRACT_SECTIONS = ("minhash", "dedup", "pii", "download", "tokenize", "ray", "storage", "train")
+NOT_EXTRACT_SECTIONS = ("minhash", "dedup", "pii", "classify", "classifiers", "download", "tokenize", "ray", "storage",
+                        "train")
 
 
 def extract_view(recipe_dict: dict) -> dict:

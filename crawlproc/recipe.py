@@ -17,6 +17,7 @@ from importlib import resources
 from pathlib import Path
 
 from crawlproc import steps
+from crawlproc.classify import ClassifierConfig, ClassifyConfig, parse_classifiers
 from crawlproc.config import (
     RecipeError,
     Section,
@@ -210,7 +211,9 @@ class TokenizeConfig(Section):
     shard_tokens: int = 100_000_000
     val_fraction: float = 0.005
     max_doc_chars: int = 10_000_000  # longer documents are skipped and counted ("too_long")
-    source: str = "final"  # "final": after dedup and PII; "docs": the filtered documents (recipes without dedup)
+    # "auto": "classified" when the recipe has classifiers, else "final"; "final": after dedup and PII; "docs":
+    # the filtered documents (recipes without dedup); "classified": what the classifiers kept
+    source: str = "auto"
 
     def check(self):
         try:
@@ -221,7 +224,7 @@ class TokenizeConfig(Section):
                 f"must be in 257..{1 << 20} (above the byte alphabet), got {self.vocab_size}")
         above(self, 0, "sample_bytes", "shard_tokens", "max_doc_chars")
         fraction(self, "val_fraction")
-        one_of(self, "source", ("final", "docs"))
+        one_of(self, "source", ("auto", "final", "docs", "classified"))
 
 
 RAY_MIN_OBJECT_STORE_MB = 75  # Ray refuses a smaller object store
@@ -258,6 +261,9 @@ class Recipe:
     minhash: MinHashConfig = field(default_factory=MinHashConfig)
     dedup: DedupConfig = field(default_factory=DedupConfig)
     pii: PiiConfig = field(default_factory=PiiConfig)
+    classify: ClassifyConfig = field(default_factory=ClassifyConfig)
+    # [classifiers.<name>] tables (crawlproc/classify), in recipe order: the order removals are attributed in
+    classifiers: dict[str, ClassifierConfig] = field(default_factory=dict)
     download: DownloadConfig = field(default_factory=DownloadConfig)
     storage: StorageConfig = field(default_factory=StorageConfig)
     tokenize: TokenizeConfig = field(default_factory=TokenizeConfig)
@@ -281,8 +287,12 @@ class Recipe:
         require(not given, ", ".join(given), "not a filter of this recipe (see crawlproc/steps.py, extract.plugins)")
         require(isinstance(self.train, dict), "train", "must be a table")
         # what one section cannot see on its own
-        require(self.tokenize.source == "final" or not self.dedup.enabled, "tokenize.source",
+        require(self.tokenize.source != "docs" or not self.dedup.enabled, "tokenize.source",
                 '"docs" skips dedup and PII: only for recipes with dedup.enabled = false')
+        require(self.tokenize.source != "classified" or bool(self.classifiers), "tokenize.source",
+                '"classified" needs a [classifiers.<name>] table')
+        require(not self.classifiers or self.classify.source == "docs" or self.dedup.enabled, "classify.source",
+                '"final" needs dedup: set classify.source = "docs" in a recipe with dedup.enabled = false')
         hashes = self.minhash.num_bands * self.minhash.rows_per_band
         batch_bytes = self.dedup.signature_batch * hashes * 8
         require(batch_bytes <= MAX_SIGNATURE_BATCH_BYTES, "dedup.signature_batch",
@@ -306,11 +316,19 @@ class Recipe:
                 out[f.name] = getattr(self, f.name)
         return out
 
+    def tokenize_source(self) -> str:
+        """What the tokenize stage reads: tokenize.source, with "auto" resolved."""
+        if self.tokenize.source != "auto":
+            return self.tokenize.source
+        return "classified" if self.classifiers else "final"
+
     def to_dict(self) -> dict:
-        return {name: (dict(s) if isinstance(s, dict) else dataclasses.asdict(s)) for name, s in self.sections().items()}
+        return {name: ({k: dataclasses.asdict(v) if dataclasses.is_dataclass(v) else v for k, v in s.items()}
+                       if isinstance(s, dict) else dataclasses.asdict(s)) for name, s in self.sections().items()}
 
 
-# The sections every recipe has, by name: their dataclass ("train" stays a plain table, see Recipe.train).
+# The sections every recipe has, by name: their dataclass ("train" stays a plain table, see Recipe.train;
+# "classifiers" is a table of tables, one per classifier, each built by its kind).
 _FIXED_SECTIONS = {name: hint for name, hint in typing.get_type_hints(Recipe).items() if name != "filters"}
 
 
@@ -329,6 +347,8 @@ def recipe_from_dict(data: dict) -> Recipe:
             if not isinstance(values, dict):
                 raise RecipeError("train", f"must be a table, got {type(values).__name__}")
             built[name] = json.loads(json.dumps(values))  # a private copy of plain TOML values
+        elif name == "classifiers":
+            built[name] = parse_classifiers(values)
         elif name in _FIXED_SECTIONS:
             built[name] = build_section(_FIXED_SECTIONS[name], values, name)
         elif name in filter_types:

@@ -1,4 +1,4 @@
-"""The stages after extraction, as steps that `crawlproc run` chains: dedup (+ PII), tokenize, train.
+"""The stages after extraction, as steps that `crawlproc run` chains: dedup (+ PII), classify, tokenize, train.
 
 Each step is step(ctx) with ctx a run_snapshot.RunContext; each skips the work it finds done, so a rerun of
 `crawlproc run` after a crash (or on a grown listing) redoes only what is missing.
@@ -9,7 +9,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 
-STAGE_NAMES = ("extract", "dedup", "tokenize", "train")
+STAGE_NAMES = ("extract", "dedup", "classify", "tokenize", "train")
 DEFAULT_STAGES = ("extract", "dedup", "tokenize")
 
 
@@ -24,6 +24,19 @@ def dedup_step(ctx) -> None:
     ctx.summary.steps_info["dedup"] = {
         k: summary.get(k) for k in ("documents", "exact_duplicates", "near_duplicates", "clusters")
     }
+
+
+def classify_step(ctx) -> None:
+    """The recipe's classifiers over the deduplicated documents; nothing to do without classifiers."""
+    from pipelines.classify_stage import classify_settings, run_classify
+
+    if not classify_settings(ctx.recipe)[1]:
+        return
+    result = run_classify(ctx.layout.root, ctx.snapshot, ctx.recipe, force=ctx.force, log=_log)
+    ctx.summary.failed.update({f"classify {k}": v for k, v in result.failed.items()})
+    ctx.summary.stopped = ctx.summary.stopped or result.stopped
+    ctx.summary.steps_info["classify"] = {"documents": result.documents, "kept": result.kept,
+                                          "removed": result.removed, "rules": result.rules}
 
 
 def tokenize_step(ctx) -> None:
@@ -69,6 +82,8 @@ def build_steps(stages: list[str], train_preset: str | None = None, train_steps:
     steps: list[tuple[str, Callable]] = []
     if "dedup" in stages:
         steps.append(("dedup", dedup_step))
+    if "classify" in stages or "tokenize" in stages:  # tokenize reads what the recipe's classifiers kept
+        steps.append(("classify", classify_step))
     if "tokenize" in stages:
         steps.append(("tokenize", tokenize_step))
     if "train" in stages:

@@ -1,8 +1,9 @@
 """The tokenize stage: the documents of each snapshot -> token shards in tokens/<name>/ (format: tokenizer/shards.py).
 
 Exactly one version of each document is encoded: `final/` (deduplicated, PII removed) by default, and only
-for snapshots whose dedup has finished; `docs/` only when the recipe says `tokenize.source = "docs"` (a recipe
-without dedup). Never both.
+for snapshots whose dedup has finished; `classified/` (what the classifiers kept) by default when the recipe
+has classifiers, once their stage has finished; `docs/` only when the recipe says `tokenize.source = "docs"`
+(a recipe without dedup). Never two of them.
 
 Each input file is a unit of the stage runner: its own task encodes it (tiktoken over our ranks) into its own
 shards and returns its part record; the runner writes that record as the unit's marker
@@ -102,12 +103,22 @@ class Input:
     identity: str  # what the input's content is made of (see the module docstring)
 
 
-def find_inputs(layout: Layout, snapshots: list[str], source: str, log: Log) -> list[Input]:
+def find_inputs(layout: Layout, snapshots: list[str], source: str, log: Log,
+                classify_source: str = "final") -> list[Input]:
     """The inputs of each snapshot, in a fixed order; a snapshot that is not ready is an error."""
     inputs = []
     for name in snapshots:
         snap = layout.snapshot(name)
-        if source == "final":
+        if source == "classified":
+            from pipelines.classify_stage import ClassifyError, classified_identity
+
+            try:
+                identity = classified_identity(snap, classify_source)
+            except ClassifyError as e:
+                raise TokenizeError(str(e)) from None
+            for stem in snap.stems("classified"):
+                inputs.append(Input(f"{name}~{stem}", snap.path("classified", stem), name, identity))
+        elif source == "final":
             finished = layout.storage.read_json(snap.dedup("_done.json"))
             if not finished:
                 raise TokenizeError(
@@ -135,7 +146,10 @@ def snapshots_with(layout: Layout, source: str) -> list[str]:
     out = []
     for name in layout.snapshots():
         snap = layout.snapshot(name)
-        ready = layout.storage.exists(snap.dedup("_done.json")) if source == "final" else snap.markers.done()
+        if source == "classified":
+            ready = layout.storage.exists(snap.classify("_done.json"))
+        else:
+            ready = layout.storage.exists(snap.dedup("_done.json")) if source == "final" else snap.markers.done()
         if ready:
             out.append(name)
     return out
@@ -253,13 +267,13 @@ def run_tokenize(
     Ray must be initialised."""
     started = time.perf_counter()
     cfg = recipe.tokenize
-    source = getattr(cfg, "source", "final")
+    source = recipe.tokenize_source()
     layout = Layout(out, storage_for(recipe))
     storage = layout.storage
     tokset = layout.tokens(cfg.name)
     with hold(storage, tokset.lock_uri, f"token set {tokset.uri}"):
         snapshots = list(snapshots) if snapshots else snapshots_with(layout, source)
-        inputs = find_inputs(layout, snapshots, source, log)
+        inputs = find_inputs(layout, snapshots, source, log, recipe.classify.source)
         manifest = read_manifest(storage, tokset.uri)
         tok, info, trained = ensure_tokenizer(tokset, cfg, tokenizer_path, inputs, manifest, log)
         settings = {"val_fraction": cfg.val_fraction, "shard_tokens": cfg.shard_tokens,

@@ -33,7 +33,7 @@ def test_fineweb_toml_and_the_dataclass_defaults_agree_key_by_key():
     defaults = Recipe().to_dict()
     assert list(written) == list(defaults)  # same sections, in the same order
     for section, values in defaults.items():
-        if section == "train":  # the trainer's defaults live in trainer/config.py; the table stays empty
+        if section in ("train", "classifiers"):  # trainer/config.py's defaults; no classifier by default: empty
             assert written[section] == {} == values
             continue
         unset = {key for key, value in values.items() if value is None}  # TOML has no null: a comment
@@ -177,6 +177,8 @@ BAD = [
     ("tokenize", "val_fraction", 1.5, "fraction"),
     ("tokenize", "max_doc_chars", 0, "> 0"),
     ("tokenize", "source", "everything", "one of"),
+    ("classify", "source", "classified", "one of"),
+    ("classify", "model_cache", 3, "expected str"),
     ("ray", "num_cpus_per_task", -1, "> 0"),
     ("ray", "max_retries", -1, ">= 0"),
     ("ray", "object_store_memory_mb", 0, ">= 75"),
@@ -194,7 +196,7 @@ def test_a_bad_value_is_rejected_naming_the_key(section, key, value, words):
 def test_every_key_has_a_bad_value_case():
     covered = {(s, k) for s, k, _, _ in BAD}
     for section, cfg in Recipe().sections().items():
-        if section == "train":
+        if section in ("train", "classifiers"):  # the classifiers' keys: tests/test_classify.py
             continue
         for f in dataclasses.fields(cfg):
             assert (section, f.name) in covered, f"add a bad value of {section}.{f.name} to BAD"
@@ -208,6 +210,9 @@ def test_every_key_has_a_bad_value_case():
     ({"gopher_quality": {"min_doc_words": 200, "max_doc_words": 100}}, "gopher_quality.min_doc_words", "<="),
     ({"gopher_quality": {"min_avg_word_length": 12}}, "gopher_quality.min_avg_word_length", "<="),
     ({"tokenize": {"source": "docs"}}, "tokenize.source", "dedup.enabled = false"),
+    ({"tokenize": {"source": "classified"}}, "tokenize.source", "[classifiers.<name>]"),
+    ({"dedup": {"enabled": False}, "classifiers": {"q": {"kind": "fasttext", "model": "m.bin"}}}, "classify.source",
+     "needs dedup"),
     ({"minhash": {"num_bands": 64, "rows_per_band": 16}, "dedup": {"signature_batch": 40_000}},
      "dedup.signature_batch", "MiB per batch"),
     ({"storage": {"secret_access_key": "x"}}, "storage.secret_access_key", "never hold credentials"),

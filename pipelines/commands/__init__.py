@@ -9,6 +9,7 @@ COMMANDS = [
     "run",
     "status",
     "dedup",
+    "classifier",
     "tokenize",
     "tokens",
     "mix",

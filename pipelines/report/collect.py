@@ -18,6 +18,7 @@ import pyarrow.compute as pc
 from crawlproc.layout import Layout, Snapshot
 from crawlproc.storage import Storage, basename, join
 from crawlproc.steps import stage_names
+from pipelines.report.classify import collect_classify
 
 # The extract stage's steps in pipeline order (crawlproc/steps.py); others (plugins') are appended after them.
 STAGE_ORDER = stage_names()
@@ -245,6 +246,7 @@ def collect_snapshot(snap: Snapshot, problems: list[str], tokens_by_source: dict
             "final": length_histogram(storage, final_files, problems),
         },
         "dedup": dedup,
+        "classify": collect_classify(snap, problems),
         "final_documents": final_rows,
         "tokens": tokens,
     }

@@ -8,6 +8,7 @@ import json
 from html import escape
 
 from pipelines.report.charts import PALETTE, column_chart, fmt_num, hbar_chart, line_chart
+from pipelines.report.classify import render_classify
 
 CSS = """
 body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,"DejaVu Sans",sans-serif;margin:0;color:#1d232b;
@@ -229,7 +230,8 @@ def _snapshot(snap: dict, out: str) -> str:
             + _files(snap) + "<h3>Filter funnel</h3>" + _funnel(snap)
             + "<h3>Removal reasons</h3>" + _reasons(snap, out)
             + "<h3>Languages</h3>" + _languages(snap)
-            + _lengths(snap) + "<h3>Deduplication</h3>" + _dedup(snap) + _seconds(snap) + "</section>")
+            + _lengths(snap) + "<h3>Deduplication</h3>" + _dedup(snap) + render_classify(snap) + _seconds(snap)
+            + "</section>")
 
 
 def _tokens(data: dict) -> str:
