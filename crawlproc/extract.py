@@ -163,6 +163,13 @@ class Extractor:
         depends on that file alone, not on which files the same worker happened to process before it."""
         self._dedup = self._new_dedup_cache()
 
+    def count_paragraphs(self, paragraphs) -> None:
+        """Count the paragraphs of a page that is not extracted (the language pre-check removed it) in the
+        duplicate cache, as extracting it would have: later pages then lose the same repeated paragraphs."""
+        if self._dedup:
+            for text in paragraphs:
+                self._dedup.increment(text)
+
     def _new_dedup_cache(self):
         if not self.cfg.deduplicate:
             return False

@@ -17,6 +17,9 @@ from pathlib import Path
 from crawlproc.charset import UndecodableError, decode_html
 from crawlproc.extract import Extractor, ExtractTimeout
 from crawlproc.langid import LanguageIdentifier
+from crawlproc.precheck import LanguagePrecheck
+from crawlproc.precheck import enabled as precheck_enabled
+from crawlproc.precheck import settings as precheck_settings
 from crawlproc.quality import QUALITY_STAGES
 from crawlproc.recipe import Recipe
 from crawlproc.schema import REMOVED_SCHEMA, docs_table
@@ -37,6 +40,7 @@ class ExtractPipeline:
         self.url_filter = UrlFilter(recipe.url_filter) if recipe.url_filter.enabled else None
         self.extractor = Extractor(recipe.extract)
         self.langid = LanguageIdentifier() if recipe.language.enabled else None
+        self.precheck = LanguagePrecheck(recipe.language, self.langid) if precheck_enabled(recipe.language) else None
         self.quality = [(name, fn, getattr(recipe, name)) for name, fn in QUALITY_STAGES]
 
     def run(self, url: str, html: str, stage_in: Counter, seconds: Counter) -> tuple[dict, str | None, str | None]:
@@ -51,6 +55,15 @@ class ExtractPipeline:
                 return fields, "url_filter", reason
 
         stage_in["extract"] += 1
+        if self.precheck is not None:  # removed by language before extraction: counted at the language stage
+            t = time.perf_counter()
+            verdict = self.precheck.rules_out(html)
+            seconds["precheck"] += time.perf_counter() - t
+            if verdict is not None:
+                self.extractor.count_paragraphs(verdict.paragraphs)
+                stage_in["language"] += 1
+                fields["language"], fields["language_score"] = verdict.language, verdict.score
+                return fields, "language", verdict.reason
         t = time.perf_counter()
         try:
             text = self.extractor.extract(html, url)
@@ -95,7 +108,8 @@ _PIPELINES: dict[int, tuple[Recipe, ExtractPipeline]] = {}
 
 def pipeline_for(recipe: Recipe) -> ExtractPipeline:
     """One pipeline per recipe per process: a Ray worker reuses the loaded models across tasks."""
-    key = hash(repr(recipe))
+    # the pre-check keys are read with getattr until the recipe declares them, so repr(recipe) omits them
+    key = hash((repr(recipe), precheck_settings(recipe.language)))
     if key not in _PIPELINES:
         _PIPELINES[key] = (recipe, ExtractPipeline(recipe))
     return _PIPELINES[key][1]
@@ -182,7 +196,7 @@ def process_warc(
                 row["removed_by"], row["removed_reason"] = removed_by, reason
                 removed.append(row)
                 stage_removed[removed_by] += 1
-                reasons[f"{removed_by}:{reason.split(':')[0] if removed_by == 'language' else reason}"] += 1
+                reasons[f"{removed_by}:{reason.rsplit(':', 1)[0] if removed_by == 'language' else reason}"] += 1
             t_read = time.perf_counter()
     except WarcReadError as e:
         error = e
