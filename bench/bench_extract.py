@@ -63,7 +63,7 @@ def our_recipe(engine: str, timeout_s: float, precheck: bool = True):
     from crawlproc.recipe import ExtractConfig, Recipe
 
     recipe = Recipe(extract=ExtractConfig(engine=engine, timeout_s=timeout_s))
-    recipe.language.precheck = precheck  # until the recipe declares the key, the stage reads it with getattr
+    recipe.language.precheck = precheck
     return recipe
 
 

@@ -1,4 +1,4 @@
-"""The four quality filters, ours (crawlproc.quality) vs datatrove 0.10.1's, on the same documents in one run.
+"""The four quality filters, ours (crawlproc.quality, as crawlproc/steps.py lists them) vs datatrove 0.10.1's, on the same documents in one run.
 
     python bench/bench_filters.py                  # 2,000 documents from the 181 gold article texts
     python bench/bench_filters.py --docs 10000     # bigger
@@ -43,10 +43,11 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.common import OUT, cpu_seconds, ratio, write_json  # noqa: E402
-from crawlproc.quality import QUALITY_STAGES  # noqa: E402
+from crawlproc import steps  # noqa: E402
+from crawlproc.doc import Doc  # noqa: E402
 from crawlproc.recipe import Recipe  # noqa: E402
 
-STAGES = [name for name, _ in QUALITY_STAGES]
+STAGES = [f.name for f in steps.FILTERS]
 DEFAULT_SOURCES = [ROOT / "tests/data/html/ground-truth.json", ROOT / "tests/data/quality/texts.json"]
 
 
@@ -170,13 +171,14 @@ def make_docs(texts: list[str], n: int, seed: int) -> list[str]:
 
 def ours_filters():
     recipe = Recipe()
-    return [(name, (lambda f, c: (lambda text: _ours(f, c, text)))(fn, getattr(recipe, name)))
-            for name, fn in QUALITY_STAGES]
+    return [(f.name, (lambda flt: (lambda doc: _ours(flt, doc)))(f(recipe.filters[f.name]))) for f in steps.FILTERS]
 
 
-def _ours(fn, cfg, text):
-    v = fn(text, cfg)
-    return v.reason, v.text
+def _ours(flt, doc):
+    """One filter as the extract stage runs it: on a Doc, whose words and lines the next filter reuses."""
+    doc = doc if isinstance(doc, Doc) else Doc(text=doc)
+    reason = flt.run(doc)
+    return reason, doc
 
 
 def peer_filters():

@@ -43,6 +43,7 @@ from crawlproc.recipe import DownloadConfig
 
 CHUNK = 1 << 20
 VERIFY_BLOCK = 64 << 10
+OBJECT_SCHEMES = ("s3", "s3a", "gs", "gcs")  # read through crawlproc.storage, not HTTP
 RETRYABLE_STATUS = {408, 425, 429, 500, 502, 503, 504}
 MAX_REDIRECTS = 5
 # what a flaky network raises (requests wraps some urllib3 errors, the raw body stream raises them as they are)
@@ -437,29 +438,50 @@ def _copy_local(url: str, part: Path, max_bytes: int | None) -> None:
     shutil.copyfile(src, part)
 
 
-def _copy_s3(url: str, part: Path, max_bytes: int | None) -> None:
-    """s3://bucket/key with pyarrow.fs (credentials from the environment); no Range: a retry starts over."""
-    import pyarrow.fs as pafs
+def _copy_object(url: str, part: Path, storage, max_bytes: int | None, result: DownloadResult) -> None:
+    """An object-store URL (s3://, gs://, ...) through `storage` (crawlproc.storage.Storage): appended to
+    `part` from where it stopped, so an interrupted read resumes with a ranged read. The store's own client
+    retries each request (throttling, 503 SlowDown, resets); what it gives up on comes back here as a
+    retry of the whole attempt, with backoff and jitter."""
+    from crawlproc.storage import Storage
 
-    fs, key = pafs.FileSystem.from_uri(url)
-    got = 0
-    with fs.open_input_stream(key) as src, open(part, "wb") as dst:
-        while chunk := src.read(CHUNK):
-            dst.write(chunk)
-            got += len(chunk)
-            if max_bytes is not None and got > max_bytes:
-                raise DownloadError(url, f"the object runs past the {max_bytes}-byte limit", permanent=True)
+    storage = storage or Storage()
+    try:
+        entry = storage.info(url)
+    except OSError as e:
+        raise _Retry(f"cannot stat {url}: {e}") from None
+    if entry is None or entry.is_dir:
+        raise DownloadError(url, "no such object", permanent=True, status=404)
+    if max_bytes is not None and entry.size > max_bytes:
+        raise DownloadError(url, f"the object is {entry.size} bytes, over the {max_bytes}-byte limit", permanent=True)
+    have = part.stat().st_size if part.exists() else 0
+    if have > entry.size:  # the object changed under us: start over
+        raise _Retry(f"partial file of {have} bytes is larger than the object ({entry.size})", fresh=True)
+    if have:
+        result.resumed += 1
+    try:
+        with storage.open_input(url) as src, open(part, "ab") as dst:
+            src.seek(have)
+            while have < entry.size:
+                chunk = src.read(min(CHUNK, entry.size - have))
+                if not chunk:
+                    raise _Retry(f"object read ended at byte {have} of {entry.size}")
+                dst.write(chunk)
+                have += len(chunk)
+    except OSError as e:  # what the store's client gave up on: resume from here next time
+        raise _Retry(f"read failed at byte {have} of {entry.size}: {type(e).__name__}: {e}") from None
 
 
 def download_file(url: str, dest: str | Path, config: DownloadConfig | None = None, *,
                   allowed_hosts: set[str] | None = None, session: requests.Session | None = None,
                   rng: random.Random | None = None, sleep: Callable[[float], None] = time.sleep,
                   verify: bool | None = None, max_bytes: int | None = None,
-                  deadline_s: float | None = None) -> DownloadResult:
+                  deadline_s: float | None = None, storage=None) -> DownloadResult:
     """Download `url` to `dest` (renamed into place only when whole and verified). Reuses an existing,
     verified `dest` (the cache case). `allowed_hosts`: hosts redirects may go to besides the URL's own origin
     (None = any; see allowed_origin). `max_bytes`: a larger file fails at once (permanent). `deadline_s`:
-    overrides attempt_deadline_s(config). Raises DownloadError (with .permanent and .attempts) when it gives up."""
+    overrides attempt_deadline_s(config). `storage` (crawlproc.storage.Storage) reads object-store URLs
+    (s3://, gs://, ...). Raises DownloadError (with .permanent and .attempts) when it gives up."""
     config = config or DownloadConfig()
     deadline_s = attempt_deadline_s(config) if deadline_s is None else deadline_s
     rng = rng or random.Random()
@@ -490,8 +512,8 @@ def download_file(url: str, dest: str | Path, config: DownloadConfig | None = No
                                  max_bytes)
                     elif scheme == "file":
                         _copy_local(url, part, max_bytes)
-                    elif scheme == "s3":
-                        _copy_s3(url, part, max_bytes)
+                    elif scheme in OBJECT_SCHEMES:
+                        _copy_object(url, part, storage, max_bytes, result)
                     else:
                         raise DownloadError(url, f"unsupported URL scheme {scheme!r}", permanent=True)
                     if verify:
@@ -529,10 +551,10 @@ def download_file(url: str, dest: str | Path, config: DownloadConfig | None = No
 
 
 def fetch_bytes(url: str, config: DownloadConfig | None = None, *, allowed_hosts: set[str] | None = None,
-                verify: bool | None = None, max_bytes: int | None = None) -> bytes:
+                verify: bool | None = None, max_bytes: int | None = None, storage=None) -> bytes:
     """Small files (a listing): download_file into a temporary directory and return the bytes."""
     with tempfile.TemporaryDirectory(prefix="crawlproc-fetch-") as tmp:
         name = (os.path.basename(urlsplit(url).path) or "download")[:MAX_SEGMENT_BYTES]
         result = download_file(url, Path(tmp) / name, config, allowed_hosts=allowed_hosts, verify=verify,
-                               max_bytes=max_bytes)
+                               max_bytes=max_bytes, storage=storage)
         return result.path.read_bytes()

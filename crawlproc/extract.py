@@ -1,24 +1,16 @@
 """HTML -> main text, with trafilatura (precision-oriented, as FineWeb) or resiliparse (fast mode).
 
-Each document gets a time limit (cfg.timeout_s) so that one pathological page cannot stall a whole file.
-On the main thread (where Ray runs normal tasks) the limit is an ITIMER_VIRTUAL interval timer on the process's
-CPU time: two system calls per document, no helper process, and the same pages time out on an idle laptop and a
-busy cluster node, so reruns give the same output (a wall-clock limit made outputs depend on machine load). Off the main thread, a timer thread raises the same exception asynchronously
-in the extracting thread. Either way the exception arrives between Python bytecodes, so a single long C
-call (e.g. lxml parsing one enormous page) finishes before the timeout is raised.
+`Extractor.extract` bounds each document by cfg.timeout_s of CPU time (crawlproc/budget.py), so that one
+pathological page cannot stall a whole file; in the extract stage the pipeline's per-document budget covers
+extraction with the other steps and calls `main_text` directly.
 
-A timeout leaves nothing behind: the timer and signal handler are restored, and the trafilatura
-deduplication cache of this Extractor, which an interrupted update could leave half-written, is replaced.
+A timeout leaves nothing behind: the trafilatura deduplication cache of this Extractor, which an interrupted
+update could leave half-written, is replaced (`reset`).
 """
 
 from __future__ import annotations
 
-import ctypes
-import signal
-import threading
-import time
-from contextlib import contextmanager
-
+from crawlproc.budget import OverBudget, cpu_budget
 from crawlproc.recipe import ExtractConfig
 
 
@@ -29,90 +21,6 @@ class ExtractError(Exception):
 
 class ExtractTimeout(ExtractError):
     """Extraction ran past cfg.timeout_s on this document."""
-
-
-class _Deadline(BaseException):
-    """Raised inside the extractor when the time is up. A BaseException, so that the extractor's own
-    `except Exception` blocks cannot swallow it; converted to ExtractTimeout at the boundary."""
-
-
-class _Limit:
-    armed = True
-    fired = False
-
-
-def _disarm(limit: _Limit, lock: threading.Lock | None = None) -> None:
-    # the deadline may strike while we disarm: retry until the flag is down (then the handler is a no-op)
-    while True:
-        try:
-            if lock is None:
-                limit.armed = False
-            else:
-                with lock:
-                    limit.armed = False
-            return
-        except _Deadline:
-            limit.fired = True
-
-
-@contextmanager
-def _alarm_limit(seconds: float):
-    """Main thread: a one-shot ITIMER_VIRTUAL (CPU time) whose handler raises _Deadline. Restores any outer timer."""
-    limit = _Limit()
-
-    def on_alarm(signum, frame):
-        if limit.armed:
-            limit.fired = True
-            raise _Deadline()
-
-    start = time.process_time()
-    outer_delay, outer_interval = 0.0, 0.0
-    previous_handler = signal.signal(signal.SIGVTALRM, on_alarm)
-    try:
-        outer_delay, outer_interval = signal.setitimer(signal.ITIMER_VIRTUAL, seconds)
-        yield limit
-    finally:
-        _disarm(limit)
-        signal.setitimer(signal.ITIMER_VIRTUAL, 0)
-        signal.signal(signal.SIGVTALRM, previous_handler)
-        if outer_delay > 0:  # someone else's timer was running: give it back what is left of it
-            left = max(outer_delay - (time.process_time() - start), 1e-3)
-            signal.setitimer(signal.ITIMER_VIRTUAL, left, outer_interval)
-
-
-_set_async_exc = ctypes.pythonapi.PyThreadState_SetAsyncExc
-
-
-@contextmanager
-def _thread_limit(seconds: float):
-    """Any other thread: a timer thread raises _Deadline asynchronously in this thread."""
-    limit = _Limit()
-    lock = threading.Lock()
-    tid = threading.get_ident()
-
-    def fire():
-        with lock:
-            if limit.armed:
-                limit.fired = True
-                _set_async_exc(ctypes.c_ulong(tid), ctypes.py_object(_Deadline))
-
-    timer = threading.Timer(seconds, fire)
-    timer.daemon = True
-    timer.start()
-    try:
-        yield limit
-    finally:
-        _disarm(limit, lock)
-        timer.cancel()
-        if limit.fired:  # clear an exception still pending for this thread (None -> NULL clears it)
-            _set_async_exc(ctypes.c_ulong(tid), None)
-
-
-def time_limit(seconds: float):
-    """Context manager raising _Deadline inside the block after `seconds`; yields the limit's state."""
-    if hasattr(signal, "setitimer") and threading.current_thread() is threading.main_thread():
-        return _alarm_limit(seconds)
-    return _thread_limit(seconds)
 
 
 def _use_c_element_lookup() -> None:
@@ -159,8 +67,9 @@ class Extractor:
         self._dedup = self._new_dedup_cache()
 
     def reset(self) -> None:
-        """Forget the paragraphs seen so far: called at the start of each WARC file, so that a file's output
-        depends on that file alone, not on which files the same worker happened to process before it."""
+        """Forget the paragraphs seen so far: at the start of each WARC file, so that a file's output depends
+        on that file alone, not on which files the same worker happened to process before it; and after a
+        timeout, which may have interrupted an update of the cache."""
         self._dedup = self._new_dedup_cache()
 
     def count_paragraphs(self, paragraphs) -> None:
@@ -203,21 +112,22 @@ class Extractor:
         )
 
     def extract(self, html: str, url: str | None = None) -> str:
+        """The main text within cfg.timeout_s of CPU time; raises ExtractTimeout."""
+        try:
+            with cpu_budget(self.cfg.timeout_s) as budget:
+                text = self.main_text(html, url)
+        except OverBudget:
+            self.reset()
+            raise ExtractTimeout(f"extraction took longer than {self.cfg.timeout_s} s") from None
+        if budget.fired:  # the deadline struck but something swallowed it
+            self.reset()
+            raise ExtractTimeout(f"extraction took longer than {self.cfg.timeout_s} s")
+        return text
+
+    def main_text(self, html: str, url: str | None = None) -> str:
+        """The main text, "" when there is none (or shorter than cfg.min_chars); no time limit of its own."""
         if not html or not html.strip():
             return ""
         run = self._trafilatura if self.cfg.engine == "trafilatura" else self._resiliparse
-        limit = None
-        try:
-            with time_limit(self.cfg.timeout_s) as limit:
-                text = run(html, url)
-        except _Deadline:
-            self._after_timeout()
-            raise ExtractTimeout(f"extraction took longer than {self.cfg.timeout_s} s") from None
-        if limit is not None and limit.fired:  # the deadline struck but something swallowed it
-            self._after_timeout()
-            raise ExtractTimeout(f"extraction took longer than {self.cfg.timeout_s} s")
-        text = (text or "").strip()
+        text = (run(html, url) or "").strip()
         return text if len(text) >= self.cfg.min_chars else ""
-
-    def _after_timeout(self) -> None:
-        self._dedup = self._new_dedup_cache()

@@ -10,6 +10,7 @@ a `_failed/<stem>.json` marker, `crawlproc status` and the report unchanged.
   environment  the machine cannot run this work at all (a missing package or model, no permission to write
                the output, a full disk): every other unit will fail the same way, so a stage stops early
   worker_died  the process running the unit was killed (out of memory, SIGKILL, a lost node)
+  cancelled    the stage stopped the unit itself (after an environment failure): not a failure of the unit
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ class Failure:
     message: str  # its message
     frames: list[str] = field(default_factory=list)  # innermost frames, "file:line in function", last = deepest
     wrapped_by: list[str] = field(default_factory=list)  # "Type: message" of the exceptions around it, outermost first
-    kind: str = "error"  # error | environment | worker_died
+    kind: str = "error"  # error | environment | worker_died | cancelled
 
     @classmethod
     def from_exception(cls, exc: BaseException, kind: str | None = None) -> Failure:

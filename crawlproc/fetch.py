@@ -49,8 +49,9 @@ def extract_file(source: str, stem: str, layout: Layout, recipe: Recipe, dump: s
 
 
 def fetch_and_extract(entry: dict, stem: str, layout: Layout, recipe: Recipe, dump: str, cache_dir: str | None,
-                      allowed_hosts: list[str]) -> dict:
-    """Download one listed WARC (retried, resumed, gzip-verified), then extract it."""
+                      allowed_hosts: list[str], slots=None) -> dict:
+    """Download one listed WARC (retried, resumed, gzip-verified), then extract it. `slots` is a context
+    manager factory bounding concurrent downloads (the stage passes a cluster-wide one); default: per machine."""
     f = ListedFile(**entry)
     tmp_dir = None
     try:
@@ -59,8 +60,9 @@ def fetch_and_extract(entry: dict, stem: str, layout: Layout, recipe: Recipe, du
         else:
             tmp_dir = task_download_dir()
             dest = tmp_dir / Path(f.cache_path).name
-        with download_slot(recipe.download.concurrency):
-            got = download_file(f.url, dest, recipe.download, allowed_hosts=set(allowed_hosts))
+        with (slots() if slots is not None else download_slot(recipe.download.concurrency)):
+            got = download_file(f.url, dest, recipe.download, allowed_hosts=set(allowed_hosts),
+                                storage=layout.storage)
         stats = process_warc(dest, layout, recipe, dump=dump, file_path=f.path, stem=stem, raise_on_error=True)
         stats["download"] = {"bytes": got.bytes, "attempts": got.attempts, "resumed": got.resumed,
                              "from_cache": got.from_cache, "gzip_members": got.gzip_members}

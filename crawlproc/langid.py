@@ -50,7 +50,6 @@ class LanguageIdentifier:
 
     def __init__(self, cfg: LanguageConfig | None = None, model_file: Path | None = None):
         self.cfg = cfg or LanguageConfig()
-        self._keep = set(self.cfg.keep)
         self.model = load_model(model_file)
 
     def predict(self, text: str) -> tuple[str, float]:
@@ -69,14 +68,13 @@ class LanguageIdentifier:
         return code, min(1.0, max(0.0, float(scores[0])))  # softmax rounding can exceed 1.0 slightly
 
     def keep(self, code: str, score: float) -> bool:
-        """Keep when the language is wanted and its score is strictly above min_score (datatrove's rule).
+        """Keep when the language is wanted and its score is strictly above min_score (datatrove's rule,
+        LanguageConfig.keeps).
 
         An empty `keep` list labels only and keeps everything. Only the top language is considered, which
         matches datatrove for any min_score >= 0.5 (a second language cannot then pass the threshold).
         """
-        if not self._keep:
-            return True
-        return code in self._keep and score > self.cfg.min_score
+        return self.cfg.keeps(code, score)
 
     def classify(self, text: str) -> tuple[str, float, bool]:
         code, score = self.predict(text)

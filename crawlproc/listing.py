@@ -85,24 +85,25 @@ def check_snapshot(snapshot: str) -> str:
     return snapshot
 
 
-def https_base(base_url: str, s3_mode: str = "https") -> str:
-    """Normalize the base URL. `s3://commoncrawl` becomes Common Crawl's HTTPS endpoint unless s3_mode is
-    "pyarrow" (then s3:// URLs are kept and read with pyarrow.fs, credentials from the environment)."""
+def https_base(base_url: str, s3_mode: str = "store") -> str:
+    """Normalize the base URL. An s3:// base is read through the object store (crawlproc.storage: ranged,
+    resumed, retried; credentials from the environment, s3://commoncrawl anonymously), unless s3_mode is
+    "https": then `s3://commoncrawl` becomes Common Crawl's HTTPS endpoint."""
     base = base_url.rstrip("/")
     parts = urlsplit(base)
     if parts.scheme == "s3":
-        if s3_mode == "pyarrow":
+        if s3_mode != "https":
             return base
         if parts.netloc != CC_BUCKET:
             raise ListingError(f"s3 base {base_url!r}: only s3://{CC_BUCKET} has a known HTTPS equivalent; "
-                               "set download.s3 = \"pyarrow\" to read other buckets with pyarrow.fs")
+                               "set download.s3 = \"store\" to read other buckets through the object store")
         return CC_HTTPS + parts.path.rstrip("/")
     if parts.scheme not in ("http", "https", "file"):
         raise ListingError(f"base URL {base_url!r} must be http(s)://, s3:// or file://")
     return base
 
 
-def listing_url(base_url: str, snapshot: str, s3_mode: str = "https") -> str:
+def listing_url(base_url: str, snapshot: str, s3_mode: str = "store") -> str:
     return f"{https_base(base_url, s3_mode)}/crawl-data/{check_snapshot(snapshot)}/warc.paths.gz"
 
 
@@ -227,7 +228,7 @@ def validate_line(index: int, line: str, base: str, allowed_hosts: set[str]) -> 
 
 
 def build_listing(snapshot: str, lines: list[str], base_url: str, allowed_hosts: list[str] | None = None,
-                  *, s3_mode: str = "https", url: str = "") -> Listing:
+                  *, s3_mode: str = "store", url: str = "") -> Listing:
     """Validate every line; identical duplicate lines are listed once, a different path with an existing
     stem is rejected. Raises ListingError when no line is usable, or more than MAX_REJECTED are not."""
     base = https_base(base_url, s3_mode)
@@ -267,14 +268,16 @@ def _reject(listing: Listing, index: int, line: str, reason: str) -> None:
     listing.rejected.append(RejectedLine(index, line[:200], reason))
 
 
-def read_listing(snapshot: str, config: DownloadConfig | None = None, *, base_url: str | None = None) -> Listing:
-    """Download `<base>/crawl-data/<snapshot>/warc.paths.gz` (with the download retries) and validate it."""
+def read_listing(snapshot: str, config: DownloadConfig | None = None, *, base_url: str | None = None,
+                 storage=None) -> Listing:
+    """Download `<base>/crawl-data/<snapshot>/warc.paths.gz` (with the download retries; an s3:// base
+    through `storage`) and validate it."""
     config = config or DownloadConfig()
     base_url = base_url or config.base_url
-    s3_mode = getattr(config, "s3", "https")
+    s3_mode = getattr(config, "s3", "store")
     url = listing_url(base_url, snapshot, s3_mode)
     data = fetch_bytes(url, config, allowed_hosts={h.lower() for h in config.allowed_hosts}, verify=False,
-                       max_bytes=MAX_LISTING_BYTES)
+                       max_bytes=MAX_LISTING_BYTES, storage=storage)
     try:
         lines = parse_listing_bytes(data)
     except ListingError as e:

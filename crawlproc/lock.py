@@ -21,7 +21,7 @@ import uuid
 from contextlib import contextmanager
 from datetime import UTC, datetime
 
-from crawlproc.storage import Storage, join
+from crawlproc.storage import Storage, join, pid_alive
 
 LEASE_BEAT_S = 15.0
 LEASE_STALE_S = 90.0
@@ -85,6 +85,15 @@ def _file_lock(path, what: str):
         os.close(fd)
 
 
+def _lease_alive(lease: dict) -> bool:
+    """A lease counts while its holder beats; one of a process of this host that is gone counts no more
+    (a command killed here is rerun at once, not LEASE_STALE_S later)."""
+    if lease.get("host") == socket.gethostname() and isinstance(lease.get("pid"), int) \
+            and not pid_alive(lease["pid"]):
+        return False
+    return time.time() - float(lease.get("beat", 0)) < LEASE_STALE_S
+
+
 @contextmanager
 def _lease(storage: Storage, lock_uri: str, what: str):
     me = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
@@ -99,7 +108,7 @@ def _lease(storage: Storage, lock_uri: str, what: str):
         if e.uri == mine:
             continue
         other = storage.read_json(e.uri, {}) or {}
-        if time.time() - float(other.get("beat", 0)) < LEASE_STALE_S:
+        if _lease_alive(other):
             storage.delete(mine)
             raise _busy(what, other)
     stop = threading.Event()

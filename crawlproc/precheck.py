@@ -26,7 +26,6 @@ from dataclasses import dataclass
 from crawlproc.langid import LanguageIdentifier
 from crawlproc.recipe import LanguageConfig
 
-DEFAULT_MIN_SCORE = 0.8
 MAX_TEXT_CHARS = 5000  # lid.176 on the start of the main text: its cost stays bounded on huge pages
 _HTML_LANG = re.compile(r"<html\b[^>]*?\slang\s*=\s*[\"']?\s*([A-Za-z]{2,3})(?![A-Za-z])", re.IGNORECASE)
 _HEAD_CHARS = 8192  # the <html> tag is near the start; doctype, comments and BOMs come before it
@@ -46,12 +45,7 @@ class Verdict:
 
 def enabled(cfg: LanguageConfig) -> bool:
     """The recipe switch (`language.precheck`), off when the language filter is off or keeps every language."""
-    return bool(cfg.enabled and cfg.keep and settings(cfg)[0])
-
-
-def settings(cfg: LanguageConfig) -> tuple[bool, float]:
-    """(language.precheck, language.precheck_min_score), with their defaults where the recipe lacks them."""
-    return bool(getattr(cfg, "precheck", True)), float(getattr(cfg, "precheck_min_score", DEFAULT_MIN_SCORE))
+    return bool(cfg.enabled and cfg.keep and cfg.precheck)
 
 
 def declared_language(html: str) -> str | None:
@@ -78,7 +72,7 @@ class LanguagePrecheck:
 
     def __init__(self, cfg: LanguageConfig, identifier: LanguageIdentifier | None = None):
         self.keep = frozenset(cfg.keep)
-        self.min_score = max(settings(cfg)[1], cfg.min_score)
+        self.min_score = max(cfg.precheck_min_score, cfg.min_score)
         self.identifier = identifier or LanguageIdentifier(cfg)
 
     def rules_out(self, html: str) -> Verdict | None:

@@ -1,7 +1,7 @@
 """Process one WARC file through the extract stage: the unit of work, of retry and of resume.
 
-read HTML responses -> URL filter -> extract -> language ID -> Gopher repetition -> Gopher quality -> C4
--> FineWeb quality; writes docs/, removed/ (with the stage and reason) and stats/ for the file. The stage
+read HTML responses -> the steps of crawlproc/pipeline.py (URL filter -> extract -> language ID -> the
+quality filters); writes docs/, removed/ (with the stage and reason) and stats/ for the file. The stage
 runner writes the file's `_done` marker after this returns. A bad record is a counted removal, a bad file
 keeps the records before the fault.
 """
@@ -15,105 +15,14 @@ from collections import Counter
 from pathlib import Path
 
 from crawlproc.charset import UndecodableError, decode_html
-from crawlproc.extract import Extractor, ExtractTimeout
-from crawlproc.langid import LanguageIdentifier
-from crawlproc.precheck import LanguagePrecheck
-from crawlproc.precheck import enabled as precheck_enabled
-from crawlproc.precheck import settings as precheck_settings
-from crawlproc.quality import QUALITY_STAGES
+from crawlproc.doc import Doc
+from crawlproc.pipeline import pipeline_for
 from crawlproc.recipe import Recipe
 from crawlproc.schema import REMOVED_SCHEMA, docs_table
 from crawlproc.failure import PartialFailure
 from crawlproc.fingerprint import digest, file_fingerprint
 from crawlproc.layout import Layout, warc_stem
-from crawlproc.urlfilter import UrlFilter
 from crawlproc.warc import ReadCounts, WarcReadError, iter_html_records
-
-STAGES = ["url_filter", "extract", "language"] + [name for name, _ in QUALITY_STAGES]
-
-
-class ExtractPipeline:
-    """The per-document steps, built once per recipe and reused across files (models and lists stay loaded)."""
-
-    def __init__(self, recipe: Recipe):
-        self.recipe = recipe
-        self.url_filter = UrlFilter(recipe.url_filter) if recipe.url_filter.enabled else None
-        self.extractor = Extractor(recipe.extract)
-        self.langid = LanguageIdentifier() if recipe.language.enabled else None
-        self.precheck = LanguagePrecheck(recipe.language, self.langid) if precheck_enabled(recipe.language) else None
-        self.quality = [(name, fn, getattr(recipe, name)) for name, fn in QUALITY_STAGES]
-
-    def run(self, url: str, html: str, stage_in: Counter, seconds: Counter) -> tuple[dict, str | None, str | None]:
-        """Return (fields, removed_by, reason); removed_by is None for a kept document."""
-        fields: dict = {"text": "", "language": None, "language_score": None}
-        t = time.perf_counter()
-        if self.url_filter is not None:
-            stage_in["url_filter"] += 1
-            reason = self.url_filter.check(url)
-            seconds["url_filter"] += time.perf_counter() - t
-            if reason:
-                return fields, "url_filter", reason
-
-        stage_in["extract"] += 1
-        if self.precheck is not None:  # removed by language before extraction: counted at the language stage
-            t = time.perf_counter()
-            verdict = self.precheck.rules_out(html)
-            seconds["precheck"] += time.perf_counter() - t
-            if verdict is not None:
-                self.extractor.count_paragraphs(verdict.paragraphs)
-                stage_in["language"] += 1
-                fields["language"], fields["language_score"] = verdict.language, verdict.score
-                return fields, "language", verdict.reason
-        t = time.perf_counter()
-        try:
-            text = self.extractor.extract(html, url)
-        except ExtractTimeout:
-            return fields, "extract", "timeout"
-        except Exception as e:  # a parser bug on one page must not fail the file
-            return fields, "extract", f"error:{type(e).__name__}"
-        finally:
-            seconds["extract"] += time.perf_counter() - t
-        text = text.strip()
-        fields["text"] = text
-        if len(text) < self.recipe.extract.min_chars:
-            return fields, "extract", "empty"
-
-        lang_cfg = self.recipe.language
-        if self.langid is not None:
-            stage_in["language"] += 1
-            t = time.perf_counter()
-            lang, score = self.langid.predict(text)
-            seconds["language"] += time.perf_counter() - t
-            fields["language"], fields["language_score"] = lang, round(float(score), 4)
-            if lang_cfg.keep and (lang not in lang_cfg.keep or score <= lang_cfg.min_score):
-                return fields, "language", f"{lang}:{score:.2f}"
-
-        for name, fn, cfg in self.quality:
-            if not cfg.enabled:
-                continue
-            stage_in[name] += 1
-            t = time.perf_counter()
-            verdict = fn(text, cfg)
-            seconds[name] += time.perf_counter() - t
-            if verdict.reason is not None:
-                fields["text"] = text
-                return fields, name, verdict.reason
-            text = verdict.text
-        fields["text"] = text
-        return fields, None, None
-
-
-_PIPELINES: dict[int, tuple[Recipe, ExtractPipeline]] = {}
-
-
-def pipeline_for(recipe: Recipe) -> ExtractPipeline:
-    """One pipeline per recipe per process: a Ray worker reuses the loaded models across tasks."""
-    # the pre-check keys are read with getattr until the recipe declares them, so repr(recipe) omits them
-    key = hash((repr(recipe), precheck_settings(recipe.language)))
-    if key not in _PIPELINES:
-        _PIPELINES[key] = (recipe, ExtractPipeline(recipe))
-    return _PIPELINES[key][1]
-
 
 NOT_EXTRACT_SECTIONS = ("minhash", "dedup", "pii", "download", "tokenize", "ray", "storage", "train")
 
@@ -152,14 +61,12 @@ def process_warc(
     file_path = file_path or str(source)
     snap = (out if isinstance(out, Layout) else Layout(str(out))).snapshot(dump)
     pipe = pipeline_for(recipe)
-    pipe.extractor.reset()  # trafilatura's dedup cache: per file, so reruns and retries give the same output
+    pipe.reset()
     content_fp = file_fingerprint(snap.storage, str(source))
     counts = ReadCounts()
-    stage_in: Counter = Counter()
-    stage_removed: Counter = Counter()
-    reasons: Counter = Counter()
     languages: Counter = Counter()
     seconds: Counter = Counter()
+    steps = pipe.counts(seconds)
     kept: list[dict] = []
     removed: list[dict] = []
     error: Exception | None = None
@@ -185,18 +92,17 @@ def process_warc(
                 continue
             finally:
                 seconds["decode"] += time.perf_counter() - t
-            fields, removed_by, reason = pipe.run(rec.url, html, stage_in, seconds)
-            row = base | fields
-            if fields.get("language"):
-                languages[fields["language"]] += 1
-            if removed_by is None:
+            doc = Doc(rec.url, html)
+            removal = pipe.run(doc, steps)
+            row = base | {"text": doc.text, "language": doc.language, "language_score": doc.language_score}
+            if doc.language:
+                languages[doc.language] += 1
+            if removal is None:
                 row["token_count"] = len(row["text"].split())
                 kept.append(row)
             else:
-                row["removed_by"], row["removed_reason"] = removed_by, reason
+                row["removed_by"], row["removed_reason"] = removal
                 removed.append(row)
-                stage_removed[removed_by] += 1
-                reasons[f"{removed_by}:{reason.rsplit(':', 1)[0] if removed_by == 'language' else reason}"] += 1
             t_read = time.perf_counter()
     except WarcReadError as e:
         error = e
@@ -219,8 +125,8 @@ def process_warc(
         "responses": counts.responses,
         "decompressed_bytes": counts.decompressed_bytes,
         "skipped": dict(counts.skipped),
-        "stages": {s: {"in": stage_in[s], "removed": stage_removed[s]} for s in STAGES},
-        "removed_reasons": dict(reasons),
+        "stages": steps.stages(),
+        "removed_reasons": dict(steps.reasons),
         "languages": dict(languages),
         "kept": len(kept),
         "removed": len(removed),

@@ -1,8 +1,9 @@
 """The recipe: every knob of the pipeline, as plain dataclasses with the FineWeb constants as defaults.
 
-A recipe file is TOML with one table per section (see pipelines/recipes/fineweb.toml). `load_recipe` rejects
-an unknown section or key, a value of the wrong type, or a value out of range *before any work starts*, with an
-error that names the key and the reason.
+A recipe file is TOML with one table per section (see pipelines/recipes/fineweb.toml). The quality filters'
+sections come from the step registry (crawlproc/steps.py): each filter module defines its own. `load_recipe`
+rejects an unknown section or key, a value of the wrong type, a number that is not finite or out of range,
+and a credential, *before any work starts*, with an error that names the key and the reason.
 """
 
 from __future__ import annotations
@@ -10,227 +11,235 @@ from __future__ import annotations
 import dataclasses
 import json
 import tomllib
-import types
 import typing
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 
+from crawlproc import steps
+from crawlproc.config import (
+    RecipeError,
+    Section,
+    above,
+    at_least,
+    build_section,
+    fraction,
+    one_of,
+    require,
+)
+from crawlproc.layout import LayoutError, check_name
 
-class RecipeError(ValueError):
-    """A recipe that cannot be run: names the offending key (e.g. `gopher_quality.min_doc_words`)."""
-
-    def __init__(self, key: str, reason: str):
-        self.key = key
-        self.reason = reason
-        super().__init__(f"recipe key {key!r}: {reason}")
-
-
-def _check(cond: bool, key: str, reason: str) -> None:
-    if not cond:
-        raise RecipeError(key, reason)
-
-
-def _fraction(obj, *names: str) -> None:
-    for n in names:
-        v = getattr(obj, n)
-        _check(v is None or 0.0 <= v <= 1.0, n, f"must be a fraction in [0, 1], got {v!r}")
+__all__ = ["RecipeError", "Recipe", "load_recipe", "recipe_from_dict", "recorded_recipe"]
 
 
 @dataclass
-class InputConfig:
+class InputConfig(Section):
     max_payload_bytes: int = 5_000_000  # larger HTTP payloads are skipped (counted), never parsed
     html_only: bool = True
 
-    def __post_init__(self):
-        _check(self.max_payload_bytes > 0, "max_payload_bytes", "must be > 0")
+    def check(self):
+        above(self, 0, "max_payload_bytes")
 
 
 @dataclass
-class UrlFilterConfig:
+class UrlFilterConfig(Section):
     enabled: bool = True
     use_ut1_lists: bool = True  # the UT1 "adult" domain and URL lists, as FineWeb
     soft_banned_threshold: int = 2
     extra_domains: list[str] = field(default_factory=list)
     extra_urls: list[str] = field(default_factory=list)
 
-    def __post_init__(self):
-        _check(self.soft_banned_threshold >= 1, "soft_banned_threshold", "must be >= 1")
+    def check(self):
+        at_least(self, 1, "soft_banned_threshold")
+        for name in ("extra_domains", "extra_urls"):
+            for v in getattr(self, name):
+                require(bool(v.strip()) and not any(c.isspace() for c in v), name, f"bad entry {v!r}")
 
 
 @dataclass
-class ExtractConfig:
+class ExtractConfig(Section):
     engine: str = "trafilatura"  # or "resiliparse": ~10x faster, a little less precise
     favor_precision: bool = True
     include_tables: bool = True  # trafilatura's default, so FineWeb's
     deduplicate: bool = True
-    timeout_s: float = 1.0  # per document: one pathological page cannot stall a file
+    timeout_s: float = 1.0  # CPU seconds per document, all steps together: one page cannot stall a file
     min_chars: int = 1
+    plugins: list[str] = field(default_factory=list)  # modules whose FILTERS run after the built-in filters
 
-    def __post_init__(self):
-        _check(self.engine in ("trafilatura", "resiliparse"), "engine", "must be 'trafilatura' or 'resiliparse'")
-        _check(self.timeout_s > 0, "timeout_s", "must be > 0 seconds")
+    def check(self):
+        one_of(self, "engine", ("trafilatura", "resiliparse"))
+        above(self, 0, "timeout_s")
+        at_least(self, 0, "min_chars")
+        require(len(set(self.plugins)) == len(self.plugins), "plugins", "lists a module twice")
+
+
+def _lid176_labels() -> frozenset[str]:
+    text = resources.files("crawlproc").joinpath("data/langid/lid176_labels.txt").read_text(encoding="utf-8")
+    return frozenset(text.split())
+
+
+LID176_LABELS = _lid176_labels()
 
 
 @dataclass
-class LanguageConfig:
+class LanguageConfig(Section):
     enabled: bool = True
     keep: list[str] = field(default_factory=lambda: ["en"])  # empty list: keep every language, label only
     min_score: float = 0.65
+    # skip extraction of a page whose cheap main text is confidently in a language not kept (crawlproc/precheck.py)
+    precheck: bool = True
+    precheck_min_score: float = 0.8  # the pre-check's top language score needed (never below min_score)
 
-    def __post_init__(self):
-        _fraction(self, "min_score")
+    def check(self):
+        fraction(self, "min_score", "precheck_min_score")
         for code in self.keep:
-            _check(isinstance(code, str) and 2 <= len(code) <= 8, "keep", f"bad language code {code!r}")
+            require(code in LID176_LABELS, "keep", f"{code!r} is not a language lid.176 identifies "
+                    f"(codes such as 'en', 'de', 'zh'; see crawlproc/data/langid/lid176_labels.txt)")
+
+    # The language rule, in one place (the language step and `crawlproc explain` use it).
+    def wants(self, code: str | None) -> bool:
+        """Whether documents in `code` are kept (an empty `keep` list keeps every language)."""
+        return not self.keep or code in self.keep
+
+    def score_ok(self, score: float | None) -> bool:
+        """Whether the top language's score is strictly above min_score (datatrove's rule)."""
+        return score is not None and score > self.min_score
+
+    def keeps(self, code: str | None, score: float | None) -> bool:
+        return not self.keep or (self.wants(code) and self.score_ok(score))
+
+
+MAX_HASHES = 1024  # MinHash signature length: 112 in FineWeb; beyond this, memory grows for nothing
 
 
 @dataclass
-class GopherRepetitionConfig:
-    enabled: bool = True
-    dup_line_frac: float | None = 0.3
-    dup_para_frac: float | None = 0.3
-    dup_line_char_frac: float | None = 0.2
-    dup_para_char_frac: float | None = 0.2
-    top_n_grams: list[list[float]] = field(default_factory=lambda: [[2, 0.20], [3, 0.18], [4, 0.16]])
-    dup_n_grams: list[list[float]] = field(
-        default_factory=lambda: [[5, 0.15], [6, 0.14], [7, 0.13], [8, 0.12], [9, 0.11], [10, 0.10]]
-    )
-
-    def __post_init__(self):
-        _fraction(self, "dup_line_frac", "dup_para_frac", "dup_line_char_frac", "dup_para_char_frac")
-        for name in ("top_n_grams", "dup_n_grams"):
-            for pair in getattr(self, name):
-                _check(
-                    isinstance(pair, (list, tuple)) and len(pair) == 2 and int(pair[0]) == pair[0] >= 1
-                    and 0 <= pair[1] <= 1,
-                    name, f"each entry must be [n >= 1, fraction in [0, 1]], got {pair!r}",
-                )
-
-
-@dataclass
-class GopherQualityConfig:
-    enabled: bool = True
-    min_doc_words: int | None = 50
-    max_doc_words: int | None = 100_000
-    min_avg_word_length: float | None = 3
-    max_avg_word_length: float | None = 10
-    max_symbol_word_ratio: float | None = 0.1
-    max_bullet_lines_ratio: float | None = 0.9
-    max_ellipsis_lines_ratio: float | None = 0.3
-    max_non_alpha_words_ratio: float | None = 0.8  # i.e. >= 80% of words contain a letter
-    min_stop_words: int | None = 2
-
-    def __post_init__(self):
-        _fraction(self, "max_bullet_lines_ratio", "max_ellipsis_lines_ratio", "max_non_alpha_words_ratio")
-        if self.min_doc_words is not None and self.max_doc_words is not None:
-            _check(self.min_doc_words <= self.max_doc_words, "min_doc_words", "must be <= max_doc_words")
-
-
-@dataclass
-class C4Config:
-    enabled: bool = True
-    remove_citations: bool = True
-    filter_no_terminal_punct: bool = False  # FineWeb turns C4's terminal-punctuation line filter off
-    min_num_sentences: int = 5  # -1 disables
-    min_words_per_line: int = 3  # -1 disables
-    max_word_length: int = 1000  # -1 disables
-    filter_lorem_ipsum: bool = True
-    filter_javascript: bool = True
-    filter_curly_bracket: bool = True
-    filter_policy: bool = True
-
-
-@dataclass
-class FineWebQualityConfig:
-    enabled: bool = True
-    line_punct_thr: float = 0.12
-    line_punct_exclude_zero: bool = False
-    short_line_thr: float = 0.67
-    short_line_length: int = 30
-    char_duplicates_ratio: float = 0.01
-    new_line_ratio: float = 0.3
-
-    def __post_init__(self):
-        _fraction(self, "line_punct_thr", "short_line_thr", "char_duplicates_ratio")
-        _check(self.short_line_length >= 0, "short_line_length", "must be >= 0")
-
-
-@dataclass
-class MinHashConfig:
+class MinHashConfig(Section):
     ngram: int = 5  # word n-grams (shingles)
     num_bands: int = 14
     rows_per_band: int = 8  # 14 x 8 = 112 hashes
     hash_bits: int = 64
     seed: int = 1
 
-    def __post_init__(self):
-        _check(self.ngram >= 1, "ngram", "must be >= 1")
-        _check(self.num_bands >= 1, "num_bands", "must be >= 1")
-        _check(self.rows_per_band >= 1, "rows_per_band", "must be >= 1")
-        _check(self.hash_bits in (32, 64), "hash_bits", "must be 32 or 64")
+    def check(self):
+        require(1 <= self.ngram <= 100, "ngram", f"must be in 1..100, got {self.ngram}")
+        at_least(self, 1, "num_bands", "rows_per_band")
+        require(self.num_bands * self.rows_per_band <= MAX_HASHES, "num_bands",
+                f"num_bands * rows_per_band = {self.num_bands * self.rows_per_band} hashes; at most {MAX_HASHES}")
+        one_of(self, "hash_bits", (32, 64))
+        require(0 <= self.seed < 2**63, "seed", f"must be in [0, 2**63), got {self.seed}")
 
 
 @dataclass
-class DedupConfig:
+class DedupConfig(Section):
     enabled: bool = True
     exact: bool = True  # content-hash dedup first
     scope: str = "snapshot"  # or "all": also against the persisted band index of earlier snapshots
     num_partitions: int = 16  # the shuffle's partitions: one Ray task each finds the candidate pairs
     signature_batch: int = 500  # documents per vectorized signature batch (small batches stay in cache)
 
-    def __post_init__(self):
-        _check(self.scope in ("snapshot", "all"), "scope", "must be 'snapshot' or 'all'")
-        _check(self.num_partitions >= 1, "num_partitions", "must be >= 1")
-        _check(self.signature_batch >= 1, "signature_batch", "must be >= 1")
+    def check(self):
+        one_of(self, "scope", ("snapshot", "all"))
+        require(1 <= self.num_partitions <= 100_000, "num_partitions", f"must be in 1..100000, got {self.num_partitions}")
+        at_least(self, 1, "signature_batch")
 
 
 @dataclass
-class PiiConfig:
+class PiiConfig(Section):
     enabled: bool = True
     email_replacement: str = "email@example.com"
     ip_replacement: str = "0.0.0.0"
 
 
 @dataclass
-class DownloadConfig:
+class DownloadConfig(Section):
     base_url: str = "https://data.commoncrawl.org"
     allowed_hosts: list[str] = field(default_factory=list)  # hosts a listing may point to beside base_url's
-    concurrency: int = 4
+    concurrency: int = 16  # downloads in flight across the whole cluster (one cap, not per machine)
     retries: int = 6
     backoff_s: float = 1.0
     max_backoff_s: float = 60.0
-    timeout_s: float = 60.0
+    timeout_s: float = 60.0  # per read: a stalled connection fails after this long
+    deadline_s: float | None = None  # per attempt (None: 10 read timeouts): a drip cannot hold a download forever
     cache_dir: str = ""  # keep downloaded WARCs here for reuse; "" = delete after processing
-    s3: str = "https"  # s3:// base URLs: "https" = Common Crawl's HTTPS endpoint, "pyarrow" = pyarrow.fs S3
+    s3: str = "store"  # s3:// base URLs: "store" = read through the object store; "https" = s3://commoncrawl via its HTTPS endpoint
 
-    def __post_init__(self):
-        _check(self.concurrency >= 1, "concurrency", "must be >= 1")
-        _check(self.s3 in ("https", "pyarrow"), "s3", "must be 'https' or 'pyarrow'")
-        _check(self.retries >= 0, "retries", "must be >= 0")
-        _check(self.backoff_s >= 0, "backoff_s", "must be >= 0")
-        _check(self.timeout_s > 0, "timeout_s", "must be > 0")
+    def check(self):
+        require(self.base_url.startswith(("http://", "https://", "s3://", "file://")), "base_url",
+                f"must be an http(s)://, s3:// or file:// URL, got {self.base_url!r}")
+        require(1 <= self.concurrency <= 1024, "concurrency", f"must be in 1..1024, got {self.concurrency}")
+        one_of(self, "s3", ("store", "https"))
+        at_least(self, 0, "retries", "backoff_s")
+        require(self.max_backoff_s >= self.backoff_s, "max_backoff_s",
+                f"must be >= backoff_s ({self.backoff_s}), got {self.max_backoff_s}")
+        above(self, 0, "timeout_s")
+        require(self.deadline_s is None or self.deadline_s > 0, "deadline_s", f"must be > 0, got {self.deadline_s!r}")
 
 
 @dataclass
-class TokenizeConfig:
+class StorageConfig(Section):
+    """Object storage (s3://): where and how to connect. Credentials never go here: they come from the
+    environment or the profile named below."""
+
+    endpoint_url: str = ""  # "" = AWS_ENDPOINT_URL, else the SDK's default
+    region: str = ""
+    profile: str = ""  # a profile of ~/.aws/credentials and ~/.aws/config
+    anonymous_buckets: list[str] = field(default_factory=lambda: ["commoncrawl"])  # read without credentials
+    retries: int = 10
+    connect_timeout_s: float = 10.0
+    request_timeout_s: float = 60.0
+
+    def check(self):
+        require(self.endpoint_url == "" or self.endpoint_url.startswith(("http://", "https://")), "endpoint_url",
+                f"must be an http(s):// URL or empty, got {self.endpoint_url!r}")
+        for b in self.anonymous_buckets:
+            require(3 <= len(b) <= 63 and b == b.strip().lower() and "/" not in b, "anonymous_buckets",
+                    f"{b!r} is not a bucket name")
+        at_least(self, 0, "retries")
+        above(self, 0, "connect_timeout_s", "request_timeout_s")
+
+
+@dataclass
+class TokenizeConfig(Section):
     name: str = "bpe"
     vocab_size: int = 32_000
     sample_bytes: int = 200_000_000  # train the tokenizer on at most this much text
     shard_tokens: int = 100_000_000
     val_fraction: float = 0.005
     max_doc_chars: int = 10_000_000  # longer documents are skipped and counted ("too_long")
+    source: str = "final"  # "final": after dedup and PII; "docs": the filtered documents (recipes without dedup)
 
-    def __post_init__(self):
-        _check(self.vocab_size >= 256 + 1, "vocab_size", "must be > 256 (the byte alphabet)")
-        _check(self.shard_tokens > 0, "shard_tokens", "must be > 0")
-        _check(self.max_doc_chars > 0, "max_doc_chars", "must be > 0")
-        _fraction(self, "val_fraction")
+    def check(self):
+        try:
+            check_name(self.name, "tokenize.name")  # the layout's rule for a folder name under --out
+        except LayoutError as e:
+            raise RecipeError("name", str(e)) from None
+        require(257 <= self.vocab_size <= 1 << 20, "vocab_size",
+                f"must be in 257..{1 << 20} (above the byte alphabet), got {self.vocab_size}")
+        above(self, 0, "sample_bytes", "shard_tokens", "max_doc_chars")
+        fraction(self, "val_fraction")
+        one_of(self, "source", ("final", "docs"))
+
+
+RAY_MIN_OBJECT_STORE_MB = 75  # Ray refuses a smaller object store
 
 
 @dataclass
-class RayConfig:
+class RayConfig(Section):
     num_cpus_per_task: float = 1.0
     max_retries: int = 3  # a worker killed mid-task is retried
     object_store_memory_mb: int = 512  # local Ray only; small machines need it set explicitly
+
+    def check(self):
+        above(self, 0, "num_cpus_per_task")
+        at_least(self, 0, "max_retries")
+        at_least(self, RAY_MIN_OBJECT_STORE_MB, "object_store_memory_mb")
+
+
+MAX_SIGNATURE_BATCH_BYTES = 256 << 20  # one batch's signature matrix (documents x hashes x 8 bytes)
+
+
+def _default_filters() -> dict[str, Section]:
+    return {f.name: f.Config() for f in steps.FILTERS}
 
 
 @dataclass
@@ -239,73 +248,91 @@ class Recipe:
     url_filter: UrlFilterConfig = field(default_factory=UrlFilterConfig)
     extract: ExtractConfig = field(default_factory=ExtractConfig)
     language: LanguageConfig = field(default_factory=LanguageConfig)
-    gopher_repetition: GopherRepetitionConfig = field(default_factory=GopherRepetitionConfig)
-    gopher_quality: GopherQualityConfig = field(default_factory=GopherQualityConfig)
-    c4: C4Config = field(default_factory=C4Config)
-    fineweb_quality: FineWebQualityConfig = field(default_factory=FineWebQualityConfig)
+    # The quality filters' sections, keyed and ordered by crawlproc/steps.py (plugins' included); each is also
+    # an attribute: recipe.gopher_quality is recipe.filters["gopher_quality"].
+    filters: dict[str, Section] = field(default_factory=_default_filters)
     minhash: MinHashConfig = field(default_factory=MinHashConfig)
     dedup: DedupConfig = field(default_factory=DedupConfig)
     pii: PiiConfig = field(default_factory=PiiConfig)
     download: DownloadConfig = field(default_factory=DownloadConfig)
+    storage: StorageConfig = field(default_factory=StorageConfig)
     tokenize: TokenizeConfig = field(default_factory=TokenizeConfig)
     ray: RayConfig = field(default_factory=RayConfig)
+    # The trainer's settings (trainer.config.TrainConfig but its paths): crawlproc does not know the trainer,
+    # so pipelines/recipe_files.py validates this table wherever a recipe is loaded for a run.
+    train: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        classes = steps.filters(self.extract.plugins)
+        clash = [f.name for f in classes if f.name in _FIXED_SECTIONS]
+        require(not clash, "extract.plugins", f"a filter may not take the name of a recipe section: {clash}")
+        given = dict(self.filters)
+        self.filters = {}
+        for f in classes:
+            cfg = given.pop(f.name, None)
+            if cfg is None:
+                cfg = f.Config()
+            require(isinstance(cfg, f.Config), f.name, f"must be a {f.Config.__name__}, got {type(cfg).__name__}")
+            self.filters[f.name] = cfg
+        require(not given, ", ".join(given), "not a filter of this recipe (see crawlproc/steps.py, extract.plugins)")
+        require(isinstance(self.train, dict), "train", "must be a table")
+        # what one section cannot see on its own
+        require(self.tokenize.source == "final" or not self.dedup.enabled, "tokenize.source",
+                '"docs" skips dedup and PII: only for recipes with dedup.enabled = false')
+        hashes = self.minhash.num_bands * self.minhash.rows_per_band
+        batch_bytes = self.dedup.signature_batch * hashes * 8
+        require(batch_bytes <= MAX_SIGNATURE_BATCH_BYTES, "dedup.signature_batch",
+                f"{self.dedup.signature_batch} documents x {hashes} hashes x 8 bytes = {batch_bytes >> 20} MiB "
+                f"per batch; at most {MAX_SIGNATURE_BATCH_BYTES >> 20} MiB")
+
+    def __getattr__(self, name: str):
+        # only reached for names that are not fields: a quality filter's section
+        filters = self.__dict__.get("filters")
+        if filters is not None and name in filters:
+            return filters[name]
+        raise AttributeError(f"{type(self).__name__!r} has no section {name!r}")
+
+    def sections(self) -> dict[str, object]:
+        """Every section by name, in recipe order (the filters where the pipeline runs them)."""
+        out: dict[str, object] = {}
+        for f in dataclasses.fields(self):
+            if f.name == "filters":
+                out.update(self.filters)
+            else:
+                out[f.name] = getattr(self, f.name)
+        return out
 
     def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
+        return {name: (dict(s) if isinstance(s, dict) else dataclasses.asdict(s)) for name, s in self.sections().items()}
 
 
-def _type_ok(value, hint) -> bool:
-    origin = typing.get_origin(hint)
-    if origin in (typing.Union, types.UnionType):
-        return any(_type_ok(value, h) for h in typing.get_args(hint))
-    if hint is type(None):
-        return value is None
-    if hint is bool:
-        return isinstance(value, bool)
-    if hint is int:
-        return isinstance(value, int) and not isinstance(value, bool)
-    if hint is float:  # TOML writes 1 for 1.0: accept ints where floats are expected
-        return isinstance(value, (int, float)) and not isinstance(value, bool)
-    if hint is str:
-        return isinstance(value, str)
-    if origin is list:
-        (inner,) = typing.get_args(hint) or (typing.Any,)
-        return isinstance(value, list) and all(inner is typing.Any or _type_ok(v, inner) for v in value)
-    return True
-
-
-def _type_name(hint) -> str:
-    return getattr(hint, "__name__", None) or str(hint).replace("typing.", "")
-
-
-def build_section(cls, values: dict, section: str):
-    """Build one section dataclass from a TOML table, naming `section.key` in every error."""
-    if not isinstance(values, dict):
-        raise RecipeError(section, f"must be a table, got {type(values).__name__}")
-    hints = typing.get_type_hints(cls)
-    known = {f.name for f in dataclasses.fields(cls)}
-    for key, value in values.items():
-        if key not in known:
-            raise RecipeError(f"{section}.{key}", f"unknown key (known: {', '.join(sorted(known))})")
-        if not _type_ok(value, hints[key]):
-            raise RecipeError(
-                f"{section}.{key}", f"expected {_type_name(hints[key])}, got {type(value).__name__} {value!r}"
-            )
-    try:
-        return cls(**values)
-    except RecipeError as e:
-        raise RecipeError(f"{section}.{e.key}", e.reason) from None
+# The sections every recipe has, by name: their dataclass ("train" stays a plain table, see Recipe.train).
+_FIXED_SECTIONS = {name: hint for name, hint in typing.get_type_hints(Recipe).items() if name != "filters"}
 
 
 def recipe_from_dict(data: dict) -> Recipe:
-    sections = {f.name: f for f in dataclasses.fields(Recipe)}
-    hints = typing.get_type_hints(Recipe)
-    built = {}
+    """Build a Recipe from TOML-shaped data ({section: {key: value}}), validating every value."""
+    if not isinstance(data, dict):
+        raise RecipeError("<file>", "a recipe is a set of tables")
+    built: dict = {}
+    extract = build_section(ExtractConfig, data.get("extract", {}), "extract")  # plugins add sections
+    filter_types = {f.name: f.Config for f in steps.filters(extract.plugins)}
+    filters = {}
     for name, values in data.items():
-        if name not in sections:
-            raise RecipeError(name, f"unknown section (known: {', '.join(sections)})")
-        built[name] = build_section(hints[name], values, name)
-    return Recipe(**built)
+        if name == "extract":
+            built[name] = extract
+        elif name == "train":
+            if not isinstance(values, dict):
+                raise RecipeError("train", f"must be a table, got {type(values).__name__}")
+            built[name] = json.loads(json.dumps(values))  # a private copy of plain TOML values
+        elif name in _FIXED_SECTIONS:
+            built[name] = build_section(_FIXED_SECTIONS[name], values, name)
+        elif name in filter_types:
+            filters[name] = build_section(filter_types[name], values, name)
+        else:
+            known = [*_FIXED_SECTIONS, *filter_types]
+            raise RecipeError(name, f"unknown section (known: {', '.join(known)})")
+    return Recipe(**built, filters=filters)
 
 
 def recorded_recipe(path: str | Path) -> Recipe | None:

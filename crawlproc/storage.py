@@ -195,7 +195,8 @@ class Storage:
         if isinstance(fs, pafs.LocalFileSystem):
             _local_atomic(path, lambda tmp: Path(tmp).write_bytes(data))
             return
-        with fs.open_output_stream(path) as f:
+        # compression=None: pyarrow would otherwise gzip a ".gz" name again (and gunzip it on reading)
+        with fs.open_output_stream(path, compression=None) as f:
             f.write(data)
 
     def write_json(self, uri: str, obj) -> None:
@@ -216,8 +217,10 @@ class Storage:
     # ------------------------------------------------------------------ reading
 
     def read_bytes(self, uri: str) -> bytes:
+        # a random-access file, not pyarrow's input stream: on S3 the stream reads in small requests, ~50x
+        # slower for whole objects (bench/bench_storage.py); neither decompresses by name
         fs, path = self.resolve(uri)
-        with fs.open_input_stream(path) as f:
+        with fs.open_input_file(path) as f:
             return f.read()
 
     def read_json(self, uri: str, default=None):
@@ -236,11 +239,6 @@ class Storage:
         """A random-access file (Parquet footers, ranged reads)."""
         fs, path = self.resolve(uri)
         return fs.open_input_file(path)
-
-    def open_stream(self, uri: str):
-        """A sequential stream (whole-file reads)."""
-        fs, path = self.resolve(uri)
-        return fs.open_input_stream(path)
 
     def parquet_file(self, uri: str) -> pq.ParquetFile:
         fs, path = self.resolve(uri)
@@ -431,7 +429,7 @@ def copy_to_local(uri: str, dest: str | Path, storage: Storage | None = None, ch
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(_tmp_path(str(dest)))
     try:
-        with storage.open_stream(uri) as src, open(tmp, "wb") as out:
+        with storage.open_input(uri) as src, open(tmp, "wb") as out:
             while True:
                 block = src.read(chunk)
                 if not block:

@@ -358,12 +358,14 @@ def run_dedup(
     snap_dir = Path(layout.uri)
     dedup_dir = snap_dir / "dedup"
     work = dedup_dir / "work"
+    extracted = None  # {stem: extract marker fingerprint}: what this dedup is of (tokenize checks it)
     if input_dir:
         input_dir = Path(input_dir)
         files = sorted(input_dir.glob("*.parquet"))
     else:  # only files whose extract is done: a failed file's partial output is not an input
         input_dir = snap_dir / "docs"
-        files = [input_dir / f"{stem}.parquet" for stem in sorted(layout.markers.done())]
+        extracted = layout.markers.done()
+        files = [input_dir / f"{stem}.parquet" for stem in sorted(extracted)]
     if not files:
         raise DedupError(f"no Parquet documents in {input_dir}")
     stems = [f.name[: -len(".parquet")] for f in files]
@@ -374,7 +376,7 @@ def run_dedup(
         "input_dir": str(input_dir.resolve()), "stems": stems, "sizes": [f.stat().st_size for f in files],
         "minhash": asdict(recipe.minhash), "enabled": recipe.dedup.enabled,
         "exact": recipe.dedup.exact, "scope": recipe.dedup.scope, "num_partitions": recipe.dedup.num_partitions,
-        "earlier": [p for _, p in earlier], "pii": asdict(recipe.pii),
+        "earlier": [p for _, p in earlier], "pii": asdict(recipe.pii), "inputs": extracted,
     }
     plan_path = dedup_dir / "plan.json"
     old_plan = json.loads(plan_path.read_text()) if plan_path.is_file() else None
@@ -436,5 +438,5 @@ def run_dedup(
     shutil.rmtree(work / "shuffle", ignore_errors=True)  # the index keeps what later snapshots need
     atomic_write_json(dedup_dir / "_done.json",
                       {"snapshot": snapshot, "documents": summary["documents"], "kept": summary["kept"],
-                       "finished_at": datetime.now(UTC).isoformat()})
+                       "inputs": extracted, "finished_at": datetime.now(UTC).isoformat()})
     return summary

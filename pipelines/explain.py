@@ -2,31 +2,30 @@
 
 Finds a document by WARC-Record-ID or URL across every snapshot's docs/, removed/, final/ and
 dedup/duplicates/ (and the token shards), then says what happened to it. For a quality-filter removal it
-recomputes that filter's statistics on the stored text (the text the filter saw) with crawlproc.quality and
-lists each value against its threshold, marking the ones that failed.
+recomputes that filter's statistics on the stored text (the text the filter saw) and lists each value against
+the threshold of the filter's own check table, marking the ones that failed.
 """
 
 from __future__ import annotations
 
-import operator
 import re
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
-from crawlproc.recipe import Recipe, load_recipe, recorded_recipe
+from crawlproc import steps
+from crawlproc.doc import Doc
 from crawlproc.layout import Layout
+from crawlproc.quality.filter import COMPARISONS
+from crawlproc.recipe import Recipe, load_recipe, recipe_from_dict
+from crawlproc.storage import Storage, basename, join
 
 KINDS = ("removed", "docs", "final")  # removed first: its text is what the removing stage saw
 _UUID = re.compile(r"^(urn:uuid:)?[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$", re.IGNORECASE)
 
 # What reading a damaged or foreign Parquet file raises: it is reported and skipped.
 PARQUET_ERRORS = (pa.ArrowException, OSError, ValueError)
-# crawlproc.quality.explain_thresholds gives, per statistic, the comparison that REMOVES a document.
-_COMPARE = {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge, "==": operator.eq,
-            "!=": operator.ne}
 
 
 def query_keys(query: str) -> tuple[set[str], set[str]]:
@@ -48,17 +47,12 @@ def query_keys(query: str) -> tuple[set[str], set[str]]:
     return ids, urls
 
 
-def _snapshots(out: Path) -> list[Path]:
-    return sorted(d for d in out.iterdir() if d.is_dir() and d.name not in ("tokens", "train")
-                  and not d.name.startswith((".", "_"))) if out.is_dir() else []
-
-
-def _match(path: Path, ids: set[str], urls: set[str], problems: list[str]) -> list[dict]:
+def _match(storage: Storage, uri: str, ids: set[str], urls: set[str], problems: list[str]) -> list[dict]:
     """Rows of one docs/removed/final file whose id or url matches, with every column."""
     try:
-        keys = pq.read_table(path, columns=["id", "url"])
+        keys = storage.read_table(uri, columns=["id", "url"])
     except PARQUET_ERRORS as e:  # a truncated or foreign file: skip it, say so
-        problems.append(f"{path}: unreadable Parquet ({e})")
+        problems.append(f"{uri}: unreadable Parquet ({e})")
         return []
     # Record ids are UUIDs: match them case-insensitively (WARC writers differ, users retype them).
     mask = pc.is_in(pc.utf8_lower(keys.column("id")), value_set=_array({i.lower() for i in ids}))
@@ -67,7 +61,7 @@ def _match(path: Path, ids: set[str], urls: set[str], problems: list[str]) -> li
     hits = pc.indices_nonzero(pc.fill_null(mask, False)).to_pylist()
     if not hits:
         return []
-    return pq.read_table(path).take(hits).to_pylist()
+    return storage.read_table(uri).take(hits).to_pylist()
 
 
 def _equal_ids(column, doc_id: str) -> list[int]:
@@ -79,35 +73,40 @@ def _array(values: set[str]) -> pa.Array:
     return pa.array(sorted(values), type=pa.string())
 
 
-def find_document(out: str | Path, query: str) -> tuple[list[dict], list[str]]:
-    """Every stored row matching `query` as (hits, problems); a hit is {"snapshot", "kind", "file", "row"}."""
-    out = Path(out)
+def _relative(layout: Layout, uri: str) -> str:
+    return uri[len(layout.root):].lstrip("/")
+
+
+def find_document(out: str | Path | Layout, query: str) -> tuple[list[dict], list[str]]:
+    """Every stored row matching `query` as (hits, problems); a hit is {"snapshot", "kind", "file", "row"}.
+    `out` is a folder, an object-store URI or a Layout."""
+    layout = out if isinstance(out, Layout) else Layout(str(out))
     ids, urls = query_keys(query)
     hits, problems = [], []
-    for snap in _snapshots(out):
+    for name in layout.snapshots():
+        snap = layout.snapshot(name)
         for kind in KINDS:
-            d = snap / kind
-            for f in sorted(d.glob("*.parquet")) if d.is_dir() else []:
-                for row in _match(f, ids, urls, problems):
-                    hits.append({"snapshot": snap.name, "kind": kind, "file": str(f.relative_to(out)), "row": row})
+            for uri in snap.files(kind):
+                for row in _match(layout.storage, uri, ids, urls, problems):
+                    hits.append({"snapshot": name, "kind": kind, "file": _relative(layout, uri), "row": row})
     return hits, problems
 
 
-def _duplicates(out: Path, doc_id: str, snapshot: str, problems: list[str]) -> dict | None:
+def _duplicates(layout: Layout, doc_id: str, snapshot: str, problems: list[str]) -> dict | None:
     """The dedup record of `doc_id`: dropped (its cluster and survivor) or the survivor of a cluster."""
-    d = out / snapshot / "dedup" / "duplicates"
     survivor_of: dict | None = None
-    for f in sorted(d.glob("*.parquet")) if d.is_dir() else []:
+    storage = layout.storage
+    for e in storage.list(layout.snapshot(snapshot).dedup("duplicates"), suffix=".parquet"):
         try:
-            t = pq.read_table(f, columns=["id", "cluster_id", "kept_id", "kind"])
-        except PARQUET_ERRORS as e:
-            problems.append(f"{f}: unreadable Parquet ({e})")
+            t = storage.read_table(e.uri, columns=["id", "cluster_id", "kept_id", "kind"])
+        except PARQUET_ERRORS as err:
+            problems.append(f"{e.uri}: unreadable Parquet ({err})")
             continue
         own = _equal_ids(t.column("id"), doc_id)
         if own:
             row = t.take(own[:1]).to_pylist()[0]
             return {"status": "dropped", "kind": row["kind"], "cluster_id": row["cluster_id"],
-                    "kept_id": row["kept_id"], "file": str(f.relative_to(out))}
+                    "kept_id": row["kept_id"], "file": _relative(layout, e.uri)}
         as_kept = _equal_ids(t.column("kept_id"), doc_id)
         if as_kept:
             rows = t.take(as_kept).to_pylist()
@@ -119,19 +118,22 @@ def _duplicates(out: Path, doc_id: str, snapshot: str, problems: list[str]) -> d
     return survivor_of
 
 
-def _token_shards(out: Path, doc_id: str, problems: list[str]) -> list[dict]:
+def _token_shards(layout: Layout, doc_id: str, problems: list[str]) -> list[dict]:
     found = []
-    root = out / "tokens"
-    for f in sorted(root.glob("*/*.parquet")) if root.is_dir() else []:
+    storage = layout.storage
+    for e in storage.list(join(layout.root, "tokens"), recursive=True, suffix=".parquet"):
+        rel = _relative(layout, e.uri).split("/")  # tokens/<set>/<shard>
+        if len(rel) != 3:
+            continue
         try:
-            ids = pq.read_table(f, columns=["id"]).column("id")
-        except PARQUET_ERRORS as e:
-            problems.append(f"{f}: unreadable Parquet ({e})")
+            ids = storage.read_table(e.uri, columns=["id"]).column("id")
+        except PARQUET_ERRORS as err:
+            problems.append(f"{e.uri}: unreadable Parquet ({err})")
             continue
         idx = _equal_ids(ids, doc_id)
         if idx:
-            toks = pq.read_table(f, columns=["tokens"]).column("tokens").take(idx).to_pylist()
-            found.append({"set": f.parent.name, "file": f.name, "split": f.name.split("-")[0],
+            toks = storage.read_table(e.uri, columns=["tokens"]).column("tokens").take(idx).to_pylist()
+            found.append({"set": rel[1], "file": e.name, "split": e.name.split("-")[0],
                           "tokens": sum(len(t or []) for t in toks)})
     return found
 
@@ -139,7 +141,7 @@ def _token_shards(out: Path, doc_id: str, problems: list[str]) -> list[dict]:
 def _fails(value: float, comparison: str, threshold: float) -> bool | None:
     """Whether `value comparison threshold` holds, i.e. the statistic removes the document; None if the
     value was not measured (the filter stopped at an earlier check) or the comparison is unknown."""
-    op = _COMPARE.get(str(comparison).strip())
+    op = COMPARISONS.get(str(comparison).strip())
     if op is None or value is None or threshold is None:
         return None
     try:
@@ -148,45 +150,41 @@ def _fails(value: float, comparison: str, threshold: float) -> bool | None:
         return None
 
 
-def quality_checks(text: str, recipe: Recipe, only: str | None = None) -> tuple[list[dict], str | None]:
-    """Recompute the quality stages on `text` (in pipeline order, passing C4's edited text on), or only the
-    stage `only` (a removed document's stored text is exactly what its removing stage saw); returns
-    (checks, note). A stage check lists every measured value with its threshold
-    and whether it passed (`failed` marks the statistics that remove the document); `note` says why nothing
-    could be recomputed."""
-    try:
-        from crawlproc.quality import QUALITY_STAGES, explain_thresholds
-    except ImportError as e:
-        return [], f"the quality filters could not be loaded to recompute the values ({e})"
+def quality_checks(text: str, recipe: Recipe, only: str | None = None) -> list[dict]:
+    """Recompute the recipe's quality filters on `text` (in pipeline order, passing C4's edited text on), or
+    only the filter `only` (a removed document's stored text is exactly what its removing filter saw).
+
+    Each check lists every measured value with the filter's own threshold table (Filter.thresholds) and
+    whether it passed; `failed` marks the statistics that remove the document."""
     checks = []
-    for name, fn in QUALITY_STAGES:
-        if only is not None and name != only:
+    for f in steps.filters(recipe.extract.plugins):
+        if only is not None and f.name != only:
             continue
-        cfg = getattr(recipe, name)
-        if not getattr(cfg, "enabled", True):
-            checks.append({"stage": name, "enabled": False, "reason": None, "values": []})
-        else:
-            verdict = fn(text, cfg)
-            try:
-                thresholds = dict(explain_thresholds(name, cfg) or {})
-            except (KeyError, ValueError, TypeError, AttributeError) as e:  # keep the measured values even if the threshold table fails
-                thresholds = {}
-                checks.append({"stage": name, "error": f"explain_thresholds failed: {e}"})
-            values = []
-            for key in list(verdict.values) + [k for k in thresholds if k not in verdict.values]:
-                value = verdict.values.get(key)
-                comparison, threshold = thresholds.get(key, (None, None))
-                failed = _fails(value, comparison, threshold) if key in thresholds else None
-                values.append({"name": key, "value": value, "comparison": comparison, "threshold": threshold,
-                               "passed": None if failed is None else not failed, "failed": failed is True})
-            if verdict.reason is not None and not any(v["failed"] for v in values):
-                # The filter's own reason names the statistic when the table cannot tell (e.g. a count check).
-                for v in values:
-                    if v["name"] == verdict.reason or v["name"] in verdict.reason:
-                        v["failed"] = True
-            checks.append({"stage": name, "enabled": True, "reason": verdict.reason, "values": values})
-            text = verdict.text
-    return checks, None
+        flt = f(recipe.filters[f.name])
+        if not flt.cfg.enabled:
+            checks.append({"stage": f.name, "enabled": False, "reason": None, "values": []})
+            continue
+        try:
+            verdict = flt(Doc(text=text))
+        except Exception as e:  # noqa: BLE001  (a broken filter is reported, the rest of the story still told)
+            checks.append({"stage": f.name, "error": f"the filter failed on this text: {type(e).__name__}: {e}"})
+            break
+        thresholds = flt.thresholds()
+        values = []
+        for key in list(verdict.values) + [k for k in thresholds if k not in verdict.values]:
+            value = verdict.values.get(key)
+            comparison, threshold = thresholds.get(key, (None, None))
+            failed = _fails(value, comparison, threshold) if key in thresholds else None
+            values.append({"name": key, "value": value, "comparison": comparison, "threshold": threshold,
+                           "passed": None if failed is None else not failed, "failed": failed is True})
+        if verdict.reason is not None and not any(v["failed"] for v in values):
+            # A reason outside the table (a Rule, e.g. "empty") names no statistic: mark one it names.
+            for v in values:
+                if v["name"] == verdict.reason or v["name"] in verdict.reason:
+                    v["failed"] = True
+        checks.append({"stage": f.name, "enabled": True, "reason": verdict.reason, "values": values})
+        text = verdict.text
+    return checks
 
 
 def _doc_summary(row: dict) -> dict:
@@ -200,31 +198,41 @@ def _doc_summary(row: dict) -> dict:
 
 def explain_document(out: str | Path, query: str, recipe: Recipe | None = None) -> dict:
     """Explain every document matching `query` (an id or a URL): {"query", "matches": [...], "problems"}.
+    `out` is a folder or an object-store URI.
 
-    Without `recipe`, each snapshot is judged by the recipe its run recorded (<snapshot>/recipe.json), else by
+    Without `recipe`, each document is judged by the recipe its own file was extracted with (the file's
+    `_done` marker names it; <snapshot>/recipes/<fp>.json holds it), else the snapshot's latest recipe, else
     the default (FineWeb) recipe."""
-    out = Path(out)
-    hits, problems = find_document(out, query)
+    layout = Layout(str(out))
+    hits, problems = find_document(layout, query)
     by_id: dict[tuple[str, str], list[dict]] = {}
     for h in hits:
         by_id.setdefault((h["snapshot"], h["row"]["id"]), []).append(h)
     ids, _ = query_keys(query)
     if not hits:  # perhaps only the dedup record remains (docs/ cleaned up): look there by id
-        for snap in _snapshots(out):
+        for name in layout.snapshots():
             for doc_id in ids:
-                dd = _duplicates(out, doc_id, snap.name, problems)
+                dd = _duplicates(layout, doc_id, name, problems)
                 if dd:
-                    by_id[(snap.name, doc_id)] = []
-    matches = [_explain_one(out, snapshot, doc_id, found, recipe or _run_recipe(out, snapshot), problems)
+                    by_id[(name, doc_id)] = []
+    matches = [_explain_one(layout, snapshot, doc_id, found, recipe or file_recipe(layout, snapshot, found),
+                            problems)
                for (snapshot, doc_id), found in by_id.items()]
-    return {"query": query, "out": str(out), "matches": matches, "problems": problems}
+    return {"query": query, "out": layout.root, "matches": matches, "problems": problems}
 
 
-def _run_recipe(out: Path, snapshot: str) -> Recipe:
-    return recorded_recipe(Layout(str(out)).snapshot(snapshot).recipe_uri) or load_recipe(None)
+def file_recipe(layout: Layout, snapshot: str, found: list[dict]) -> Recipe:
+    """The recipe the document's file was extracted with: its marker's fingerprint names it."""
+    snap = layout.snapshot(snapshot)
+    stem = next((basename(h["file"])[: -len(".parquet")] for h in found), None)
+    fp = snap.markers.done().get(stem) if stem else None
+    data = layout.storage.read_json(snap.recipe_for(fp[:8])) if fp else None
+    if data is None:
+        data = layout.storage.read_json(snap.recipe_uri)
+    return recipe_from_dict(data) if data else load_recipe(None)
 
 
-def _explain_one(out: Path, snapshot: str, doc_id: str, found: list[dict], recipe: Recipe,
+def _explain_one(layout: Layout, snapshot: str, doc_id: str, found: list[dict], recipe: Recipe,
                  problems: list[str]) -> dict:
     kinds = {h["kind"]: h for h in found}
     primary = kinds.get("removed") or kinds.get("docs") or kinds.get("final")
@@ -236,7 +244,7 @@ def _explain_one(out: Path, snapshot: str, doc_id: str, found: list[dict], recip
         "verdict": "unknown", "stage": None, "reason": None, "summary": "",
         "checks": [], "checks_note": None, "dedup": None, "tokens": [],
     }
-    dedup_ran = (out / snapshot / "dedup" / "summary.json").is_file()
+    dedup_ran = layout.storage.exists(layout.snapshot(snapshot).dedup("summary.json"))
     if "removed" in kinds:
         stage, reason = row.get("removed_by"), row.get("removed_reason")
         result.update(verdict="removed", stage=stage, reason=reason,
@@ -246,21 +254,25 @@ def _explain_one(out: Path, snapshot: str, doc_id: str, found: list[dict], recip
             result["language_check"] = {
                 "language": row.get("language"), "score": row.get("language_score"), "keep": list(cfg.keep),
                 "min_score": cfg.min_score,
-                "language_ok": (not cfg.keep) or row.get("language") in cfg.keep,
-                "score_ok": row.get("language_score") is not None and row["language_score"] > cfg.min_score,
+                "language_ok": cfg.wants(row.get("language")),
+                "score_ok": cfg.score_ok(row.get("language_score")),
             }
-        quality_names = {"gopher_repetition", "gopher_quality", "c4", "fineweb_quality"}
-        if stage in quality_names:
-            result["checks"], result["checks_note"] = quality_checks(row.get("text") or "", recipe, only=stage)
+            if (reason or "").startswith("precheck:"):  # decided on the page's cheap main text, not extracted
+                result["language_check"]["precheck_min_score"] = max(cfg.precheck_min_score, cfg.min_score)
+        if reason == "timeout":
+            result["checks_note"] = (f"it ran past the per-document CPU budget (extract.timeout_s = "
+                                     f"{recipe.extract.timeout_s} s) in {stage}; not recomputed")
+        elif stage in recipe.filters:
+            result["checks"] = quality_checks(row.get("text") or "", recipe, only=stage)
             redo = next((c for c in result["checks"] if c["stage"] == stage and "values" in c), None)
             if redo is not None:
                 result["recomputed_reason"] = redo["reason"]
                 result["recomputed_agrees"] = redo["reason"] == reason
     else:
-        dd = _duplicates(out, doc_id, snapshot, problems)
+        dd = _duplicates(layout, doc_id, snapshot, problems)
         result["dedup"] = dd
         if dd and dd["status"] == "dropped":
-            kept_hits, _ = find_document(out, dd["kept_id"]) if dd.get("kept_id") else ([], [])
+            kept_hits, _ = find_document(layout, dd["kept_id"]) if dd.get("kept_id") else ([], [])
             dd["kept_url"] = next((h["row"].get("url") for h in kept_hits), None)
             result.update(verdict="duplicate", stage="dedup", reason=f"{dd['kind']} duplicate",
                           summary=f"passed every filter, then dropped by dedup ({dd['kind']} duplicate) in "
@@ -279,11 +291,11 @@ def _explain_one(out: Path, snapshot: str, doc_id: str, found: list[dict], recip
             result.update(verdict="kept", summary=f"passed every filter (in docs/); {note}")
         if result["verdict"] == "kept":  # its values all pass: show them against the thresholds
             text = (kinds.get("docs") or kinds["final"])["row"].get("text") or ""
-            result["checks"], result["checks_note"] = quality_checks(text, recipe)
+            result["checks"] = quality_checks(text, recipe)
             if result["checks"]:
                 result["checks_note"] = ("recomputed on the stored text, which C4 may already have edited; "
                                          "every value should pass")
-        result["tokens"] = _token_shards(out, doc_id, problems)
+        result["tokens"] = _token_shards(layout, doc_id, problems)
     return result
 
 
@@ -315,6 +327,9 @@ def format_explanation(result: dict) -> str:
             lc = m["language_check"]
             lines.append(f"    language {lc['language']} {'in' if lc['language_ok'] else 'NOT in'} {lc['keep']}; "
                          f"score {_fmt(lc['score'])} {'>' if lc['score_ok'] else 'NOT >'} {lc['min_score']}")
+            if "precheck_min_score" in lc:
+                lines.append(f"    decided by the language pre-check before extraction (main text, score >= "
+                             f"{lc['precheck_min_score']}): not extracted")
         dd = m.get("dedup")
         if dd and dd["status"] == "dropped":
             lines.append(f"    cluster {dd['cluster_id']}, kind {dd['kind']}, surviving id {dd['kept_id']}"

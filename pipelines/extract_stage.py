@@ -93,14 +93,15 @@ def extract_snapshot(
     recipe: Recipe,
     unit_fn: Callable[..., dict],
     unit_args: Callable[[Planned], tuple],
-    shared: tuple,
+    shared: tuple | Callable[[], tuple],
     summary: ExtractSummary,
     *,
     force: bool = False,
     progress: bool = True,
 ) -> tuple[Plan, StageResult | None]:
-    """Plan `candidates` against the snapshot's markers and run `unit_fn` for those still to do.
-    Raises crawlproc.inputs.RecipeChanged (nothing started) when done files used another recipe."""
+    """Plan `candidates` against the snapshot's markers and run `unit_fn(*unit_args(planned), *shared)` for
+    those still to do (`shared` may be a callable, called only when there is work). Raises
+    crawlproc.inputs.RecipeChanged (nothing started) when done files used another recipe."""
     storage = snap.storage
     storage.clean_partials(snap.uri)  # only temporary files of writers that died
     fp = extract_fingerprint(recipe)
@@ -116,7 +117,8 @@ def extract_snapshot(
     if plan.todo:
         units = [Unit(key=p.stem, args=unit_args(p), source=p.candidate.source, fingerprint=p.fingerprint)
                  for p in plan.todo]
-        result = run_stage("extract", units, unit_fn, shared=shared, markers=snap.markers,
+        result = run_stage("extract", units, unit_fn, shared=shared() if callable(shared) else shared,
+                           markers=snap.markers,
                            num_cpus=recipe.ray.num_cpus_per_task, max_retries=recipe.ray.max_retries,
                            progress=f"extract {snap.name}" if progress else False)
         summary.done = result.done

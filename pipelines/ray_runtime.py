@@ -13,6 +13,7 @@ RayConnectError naming the address and what to check.
 
 from __future__ import annotations
 
+import importlib
 import logging
 import os
 import platform
@@ -42,7 +43,7 @@ def init_ray(address: str | None = None, recipe: Recipe | None = None, num_cpus:
     address = address or os.environ.get("RAY_ADDRESS")
     common = dict(include_dashboard=False, log_to_driver=True, logging_level=logging.WARNING)
     if address and address != "local":
-        _connect(address, common)
+        _connect(address, common, plugins=list(recipe.extract.plugins) if recipe is not None else [])
         return
     recipe = recipe or Recipe()
     # Ray turns token auth on for a new instance and warns about it each time: noise for a private one
@@ -76,7 +77,21 @@ def token_source() -> str | None:
     return str(default) if default.is_file() else None
 
 
-def _connect(address: str, common: dict) -> None:
+def _code_paths(plugins: list[str]) -> list[str]:
+    """Our packages' folders, and each recipe plugin's module (a .py file or a package folder)."""
+    import crawlproc
+    import pipelines
+    import tokenizer
+    import trainer
+
+    paths = [str(Path(m.__file__).parent) for m in (crawlproc, pipelines, tokenizer, trainer)]
+    for name in plugins:
+        f = Path(importlib.import_module(name).__file__)
+        paths.append(str(f.parent if f.name == "__init__.py" else f))
+    return paths
+
+
+def _connect(address: str, common: dict, plugins: list[str]) -> None:
     import ray
 
     token = token_source()
@@ -85,15 +100,10 @@ def _connect(address: str, common: dict) -> None:
     unreachable = _probe(address)
     if unreachable:
         raise RayConnectError(_explain(address, unreachable, token))
-    import crawlproc
-    import pipelines
-    import tokenizer
-    import trainer
-
-    # Ship this checkout's code so cluster workers run the same version as the driver; third-party dependencies
-    # must already be installed on the cluster image (pip install crawlproc). Folders, not module objects: the
-    # Ray Client (ray:// addresses) has to pickle the runtime_env.
-    code = [str(Path(m.__file__).parent) for m in (crawlproc, pipelines, tokenizer, trainer)]
+    # Ship this checkout's code, and the recipe's filter plugins, so cluster workers run the same version as the
+    # driver; third-party dependencies must already be installed on the cluster image (pip install crawlproc).
+    # Paths, not module objects: the Ray Client (ray:// addresses) has to pickle the runtime_env.
+    code = _code_paths(plugins)
     try:
         ray.init(address=address, runtime_env={"py_modules": code}, **common)
     except (ConnectionError, RuntimeError, ValueError, ray.exceptions.AuthenticationError) as e:

@@ -26,6 +26,8 @@ from crawlproc.lock import hold
 from crawlproc.recipe import Recipe
 from crawlproc.storage import normalize, storage_for
 from pipelines.extract_stage import ExtractSummary, extract_snapshot
+from pipelines.runner import ensure_ray
+from pipelines.slots import ClusterSlots
 
 RunSummary = ExtractSummary  # what a run reports: the extract summary plus its listing and later steps
 
@@ -83,7 +85,7 @@ def run_snapshot(
     cache_dir = cache_dir if cache_dir is not None else (recipe.download.cache_dir or None)
     cache_dir = normalize(cache_dir) if cache_dir else None
     with hold(layout.storage, snap.lock_uri, f"snapshot {snap.uri}"):
-        listing = read_listing(snapshot, recipe.download, base_url=base_url)
+        listing = read_listing(snapshot, recipe.download, base_url=base_url, storage=layout.storage)
         selected = listing.files[:limit] if limit is not None else listing.files
         layout.storage.write_json(snap.listing_uri, _listing_record(listing, selected, base_url, limit))
         summary = RunSummary(snapshot, layout.root, files=len(selected), listed=len(selected),
@@ -92,8 +94,19 @@ def run_snapshot(
         allowed = sorted(h.lower() for h in recipe.download.allowed_hosts)
         candidates = [Candidate(source=f.path, name=f.stem, input_fp=listed_fingerprint(f), extra=asdict(f))
                       for f in selected]
-        extract_snapshot(snap, candidates, recipe, fetch_and_extract, lambda p: (p.candidate.extra, p.stem),
-                         (layout, recipe, snapshot, cache_dir, allowed), summary, force=force, progress=progress)
+        slots: list[ClusterSlots] = []
+
+        def shared() -> tuple:  # only when there is work: a rerun with nothing to do starts no Ray
+            ensure_ray()
+            slots.append(ClusterSlots(recipe.download.concurrency))  # one cap for the cluster, not per machine
+            return layout, recipe, snapshot, cache_dir, allowed, slots[0]
+
+        try:
+            extract_snapshot(snap, candidates, recipe, fetch_and_extract, lambda p: (p.candidate.extra, p.stem),
+                             shared, summary, force=force, progress=progress)
+        finally:
+            for s in slots:
+                s.close()
         ctx = RunContext(snapshot, layout, recipe, summary, force)
         for name, step in steps or []:
             step(ctx)

@@ -88,7 +88,8 @@ def _execute(fn, args, shared, markers, key, fp, previous_fp, source, stage):
             markers.unmark(key, previous_fp)
         stats = fn(*args, *shared) or {}
         if markers is not None and fp:
-            markers.mark_done(key, fp, {"stage": stage, "source": source, "stats": stats})
+            node = ray.get_runtime_context().get_node_id()  # which machine did it, for people reading markers
+            markers.mark_done(key, fp, {"stage": stage, "source": source, "node": node, "stats": stats})
         return {"ok": True, "stats": stats}
     except PartialFailure as e:  # the unit wrote what it could read: its counters still count
         return {"ok": False, "failure": Failure.from_exception(e).to_dict(), "stats": e.stats}
@@ -105,9 +106,10 @@ def failure_from_ray_error(e: BaseException) -> Failure:
     """The root cause behind a Ray error: a task error's own cause, or that the worker died."""
     from ray import exceptions as rx
 
+    if isinstance(e, rx.TaskCancelledError):  # also RayTaskError(TaskCancelledError): the stage stopped it
+        return Failure(type="TaskCancelledError", message="cancelled", kind="cancelled")
     died = tuple(getattr(rx, n) for n in ("WorkerCrashedError", "OutOfMemoryError", "NodeDiedError",
-                                           "ActorDiedError", "TaskCancelledError", "ObjectLostError")
-                 if hasattr(rx, n))
+                                           "ActorDiedError", "ObjectLostError") if hasattr(rx, n))
     if isinstance(e, died):
         text = str(e).strip().splitlines()
         return Failure(type=type(e).__name__, message=" ".join(t.strip() for t in text[:3])[:500],
@@ -193,7 +195,7 @@ def run_stage(
         except Exception as e:  # noqa: BLE001 -- the task itself died or could not run
             out = {"ok": False, "failure": failure_from_ray_error(e).to_dict()}
         stats = out.get("stats") or {}
-        if stop and not out["ok"] and out["failure"].get("type") == "TaskCancelledError":
+        if stop and not out["ok"] and out["failure"].get("kind") == "cancelled":
             continue  # cancelled because the stage stopped early: not run, not failed
         if out["ok"]:
             result.done += 1
@@ -208,7 +210,7 @@ def run_stage(
             if markers is not None:
                 markers.mark_failed(u.key, {"stage": stage, "source": u.source, "error": failure.line(),
                                             "failure": failure.to_dict()})
-            if result.done == 0 and fail_fast:
+            if result.done == 0 and fail_fast and not stop:
                 first_failures.append(failure)
                 if _same_environment_failure(first_failures, fail_fast, len(units)):
                     result.stopped = failure

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
-from pathlib import Path
 
 STAGE_NAMES = ("extract", "dedup", "tokenize", "train")
 DEFAULT_STAGES = ("extract", "dedup", "tokenize")
@@ -42,20 +41,19 @@ def tokenize_step(ctx) -> None:
     }
 
 
-def make_train_step(preset: str = "tiny", max_steps: int = 200, run_name: str = "run", **train_kwargs) -> Callable:
+def make_train_step(run_name: str = "run", **overrides) -> Callable:
+    """The train step: the recipe's [train] settings, then `overrides` (command-line flags); it resumes a run
+    whose checkpoints are already there (on a disk or in a bucket)."""
+
     def train_step(ctx) -> None:
-        from trainer.config import TrainConfig
+        from crawlproc.storage import join
+        from pipelines.recipe_files import train_config
         from trainer.train import run_training
 
         run_dir = ctx.layout.train_run(run_name)
-        cfg = TrainConfig(
-            tokens=ctx.layout.tokens(ctx.recipe.tokenize.name).uri,
-            out=run_dir,
-            preset=preset,
-            max_steps=max_steps,
-            resume=(Path(run_dir) / "ckpt").is_dir(),
-            **train_kwargs,
-        )
+        resume = ctx.layout.storage.exists(join(run_dir, "ckpt", "latest.json"))
+        cfg = train_config(ctx.recipe, tokens=ctx.layout.tokens(ctx.recipe.tokenize.name).uri, out=run_dir,
+                           resume=resume, **{k: v for k, v in overrides.items() if v is not None})
         result = run_training(cfg)
         ctx.summary.steps_info["train"] = {"out": cfg.out, "step": result.get("step"),
                                            "val_loss": result.get("val_loss")}
@@ -63,7 +61,7 @@ def make_train_step(preset: str = "tiny", max_steps: int = 200, run_name: str = 
     return train_step
 
 
-def build_steps(stages: list[str], train_preset: str = "tiny", train_steps: int = 200,
+def build_steps(stages: list[str], train_preset: str | None = None, train_steps: int | None = None,
                 **train_kwargs) -> list[tuple[str, Callable]]:
     """The post-extract steps for the chosen stages, in pipeline order."""
     unknown = [s for s in stages if s not in STAGE_NAMES]
@@ -75,5 +73,5 @@ def build_steps(stages: list[str], train_preset: str = "tiny", train_steps: int 
     if "tokenize" in stages:
         steps.append(("tokenize", tokenize_step))
     if "train" in stages:
-        steps.append(("train", make_train_step(train_preset, train_steps, **train_kwargs)))
+        steps.append(("train", make_train_step(preset=train_preset, max_steps=train_steps, **train_kwargs)))
     return steps

@@ -114,6 +114,11 @@ def find_inputs(layout: Layout, snapshots: list[str], source: str, log: Log) -> 
                     f"snapshot {name!r} has no finished dedup (its final/ is what is tokenized): run "
                     f"`crawlproc dedup --snapshot {name}` first, or set tokenize.source = \"docs\" in a "
                     "recipe without dedup")
+            deduped = finished.get("inputs")
+            if deduped is not None and deduped != snap.markers.done():
+                raise TokenizeError(
+                    f"snapshot {name!r} changed since its dedup (files were extracted or redone after it): run "
+                    f"`crawlproc dedup --snapshot {name}` again first")
             identity = digest(finished)
             for stem in snap.stems("final"):
                 inputs.append(Input(f"{name}~{stem}", snap.path("final", stem), name, identity))

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from raycluster import head_factory, short_tmp  # noqa: F401  (fixtures for tests that start clusters)
 from s3 import MotoServer, export_session_env, free_port
 
 DATA = Path(__file__).parent / "data"

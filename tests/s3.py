@@ -73,8 +73,11 @@ class MotoServer:
         """Create a bucket (idempotent) and return its s3:// URI."""
         conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
         conn.request("PUT", f"/{name}")
-        conn.getresponse().read()
+        resp = conn.getresponse()
+        body = resp.read()
         conn.close()
+        if resp.status not in (200, 409):  # 409: it exists already
+            raise RuntimeError(f"cannot create bucket {name!r}: HTTP {resp.status} {body[:200]!r}")
         return f"s3://{name}"
 
 

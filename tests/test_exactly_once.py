@@ -110,6 +110,16 @@ def test_another_recipe_is_refused_naming_the_keys_and_forced_consistently(ray_l
     assert "gopher_quality.min_doc_words" in str(e.value) and "language.min_score" in str(e.value)
     assert "--force" in str(e.value)
     assert len(Layout(str(out)).snapshot("S").markers.done()) == 2  # nothing was touched
+    assert Storage().read_json(Layout(str(out)).snapshot("S").recipe_uri) == recipe.to_dict()
+    # explain judges each document by the recipe its file was made with, not by the refused one
+    from pipelines.explain import explain_document
+
+    removed = pq.read_table(sorted((out / "S" / "removed").glob("*.parquet"))[0]).to_pylist()
+    quality = next((r for r in removed if r["removed_by"] == "gopher_quality"), None)
+    if quality is not None:
+        shown = explain_document(str(out), quality["id"])["matches"][0]
+        gq = [c for c in shown["checks"] if c["stage"] == "gopher_quality"]
+        assert not gq or all(c.get("threshold") != 10 for c in gq)
     # a dedup/tokenize setting is not an extract change: no refusal
     run([w["d1/x"]], out, load_recipe(None, {**FAST, "dedup": {"num_partitions": 3}}))
     forced = run([w["d1/x"], w["d2/x"]], out, other, force=True)
@@ -210,3 +220,25 @@ def test_the_lease_on_an_object_store_keeps_others_out_until_released(s3_server)
     with hold(st, uri, "snapshot on s3"):
         pass
     assert json.loads(st.read_bytes(uri + "/ghost.json"))["host"] == "gone"
+
+
+def test_a_run_whose_tokenize_failed_is_not_ok(ray_local, tmp_path, texts, recipe):
+    """Issue 11, item 4: `crawlproc run` must not exit 0 when a file failed to tokenize."""
+    from pipelines.commands.common import exit_code
+    from pipelines.minicc import MiniCCServer, build_minicc
+    from pipelines.run_snapshot import run_snapshot
+    from pipelines.steps import dedup_step, tokenize_step
+
+    mini = build_minicc(tmp_path / "minicc", snapshot="CC-MAIN-2024-10", files=2)
+
+    def break_one_final_file(ctx) -> None:  # a final/ file that cannot be read, as a damaged disk leaves it
+        first = sorted(Path(ctx.snap.uri, "final").glob("*.parquet"))[0]
+        first.write_bytes(b"PAR1 not parquet")
+
+    tok_recipe = load_recipe(None, {**FAST, "tokenize": {"vocab_size": 400}})
+    with MiniCCServer(mini.root) as srv:
+        summary = run_snapshot("CC-MAIN-2024-10", tmp_path / "out", tok_recipe, base_url=srv.base_url,
+                               progress=False, steps=[("dedup", dedup_step), ("break", break_one_final_file),
+                                                      ("tokenize", tokenize_step)])
+    assert not summary.ok and exit_code(summary) == 1
+    assert any(k.startswith("tokenize ") for k in summary.failed)

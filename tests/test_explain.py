@@ -12,6 +12,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from crawlproc import steps
+from crawlproc.quality.gopher_repetition import GopherRepetition
 from crawlproc.recipe import load_recipe
 from crawlproc.schema import REMOVED_SCHEMA, docs_table
 from crawlproc.storage import atomic_write_json, atomic_write_table
@@ -21,13 +23,6 @@ from pipelines.explain import explain_document, format_explanation, query_keys
 SNAP, SNAP2 = "CC-MAIN-2024-10", "CC-MAIN-2024-18"
 CLUSTER = 4_294_967_298  # dedup's cluster ids are node numbers: file_no << 32 | row
 STEM = "CC-MAIN-20240221-00000"
-
-try:  # the quality filters are another part of the project; without them explain degrades, never fails
-    from crawlproc.quality import QUALITY_STAGES, explain_thresholds
-
-    HAVE_QUALITY = True
-except ImportError:
-    HAVE_QUALITY = False
 
 
 def uid(name: str) -> str:
@@ -47,14 +42,10 @@ def repeated(text: str) -> str:
 
 
 def gopher_repetition_reason(text: str) -> str:
-    """What the extract stage stores as the reason: the real filter's, when it is available."""
-    if HAVE_QUALITY:
-        from crawlproc.quality import gopher_repetition
-
-        reason = gopher_repetition(text, load_recipe(None).gopher_repetition).reason
-        assert reason is not None, "the fixture text must fail Gopher repetition"
-        return reason
-    return "dup_para_frac"
+    """What the extract stage stores as the reason: the real filter's."""
+    reason = GopherRepetition(load_recipe(None).gopher_repetition)(text).reason
+    assert reason is not None, "the fixture text must fail Gopher repetition"
+    return reason
 
 
 @pytest.fixture(scope="module")
@@ -108,14 +99,12 @@ def test_kept_document_by_id(out):
     assert {f["kind"] for f in m["found_in"]} == {"docs", "final"}
     assert "survivor of cluster" in m["summary"] and m["dedup"]["dropped"] == 1
     assert m["tokens"] == [{"set": "bpe", "file": "train-00000.parquet", "split": "train", "tokens": 120}]
-    if HAVE_QUALITY:  # a kept document passes every recomputed check
-        assert [c["stage"] for c in m["checks"]] == [name for name, _ in QUALITY_STAGES]
-        assert all(c["reason"] is None for c in m["checks"] if c.get("enabled"))
-        values = [v for c in m["checks"] for v in c.get("values", [])]
-        assert not any(v["failed"] for v in values)
-        assert any(v["passed"] and v["threshold"] is not None for v in values)
-    else:
-        assert m["checks"] == [] and "could not be loaded" in m["checks_note"]
+    # a kept document passes every recomputed check
+    assert [c["stage"] for c in m["checks"]] == [f.name for f in steps.FILTERS]
+    assert all(c["reason"] is None for c in m["checks"] if c.get("enabled"))
+    values = [v for c in m["checks"] for v in c.get("values", [])]
+    assert not any(v["failed"] for v in values)
+    assert any(v["passed"] and v["threshold"] is not None for v in values)
 
 
 def test_quality_removal_shows_values_against_thresholds(out):
@@ -127,22 +116,18 @@ def test_quality_removal_shows_values_against_thresholds(out):
     assert m["found_in"] == [{"kind": "removed", "file": f"{SNAP}/removed/{STEM}.parquet"}]
     text = format_explanation(res)
     assert "removed by gopher_repetition" in text
-    if not HAVE_QUALITY:
-        assert "could not be loaded" in m["checks_note"] and m["checks"] == []
-        return
     (stage,) = m["checks"]  # only the stage that removed it: the stored text is what that stage saw
     assert stage["stage"] == "gopher_repetition" and stage["reason"] == m["reason"]
     assert m["recomputed_agrees"] is True
     failed = [v for v in stage["values"] if v["failed"]]
     assert [v["name"] for v in failed] == [m["reason"]]
     assert failed[0]["value"] is not None
-    thresholds = explain_thresholds("gopher_repetition", load_recipe(None).gopher_repetition)
+    thresholds = GopherRepetition(load_recipe(None).gopher_repetition).thresholds()
     if m["reason"] in thresholds:
         assert failed[0]["threshold"] == pytest.approx(thresholds[m["reason"]][1])
     assert "FAIL" in text and m["reason"] in text
 
 
-@pytest.mark.skipif(not HAVE_QUALITY, reason="crawlproc.quality is not importable")
 def test_short_doc_value_and_recipe_override(out, tmp_path, capsys):
     (m,) = explain_document(out, uid("stub"))["matches"]
     (check,) = m["checks"]

@@ -247,3 +247,52 @@ def test_same_text_as_stock_trafilatura(pages):
     stock = json.loads(proc.stdout)
     ours = Extractor(ExtractConfig(deduplicate=False, timeout_s=60))
     assert [ours.extract(html, url) for html, url in sample] == [t.strip() for t in stock]
+
+
+# --- the private parts of trafilatura that Extractor relies on (tested with trafilatura 2.3.1; pin
+# trafilatura>=2.3,<2.4): each test fails when the part it names changes ------------------------------------
+
+def test_private_html_parser_takes_our_element_lookup():
+    """utils.HTML_PARSER is the parser trafilatura.utils.load_html parses with; Extractor gives it lxml's C
+    element lookup, so a <form> is a plain HtmlElement, not lxml.html's FormElement."""
+    from lxml import html as lxml_html
+    from trafilatura import utils
+
+    assert hasattr(utils, "HTML_PARSER")
+    Extractor(ExtractConfig())
+    tree = utils.load_html("<html><body><form><input name='q'></form><p>x</p></body></html>")
+    form = tree.find(".//form")
+    assert type(form) is lxml_html.HtmlElement and not isinstance(form, lxml_html.FormElement)
+
+
+def test_private_stop_list_is_built_once(monkeypatch):
+    """external.JT_STOPLIST is the lazily built stop-word list that try_justext reads (None until built) and
+    jt_stoplist_init builds it; Extractor builds it up front, outside any time limit, and extraction then
+    never rebuilds it."""
+    import inspect
+
+    from trafilatura import external
+
+    assert "JT_STOPLIST or jt_stoplist_init()" in inspect.getsource(external.try_justext)
+    Extractor(ExtractConfig())
+    assert len(external.JT_STOPLIST) > 1000 and "the" in external.JT_STOPLIST
+    monkeypatch.setattr(external, "jt_stoplist_init", lambda: pytest.fail("the stop list was rebuilt"))
+    Extractor(ExtractConfig()).extract(NORMAL_PAGE)
+
+
+def test_private_dedup_cache_is_ours_and_resettable():
+    """deduplication.LRUCache and settings.LRU_SIZE build the cache that extract(deduplicate=<cache>) fills
+    (a cache object there needs trafilatura >= 2.3): paragraphs seen too often disappear, and a reset
+    Extractor gives the full text again."""
+    from trafilatura.deduplication import LRUCache
+    from trafilatura.settings import LRU_SIZE
+
+    assert isinstance(LRU_SIZE, int) and LRU_SIZE > 0
+    ex = Extractor(ExtractConfig(deduplicate=True))
+    assert isinstance(ex._dedup, LRUCache)
+    full = ex.extract(NORMAL_PAGE)
+    texts = [ex.extract(NORMAL_PAGE) for _ in range(4)]
+    assert full and len(texts[-1]) < len(full)  # our cache saw the paragraphs and dropped them
+    assert Extractor(ExtractConfig(deduplicate=True)).extract(NORMAL_PAGE) == full  # not a global cache
+    ex.reset()
+    assert ex.extract(NORMAL_PAGE) == full

@@ -81,15 +81,20 @@ def test_duplicate_names_never_overwrite_each_other():
     assert len(listing.rejected) == 1 and "same output name" in listing.rejected[0].reason
 
 
-def test_s3_base_maps_to_https_and_snapshot_names_are_checked():
-    assert https_base("s3://commoncrawl/") == CC_HTTPS
-    assert https_base("s3://commoncrawl", s3_mode="pyarrow") == "s3://commoncrawl"
+def test_s3_bases_are_read_from_the_store_or_mapped_to_https_and_snapshot_names_are_checked():
+    assert https_base("s3://commoncrawl") == "s3://commoncrawl"  # read through the object store by default
+    assert https_base("s3://some-mirror/prefix/") == "s3://some-mirror/prefix"
+    assert listing_url("s3://commoncrawl", SNAP) == f"s3://commoncrawl/crawl-data/{SNAP}/warc.paths.gz"
+    listing = build_listing(SNAP, [f"crawl-data/{SNAP}/x.warc.gz"], "s3://commoncrawl")
+    assert listing.files[0].url == f"s3://commoncrawl/crawl-data/{SNAP}/x.warc.gz"
+    # download.s3 = "https": Common Crawl's bucket through its HTTPS front door; other buckets have none
+    assert https_base("s3://commoncrawl/", s3_mode="https") == CC_HTTPS
     with pytest.raises(ListingError):
-        https_base("s3://some-other-bucket")
+        https_base("s3://some-other-bucket", s3_mode="https")
     with pytest.raises(ListingError):
         https_base("ftp://x")
-    assert listing_url("s3://commoncrawl", SNAP) == f"{CC_HTTPS}/crawl-data/{SNAP}/warc.paths.gz"
-    listing = build_listing(SNAP, ["s3://commoncrawl/crawl-data/x.warc.gz"], "s3://commoncrawl")
+    assert listing_url("s3://commoncrawl", SNAP, "https") == f"{CC_HTTPS}/crawl-data/{SNAP}/warc.paths.gz"
+    listing = build_listing(SNAP, ["s3://commoncrawl/crawl-data/x.warc.gz"], "s3://commoncrawl", s3_mode="https")
     assert listing.files[0].url == f"{CC_HTTPS}/crawl-data/x.warc.gz"
     for bad in ("../x", "CC MAIN", "", "a/b", ".hidden"):
         with pytest.raises(ListingError):

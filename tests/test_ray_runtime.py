@@ -11,132 +11,20 @@ this test session's included.
 
 from __future__ import annotations
 
-import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
 
+from raycluster import Head, accepts, address_file, clean_env, free_port, write_token
+
 REPO = Path(__file__).resolve().parents[1]
 WARC = REPO / "tests" / "data" / "warc" / "dolma_sample-0000.warc.gz"
-RAY_CLI = [sys.executable, "-m", "ray.scripts.scripts"]
-AUTH_VARS = ("RAY_ADDRESS", "RAY_AUTH_MODE", "RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def clean_env(home: Path, ray_tmp: Path, **extra: str) -> dict[str, str]:
-    """This session's environment without any Ray address or auth setting, with its own HOME and RAY_TMPDIR."""
-    env = {k: v for k, v in os.environ.items() if k not in AUTH_VARS}
-    home.mkdir(parents=True, exist_ok=True)
-    ray_tmp.mkdir(parents=True, exist_ok=True)
-    env.update(HOME=str(home), RAY_TMPDIR=str(ray_tmp), PYTHONPATH=str(REPO), RAY_DEDUP_LOGS="0",
-               RAY_USAGE_STATS_ENABLED="0", RAY_GRACEFUL_SHUTDOWN_DRAIN_TIMEOUT_S="0", **extra)
-    return env
-
-
-@pytest.fixture
-def short_tmp():
-    """Folders for RAY_TMPDIR: Ray's socket paths under it must stay within 107 bytes (pytest's tmp_path is long)."""
-    made: list[str] = []
-
-    def make() -> Path:
-        made.append(tempfile.mkdtemp(prefix="cpr-", dir="/tmp"))
-        return Path(made[-1])
-
-    yield make
-    for d in made:
-        shutil.rmtree(d, ignore_errors=True)
-
-
-def write_token(home: Path, token: str) -> Path:
-    path = home / ".ray" / "auth_token"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(token)
-    return path
-
-
-def address_file(ray_tmp: Path) -> Path:
-    return ray_tmp / "ray" / "ray_current_cluster"
-
-
-def accepts(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=2):
-            return True
-    except OSError:
-        return False
-
-
-class Head:
-    """`ray start --head --block` in its own process group; `stop(sig)` ends the group (SIGTERM: at once, as
-    RAY_GRACEFUL_SHUTDOWN_DRAIN_TIMEOUT_S=0; SIGKILL: no cleanup, as when a head is killed, leaving Ray's
-    address file behind)."""
-
-    def __init__(self, env: dict[str, str], log: Path):
-        self.port = free_port()
-        self.address = f"127.0.0.1:{self.port}"
-        self.env = {k: v for k, v in env.items() if k != "PYTHONPATH"}  # our code reaches workers via py_modules
-        self.log = log.open("w")
-        self.proc = subprocess.Popen(
-            [*RAY_CLI, "start", "--head", "--block", "--port", str(self.port), "--node-ip-address", "127.0.0.1",
-             "--num-cpus", "1", "--include-dashboard", "false", "--disable-usage-stats"],
-            env=self.env, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True,
-        )
-        deadline = time.monotonic() + 120
-        while not (address_file(Path(env["RAY_TMPDIR"])).is_file() and accepts(self.port)):
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                self.stop(signal.SIGKILL)
-                pytest.fail(f"ray start --head did not come up: {log.read_text()[-3000:]}")
-            time.sleep(0.5)
-
-    def stop(self, sig: int = signal.SIGTERM) -> None:
-        if self.proc.poll() is None:
-            try:
-                os.killpg(self.proc.pid, sig)
-            except ProcessLookupError:
-                pass
-            try:
-                self.proc.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(timeout=30)
-        self._kill_leftovers()
-        self.log.close()
-
-    def _kill_leftovers(self) -> None:
-        """Processes of this head that left its group (none expected), found by its unique temp dir."""
-        marker = self.env["RAY_TMPDIR"].encode()
-        for pid_dir in Path("/proc").glob("[0-9]*"):
-            try:
-                if marker in (pid_dir / "cmdline").read_bytes():
-                    os.kill(int(pid_dir.name), signal.SIGKILL)
-            except (OSError, ValueError):
-                pass
-
-
-@pytest.fixture
-def head_factory():
-    heads: list[Head] = []
-
-    def start(env: dict[str, str], log: Path) -> Head:
-        heads.append(Head(env, log))
-        return heads[-1]
-
-    yield start
-    for h in heads:
-        h.stop()
 
 
 def crawlproc(args: list[str], env: dict[str, str], timeout: float = 300) -> subprocess.CompletedProcess:

@@ -16,7 +16,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from crawlproc.schema import REMOVED_SCHEMA, docs_table
-from crawlproc.storage import atomic_write_json, atomic_write_table
+from crawlproc.layout import Markers
+from crawlproc.storage import Storage, atomic_write_json, atomic_write_table
 from pipelines.cli import main
 from pipelines.report import collect_report, render_html, write_report
 from pipelines.report.collect import length_histogram
@@ -79,8 +80,8 @@ def write_warc_outputs(out: Path, dump: str, stem: str, kept: list[dict], remove
         "error": None, "complete": True,
     }
     atomic_write_json(snap / "stats" / f"{stem}.json", stats)
-    atomic_write_json(snap / "_done" / f"{stem}.json", {"stem": stem, "file": stats["file"], "kept": len(kept),
-                                                         "removed": len(removed), "finished_at": "2024-03-01"})
+    Markers(Storage(), str(snap / "_done"), str(snap / "_failed")).mark_done(  # as the stage runner writes it
+        stem, "0123456789abcdef", {"stage": "extract", "source": stats["file"], "stats": stats})
     return stats
 
 
@@ -179,9 +180,11 @@ def build_output(out: Path, data_dir: Path) -> dict:
     removed2 = [make_row(SNAP2, s3, 5, "https://example.net/x", "", language=None, score=None,
                          removed_by="extract", reason="empty")]
     write_warc_outputs(out, SNAP2, s3, kept2, removed2)
-    atomic_write_json(out / SNAP2 / "_failed" / "CC-MAIN-20240415-00001.json", {
-        "stem": "CC-MAIN-20240415-00001", "file": "crawl-data/x/CC-MAIN-20240415-00001.warc.gz",
-        "error": "HTTP 503 after 6 attempts", "attempts": 6, "at": "2024-04-20T00:00:00Z"})
+    Markers(Storage(), str(out / SNAP2 / "_done"), str(out / SNAP2 / "_failed")).mark_failed(
+        "CC-MAIN-20240415-00001", {"stage": "extract", "source": "crawl-data/x/CC-MAIN-20240415-00001.warc.gz",
+                                   "error": "DownloadError: HTTP 503 (after 6 attempts)",
+                                   "failure": {"type": "DownloadError", "message": "HTTP 503 (after 6 attempts)",
+                                               "frames": [], "wrapped_by": [], "kind": "error"}})
 
     expect.update(kept_snap1=len(kept0) + len(kept1), final_snap1=len(final_ids), dup=dup, kept0=kept0,
                   removed0=removed0, totals=totals, shards=shards, n_en=len(en), kept2=len(kept2),
@@ -240,7 +243,7 @@ def test_collect_funnel_and_counts(run_output):
 
     s2 = _snap(data, SNAP2)
     assert s2["dedup"] is None and s2["final_documents"] is None and s2["tokens"] is None
-    assert s2["files"]["done"] == 1 and s2["files"]["failed"][0]["attempts"] == 6
+    assert s2["files"]["done"] == 1 and s2["files"]["failed"][0]["type"] == "DownloadError"
     assert s2["lengths"]["docs"]["documents"] == expect["kept2"]
 
     (ts,) = data["tokens"]
@@ -274,6 +277,7 @@ def test_html_is_self_contained_and_marks_missing_parts(run_output):
 def test_report_of_an_empty_output_shows_not_run(tmp_path):
     (tmp_path / "out").mkdir()
     path, data = write_report(tmp_path / "out")
+    path = Path(path)
     html = path.read_text(encoding="utf-8")
     assert data["snapshots"] == [] and data["tokens"] == [] and data["training"] == []
     for section in ("overview", "tokens", "training"):
@@ -350,6 +354,7 @@ def chromium():
 def test_report_renders_in_headless_chromium(run_output, chromium, tmp_path):
     out, _ = run_output
     html_path, data = write_report(out, tmp_path / "report.html")
+    html_path = Path(html_path)
     shot = tmp_path / "report.png"
     page = chromium.load(html_path.as_uri(), evaluate=CHART_CHECK, screenshot=shot)
     assert page.errors == []
@@ -385,9 +390,9 @@ def test_browser_helper_sees_errors_and_requests(chromium, tmp_path):
 def test_length_histogram_samples_big_runs(run_output):
     out, expect = run_output
     files = sorted((out / SNAP1 / "docs").glob("*.parquet"))
-    whole = length_histogram(files, [])
+    whole = length_histogram(Storage(), [str(f) for f in files], [])
     assert whole["files_read"] == whole["files_total"] == 2 and whole["documents"] == expect["kept_snap1"]
-    sample = length_histogram(files, [], max_files=1)
+    sample = length_histogram(Storage(), [str(f) for f in files], [], max_files=1)
     assert (sample["files_read"], sample["files_total"]) == (1, 2)
     assert sample["documents"] == pq.read_metadata(files[0]).num_rows
-    assert length_histogram([], []) is None
+    assert length_histogram(Storage(), [], []) is None

@@ -64,6 +64,19 @@ def test_write_read_list_delete(root):
     assert st.list(join(root, "a"), recursive=True) == []
 
 
+def test_bytes_are_kept_as_they_are_whatever_the_name_says(root):
+    """pyarrow gzips a ".gz" name on writing and gunzips it on reading unless told not to: a WARC must reach
+    the store and come back byte for byte."""
+    import gzip
+
+    st = Storage()
+    data = gzip.compress(b"WARC/1.0\r\n" * 100)
+    st.write_bytes(join(root, "x.warc.gz"), data)
+    assert st.read_bytes(join(root, "x.warc.gz")) == data
+    with st.open_input(join(root, "x.warc.gz")) as f:
+        assert f.read() == data and f.size() == len(data)
+
+
 def test_a_failed_write_leaves_nothing(root):
     st = Storage()
     target = join(root, "t.parquet")

@@ -1,8 +1,4 @@
-"""Statistics over lines, paragraphs and words, each computed once per text and shared by the filters.
-
-Gopher repetition and Gopher quality see the same text, so the word split of the last text is kept (one
-slot: a document passes through the filters in order, then the next one comes).
-"""
+"""Counting what repeats, for the repetition rules: duplicated lines or paragraphs, and word n-grams."""
 
 from __future__ import annotations
 
@@ -12,21 +8,6 @@ from itertools import accumulate, count
 
 import numpy as np
 
-from crawlproc.quality.words import split_words
-
-_last: tuple[str, list[str]] = ("", [])
-
-
-def words_of(text: str) -> list[str]:
-    """`split_words(text)`, reused when the previous call was for the same text."""
-    global _last
-    last_text, last_words = _last
-    if text is last_text or (len(text) == len(last_text) and text == last_text):
-        return last_words
-    words = split_words(text)
-    _last = (text, words)
-    return words
-
 
 def duplicates(parts: list[str]) -> tuple[int, int]:
     """(elements, characters) that repeat an earlier element: every occurrence after the first counts."""
@@ -35,7 +16,6 @@ def duplicates(parts: list[str]) -> tuple[int, int]:
     return len(parts) - len(unique), dup_chars
 
 
-PARAGRAPH_SPLIT = re.compile(r"\n{2,}")
 LINE_SPLIT = re.compile(r"\n+")
 
 

@@ -15,8 +15,11 @@ from __future__ import annotations
 import re
 import string
 import unicodedata
+from bisect import bisect_left
+from collections.abc import Iterator
 from functools import lru_cache
-from itertools import chain
+from heapq import merge
+from itertools import accumulate, chain
 
 import regex
 
@@ -71,12 +74,10 @@ _WORD = rf"{_LEAD}{_ALNUM}+(?:{_JOIN}{_ALNUM}+)*(?:(?<=[^\W\d_])\++|-+(?!\S))?"
 _NT_STEMS = r"[Dd]o|[Dd]oes|[Dd]id|[Cc]a|[Ww]o|[Ii]s|[Aa]re|[Ww]as|[Ww]ere|[Hh]as|[Hh]ave|[Hh]ad|[Ss]hould|[Ww]ould|[Cc]ould"
 _END = r"(?![^\W_])"  # the end of a word
 
+# Every token but URLs. Whitespace-free chunks go in one at a time (split_words), and each alternative scans
+# no further than the token it yields (or a run the next tokens consume): tokenizing is linear in the text.
 TOKEN_RE = re.compile(
-    # a URL: without a path it loses its trailing punctuation ("see www.example.com."), with one only
-    # "),;:!?" and quotes ("https://goo.gl/x." keeps its period, as spaCy's URL rule does)
-    r"(?:https?://|www\.)[^\s<>\"/]+?(?=[.,;:!?)\]\"'”’]*(?:\s|$))"
-    r"|(?:https?://|www\.|[^\W_][\w-]*(?:\.[\w-]+)*\.[a-z]{2,6}/)[^\s<>\"]*?(?=[,;:!?)\]\"'”’]*(?:\s|$))"
-    rf"|(?<![^\W_])(?:{'|'.join(_ABBREVIATIONS)}|{_DOTTED}|[a-z])\.{_END}"  # Mr.  e.g.  a.m.
+    rf"(?<![^\W_])(?:{'|'.join(_ABBREVIATIONS)}|{_DOTTED}|[a-z])\.{_END}"  # Mr.  e.g.  a.m.
     rf"|\d+(?:[.,:/]\d+)*(?=(?:{_UNITS}){_END})"  # the number of 10km / 5pm / 50%
     rf"|{_ALNUM}+(?=n['’]t{_END})|n['’]t{_END}"  # do n't, ca n't (but "DON'T" stays whole)
     rf"|(?<![^\W_])(?:{_NT_STEMS})(?=nt{_END})|(?<=[a-z])nt{_END}"  # do nt
@@ -89,19 +90,105 @@ TOKEN_RE = re.compile(
     r"|\S",  # any other character is a token of its own (punctuation, symbols)
 )
 
+# A URL runs to the end of its chunk but for trailing punctuation: without a path it leaves off ".,;:!?)]" and
+# quotes ("see www.example.com."), with one only ",;:!?)]" and quotes ("https://goo.gl/x." keeps its period, as
+# spaCy's URL rule does). Each body is taken greedily and handed back only past trailing punctuation, so one
+# attempt is linear; `_url_tokens` makes only the attempts that can succeed.
+_TAIL_HOST = ".,;:!?)]\"'”’"
+_TAIL_PATH = ",;:!?)]\"'”’"
+_HOST_PREFIXES = ("http://", "https://", "www.")
+URL_RE = re.compile(
+    r"(?:https?://|www\.)[^\s<>\"/](?:[^\s<>\"/]*(?<![.,;:!?)\]'”’]))?(?=[.,;:!?)\]\"'”’]*$)"
+    r"|(?:https?://|www\.|[^\W_][\w-]*(?:\.[\w-]+)*\.[a-z]{2,6}/)[^\s<>\"]*(?<![,;:!?)\]'”’])"
+    r"(?=[,;:!?)\]\"'”’]*$)"
+)
+_HOST_RUN = re.compile(r"[\w.-]+")  # what a bare domain ("example.com" of "example.com/page") is made of
+_TLD = re.compile(r"[a-z]{2,6}")
+
+
+def _tail_start(chunk: str, tail: str) -> int:
+    """Where the run of `tail` characters that ends the chunk begins."""
+    i = len(chunk)
+    while i and chunk[i - 1] in tail:
+        i -= 1
+    return i
+
+
+def _prefix_starts(chunk: str, prefix: str, after: int) -> Iterator[int]:
+    """Where `prefix` occurs in the chunk, from position `after` on."""
+    s = chunk.find(prefix, max(after, 0))
+    while s >= 0:
+        yield s
+        s = chunk.find(prefix, s + 1)
+
+
+def _domain_starts(chunk: str, after: int, starts: list[int]) -> Iterator[int]:
+    """Token starts where a URL of the form "example.com/..." may begin, its path after `after`.
+
+    Such a domain runs to the "/" that ends its run of word characters, dots and hyphens, has no "..", and
+    its last label is 2-6 lowercase letters: every start inside one run shares that end, so each run is
+    looked at once (the regex alone rescanned the run from every start)."""
+    for m in _HOST_RUN.finditer(chunk, after + 1):
+        a, b = m.span()
+        if b >= len(chunk) or chunk[b] != "/":
+            continue
+        run = m.group()
+        dot = run.rfind(".")
+        if dot <= 0 or _TLD.fullmatch(run, dot + 1) is None:
+            continue
+        double = run.rfind("..")
+        first, last = (a + double + 2 if double >= 0 else a), a + dot
+        yield from starts[bisect_left(starts, first):bisect_left(starts, last)]
+
+
+def _url_tokens(chunk: str) -> list[str]:
+    """Tokens of a chunk that may hold a URL: TOKEN_RE's, but from the first token start where URL_RE
+    matches, that URL and the punctuation after it.
+
+    TOKEN_RE's tokens tile the chunk (its last branch takes any character), so their starts are the running
+    sums of their lengths. A URL ends the chunk (but for trailing punctuation), so it can only start after
+    the last character its body excludes (last_host, last_path), with a prefix that fits: http://, https://,
+    www. or a domain. Only those starts are tried, in order."""
+    tokens = TOKEN_RE.findall(chunk)
+    starts = list(accumulate(map(len, tokens), initial=0))
+    last_host = max(chunk.rfind(c, 0, _tail_start(chunk, _TAIL_HOST)) for c in '<>"/')
+    last_path = max(chunk.rfind(c, 0, _tail_start(chunk, _TAIL_PATH)) for c in '<>"')
+    after = min(last_host, last_path) - len("https://") + 1
+    candidates = merge(*(_prefix_starts(chunk, p, after) for p in _HOST_PREFIXES),
+                       _domain_starts(chunk, last_path, starts))
+    for s in candidates:
+        i = bisect_left(starts, s)
+        if i < len(tokens) and starts[i] == s and (url := URL_RE.match(chunk, s)) is not None:
+            return [*tokens[:i], url.group(), *TOKEN_RE.findall(chunk, url.end())]
+    return tokens
+
+
+# One "word" costs at most this much: longer whitespace-free chunks (base64, minified code; nothing a reader
+# would call a word, and C4 drops any line holding a word over 1,000 characters) are tokenized in pieces of
+# this size, so that no single regex call runs long and the per-document CPU budget can stop between pieces.
+MAX_CHUNK_CHARS = 10_000
+
+
+def _tokens(chunk: str) -> list[str]:
+    if "/" in chunk or "www." in chunk:
+        return _url_tokens(chunk)
+    return TOKEN_RE.findall(chunk)
+
 
 _CACHED_CHUNK_CHARS = 64  # longer chunks (URLs, blobs) are rare and would only fill the cache
 
 
 @lru_cache(maxsize=1 << 16)
 def _cached_chunk_tokens(chunk: str) -> tuple[str, ...]:
-    return tuple(TOKEN_RE.findall(chunk))
+    return tuple(_tokens(chunk))
 
 
 def _chunk_tokens(chunk: str) -> tuple[str, ...] | list[str]:
     if len(chunk) <= _CACHED_CHUNK_CHARS:
         return _cached_chunk_tokens(chunk)
-    return TOKEN_RE.findall(chunk)
+    if len(chunk) <= MAX_CHUNK_CHARS:
+        return _tokens(chunk)
+    return [t for i in range(0, len(chunk), MAX_CHUNK_CHARS) for t in _tokens(chunk[i:i + MAX_CHUNK_CHARS])]
 
 
 def split_words(text: str) -> list[str]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 import time
 from pathlib import Path
 
@@ -14,11 +15,13 @@ def register(sub) -> None:
         "demo",
         help="run the whole pipeline on a mini Common Crawl served locally (a few minutes on a laptop)",
         description="Build a Common Crawl-shaped tree (crawl-data/<snapshot>/warc.paths.gz and gzip-per-record "
-        "WARCs) from the real pages bundled in tests/data, serve it on 127.0.0.1, and run `crawlproc run` "
-        "against it exactly as against the real Common Crawl: download, extract, filter, dedup, PII, tokenizer "
+        "WARCs) from the real pages in a source checkout's tests/data (or --data), serve it on 127.0.0.1, and run "
+        "`crawlproc run` against it exactly as against the real Common Crawl: download, extract, filter, dedup, PII, tokenizer "
         "training, tokenization and a short CPU training run; then write the HTML report. Rerunning resumes.",
     )
     p.add_argument("--out", default="demo-out", help="output folder (default: demo-out)")
+    p.add_argument("--data", default=None, help="folder with the real pages the mini crawl is built from: html/ "
+                   "and warc/ as in a source checkout's tests/data (the default; the wheel does not ship them)")
     p.add_argument("--files", type=int, default=6, help="WARC files in the mini crawl (default: 6)")
     p.add_argument("--train-steps", type=int, default=600, help="training steps (default: 600)")
     p.add_argument("--train-preset", default="tiny", help="model preset (default: tiny)")
@@ -26,7 +29,7 @@ def register(sub) -> None:
 
 
 def main(args) -> int:
-    from pipelines.minicc import MiniCCServer, build_minicc
+    from pipelines.minicc import DATA, MiniCCServer, build_minicc
     from pipelines.ray_runtime import init_ray
     from pipelines.recipe_files import resolve_recipe
     from pipelines.report import write_report
@@ -37,8 +40,15 @@ def main(args) -> int:
     out = Path(args.out).resolve()
     out.mkdir(parents=True, exist_ok=True)
     recipe = resolve_recipe("demo")
-    print(f"demo: building a mini Common Crawl ({args.files} WARC files) from the bundled real pages ...")
-    mini = build_minicc(out / "minicc", snapshot=SNAPSHOT, files=args.files)
+    data = Path(args.data) if args.data else DATA
+    if not (data / "html").is_dir() and not (data / "warc").is_dir():
+        print(f"crawlproc demo: no pages in {data}: the mini Common Crawl is built from the real pages of a source "
+              "checkout's tests/data (not shipped in the wheel). Run it from a clone of the repository, or pass "
+              "--data DIR with html/ (ScrapingHub pages + ground-truth.json) and/or warc/ (WARC files).",
+              file=sys.stderr)
+        return 2
+    print(f"demo: building a mini Common Crawl ({args.files} WARC files) from the real pages in {data} ...")
+    mini = build_minicc(out / "minicc", snapshot=SNAPSHOT, files=args.files, data_dir=data)
     steps = build_steps(["extract", "dedup", "tokenize", "train"], train_preset=args.train_preset,
                         train_steps=args.train_steps, batch_size=16, lr=3e-3, log_interval=50)
     init_ray(None, recipe)

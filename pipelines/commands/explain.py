@@ -16,26 +16,28 @@ def register(subparsers) -> None:
         "recomputed on the stored text and printed against the recipe's thresholds.",
     )
     p.add_argument("query", help="the document's id (WARC-Record-ID) or URL")
-    p.add_argument("--out", required=True, help="the pipeline's output root")
-    p.add_argument("--recipe", default=None, help="judge by this recipe TOML (default: the recipe the run recorded in <snapshot>/recipe.json, else FineWeb's)")
+    p.add_argument("--out", required=True, help="the pipeline's output root: a folder or URI")
+    p.add_argument("--recipe", default=None, help="judge by this recipe TOML (default: the recipe the document's "
+                   "file was extracted with, as its _done marker records it, else FineWeb's)")
     p.add_argument("--json", action="store_true", help="print the explanation as JSON")
     p.set_defaults(func=run)
 
 
 def run(args) -> int:
-    from crawlproc.recipe import RecipeError, load_recipe
+    from crawlproc.recipe import RecipeError
+    from crawlproc.storage import is_remote
     from pipelines.explain import explain_document, format_explanation
+    from pipelines.recipe_files import resolve_recipe
 
-    out = Path(args.out)
-    if not out.is_dir():
-        print(f"crawlproc explain: output folder {out} does not exist", file=sys.stderr)
+    if not is_remote(args.out) and not Path(args.out).is_dir():
+        print(f"crawlproc explain: output folder {args.out} does not exist", file=sys.stderr)
         return 2
     try:
-        recipe = load_recipe(args.recipe) if args.recipe else None
+        recipe = resolve_recipe(args.recipe) if args.recipe else None
     except RecipeError as e:
         print(f"crawlproc explain: {e}", file=sys.stderr)
         return 2
-    result = explain_document(out, args.query, recipe)
+    result = explain_document(args.out, args.query, recipe)
     if args.json:
         print(json.dumps(result, indent=1, default=str))
     else:

@@ -14,7 +14,8 @@ def register(subparsers) -> None:
         "funnel per snapshot, removal reasons with examples, languages, document lengths, dedup cluster sizes, "
         "tokens per shard, the training loss curve and samples. Parts not run yet are shown as 'not run'.",
     )
-    p.add_argument("--out", required=True, help="the pipeline's output root (the folder given to `crawlproc run`)")
+    p.add_argument("--out", required=True, help="the pipeline's output root (the folder or URI given to "
+                   "`crawlproc run`)")
     p.add_argument("--html", default=None, help="where to write the report (default: <out>/report.html)")
     p.add_argument("--train", action="append", default=[], metavar="RUN_DIR",
                    help="a training run directory outside <out>/train/ to include (repeatable)")
@@ -23,14 +24,13 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
-    from crawlproc.storage import atomic_write_json
+    from crawlproc.storage import atomic_write_json, is_remote
     from pipelines.report import write_report
 
-    out = Path(args.out)
-    if not out.is_dir():
-        print(f"crawlproc report: output folder {out} does not exist", file=sys.stderr)
+    if not is_remote(args.out) and not Path(args.out).is_dir():
+        print(f"crawlproc report: output folder {args.out} does not exist", file=sys.stderr)
         return 2
-    path, data = write_report(out, args.html, args.train)
+    path, data = write_report(args.out, args.html, args.train)
     if args.json:
         atomic_write_json(args.json, data)
     snaps = ", ".join(s["name"] for s in data["snapshots"]) or "none"

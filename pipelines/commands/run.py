@@ -34,8 +34,10 @@ def register(sub) -> None:
                    "(default: extract,dedup,tokenize; dedup includes PII anonymization)")
     p.add_argument("--force", action="store_true", help="redo the snapshot with this recipe when it was "
                    "processed with another one")
-    p.add_argument("--train-preset", default="tiny", help="model preset for the train stage (default: tiny)")
-    p.add_argument("--train-steps", type=int, default=200, help="optimizer steps for the train stage (default: 200)")
+    p.add_argument("--train-preset", help="model preset for the train stage (default: the recipe's [train], "
+                   "else tiny)")
+    p.add_argument("--train-steps", type=int, help="optimizer steps for the train stage (default: the recipe's "
+                   "[train] max_steps, else 100)")
     p.add_argument("--quiet", action="store_true", help="no progress line")
     p.set_defaults(func=main)
 

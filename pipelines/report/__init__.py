@@ -3,20 +3,17 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
-from crawlproc.storage import atomic_write_bytes
+from crawlproc.storage import Storage, join, normalize
 from pipelines.report.collect import collect_report
 from pipelines.report.render import render_html
 
 __all__ = ["collect_report", "render_html", "write_report"]
 
 
-def write_report(out: str | Path, html_path: str | Path | None = None,
-                 train_runs: list[str | Path] | tuple = ()) -> tuple[Path, dict]:
-    """Write the report for output root `out` (default `<out>/report.html`); return (path, data).
-    `train_runs`: training run directories outside `<out>/train/` to include."""
-    data = collect_report(out, train_runs)
-    path = Path(html_path) if html_path else Path(out) / "report.html"
-    atomic_write_bytes(path, render_html(data).encode("utf-8"))
-    return path, data
+def write_report(out, html_path=None, train_runs: list[str] | tuple = ()) -> tuple[str, dict]:
+    """Write the report for output root `out` (a folder or URI; default `<out>/report.html`, which may be a
+    URI too); return (where, data). `train_runs`: training run directories outside `<out>/train/`."""
+    data = collect_report(str(out), train_runs)
+    where = normalize(str(html_path)) if html_path else join(normalize(str(out)), "report.html")
+    Storage().write_bytes(where, render_html(data).encode("utf-8"))
+    return where, data

@@ -10,17 +10,17 @@ from __future__ import annotations
 import json
 from collections import Counter
 from datetime import UTC, datetime
-from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
-# The extract stage's steps in pipeline order (crawlproc/process.py); unknown stages are appended after them.
-STAGE_ORDER = ["url_filter", "extract", "language", "gopher_repetition", "gopher_quality", "c4", "fineweb_quality"]
-SNAPSHOT_SUBDIRS = ("stats", "docs", "removed", "final", "_done", "_failed", "dedup")
-NOT_SNAPSHOTS = {"tokens", "train"}
+from crawlproc.layout import Layout, Snapshot
+from crawlproc.storage import Storage, basename, join
+from crawlproc.steps import stage_names
+
+# The extract stage's steps in pipeline order (crawlproc/steps.py); others (plugins') are appended after them.
+STAGE_ORDER = stage_names()
 LENGTH_EDGES = [0, 100, 200, 500, 1_000, 2_000, 5_000, 10_000, 20_000, 50_000, 100_000]
 EXAMPLES_PER_REASON = 3
 # What reading a damaged or foreign Parquet file raises: it is listed under "problems" and skipped.
@@ -29,18 +29,19 @@ MAX_CURVE_POINTS = 2000
 
 
 def reason_key(removed_by: str, reason: str | None) -> str:
-    """The stats key of a removal, as the extract stage counts it (language reasons drop the score)."""
+    """The stats key of a removal, as the extract stage counts it (language reasons drop the score:
+    "de:0.99" -> "de", "precheck:de:0.99" -> "precheck:de")."""
     reason = reason or ""
     if removed_by == "language":
-        reason = reason.split(":")[0]
+        reason = reason.rsplit(":", 1)[0]
     return f"{removed_by}:{reason}" if reason else removed_by
 
 
-def _read_json(path: Path, problems: list[str]):
+def _read_json(storage: Storage, uri: str, problems: list[str]):
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        return json.loads(storage.read_bytes(uri))
     except (OSError, ValueError) as e:
-        problems.append(f"{path}: unreadable JSON ({e})")
+        problems.append(f"{uri}: unreadable JSON ({e})")
         return None
 
 
@@ -58,25 +59,11 @@ def _dict(v) -> dict:
     return v if isinstance(v, dict) else {}
 
 
-def find_snapshots(out: Path) -> list[Path]:
-    if not out.is_dir():
-        return []
-    return sorted(
-        d for d in out.iterdir()
-        if d.is_dir() and d.name not in NOT_SNAPSHOTS and not d.name.startswith((".", "_"))
-        and any((d / s).is_dir() for s in SNAPSHOT_SUBDIRS)
-    )
-
-
-def _parquet_files(d: Path) -> list[Path]:
-    return sorted(d.glob("*.parquet")) if d.is_dir() else []
-
-
-def _num_rows(files: list[Path], problems: list[str]) -> int:
+def _num_rows(storage: Storage, files: list[str], problems: list[str]) -> int:
     n = 0
     for f in files:
         try:
-            n += pq.ParquetFile(f).metadata.num_rows
+            n += storage.parquet_file(f).metadata.num_rows
         except PARQUET_ERRORS as e:  # a truncated or foreign file: say so, count the rest
             problems.append(f"{f}: unreadable Parquet ({e})")
     return n
@@ -132,13 +119,13 @@ def _funnel(totals: dict, dedup: dict | None, final_rows: int | None, tokens: di
     return steps
 
 
-def _removal_examples(files: list[Path], problems: list[str]) -> tuple[dict[str, list[dict]], Counter]:
+def _removal_examples(storage: Storage, files: list[str], problems: list[str]) -> tuple[dict[str, list[dict]], Counter]:
     """Up to EXAMPLES_PER_REASON (url, id) per reason key, and the per-key counts, from removed/*.parquet."""
     examples: dict[str, list[dict]] = {}
     counts: Counter = Counter()
     for f in files:
         try:
-            t = pq.read_table(f, columns=["id", "url", "removed_by", "removed_reason"])
+            t = storage.read_table(f, columns=["id", "url", "removed_by", "removed_reason"])
         except PARQUET_ERRORS as e:
             problems.append(f"{f}: unreadable Parquet ({e})")
             continue
@@ -151,7 +138,7 @@ def _removal_examples(files: list[Path], problems: list[str]) -> tuple[dict[str,
     return examples, counts
 
 
-def length_histogram(files: list[Path], problems: list[str], max_files: int = 16,
+def length_histogram(storage: Storage, files: list[str], problems: list[str], max_files: int = 16,
                      max_docs: int = 500_000) -> dict | None:
     """Histogram of characters per document, or None without files. Big runs are sampled: at most
     `max_files` files spread evenly over the list, and reading stops after `max_docs` documents."""
@@ -165,7 +152,7 @@ def length_histogram(files: list[Path], problems: list[str], max_files: int = 16
             break
         read += 1
         try:
-            col = pq.read_table(f, columns=["text"]).column("text")
+            col = storage.read_table(f, columns=["text"]).column("text")
         except PARQUET_ERRORS as e:
             problems.append(f"{f}: unreadable Parquet ({e})")
             continue
@@ -185,33 +172,31 @@ def length_histogram(files: list[Path], problems: list[str], max_files: int = 16
     }
 
 
-def _failed(snap: Path, problems: list[str]) -> list[dict]:
-    out = []
-    for f in sorted((snap / "_failed").glob("*.json")) if (snap / "_failed").is_dir() else []:
-        d = _read_json(f, problems)
-        if isinstance(d, dict):
-            out.append({k: d.get(k) for k in ("stem", "file", "error", "attempts", "at")})
-    return out
+def _failed(snap: Snapshot) -> list[dict]:
+    return [{"stem": key, "file": rec.get("source") or rec.get("file"), "error": rec.get("error"),
+             "type": (rec.get("failure") or {}).get("type"), "at": rec.get("at")}
+            for key, rec in snap.markers.failed().items()]
 
 
-def collect_snapshot(snap: Path, problems: list[str], tokens_by_source: dict[str, dict]) -> dict:
+def collect_snapshot(snap: Snapshot, problems: list[str], tokens_by_source: dict[str, dict]) -> dict:
+    storage = snap.storage
     stats = []
-    for f in sorted((snap / "stats").glob("*.json")) if (snap / "stats").is_dir() else []:
-        d = _read_json(f, problems)
+    for e in storage.list(join(snap.uri, "stats"), suffix=".json"):
+        d = _read_json(storage, e.uri, problems)
         if isinstance(d, dict):
             stats.append(d)
         elif d is not None:
-            problems.append(f"{f}: not a stats object")
+            problems.append(f"{e.uri}: not a stats object")
     usable = []
     for d in stats:  # one malformed stats file must not sink the snapshot's numbers
         try:
             _sum_stats([d])
             usable.append(d)
         except (TypeError, ValueError, AttributeError) as e:
-            problems.append(f"{snap / 'stats' / str(d.get('stem'))}.json: malformed stats ({e}); not counted")
+            problems.append(f"{snap.path('stats', str(d.get('stem')))}: malformed stats ({e}); not counted")
     stats = usable
     totals = _sum_stats(stats)
-    examples, parquet_counts = _removal_examples(_parquet_files(snap / "removed"), problems)
+    examples, parquet_counts = _removal_examples(storage, snap.files("removed"), problems)
     # The stats are the authority for counts; without them (stats lost or foreign output) count the rows.
     counts = Counter(totals["removed_reasons"]) if stats else parquet_counts
     reasons = []
@@ -220,32 +205,32 @@ def collect_snapshot(snap: Path, problems: list[str], tokens_by_source: dict[str
         reasons.append({"key": key, "stage": stage, "reason": reason, "count": n, "examples": examples.get(key, [])})
 
     dedup = None
-    if (snap / "dedup" / "summary.json").is_file():
-        d = _read_json(snap / "dedup" / "summary.json", problems)
+    where = snap.dedup("summary.json")
+    if storage.exists(where):
+        d = _read_json(storage, where, problems)
         if isinstance(d, dict):
             dedup = dict(d)
-            where = str(snap / "dedup" / "summary.json")
             for key in ("documents", "exact_duplicates", "near_duplicates", "clusters"):
                 dedup[key] = _count(d.get(key), f"{where} {key}", problems)
             if "kept" in d:
                 dedup["kept"] = _count(d.get("kept"), f"{where} kept", problems)
-            dedup["complete"] = (snap / "dedup" / "_done.json").is_file()
+            dedup["complete"] = storage.exists(snap.dedup("_done.json"))
             sizes = {}
             for k, v in (d.get("cluster_sizes") or {}).items():
                 try:
                     sizes[int(k)] = int(v)
                 except (TypeError, ValueError):
-                    problems.append(f"{snap / 'dedup' / 'summary.json'}: bad cluster size {k!r}: {v!r}")
+                    problems.append(f"{where}: bad cluster size {k!r}: {v!r}")
             dedup["cluster_sizes"] = {str(k): sizes[k] for k in sorted(sizes)}
 
-    final_files = _parquet_files(snap / "final")
-    final_rows = _num_rows(final_files, problems) if final_files else None
+    final_files = snap.files("final")
+    final_rows = _num_rows(storage, final_files, problems) if final_files else None
     tokens = tokens_by_source.get(snap.name)
-    done = len(list((snap / "_done").glob("*.json"))) if (snap / "_done").is_dir() else 0
+    done = len(snap.markers.done())
     return {
         "name": snap.name,
         "files": {
-            "stats": len(stats), "done": done, "failed": _failed(snap, problems),
+            "stats": len(stats), "done": done, "failed": _failed(snap),
             "incomplete": [{"stem": s.get("stem"), "error": s.get("error")} for s in stats
                            if s.get("error") or s.get("complete") is False],
         },
@@ -257,8 +242,8 @@ def collect_snapshot(snap: Path, problems: list[str], tokens_by_source: dict[str
         "removed_reasons": reasons,
         "languages": dict(sorted(totals["languages"].items(), key=lambda kv: -kv[1])),
         "lengths": {
-            "docs": length_histogram(_parquet_files(snap / "docs"), problems),
-            "final": length_histogram(final_files, problems),
+            "docs": length_histogram(storage, snap.files("docs"), problems),
+            "final": length_histogram(storage, final_files, problems),
         },
         "dedup": dedup,
         "final_documents": final_rows,
@@ -266,23 +251,37 @@ def collect_snapshot(snap: Path, problems: list[str], tokens_by_source: dict[str
     }
 
 
-def collect_tokens(out: Path, problems: list[str]) -> list[dict]:
+def _shard_sources(m: dict) -> dict[str, list[str]]:
+    """Shard file -> the snapshots its documents come from: a part (one input file) is named
+    <snapshot>~<stem> (pipelines/tokenize_stage.py); older manifests listed them per shard."""
+    by = {}
+    for key, part in _dict(m.get("parts")).items():
+        for s in _dict(part).get("shards") or []:
+            if isinstance(s, dict):
+                by[s.get("file")] = [key.split("~", 1)[0]]
+    return by
+
+
+def collect_tokens(layout: Layout, problems: list[str]) -> list[dict]:
     sets = []
-    root = out / "tokens"
-    for d in sorted(p for p in root.iterdir() if p.is_dir()) if root.is_dir() else []:
-        man_path = d / "manifest.json"
-        if not man_path.is_file():
-            problems.append(f"{d}: token set without manifest.json (tokenization not finished?)")
+    storage = layout.storage
+    for d in storage.list(join(layout.root, "tokens"), include_dirs=True):
+        if not d.is_dir:
             continue
-        m = _read_json(man_path, problems)
+        man_path = join(d.uri, "manifest.json")
+        if not storage.exists(man_path):
+            problems.append(f"{d.uri}: token set without manifest.json (tokenization not finished?)")
+            continue
+        m = _read_json(storage, man_path, problems)
         if not isinstance(m, dict):
             continue
+        sources = _shard_sources(m)
         shards = [s for s in (m.get("shards") or []) if isinstance(s, dict)]
         for s in shards:
             for key in ("tokens", "documents"):
                 s[key] = _count(s.get(key), f"{man_path} shard {s.get('file')} {key}", problems)
             if not isinstance(s.get("sources"), list):
-                s["sources"] = []
+                s["sources"] = sources.get(s.get("file"), [])
         sets.append({
             "name": m.get("name") or d.name,
             "dir": d.name,
@@ -322,10 +321,10 @@ def _thin(points: list[tuple[float, float]], n: int = MAX_CURVE_POINTS) -> list[
     return kept + [points[-1]] if kept[-1] != points[-1] else kept
 
 
-def _jsonl(path: Path, problems: list[str]) -> list[dict]:
+def _jsonl(storage: Storage, path: str, problems: list[str]) -> list[dict]:
     rows, bad = [], 0
     try:
-        lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+        lines = storage.read_bytes(path).decode("utf-8", errors="replace").splitlines()
     except OSError as e:
         problems.append(f"{path}: unreadable ({e})")
         return rows
@@ -350,32 +349,35 @@ def _num(v) -> float | None:
     return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) and np.isfinite(v) else None
 
 
-def collect_training(out: Path, problems: list[str], extra_runs: list[Path] | tuple = (),
+def collect_training(layout: Layout, problems: list[str], extra_runs: list[str] | tuple = (),
                      max_samples: int = 12) -> list[dict]:
     """Every run under <out>/train/, plus run directories trained elsewhere (`crawlproc train --out`)."""
+    from crawlproc.storage import normalize
+
     runs = []
-    root = out / "train"
-    dirs = sorted(p for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
-    for extra in map(Path, extra_runs):
-        if not extra.is_dir():
+    storage = layout.storage
+    dirs = [e.uri for e in storage.list(join(layout.root, "train"), include_dirs=True) if e.is_dir]
+    for extra in map(normalize, map(str, extra_runs)):
+        if not storage.exists(join(extra, "metrics.jsonl")) and not storage.exists(join(extra, "samples.jsonl")):
             problems.append(f"{extra}: training run directory does not exist")
-        elif extra.resolve() not in {d.resolve() for d in dirs}:
+        elif extra not in dirs:
             dirs.append(extra)
     for d in dirs:
-        metrics = _jsonl(d / "metrics.jsonl", problems) if (d / "metrics.jsonl").is_file() else []
+        has = {e.name for e in storage.list(d)}
+        metrics = _jsonl(storage, join(d, "metrics.jsonl"), problems) if "metrics.jsonl" in has else []
         train = [(float(m["step"]), _num(m.get("train_loss"))) for m in metrics
                  if _num(m.get("step")) is not None and _num(m.get("train_loss")) is not None]
         val = [(float(m["step"]), _num(m.get("val_loss"))) for m in metrics
                if _num(m.get("step")) is not None and _num(m.get("val_loss")) is not None]
         tps = [_num(m.get("tokens_per_s")) for m in metrics if _num(m.get("tokens_per_s")) is not None]
         mfu = [_num(m.get("mfu")) for m in metrics if _num(m.get("mfu")) is not None]
-        samples = _jsonl(d / "samples.jsonl", problems) if (d / "samples.jsonl").is_file() else []
-        config = _read_json(d / "config.json", problems) if (d / "config.json").is_file() else None
+        samples = _jsonl(storage, join(d, "samples.jsonl"), problems) if "samples.jsonl" in has else []
+        config = _read_json(storage, join(d, "config.json"), problems) if "config.json" in has else None
         if not metrics and not samples:
             problems.append(f"{d}: training run without metrics.jsonl or samples.jsonl")
             continue
         runs.append({
-            "run": d.name,
+            "run": basename(d),
             "train_loss": _thin(train),
             "val_loss": _thin(val),
             "steps": int(max((p[0] for p in train + val), default=0)),
@@ -391,21 +393,22 @@ def collect_training(out: Path, problems: list[str], extra_runs: list[Path] | tu
     return runs
 
 
-def collect_report(out: str | Path, train_runs: list[str | Path] | tuple = ()) -> dict:
+def collect_report(out: str, train_runs: list[str] | tuple = ()) -> dict:
     """Everything the report shows, as a plain dict; missing parts are None/empty, never an error.
-    `train_runs` adds training run directories that are not under <out>/train/."""
-    out = Path(out)
+    `out` is a folder or an object-store URI; `train_runs` adds training run directories that are not under
+    <out>/train/."""
+    layout = Layout(str(out))
     problems: list[str] = []
-    if not out.is_dir():
-        problems.append(f"{out}: output folder does not exist")
-    token_sets = collect_tokens(out, problems)
+    if layout.storage.local_path(layout.root) is not None and not layout.storage.exists(layout.root):
+        problems.append(f"{layout.root}: output folder does not exist")
+    token_sets = collect_tokens(layout, problems)
     by_source = tokens_by_source(token_sets)
-    snapshots = [collect_snapshot(s, problems, by_source) for s in find_snapshots(out)]
+    snapshots = [collect_snapshot(layout.snapshot(name), problems, by_source) for name in layout.snapshots()]
     return {
-        "out": str(out),
+        "out": layout.root,
         "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "snapshots": snapshots,
         "tokens": token_sets,
-        "training": collect_training(out, problems, train_runs),
+        "training": collect_training(layout, problems, train_runs),
         "problems": problems,
     }

@@ -103,9 +103,9 @@ def _files(snap: dict) -> str:
     parts = [(f"<p>WARC files: <b>{f['stats']}</b> with stats, <b>{f['done']}</b> done, "
               f"<b>{len(f['failed'])}</b> failed, <b>{len(f['incomplete'])}</b> incomplete.</p>")]
     if f["failed"]:
-        parts.append(_table(["file", "attempts", "error", "at"],
-                            [[x.get("file") or x.get("stem"), x.get("attempts"), x.get("error"), x.get("at")]
-                             for x in f["failed"]], {1}))
+        parts.append(_table(["file", "cause", "error", "at"],
+                            [[x.get("file") or x.get("stem"), x.get("type"), x.get("error"), x.get("at")]
+                             for x in f["failed"]]))
     if f["incomplete"]:
         parts.append(_table(["file (incomplete)", "error"], [[x["stem"], x["error"]] for x in f["incomplete"]]))
     skipped = {k: v for k, v in snap["skipped"].items() if v}

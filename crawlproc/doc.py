@@ -1,0 +1,65 @@
+"""One document on its way through the extract stage's steps (crawlproc/pipeline.py)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+
+from crawlproc.quality.words import split_words
+
+PARAGRAPH_SPLIT = re.compile(r"\n{2,}")
+_MISSING = object()
+
+
+class Doc:
+    """url and html come from the WARC record; the extract step sets `text` (or, when the language pre-check
+    rules the page out, `precheck` instead), the language step `language` and `language_score`.
+
+    What the filters measure on the text is computed once, by whichever filter asks first, and shared:
+    `words`, `lines`, `paragraphs`, and anything else through `memo`. Replacing the text (C4 drops lines)
+    forgets all of it.
+    """
+
+    __slots__ = ("url", "html", "language", "language_score", "precheck", "_text", "_memo")
+
+    def __init__(self, url: str = "", html: str = "", text: str = ""):
+        self.url = url
+        self.html = html
+        self.language: str | None = None
+        self.language_score: float | None = None
+        self.precheck = None  # a crawlproc.precheck.Verdict: not extracted, the language step removes it
+        self._text = text
+        self._memo: dict[str, object] = {}
+
+    @property
+    def text(self) -> str:
+        return self._text
+
+    @text.setter
+    def text(self, text: str) -> None:
+        if text != self._text:
+            self._memo = {}
+        self._text = text
+
+    def memo(self, key: str, compute: Callable[[], object]):
+        """A value derived from the current text, computed on first use. Filters name their own keys after
+        themselves ("gopher_repetition.lines") unless they mean to share."""
+        value = self._memo.get(key, _MISSING)
+        if value is _MISSING:
+            value = self._memo[key] = compute()
+        return value
+
+    @property
+    def words(self) -> list[str]:
+        """Words and punctuation tokens, as datatrove's English word split (crawlproc/quality/words.py)."""
+        return self.memo("words", lambda: split_words(self._text))
+
+    @property
+    def lines(self) -> list[str]:
+        """`text.splitlines()`."""
+        return self.memo("lines", self._text.splitlines)
+
+    @property
+    def paragraphs(self) -> list[str]:
+        """The stripped text split at blank lines (two or more newlines)."""
+        return self.memo("paragraphs", lambda: PARAGRAPH_SPLIT.split(self._text.strip()))

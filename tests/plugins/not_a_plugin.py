@@ -1,0 +1,1 @@
+"""A module a recipe may name by mistake: it lists no FILTERS."""

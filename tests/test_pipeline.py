@@ -1,0 +1,229 @@
+"""The extract pipeline as a list of steps (crawlproc/pipeline.py, crawlproc/steps.py): a filter registered
+from outside the package runs in a real extract and shows in stats, removed/ and explain; the per-document
+CPU budget stops any step; a step that raises costs its document only; per-document time is linear in the
+text's length whatever the text.
+"""
+
+from __future__ import annotations
+
+import json
+import pickle
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
+
+from crawlproc import steps
+from crawlproc.doc import Doc
+from crawlproc.pipeline import ExtractPipeline, LanguageStep
+from crawlproc.process import process_warc
+from crawlproc.recipe import Recipe, RecipeError, recipe_from_dict
+from crawlproc.layout import Layout
+from crawlproc.storage import atomic_write_json
+from pipelines.explain import explain_document, format_explanation
+from pipelines.report.collect import collect_report
+
+PLUGINS = Path(__file__).parent / "plugins"
+WARC = "dolma_sample-0000.warc.gz"
+PAGE = ("<html><body><article>" + "".join(
+    f"<p>This is paragraph {i} of an ordinary article, written in plain English sentences for the test.</p>"
+    for i in range(8)) + "</article></body></html>")
+
+
+@pytest.fixture()
+def plugins_importable(monkeypatch):
+    """tests/plugins on sys.path, as a plugin is on a cluster's PYTHONPATH; forgotten afterwards."""
+    monkeypatch.syspath_prepend(str(PLUGINS))
+    yield
+    for name in ("digit_filter", "stall_filter", "crash_filter", "not_a_plugin"):
+        sys.modules.pop(name, None)
+
+
+def test_the_registry_orders_every_step():
+    assert steps.stage_names() == ["url_filter", "extract", "language", "gopher_repetition", "gopher_quality",
+                                   "c4", "fineweb_quality"]
+    assert list(Recipe().filters) == [f.name for f in steps.FILTERS]
+    assert [s.name for s in ExtractPipeline(Recipe()).steps] == steps.stage_names()
+
+
+def test_a_plugin_filter_runs_in_a_real_extract_and_shows_everywhere(plugins_importable, tmp_path, data_dir):
+    recipe = recipe_from_dict({"extract": {"plugins": ["digit_filter"]}, "digit_ratio": {"max_digit_ratio": 0.015}})
+    assert recipe.digit_ratio.max_digit_ratio == 0.015 and list(recipe.filters)[-1] == "digit_ratio"
+    warc = data_dir / "warc" / WARC
+    plain = process_warc(warc, tmp_path / "plain", Recipe(), dump="X")
+    stats = process_warc(warc, tmp_path / "plugin", recipe, dump="X")
+
+    digit = stats["stages"]["digit_ratio"]
+    assert list(stats["stages"])[-1] == "digit_ratio"
+    assert digit["in"] == plain["kept"] and digit["removed"] >= 1
+    assert stats["kept"] == plain["kept"] - digit["removed"]
+    assert stats["removed_reasons"]["digit_ratio:digit_ratio"] == digit["removed"]
+    snap = Layout(str(tmp_path / "plugin")).snapshot("X")
+    removed = [r for r in pq.read_table(snap.path("removed", "dolma_sample-0000")).to_pylist()
+               if r["removed_by"] == "digit_ratio"]
+    assert len(removed) == digit["removed"] and {r["removed_reason"] for r in removed} == {"digit_ratio"}
+    for r in removed:  # removed for the reason it states
+        assert sum(c.isdigit() for c in r["text"]) / len(r["text"]) > 0.015
+
+    # explain judges by the recipe the run recorded, which names the plugin
+    atomic_write_json(snap.recipe_uri, recipe.to_dict())
+    (m,) = explain_document(tmp_path / "plugin", removed[0]["id"])["matches"]
+    assert (m["stage"], m["reason"], m["recomputed_agrees"]) == ("digit_ratio", "digit_ratio", True)
+    (value,) = m["checks"][0]["values"]
+    assert value["failed"] and (value["comparison"], value["threshold"]) == (">", 0.015)
+    assert "[digit_ratio] REMOVE (digit_ratio)" in format_explanation({"matches": [m], "problems": [],
+                                                                       "query": "", "out": ""})
+    # and the report lists the plugin's stage after the built-in ones
+    report = collect_report(tmp_path / "plugin")
+    assert list(report["snapshots"][0]["stages"])[-1] == "digit_ratio"
+
+
+def test_a_worker_imports_the_plugin_by_name(tmp_path, data_dir):
+    """What a Ray worker does: unpickle the recipe in a fresh interpreter (the plugin's module is imported by
+    name, from its PYTHONPATH) and run the extract."""
+    sys.path.insert(0, str(PLUGINS))
+    try:
+        recipe = recipe_from_dict({"extract": {"plugins": ["digit_filter"]}})
+        blob = tmp_path / "recipe.pickle"
+        blob.write_bytes(pickle.dumps(recipe))
+    finally:
+        sys.path.remove(str(PLUGINS))
+        sys.modules.pop("digit_filter", None)
+    script = ("import pickle, sys; from crawlproc.process import process_warc; "
+              f"r = pickle.loads(open({str(blob)!r}, 'rb').read()); "
+              f"s = process_warc({str(data_dir / 'warc' / WARC)!r}, {str(tmp_path / 'out')!r}, r, dump='X'); "
+              "print(list(s['stages'])[-1])")
+    root = Path(__file__).parent.parent
+    env = {"PYTHONPATH": f"{root}:{PLUGINS}", "PATH": "/usr/bin:/bin"}
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.strip() == "digit_ratio"
+
+
+@pytest.mark.parametrize("plugins, words", [
+    (["no_such_module_xyz"], "cannot import plugin"),
+    (["not_a_plugin"], "must list its filters"),
+    (["../evil"], "not a module name"),
+    (["digit_filter", "digit_filter"], "twice"),
+])
+def test_bad_plugins_are_rejected_naming_the_key(plugins_importable, plugins, words):
+    with pytest.raises(RecipeError) as err:
+        recipe_from_dict({"extract": {"plugins": plugins}})
+    assert err.value.key == "extract.plugins" and words in str(err.value)
+
+
+def test_a_plugin_section_without_its_plugin_is_unknown(plugins_importable):
+    with pytest.raises(RecipeError) as err:
+        recipe_from_dict({"digit_ratio": {"max_digit_ratio": 0.5}})
+    assert err.value.key == "digit_ratio" and "unknown section" in str(err.value)
+    with pytest.raises(RecipeError) as err:
+        recipe_from_dict({"extract": {"plugins": ["digit_filter"]}, "digit_ratio": {"max_digit_ratio": 2.0}})
+    assert err.value.key == "digit_ratio.max_digit_ratio"
+
+
+# the built-in filters off: the plugin under test sees every document
+NO_FILTERS = {f.name: {"enabled": False} for f in steps.FILTERS} | {"language": {"keep": []}}
+
+
+def _pipeline(recipe: Recipe) -> ExtractPipeline:
+    pipe = ExtractPipeline(recipe)
+    pipe.reset()
+    return pipe
+
+
+def test_the_budget_stops_a_step_that_never_ends(plugins_importable):
+    recipe = recipe_from_dict(NO_FILTERS | {"extract": {"plugins": ["stall_filter"], "timeout_s": 0.3}})
+    pipe = _pipeline(recipe)
+    counts = pipe.counts()
+    doc = Doc("https://example.com/a", PAGE)
+    assert pipe.run(doc, counts) == ("stall", "timeout")
+    assert counts.reasons == {"stall:timeout": 1} and counts.stages()["stall"] == {"in": 1, "removed": 1}
+    assert "paragraph 3" in doc.text  # stored as the stalled step saw it
+    assert signal.getitimer(signal.ITIMER_VIRTUAL) == (0.0, 0.0)  # nothing left armed
+    assert signal.getsignal(signal.SIGVTALRM) in (signal.SIG_DFL, signal.SIG_IGN, None)
+    assert pipe.run(Doc("https://example.com/b", PAGE), counts) == ("stall", "timeout")  # and again
+
+
+def test_the_budget_covers_extraction_and_resets_its_cache():
+    pathological = "<html><body>" + "".join(f"<div><p>Paragraph {i} with some words in it.</p></div>"
+                                            for i in range(50_000)) + "</body></html>"
+    pipe = _pipeline(recipe_from_dict({"extract": {"timeout_s": 0.05}, "language": {"keep": []}}))
+    counts = pipe.counts()
+    assert pipe.run(Doc("https://example.com/slow", pathological), counts) == ("extract", "timeout")
+    assert counts.reasons == {"extract:timeout": 1}
+    doc, fresh = Doc("https://example.com/n", PAGE), Doc("https://example.com/n", PAGE)
+    pipe.run(doc, counts)
+    _pipeline(recipe_from_dict({"language": {"keep": []}})).run(fresh, pipe.counts())
+    assert doc.text == fresh.text != ""
+
+
+def test_a_step_that_raises_costs_its_document_only(plugins_importable):
+    pipe = _pipeline(recipe_from_dict(NO_FILTERS | {"extract": {"plugins": ["crash_filter"]}}))
+    counts = pipe.counts()
+    assert pipe.run(Doc("https://example.com/a", PAGE), counts) == ("crash", "error:ZeroDivisionError")
+    assert pipe.run(Doc("https://example.com/b", PAGE), counts) == ("crash", "error:ZeroDivisionError")
+    assert counts.reasons == {"crash:error:ZeroDivisionError": 2}
+
+
+# --- per-document time grows linearly with the text ---------------------------------------------------------
+
+def _text_steps():
+    """Every step after extraction, all run on the document whatever the earlier ones said, so that no early
+    removal hides a later step's cost."""
+    recipe = Recipe()
+    return [LanguageStep(recipe)] + [f(recipe.filters[f.name]) for f in steps.FILTERS]
+
+
+TEXT_STEPS = None
+
+
+def _cpu_all_steps(text: str, reps: int = 2) -> float:
+    global TEXT_STEPS
+    TEXT_STEPS = TEXT_STEPS or _text_steps()
+    best = float("inf")
+    for _ in range(reps):
+        doc = Doc(text=text)
+        t0 = time.process_time()
+        for step in TEXT_STEPS:
+            step.run(doc)
+        best = min(best, time.process_time() - t0)
+    return max(best, 1e-3)
+
+
+def _grow(unit: str, n: int) -> str:
+    return (unit * (n // len(unit) + 1))[:n]
+
+
+PIECES = ["a", "-", ".", "_", "/", "\n", "\n\n", " ", "www.", "http://", ".com/", "...", "{", "#", "• ",
+          "don't", "1,", ":", "<", '"', "é", "\u0301", "the ", "[1]", "lorem ipsum ", "U.S."]
+
+
+@settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.sampled_from(PIECES), min_size=1, max_size=12).map("".join))
+@example("a-")
+@example("the-river-and-")
+@example("www.a/")
+@example("word word word.\n")
+def test_per_document_time_is_linear_in_the_text(unit):
+    small, big = _grow(unit, 128_000), _grow(unit, 512_000)
+    # 4x the text: linear is ~4x the CPU time; allow ~3x per doubling
+    assert _cpu_all_steps(big) < 9 * _cpu_all_steps(small), repr(unit)
+
+
+@pytest.mark.parametrize("unit, size", [("the-river-and-", 1_000_000), ("a-a.b/", 500_000)])
+def test_multi_megabyte_adversarial_text_stays_linear(unit, size):
+    small, big = _grow(unit, size), _grow(unit, 4 * size)
+    assert _cpu_all_steps(big, reps=1) < 9 * _cpu_all_steps(small), repr(unit)
+
+
+def test_stats_name_every_step_of_the_recipe(tmp_path, data_dir):
+    stats = process_warc(data_dir / "warc" / "warcio_example.warc.gz", tmp_path, Recipe(), dump="X")
+    assert list(stats["stages"]) == steps.stage_names()
+    stats_file = Path(Layout(str(tmp_path)).snapshot("X").path("stats", "warcio_example"))
+    assert json.loads(stats_file.read_text())["stages"] == stats["stages"]
