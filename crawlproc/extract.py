@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from crawlproc.budget import OverBudget, cpu_budget
 from crawlproc.recipe import ExtractConfig
+from crawlproc.xpathgate import gate_trafilatura
 
 
 class ExtractError(Exception):
@@ -62,6 +63,7 @@ class Extractor:
             if external.JT_STOPLIST is None:
                 external.JT_STOPLIST = external.jt_stoplist_init()
             _use_c_element_lookup()
+            gate_trafilatura()  # the same pruning, without calling regexes on elements that have no id/class
         else:
             from resiliparse.extract import html2text  # noqa: F401
         self._dedup = self._new_dedup_cache()
