@@ -4,9 +4,9 @@ What runs on each side (ours is a thin layer over two Rust libraries, and says s
   training   ours = `tokenizer.train_bpe`, which runs **rustbpe** (Rust) to learn the merges, vs Hugging Face
              tokenizers' `BpeTrainer`: same text, same vocabulary size, same split regex, byte-level alphabet.
              The ratio compares rustbpe (+ our cleaning and rank export) with BpeTrainer, not our own BPE code.
-  encoding   ours = `BPETokenizer.encode` end to end as the tokenize stage runs it: **tiktoken's Rust encoder
-             with our ranks** (tiktoken.Encoding built from our vocabulary), plus Arrow lists and the Parquet
-             shard written; vs bare tiktoken `encode_ordinary` on the same ranks (so this ratio is our overhead
+  encoding   ours = the tokenize stage's `encode_part` end to end (read a docs Parquet file, encode each text
+             with **tiktoken's Rust encoder on our ranks** -- tiktoken.Encoding built from our vocabulary --,
+             write the token shards); vs bare tiktoken `encode_ordinary` on the same ranks (so this ratio is our overhead
              around the same encoder, at most ~1.0) and tokenizers' `encode_batch` loading our tokenizer.json.
   compression bytes per token on held-back text: our tokenizer vs the one BpeTrainer learned.
 It also checks that tokenizers (loading our tokenizer.json) gives our ids on every held-back document.
@@ -109,7 +109,10 @@ def main(argv: list[str] | None = None) -> int:
     sys.path.insert(0, str(ROOT))
     import tiktoken
 
-    from pipelines.tokenize_stage import ShardWriter, encode_documents
+    import pyarrow as pa
+
+    from crawlproc.storage import Storage
+    from pipelines.tokenize_stage import encode_part
     from tokenizer import EOT, load_tokenizer, train_bpe
 
     texts = read_corpus(args.corpus or DEFAULT_CORPUS)
@@ -155,15 +158,12 @@ def main(argv: list[str] | None = None) -> int:
         docs = texts * args.encode_passes
         ids = [f"<urn:uuid:{i:08d}>" for i in range(len(docs))]
         mb = sum(len(t.encode()) for t in docs) / 1e6
-        shards = tmp / "shards"
+        storage, docs_uri = Storage(), str(tmp / "docs.parquet")
+        storage.write_table(docs_uri, pa.table({"id": ids, "text": docs}))
+        settings = {"val_fraction": 0.005, "max_doc_chars": 10**9, "shard_tokens": 100_000_000}
 
-        def ours_end_to_end():
-            result = encode_documents(ours, ids, docs, 0.005, 10**9)
-            writer = ShardWriter(shards, 100_000_000, {"train": 0, "val": 0})
-            for split in ("train", "val"):
-                writer.add(split, result[split], "bench")
-            writer.flush()
-            return sum(s["tokens"] for s in writer.written)
+        def ours_end_to_end():  # the tokenize stage's unit of work: read the docs file, encode, write shards
+            return encode_part(docs_uri, "bench", ours, settings, str(tmp / "shards"), storage)["tokens"]
 
         def tiktoken_encode():
             return sum(len(tk.encode_ordinary(t)) for t in docs)

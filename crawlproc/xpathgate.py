@@ -8,7 +8,8 @@ that is about a fifth of trafilatura's time.
 
 `gate(xpath)` puts a predicate in front of the attribute tests that only an element carrying one of the
 attributes they read passes (`[@class or @id]`); XPath evaluates the predicates of a step one after the other,
-each on the nodes the previous ones kept. The rewrite is made only when it cannot change what the expression
+each on the nodes the previous ones kept. Inside, each regex test on attributes is guarded by their presence
+(`(@id and re:test(@id, '...'))`), so that an element with a class but no id does not call the id's regex. The rewrite is made only when it cannot change what the expression
 selects: the gated predicate is built solely from attribute reads, non-empty string literals and the
 functions contains, starts-with, translate and re:test (with a pattern that cannot match an empty string),
 combined with `or`/`and`/`=`, so that it is false on an element without any of those attributes.
@@ -29,6 +30,11 @@ _TOKENS = re.compile(
     r"""\s+|'[^']*'|"[^"]*"|@[\w:-]+|contains\(|starts-with\(|translate\(|re:test\(|[()|,=]|\bor\b|\band\b"""
 )
 _REGEX_ARG = re.compile(r"""re:test\(\s*[^,()]+,\s*('[^']*'|"[^"]*")""")
+# re:test(@a|@b, 'pattern'[, 'flags']) whose first argument is attributes only
+_REGEX_ON_ATTRIBUTES = re.compile(
+    r"""re:test\(\s*(?P<attrs>@[\w:-]+(?:\s*\|\s*@[\w:-]+)*)\s*,\s*(?P<pattern>'[^']*'|"[^"]*")"""
+    r"""(?P<rest>\s*(?:,\s*(?:'[^']*'|"[^"]*")\s*)?\))"""
+)
 ORIGINALS: dict[str, list[XPath]] = {}  # name in trafilatura.xpaths -> its expressions before gating
 
 
@@ -76,6 +82,19 @@ def attribute_gate(predicate: str) -> str | None:
     return " or ".join(f"@{a}" for a in sorted(attrs)) if attrs else None
 
 
+def gate_regex_calls(path: str) -> str:
+    """Each `re:test(@a|@b, p)` becomes `((@a or @b) and re:test(@a|@b, p))` when p cannot match an empty
+    string: the same value (re:test on a missing attribute tests ''), without the call into Python when the
+    element has none of the attributes (XPath's `and` does not evaluate its right side after a false left)."""
+    def wrap(m: re.Match) -> str:
+        if re.search(m.group("pattern")[1:-1], ""):
+            return m.group(0)
+        attrs = " or ".join(a.strip() for a in m.group("attrs").split("|"))
+        return f"(({attrs}) and {m.group(0)})"
+
+    return _REGEX_ON_ATTRIBUTES.sub(wrap, path)
+
+
 def gate(xpath: XPath) -> XPath | None:
     """The gated equivalent of `xpath`, or None when the rewrite does not apply (then keep the original)."""
     path = " ".join(xpath.path.split())
@@ -89,7 +108,7 @@ def gate(xpath: XPath) -> XPath | None:
         if g is None:
             return None
         at = path.index(f"[{p}]")
-        return XPath(f"{path[:at]}[{g}]{path[at:]}", namespaces={"re": REGEXP_NS})
+        return XPath(gate_regex_calls(f"{path[:at]}[{g}]{path[at:]}"), namespaces={"re": REGEXP_NS})
     return None
 
 

@@ -14,7 +14,15 @@ from trafilatura import xpaths
 
 from crawlproc.charset import decode_html
 from crawlproc.warc import ReadCounts, iter_html_records
-from crawlproc.xpathgate import ORIGINALS, REGEXP_NS, attribute_gate, gate, gate_trafilatura, predicates
+from crawlproc.xpathgate import (
+    ORIGINALS,
+    REGEXP_NS,
+    attribute_gate,
+    gate,
+    gate_regex_calls,
+    gate_trafilatura,
+    predicates,
+)
 
 DATA = Path(__file__).parent / "data"
 
@@ -98,3 +106,9 @@ def test_only_descendant_steps_with_predicates_are_rewritten():
     assert predicates(".//*[@id='x']/p") is None
     assert gate(XPath(".//*[self::div][not(@id)]")) is None
     assert gate(XPath(".//*[@class='a'][1]")).path.startswith(".//*[@class][@class='a']")
+
+
+def test_regex_calls_are_guarded_only_where_the_value_cannot_change():
+    assert gate_regex_calls("re:test(@id|@class, 'nav')") == "((@id or @class) and re:test(@id|@class, 'nav'))"
+    assert gate_regex_calls("re:test(@id, 'a*')") == "re:test(@id, 'a*')"  # true on '': left as it is
+    assert gate_regex_calls("re:test(string(.), 'x')") == "re:test(string(.), 'x')"  # not attributes only
