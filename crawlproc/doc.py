@@ -12,21 +12,22 @@ _MISSING = object()
 
 
 class Doc:
-    """url and html come from the WARC record; the extract step sets `text`, the language step `language`
-    and `language_score`.
+    """url and html come from the WARC record; the extract step sets `text` (or, when the language pre-check
+    rules the page out, `precheck` instead), the language step `language` and `language_score`.
 
     What the filters measure on the text is computed once, by whichever filter asks first, and shared:
     `words`, `lines`, `paragraphs`, and anything else through `memo`. Replacing the text (C4 drops lines)
     forgets all of it.
     """
 
-    __slots__ = ("url", "html", "language", "language_score", "_text", "_memo")
+    __slots__ = ("url", "html", "language", "language_score", "precheck", "_text", "_memo")
 
     def __init__(self, url: str = "", html: str = "", text: str = ""):
         self.url = url
         self.html = html
         self.language: str | None = None
         self.language_score: float | None = None
+        self.precheck = None  # a crawlproc.precheck.Verdict: not extracted, the language step removes it
         self._text = text
         self._memo: dict[str, object] = {}
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from crawlproc.budget import OverBudget, cpu_budget
 from crawlproc.recipe import ExtractConfig
+from crawlproc.xpathgate import gate_trafilatura
 
 
 class ExtractError(Exception):
@@ -62,6 +63,7 @@ class Extractor:
             if external.JT_STOPLIST is None:
                 external.JT_STOPLIST = external.jt_stoplist_init()
             _use_c_element_lookup()
+            gate_trafilatura()  # the same pruning, without calling regexes on elements that have no id/class
         else:
             from resiliparse.extract import html2text  # noqa: F401
         self._dedup = self._new_dedup_cache()
@@ -71,6 +73,13 @@ class Extractor:
         on that file alone, not on which files the same worker happened to process before it; and after a
         timeout, which may have interrupted an update of the cache."""
         self._dedup = self._new_dedup_cache()
+
+    def count_paragraphs(self, paragraphs) -> None:
+        """Count the paragraphs of a page that is not extracted (the language pre-check removed it) in the
+        duplicate cache, as extracting it would have: later pages then lose the same repeated paragraphs."""
+        if self._dedup:
+            for text in paragraphs:
+                self._dedup.increment(text)
 
     def _new_dedup_cache(self):
         if not self.cfg.deduplicate:

@@ -20,6 +20,8 @@ from crawlproc.budget import OverBudget, cpu_budget
 from crawlproc.doc import Doc
 from crawlproc.extract import Extractor
 from crawlproc.langid import LanguageIdentifier
+from crawlproc.precheck import LanguagePrecheck
+from crawlproc.precheck import enabled as precheck_enabled
 from crawlproc.recipe import Recipe
 from crawlproc.urlfilter import UrlFilter
 
@@ -40,8 +42,13 @@ class ExtractStep:
     def __init__(self, recipe: Recipe):
         self.extractor = Extractor(recipe.extract)
         self.min_chars = recipe.extract.min_chars
+        self.precheck = LanguagePrecheck(recipe.language) if precheck_enabled(recipe.language) else None
 
     def run(self, doc: Doc) -> str | None:
+        if self.precheck is not None and (verdict := self.precheck.rules_out(doc.html)) is not None:
+            doc.precheck = verdict  # not extracted; the language step removes it
+            self.extractor.count_paragraphs(verdict.paragraphs)
+            return None
         doc.text = self.extractor.main_text(doc.html, doc.url)
         return "empty" if len(doc.text) < self.min_chars else None
 
@@ -59,13 +66,16 @@ class LanguageStep:
         self.langid = LanguageIdentifier(recipe.language)
 
     def run(self, doc: Doc) -> str | None:
+        if doc.precheck is not None:  # "precheck:<code>:<score>", counted as language:precheck:<code>
+            doc.language, doc.language_score = doc.precheck.language, doc.precheck.score
+            return doc.precheck.reason
         code, score = self.langid.predict(doc.text)
         doc.language, doc.language_score = code, round(float(score), 4)
         return None if self.langid.keep(code, score) else f"{code}:{score:.2f}"
 
     @staticmethod
     def counted_as(reason: str) -> str:  # stats count removals by language, not by score
-        return reason.split(":")[0]
+        return reason.rsplit(":", 1)[0]
 
 
 class StepCounts:

@@ -90,9 +90,12 @@ class LanguageConfig(Section):
     enabled: bool = True
     keep: list[str] = field(default_factory=lambda: ["en"])  # empty list: keep every language, label only
     min_score: float = 0.65
+    # skip extraction of a page whose cheap main text is confidently in a language not kept (crawlproc/precheck.py)
+    precheck: bool = True
+    precheck_min_score: float = 0.8  # the pre-check's top language score needed (never below min_score)
 
     def check(self):
-        fraction(self, "min_score")
+        fraction(self, "min_score", "precheck_min_score")
         for code in self.keep:
             require(code in LID176_LABELS, "keep", f"{code!r} is not a language lid.176 identifies "
                     f"(codes such as 'en', 'de', 'zh'; see crawlproc/data/langid/lid176_labels.txt)")

@@ -258,6 +258,8 @@ def _explain_one(layout: Layout, snapshot: str, doc_id: str, found: list[dict], 
                 "language_ok": cfg.wants(row.get("language")),
                 "score_ok": cfg.score_ok(row.get("language_score")),
             }
+            if (reason or "").startswith("precheck:"):  # decided on the page's cheap main text, not extracted
+                result["language_check"]["precheck_min_score"] = max(cfg.precheck_min_score, cfg.min_score)
         if reason == "timeout":
             result["checks_note"] = (f"it ran past the per-document CPU budget (extract.timeout_s = "
                                      f"{recipe.extract.timeout_s} s) in {stage}; not recomputed")
@@ -327,6 +329,9 @@ def format_explanation(result: dict) -> str:
             lc = m["language_check"]
             lines.append(f"    language {lc['language']} {'in' if lc['language_ok'] else 'NOT in'} {lc['keep']}; "
                          f"score {_fmt(lc['score'])} {'>' if lc['score_ok'] else 'NOT >'} {lc['min_score']}")
+            if "precheck_min_score" in lc:
+                lines.append(f"    decided by the language pre-check before extraction (main text, score >= "
+                             f"{lc['precheck_min_score']}): not extracted")
         dd = m.get("dedup")
         if dd and dd["status"] == "dropped":
             lines.append(f"    cluster {dd['cluster_id']}, kind {dd['kind']}, surviving id {dd['kept_id']}"

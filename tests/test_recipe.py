@@ -96,6 +96,8 @@ BAD = [
     ("language", "keep", ["xx", "klingon"], "not a language lid.176"),
     ("language", "min_score", 1.5, "fraction"),
     ("language", "min_score", NAN, "finite"),
+    ("language", "precheck", "yes", "expected bool"),
+    ("language", "precheck_min_score", 1.2, "fraction"),
     ("gopher_repetition", "enabled", "x", "expected bool"),
     ("gopher_repetition", "dup_line_frac", -0.1, "fraction"),
     ("gopher_repetition", "dup_para_frac", NAN, "finite"),

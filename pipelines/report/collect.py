@@ -30,10 +30,11 @@ MAX_CURVE_POINTS = 2000
 
 
 def reason_key(removed_by: str, reason: str | None) -> str:
-    """The stats key of a removal, as the extract stage counts it (language reasons drop the score)."""
+    """The stats key of a removal, as the extract stage counts it (language reasons drop the score:
+    "de:0.99" -> "de", "precheck:de:0.99" -> "precheck:de")."""
     reason = reason or ""
     if removed_by == "language":
-        reason = reason.split(":")[0]
+        reason = reason.rsplit(":", 1)[0]
     return f"{removed_by}:{reason}" if reason else removed_by
 
 
