@@ -26,6 +26,7 @@ import numpy as np
 import pyarrow as pa
 
 from crawlproc.classify.base import Classifier
+from crawlproc.classify.select import kth_highest_streamed
 from crawlproc.fingerprint import digest
 from crawlproc.layout import Snapshot
 
@@ -98,20 +99,21 @@ def score_file(uri: str, stem: str, input_identity: str, snap: Snapshot, classif
     return stats
 
 
+def score_chunks(snap: Snapshot, name: str, stems: list[str]):
+    """One classifier's scores (no-text documents left out), one array per input file."""
+    for s in stems:
+        yield snap.storage.read_table(snap.scores_path(name, s), columns=["score"]).column("score").drop_null().to_numpy()
+
+
 def read_scores(snap: Snapshot, name: str, stems: list[str]) -> np.ndarray:
-    """Every score (no-text documents left out) of one classifier over the given input files."""
-    parts = [snap.storage.read_table(snap.scores_path(name, s), columns=["score"]).column("score")
-             .drop_null().to_numpy() for s in stems]
+    """Every score of one classifier over the given input files, in one array (for tests and small inputs)."""
+    parts = list(score_chunks(snap, name, stems))
     return np.concatenate(parts) if parts else np.empty(0)
 
 
 def kth_highest(scores: np.ndarray, fraction: float) -> float | None:
     """The threshold that keeps the top `fraction` of `scores` (ties at it kept too); None with no scores."""
-    n = len(scores)
-    if n == 0:
-        return None
-    k = min(n, max(1, math.ceil(fraction * n - 1e-9)))
-    return float(np.partition(scores, n - k)[n - k])
+    return kth_highest_streamed(lambda: [scores], fraction)
 
 
 def resolve_rules(snap: Snapshot, classifiers: list[Classifier], stems: list[str]) -> list[Rule]:
@@ -121,7 +123,8 @@ def resolve_rules(snap: Snapshot, classifiers: list[Classifier], stems: list[str
         cfg = c.cfg
         threshold = cfg.threshold
         if cfg.keep_fraction is not None:
-            threshold = kth_highest(read_scores(snap, c.name, stems), cfg.keep_fraction)
+            # exact, over passes through the stored scores: the driver never holds the snapshot's scores
+            threshold = kth_highest_streamed(lambda c=c: score_chunks(snap, c.name, stems), cfg.keep_fraction)
         rules.append(Rule(c.name, c.column, active=cfg.threshold is not None or cfg.keep_fraction is not None,
                           threshold=threshold, keep_fraction=cfg.keep_fraction, bin=histogram_bin(c)))
     return rules
