@@ -137,8 +137,8 @@ def bench_extract(pages, repeat):
 
     # trafilatura's deduplication remembers paragraphs across documents: every pass starts with empty caches
     def reset_ours():
-        ours._after_timeout()
-        fast._after_timeout()
+        ours.reset()
+        fast.reset()
 
     def reset_peer():
         from trafilatura.deduplication import LRU_TEST
