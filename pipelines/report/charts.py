@@ -101,14 +101,7 @@ def column_chart(name: str, bars: list[tuple[str, float]], *, label: str, x_titl
             slant = f' text-anchor="end" transform="rotate(-30 {cx:.1f} {ty})"' if rotate else ' text-anchor="middle"'
             parts.append(f'<text x="{cx:.1f}" y="{ty}" class="tick"{slant}>{escape(text)}</text>')
     parts.append(f'<line class="axis" x1="{left}" x2="{width - right}" y1="{top + plot_h}" y2="{top + plot_h}"/>')
-    if x_title:
-        parts.append(f'<text x="{left + plot_w / 2:.1f}" y="{height - 4}" text-anchor="middle" class="ttl">'
-                     f"{escape(x_title)}</text>")
-    if y_title:
-        parts.append(f'<text x="12" y="{top + plot_h / 2:.1f}" text-anchor="middle" class="ttl" '
-                     f'transform="rotate(-90 12 {top + plot_h / 2:.1f})">{escape(y_title)}</text>')
-    parts.append("</svg>")
-    return "".join(parts)
+    return _close(parts, x_title, y_title, left + plot_w / 2, top + plot_h / 2, height)
 
 
 def line_chart(name: str, series: list[tuple[str, list[tuple[float, float]]]], *, label: str,
@@ -155,11 +148,16 @@ def line_chart(name: str, series: list[tuple[str, list[tuple[float, float]]]], *
         ly = top + 14 + i * 18
         parts.append(f'<rect x="{left + plot_w + 14}" y="{ly - 9}" width="12" height="12" fill="{color}"/>'
                      f'<text x="{left + plot_w + 30}" y="{ly + 1}" class="lbl">{escape(sname)}</text>')
+    return _close(parts, x_title, y_title, left + plot_w / 2, top + plot_h / 2, height)
+
+
+def _close(parts: list[str], x_title: str, y_title: str, x_mid: float, y_mid: float, height: int) -> str:
+    """The axis titles (centred on the plot area) and the end of the SVG."""
     if x_title:
-        parts.append(f'<text x="{left + plot_w / 2:.1f}" y="{height - 4}" text-anchor="middle" class="ttl">'
+        parts.append(f'<text x="{x_mid:.1f}" y="{height - 4}" text-anchor="middle" class="ttl">'
                      f"{escape(x_title)}</text>")
     if y_title:
-        parts.append(f'<text x="12" y="{top + plot_h / 2:.1f}" text-anchor="middle" class="ttl" '
-                     f'transform="rotate(-90 12 {top + plot_h / 2:.1f})">{escape(y_title)}</text>')
+        parts.append(f'<text x="12" y="{y_mid:.1f}" text-anchor="middle" class="ttl" '
+                     f'transform="rotate(-90 12 {y_mid:.1f})">{escape(y_title)}</text>')
     parts.append("</svg>")
     return "".join(parts)
