@@ -27,6 +27,7 @@ BENCHES = [
     ("shard loader from S3 vs local disk", ["bench_loader_storage.py"]),
     ("mix: external shuffle vs an in-memory one", ["bench_mix.py"]),
     ("the driver's memory for a 100k-file listing", ["bench_driver.py"]),
+    ("fastText classifier vs datatrove; the transformers scorer", ["bench_classify.py"]),
 ]
 
 
