@@ -57,7 +57,7 @@ def run_ours(inp: Path, out: Path, partitions: int, cpus: int, components: str,
     if signatures_from:  # current signatures (same docs bytes, same settings) are reused, not recomputed
         shutil.copytree(signatures_from, out / "BENCH" / "signatures")
     t0 = time.perf_counter()
-    ray.init(num_cpus=cpus, object_store_memory=300 * 1024 * 1024, include_dashboard=False,
+    ray.init(address="local", num_cpus=cpus, object_store_memory=300 * 1024 * 1024, include_dashboard=False,
              log_to_driver=False, configure_logging=False)
     t1 = time.perf_counter()
     summary = run_dedup(out, "BENCH", recipe, input_dir=inp, log=lambda m: print("  " + m, flush=True))
