@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import sys
 
-from pipelines.commands.common import add_ray_option, add_recipe_option, exit_code, fail, guarded, print_failures
+from pipelines.commands.common import (
+    add_quiet_option, add_ray_option, add_recipe_option, exit_code, fail, guarded, print_failures,
+)
 
 
 def register(sub) -> None:
@@ -56,7 +58,7 @@ def register(sub) -> None:
     add_recipe_option(r)
     add_ray_option(r)
     r.add_argument("--force", action="store_true", help="redo files already done")
-    r.add_argument("--quiet", action="store_true", help="no progress line")
+    add_quiet_option(r)
     r.set_defaults(func=run_main)
 
 

@@ -16,6 +16,10 @@ def add_ray_option(p) -> None:
     p.add_argument("--address", help="Ray cluster address (default: RAY_ADDRESS, else a private local Ray)")
 
 
+def add_quiet_option(p) -> None:
+    p.add_argument("--quiet", action="store_true", help="no progress line")
+
+
 def fail(command: str, message: str, code: int = 2) -> int:
     print(f"crawlproc {command}: {message}", file=sys.stderr)
     return code

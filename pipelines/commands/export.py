@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from pipelines.commands.common import add_recipe_option, guarded, load_recipe
+from pipelines.commands.common import add_quiet_option, add_recipe_option, guarded, load_recipe
 
 
 def register(sub) -> None:
@@ -23,7 +23,7 @@ def register(sub) -> None:
     p.add_argument("--max-tokens", default=None,
                    help="llmc: tokens per .bin file at most (default 100M, as llm.c's FineWeb files)")
     add_recipe_option(p)
-    p.add_argument("--quiet", action="store_true")
+    add_quiet_option(p)
     p.set_defaults(func=main)
 
 

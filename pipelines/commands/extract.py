@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from pipelines.commands.common import (
-    add_ray_option, add_recipe_option, exit_code, fail, guarded, load_recipe, print_failures, start_ray,
+    add_quiet_option, add_ray_option, add_recipe_option, exit_code, fail, guarded, load_recipe,
+    print_failures, start_ray,
 )
 
 
@@ -25,7 +26,7 @@ def register(sub) -> None:
     p.add_argument("--force", action="store_true", help="redo the snapshot with this recipe when it was "
                    "extracted with another one (files of the old recipe not given here are removed)")
     add_ray_option(p)
-    p.add_argument("--quiet", action="store_true", help="no progress line")
+    add_quiet_option(p)
     p.set_defaults(func=main)
 
 

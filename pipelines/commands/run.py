@@ -5,7 +5,8 @@ from __future__ import annotations
 import sys
 
 from pipelines.commands.common import (
-    add_ray_option, add_recipe_option, exit_code, fail, guarded, load_recipe, print_failures, start_ray,
+    add_quiet_option, add_ray_option, add_recipe_option, exit_code, fail, guarded, load_recipe,
+    print_failures, start_ray,
 )
 
 
@@ -39,7 +40,7 @@ def register(sub) -> None:
                    "else tiny)")
     p.add_argument("--train-steps", type=int, help="optimizer steps for the train stage (default: the recipe's "
                    "[train] max_steps, else 100)")
-    p.add_argument("--quiet", action="store_true", help="no progress line")
+    add_quiet_option(p)
     p.set_defaults(func=main)
 
 

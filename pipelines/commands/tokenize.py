@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import sys
 
-from pipelines.commands.common import add_ray_option, add_recipe_option, guarded, load_recipe, start_ray
+from pipelines.commands.common import (
+    add_quiet_option, add_ray_option, add_recipe_option, guarded, load_recipe, start_ray,
+)
 
 
 def register(sub) -> None:
@@ -29,7 +31,7 @@ def register(sub) -> None:
     p.add_argument("--force", action="store_true", help="re-encode inputs already encoded")
     add_recipe_option(p)
     add_ray_option(p)
-    p.add_argument("--quiet", action="store_true", help="no progress line")
+    add_quiet_option(p)
     p.set_defaults(func=main)
 
 
