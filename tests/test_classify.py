@@ -13,7 +13,8 @@ import pytest
 
 from classify_data import pages_split_fixture, tiny_transformers_model  # noqa: F401 -- the pages_split fixture
 from crawlproc.classify import build, parse_classifiers
-from crawlproc.classify.apply import Rule, apply_file, histogram, kth_highest, score_checks
+from crawlproc.classify.apply import Rule, apply_file, histogram, score_checks
+from crawlproc.classify.select import kth_highest_streamed
 from crawlproc.classify.fasttext import FastTextClassifier, FastTextConfig
 from crawlproc.classify.hf import TransformersClassifier, TransformersConfig
 from crawlproc.classify.train import TrainParams, auc, train_classifier
@@ -145,6 +146,10 @@ def test_the_score_identity_is_the_model_content(tmp_path, trained):
 
 
 # --- thresholds, keep fractions, the split -----------------------------------------------------------------
+
+
+def kth_highest(scores, fraction):
+    return kth_highest_streamed(lambda: [scores], fraction)
 
 
 def test_keep_fraction_threshold_depends_on_the_scores_only():

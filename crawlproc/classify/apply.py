@@ -105,17 +105,6 @@ def score_chunks(snap: Snapshot, name: str, stems: list[str]):
         yield snap.storage.read_table(snap.scores_path(name, s), columns=["score"]).column("score").drop_null().to_numpy()
 
 
-def read_scores(snap: Snapshot, name: str, stems: list[str]) -> np.ndarray:
-    """Every score of one classifier over the given input files, in one array (for tests and small inputs)."""
-    parts = list(score_chunks(snap, name, stems))
-    return np.concatenate(parts) if parts else np.empty(0)
-
-
-def kth_highest(scores: np.ndarray, fraction: float) -> float | None:
-    """The threshold that keeps the top `fraction` of `scores` (ties at it kept too); None with no scores."""
-    return kth_highest_streamed(lambda: [scores], fraction)
-
-
 def resolve_rules(snap: Snapshot, classifiers: list[Classifier], stems: list[str]) -> list[Rule]:
     """Step 2: each classifier's rule for this snapshot (reads the scores only for keep_fraction)."""
     rules = []
