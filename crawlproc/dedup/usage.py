@@ -5,6 +5,8 @@ task a worker ever ran. Instead the task first hands freed memory back to the sy
 Arrow's pool, glibc's heap), takes the RSS that is left as its baseline, and samples /proc/self/statm in a
 thread every few milliseconds; the peak is the largest sample (a spike shorter than the interval can be
 missed). CPU is the process's CPU time over the task (one task runs in a worker at a time).
+The first task in a process freezes what exists then (gc.freeze: modules, Ray's own state), so each later
+collection scans only what tasks made: 0.01 ms instead of 15-19 ms with Ray loaded, once per task.
 """
 
 from __future__ import annotations
@@ -28,7 +30,15 @@ def rss_bytes() -> int:
         return int(f.read().split()[1]) * _PAGE
 
 
+_frozen = False
+
+
 def release_memory() -> None:
+    global _frozen
+    if not _frozen:  # what exists now (modules, Ray's state) lives on: later collections skip it
+        gc.collect()
+        gc.freeze()
+        _frozen = True
     gc.collect()
     pa.default_memory_pool().release_unused()
     if hasattr(_LIBC, "malloc_trim"):
