@@ -9,8 +9,8 @@ of one real Common Crawl snapshot extrapolated from these figures (bench/dedup_p
     python bench/bench_dedup_million.py --docs 4000000 --peer-docs 0 --project
     python bench/bench_dedup_million.py --docs 1000000 --peer-docs 0 --compare-single   # distributed vs one task
 
-Ours: recipe defaults (word 5-grams, 14 bands x 8 rows, exact dedup first, PII on), Large-Star/Small-Star
-components, --partitions key and node partitions (default: one per 62,500 documents, at least 16, so that
+Ours: recipe defaults (word 5-grams, 14 bands x 8 rows, exact dedup first, PII on; components "auto": one
+task up to 2M candidate edges, Large-Star/Small-Star rounds above; --components forces either), --partitions key and node partitions (default: one per 62,500 documents, at least 16, so that
 each task's share stays the same as the input grows), 20,000 documents per input file, --cpus Ray CPUs.
 Per step: the number of tasks, their CPU seconds (summed, measured in each task), the largest task's peak
 RSS and its growth over the task's start (each task samples its own /proc/self/statm: Ray reuses worker
@@ -143,7 +143,8 @@ def main() -> int:
     ap.add_argument("--per-file", type=int, default=20_000)
     ap.add_argument("--dup-frac", type=float, default=0.1)
     ap.add_argument("--partitions", type=int, default=0, help="0: max(16, docs / 62,500)")
-    ap.add_argument("--components", choices=["distributed", "single"], default="distributed")
+    ap.add_argument("--components", choices=["auto", "distributed", "single"], default="auto",
+                    help="auto (the recipe's default): one task up to 2M candidate edges, else distributed")
     ap.add_argument("--cpus", type=int, default=os.cpu_count() or 2)
     ap.add_argument("--peer-docs", type=int, default=10_000, help="documents for the datatrove comparison (0: none)")
     ap.add_argument("--precision-sample", type=int, default=20_000, help="dropped documents checked exactly")
@@ -169,7 +170,8 @@ def main() -> int:
     load1 = os.getloadavg()
     s = ours["summary"]
     print(f"ours: {args.docs} documents deduplicated in {ours['dedup_s']:.1f}s wall (+{ours['ray_start_s']:.1f}s "
-          f"Ray start) on {args.cpus} CPUs, {partitions} partitions, {s['component_rounds']} component rounds: "
+          f"Ray start) on {args.cpus} CPUs, {partitions} partitions, {s['components']} components "
+          f"({s['component_rounds']} rounds): "
           f"{ours['dedup_s'] / args.docs * 1e6:.1f} s per million documents (load average {load0[0]:.1f} before, "
           f"{load1[0]:.1f} after)")
     print(f"      steps (wall s): {s['step_seconds']}")
@@ -190,7 +192,7 @@ def main() -> int:
               "load_average": [load0[0], load1[0]], **ours, "quality": quality}
 
     if args.compare_single:
-        other = "single" if args.components == "distributed" else "distributed"
+        other = "distributed" if s["components"] == "single" else "single"
         again = run_ours(work / "input", work / "out-other", partitions, args.cpus, other,
                          signatures_from=work / "out" / "BENCH" / "signatures")
         n, differ = same_bytes(work / "out" / "BENCH", work / "out-other" / "BENCH")

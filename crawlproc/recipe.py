@@ -140,7 +140,9 @@ class DedupConfig(Section):
     scope: str = "snapshot"  # or "all": also against the persisted band index of earlier snapshots
     num_partitions: int = 16  # the shuffle's partitions: one Ray task each finds the candidate pairs
     signature_batch: int = 500  # documents per vectorized signature batch (small batches stay in cache)
-    components: str = "distributed"  # Large-Star/Small-Star rounds over partitions, or "single": one task
+    # "distributed": Large-Star/Small-Star rounds over partitions; "single": one task holds every edge;
+    # "auto": single up to SINGLE_TASK_EDGES candidate edges (a few waves of fixed cost saved), else distributed
+    components: str = "auto"
     max_component_rounds: int = 100  # rounds past this are an error (real dedup graphs take a few)
     shuffle_files_per_task: int = 8  # signature files per shuffle task (more: fewer, larger shuffle files)
 
@@ -148,7 +150,7 @@ class DedupConfig(Section):
         one_of(self, "scope", ("snapshot", "all"))
         require(1 <= self.num_partitions <= 100_000, "num_partitions", f"must be in 1..100000, got {self.num_partitions}")
         at_least(self, 1, "signature_batch", "max_component_rounds", "shuffle_files_per_task")
-        one_of(self, "components", ("distributed", "single"))
+        one_of(self, "components", ("auto", "distributed", "single"))
 
 
 @dataclass

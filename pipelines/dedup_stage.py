@@ -5,7 +5,8 @@ they do), all through the recipe's storage (a folder or a bucket); every unit's 
 fingerprint and every output is written whole, so a rerun resumes where a crash stopped:
   signatures  per docs file, shuffle per group of signatures files, edges per key partition,
   components  Large-Star/Small-Star rounds (three waves each) until no partition changes, or one task
-              (dedup.components = "single"), then three waves to dedup/clusters/<stem>.parquet,
+              ("single"; "auto", the default, when the candidate edges are few), then three waves to
+              dedup/clusters/<stem>.parquet,
   finalize    per docs file: dedup/duplicates/ and final/ (PII applied).
 Then dedup/summary.json (with each step's task count, CPU seconds and largest task's peak RSS) and
 dedup/_done.json. A node is `file_no << 32 | row` in the sorted input list, so reruns pick the same survivors.
@@ -37,6 +38,10 @@ from crawlproc.storage import Storage, basename, join, storage_for
 from pipelines.runner import Unit, ensure_ray, run_stage
 
 STEPS = ("signatures", "shuffle", "edges", "components", "finalize")
+# components = "auto" runs one task up to this many candidate edges: its memory, ~80 bytes per edge (160 MB),
+# stays under a signatures task's, and it saves the distributed rounds' waves (each a few tenths of a second
+# of fixed cost, three per round, however few the edges)
+SINGLE_TASK_EDGES = 2_000_000
 
 
 class StopAfter(RuntimeError):
@@ -135,7 +140,11 @@ def _find_duplicates(waves, recipe, snap, files_, stems, work, earlier, step, lo
     step("edges", t)
 
     t = time.monotonic()
-    if recipe.dedup.components == "single":
+    edges = sum(s["candidate_edges"] for s in edge_stats)
+    mode = recipe.dedup.components
+    if mode == "auto":  # decided by the edges alone, so a resumed run decides the same
+        mode = "single" if edges <= SINGLE_TASK_EDGES else "distributed"
+    if mode == "single":
         star_files, rounds = [join(work, "stars.parquet")], 0
         waves("components", single_task_stars, [(edge_files, star_files[0], P)])
     else:
@@ -144,7 +153,7 @@ def _find_duplicates(waves, recipe, snap, files_, stems, work, earlier, step, lo
     their = {o: (join(snap.layout.snapshot(i["snapshot"]).uri, "signatures"), i["stems"]) for o, _, i in earlier}
     cstats = run_clusters(waves, star_files, edge_files, join(work, "clusters"), snap.dedup("clusters"),
                           join(snap.uri, "signatures"), stems, their, P)
-    cstats.update(edges=sum(s["candidate_edges"] for s in edge_stats), rounds=rounds)
+    cstats.update(edges=edges, rounds=rounds, components=mode)
     step("components", t)
     return sum(c["documents"] for c in counts), cstats
 
@@ -234,7 +243,7 @@ def _dedup(layout: Layout, snap: Snapshot, recipe: Recipe, input_dir, force, sto
         "cluster_sizes": cstats["cluster_sizes"], "candidate_edges": cstats["edges"],
         "pii": {"emails": int(sum(f["pii_emails"] for f in fstats)), "ips": int(sum(f["pii_ips"] for f in fstats))},
         "seconds": round(time.monotonic() - t0, 3), "step_seconds": seconds,
-        "component_rounds": cstats["rounds"], "tasks": waves.usage,
+        "component_rounds": cstats["rounds"], "components": cstats.get("components", "none"), "tasks": waves.usage,
         "driver_rss_mb": {"start": driver.stats()["rss_start_mb"], "peak": driver.stats()["peak_rss_mb"]},
     }
     if summary["kept"] + summary["exact_duplicates"] + summary["near_duplicates"] != summary["documents"]:

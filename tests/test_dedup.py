@@ -163,7 +163,8 @@ def test_recall_and_precision_against_brute_force_jaccard(articles, tmp_path, ra
     docs = build_corpus(articles, n_mixtures=2200)
     assert len(docs) > 2800
     write_docs(tmp_path / "in", docs, "S1", n_files=5)
-    summary = run_dedup(tmp_path / "out", "S1", small_recipe(), input_dir=tmp_path / "in", log=lambda m: None)
+    summary = run_dedup(tmp_path / "out", "S1", small_recipe(components="distributed"), input_dir=tmp_path / "in",
+                        log=lambda m: None)
 
     ids = [i for i, _ in docs]
     pos = {i: k for k, i in enumerate(ids)}
@@ -204,10 +205,13 @@ def test_recall_and_precision_against_brute_force_jaccard(articles, tmp_path, ra
     assert table.schema.remove_metadata() == DOC_SCHEMA
     assert set(table.column("dump").to_pylist()) == {"S1"}
     assert summary["component_rounds"] >= 1
-    # the distributed components and the one-task components agree to the byte
-    single = run_dedup(tmp_path / "single", "S1", small_recipe(components="single"), input_dir=tmp_path / "in",
+    assert summary["components"] == "distributed"
+    # the distributed components and the one-task components agree to the byte; "auto" picks the one task
+    # for this many edges
+    single = run_dedup(tmp_path / "single", "S1", small_recipe(components="auto"), input_dir=tmp_path / "in",
                        log=lambda m: None)
     same_outputs(tmp_path / "out", tmp_path / "single", "S1")
+    assert single["components"] == "single"
     assert single["component_rounds"] == 0 and single["kept"] == summary["kept"]
 
 
@@ -225,12 +229,12 @@ def test_cross_snapshot_scope_all(articles, tmp_path, ray_local):
     out = tmp_path / "out"
     write_docs(tmp_path / "in1", first, "S1", 2)
     write_docs(tmp_path / "in2", second, "S2", 3)
-    recipe = small_recipe(scope="all", num_partitions=3)
+    recipe = small_recipe(scope="all", num_partitions=3, components="distributed")
     s1 = run_dedup(out, "S1", recipe, input_dir=tmp_path / "in1", log=lambda m: None)
     assert s1["kept"] == 30
     assert (out / "_index" / "bands" / "S1" / "_done.json").is_file()
     # A different partition count for the second snapshot: the index is re-partitioned on the fly.
-    recipe2 = small_recipe(scope="all", num_partitions=5)
+    recipe2 = small_recipe(scope="all", num_partitions=5, components="distributed")
     s2 = run_dedup(out, "S2", recipe2, input_dir=tmp_path / "in2", log=lambda m: None)
     dups = {d["id"]: d for d in read_dups(out / "S2" / "dedup").to_pylist()}
     earlier = {i for i in dups if not dups[i]["kept_id"].startswith("<s2-")}

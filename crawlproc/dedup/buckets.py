@@ -28,7 +28,8 @@ def write_buckets(path: str, table: pa.Table, bucket: np.ndarray, num_buckets: i
     rows = table.take(pa.array(order)) if len(order) else table
     schema = table.schema.with_metadata({**(table.schema.metadata or {}), BUCKETS_KEY: json.dumps(present)})
     sink = pa.BufferOutputStream()
-    with pq.ParquetWriter(sink, schema, compression="zstd") as writer:
+    # no dictionary: keys and node numbers are mostly distinct, so Parquet's attempt would only cost
+    with pq.ParquetWriter(sink, schema, compression="zstd", use_dictionary=False) as writer:
         for b in present:
             n = int(bounds[b + 1] - bounds[b])
             writer.write_table(rows.slice(int(bounds[b]), n).replace_schema_metadata(schema.metadata),

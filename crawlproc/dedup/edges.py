@@ -98,7 +98,7 @@ def partition_edges(
     if index_out is not None:
         files.write_table(
             files.join(index_out, f"part-{part:05d}.parquet"),
-            pa.table({"key": keys[near], "node": nodes[near]}, schema=INDEX_SCHEMA),
+            pa.table({"key": keys[near], "node": nodes[near]}, schema=INDEX_SCHEMA), use_dictionary=False,
         )
     src, dst, kind = np.concatenate(srcs), np.concatenate(dsts), np.concatenate(ks)
     stats = {"candidate_edges": len(src)}

@@ -54,8 +54,8 @@ def read_table(uri: str, columns: list[str] | None = None) -> pa.Table:
     return _storage.read_table(str(uri), columns=columns)
 
 
-def write_table(uri: str, table: pa.Table) -> None:
-    _storage.write_table(str(uri), table)
+def write_table(uri: str, table: pa.Table, **parquet_options) -> None:
+    _storage.write_table(str(uri), table, **parquet_options)
 
 
 def parquet_files(folder: str, prefix: str = "") -> list[str]:

@@ -1,13 +1,16 @@
-"""MinHash signatures and LSH band keys, vectorized with numpy over a whole batch of documents.
+"""MinHash signatures and LSH band keys over a whole batch of documents at once.
 
 A document is normalized (crawlproc.dedup.normalize: lowercase, every digit 0, punctuation a space,
 diacritics dropped), split into words, and every run of `ngram` consecutive words is a shingle (a document
-shorter than that is one shingle). All of it runs on the whole batch at once, with no Python call per word:
-word boundaries from one comparison over the batch's bytes, each word hashed from its bytes read eight at
-a time, each shingle a mix of `ngram` word hashes. The signature is the minimum, over a document's
-shingles, of `num_bands * rows_per_band` random affine permutations mod 2**64 (a*x + b, a odd). Each band
-of `rows_per_band` values is folded into one 64-bit band key, salted by the band index so that keys of
+shorter than that is one shingle). Each word is hashed from its bytes read eight at a time, each shingle is
+a mix of `ngram` word hashes. The signature is the minimum, over a document's shingles, of
+`num_bands * rows_per_band` random affine permutations mod 2**64 (a*x + b, a odd). Each band of
+`rows_per_band` values is folded into one 64-bit band key, salted by the band index so that keys of
 different bands never meet. Two documents are near-duplicate candidates when they share a band key.
+
+The loops run compiled (crawlproc.dedup.kernels, numba). The numpy code here computes the same values
+with no Python call per word: it is the reference the kernels are tested against, and the fallback
+without numba.
 """
 
 from __future__ import annotations
@@ -16,10 +19,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from crawlproc.dedup import kernels
 from crawlproc.dedup.normalize import normalize, normalized_bytes
 from crawlproc.recipe import MinHashConfig
 
-__all__ = ["MinHasher", "Shingles", "batch_shingles", "estimate_jaccard", "normalize", "shingle_set"]
+__all__ = ["MinHasher", "Shingles", "batch_shingles", "estimate_jaccard", "normalize", "shingle_set", "shingles_numpy"]
 
 _U64 = np.uint64
 _FMIX1 = _U64(0xFF51AFD7ED558CCD)
@@ -37,7 +41,8 @@ def _fmix64(x: np.ndarray) -> np.ndarray:
     return x
 
 
-_SHINGLE_MULT = [_U64((0x9E3779B97F4A7C15 * (2 * k + 1)) & 0xFFFFFFFFFFFFFFFF | 1) for k in range(64)]
+_SHINGLE_MULT = [_U64((0x9E3779B97F4A7C15 * (2 * k + 1)) & 0xFFFFFFFFFFFFFFFF | 1) for k in range(100)]  # ngram <= 100
+_SHINGLE_MULT_ARRAY = np.array(_SHINGLE_MULT, dtype=np.uint64)
 _LOW_BYTES = np.array([(1 << (8 * k)) - 1 for k in range(8)] + [2**64 - 1], dtype=np.uint64)
 _WORD_MULT = (_U64(0x9E3779B97F4A7C15), _U64(0xC2B2AE3D27D4EB4F))
 
@@ -67,9 +72,19 @@ def _word_hashes(data: np.ndarray, word_start: np.ndarray, word_end: np.ndarray)
 
 
 def batch_shingles(texts: list[str], ngram: int = 5) -> Shingles:
-    """Hashed word n-grams of every text, computed in one vectorized pass over the batch."""
-    n_docs = len(texts)
+    """Hashed word n-grams of every text (a list of str or an Arrow string column): crawlproc.dedup.kernels'
+    compiled pass, or the same in numpy without it."""
     data = normalized_bytes(texts)
+    if not kernels.AVAILABLE:
+        return shingles_numpy(data, len(texts), ngram)
+    hashes, counts = kernels.shingles(data, len(texts), ngram, _SHINGLE_MULT_ARRAY, *_WORD_MULT)
+    return Shingles(hashes=hashes, starts=np.concatenate(([0], np.cumsum(counts)[:-1])).astype(np.int64),
+                    counts=counts)
+
+
+def shingles_numpy(data: np.ndarray, n_docs: int, ngram: int = 5) -> Shingles:
+    """The shingles of normalized bytes (normalize.normalized_bytes) in one vectorized numpy pass over the
+    batch: the reference for the compiled pass."""
     # Word boundaries: normalized bytes are 0 (between texts), 32 (space) or part of a word; a word starts
     # and ends (exclusive) where that changes, so starts and ends alternate.
     in_word = data > 32
@@ -79,11 +94,12 @@ def batch_shingles(texts: list[str], ngram: int = 5) -> Shingles:
     if len(data) and in_word[-1]:
         change = np.concatenate((change, [len(data)]))
     word_start, word_end = change[0::2], change[1::2]
-    word_doc = np.searchsorted(np.flatnonzero(data == 0), word_start)  # separators before it = its text
     words = _word_hashes(data, word_start, word_end)
     n_words = len(words)
-    words_per_doc = np.bincount(word_doc, minlength=n_docs)
-    first_word = np.concatenate(([0], np.cumsum(words_per_doc)[:-1]))
+    # Text t's words start after its separator: one search per text (not per word) finds each first word.
+    first_word = np.concatenate(([0], np.searchsorted(word_start, np.flatnonzero(data == 0))))
+    words_per_doc = np.diff(first_word, append=n_words)
+    word_doc = np.repeat(np.arange(n_docs), words_per_doc)
     pos_in_doc = np.arange(n_words) - first_word[word_doc]
     remaining = words_per_doc[word_doc] - pos_in_doc  # words from i to the end of its document
     # Shingle starting at word i: words i..i+ngram-1 combined; windows that run past their document are
@@ -128,9 +144,20 @@ class MinHasher:
         return self.signatures_from_shingles(sh), sh.counts > 0
 
     def signatures_from_shingles(self, sh: Shingles) -> np.ndarray:
-        """The minimum of every permutation over each document's shingles. One permutation at a time over a
-        cache-sized chunk of whole documents: contiguous 1-D multiply, add and minimum.reduceat, which
-        numpy runs in SIMD (a 2-D block of shingles x permutations is 2-3x slower)."""
+        """The minimum of every permutation over each document's shingles (compiled, or in numpy)."""
+        if not kernels.AVAILABLE:
+            return self.signatures_numpy(sh)
+        sig = np.empty((len(sh.counts), self.num_hashes), dtype=np.uint64)
+        kernels.min_hashes(sh.hashes, sh.starts, sh.counts, self.a, self.b, sig)
+        if self.config.hash_bits == 32:  # the minimum of the top 32 bits is the top of the minimum
+            docs = np.flatnonzero(sh.counts > 0)
+            sig[docs] >>= _U64(32)
+        return sig
+
+    def signatures_numpy(self, sh: Shingles) -> np.ndarray:
+        """signatures_from_shingles in numpy, one permutation at a time over a cache-sized chunk of whole
+        documents: contiguous 1-D multiply, add and minimum.reduceat (a 2-D block of shingles x permutations
+        is 2-3x slower)."""
         n_docs = len(sh.counts)
         sig = np.full((n_docs, self.num_hashes), np.iinfo(np.uint64).max, dtype=np.uint64)
         docs = np.flatnonzero(sh.counts > 0)

@@ -22,6 +22,8 @@ import unicodedata
 import numpy as np
 import pyarrow as pa
 
+from crawlproc.dedup import kernels
+
 SEP = "\x00"  # between the texts of a batch; a text's own NUL bytes become spaces
 _DELETE = np.uint32(0xFFFFFFFF)
 
@@ -82,29 +84,32 @@ def _byte_table() -> bytes:
 
 _BYTE_TABLE = _byte_table()
 _DIGITS_TO_ZERO = bytes.maketrans(b"123456789", b"000000000")
+_DELETED = b"\xff"  # what _map_non_ascii leaves where a character shrank or went
 _NUMBER = re.compile(rb"0(?:[.,]?0)*")  # after digits became 0: a number, with . or , between its digits
 
 
 def _map_non_ascii(data: np.ndarray) -> bytes:
     """UTF-8 bytes with every non-ASCII character mapped through the table, in numpy: each multi-byte
-    character is decoded at its lead byte, and its new bytes (never more) are written in its place; the
-    bytes it no longer needs are dropped."""
-    data = data.copy()
-    last = len(data) - 1
+    character is decoded at its lead byte from the 4 bytes there (one gather), and its new bytes (never
+    more) are written in its place; the bytes it no longer needs become 0xFF, which UTF-8 never contains,
+    for the caller's bytes.translate to delete."""
+    padded = np.concatenate((data, np.zeros(4, np.uint8)))
+    four = np.ndarray(shape=(len(data),), dtype="<u4", buffer=padded, strides=(1,))  # four[i]: bytes i..i+3
     lead = np.flatnonzero(data >= 0xC0)
-    b0, b1, b2 = (data[np.minimum(lead + k, last)].astype(np.uint32) for k in range(3))
+    w = four[lead]
+    b0 = w & 0xFF
     size = 2 + (b0 >= 0xE0) + (b0 >= 0xF0)
-    cp = np.where(b0 < 0xE0, (b0 & 0x1F) << 6 | b1 & 0x3F, (b0 & 0x0F) << 12 | (b1 & 0x3F) << 6 | b2 & 0x3F)
+    low = (w >> 8 & 0x3F) << 6 | w >> 16 & 0x3F  # the second and third bytes' payloads
+    cp = np.where(b0 < 0xE0, (b0 & 0x1F) << 6 | (low >> 6), (b0 & 0x0F) << 12 | low)
     enc_table, size_table = _bmp_tables()
     enc, new_size = enc_table[cp & 0xFFFF], size_table[cp & 0xFFFF]
     for i in np.flatnonzero(size == 4):  # outside the BMP: rare, one at a time
         enc[i], new_size[i] = _astral(ord(data[lead[i]: lead[i] + 4].tobytes().decode("utf-8")))
-    keep = np.ones(len(data), dtype=bool)
     for k in range(4):
-        write = new_size > k
-        data[lead[write] + k] = (enc[write] >> np.uint32(8 * k)).astype(np.uint8)
-        keep[lead[(new_size <= k) & (size > k)] + k] = False
-    return data[keep].tobytes()
+        at = slice(None) if k < 2 else np.flatnonzero(size > k)
+        new_byte = (enc[at] >> np.uint32(8 * k)).astype(np.uint8)
+        padded[lead[at] + k] = np.where(new_size[at] > k, new_byte, np.uint8(0xFF))
+    return padded[:-4].tobytes()
 
 
 def utf8_column(texts) -> pa.LargeStringArray | pa.LargeBinaryArray:
@@ -132,12 +137,47 @@ def _joined(column) -> np.ndarray:
 
 def normalized_bytes(texts) -> np.ndarray:
     """The normalized UTF-8 bytes of all texts (a list of str or an Arrow string column), each text followed
-    by one 0 byte but the last."""
+    by one 0 byte but the last: crawlproc.dedup.kernels' compiled pass, or the same in numpy without it."""
+    column = utf8_column(texts)
+    return _normalized_compiled(column) if kernels.AVAILABLE else normalized_bytes_numpy(column)
+
+
+@functools.cache
+def _ascii_table() -> np.ndarray:
+    table = np.frombuffer(_BYTE_TABLE, dtype=np.uint8)[:128].copy()
+    table[0] = 32  # a text's own NUL is a space; the kernel writes the 0 between texts itself
+    return table
+
+
+def _normalized_compiled(column) -> np.ndarray:
+    offsets = np.frombuffer(column.buffers()[1], dtype=np.int64)[column.offset: column.offset + len(column) + 1]
+    values = column.buffers()[2]
+    data = np.frombuffer(values, dtype=np.uint8)[offsets[0]: offsets[-1]] if values is not None else np.empty(0, np.uint8)
+    # characters outside the BMP (emoji, some CJK, math letters and digits) are rare: looked up here, in order
+    at = np.flatnonzero(data >= 0xF0)
+    encs = [_astral_bytes(data[p: p + 4].tobytes()) for p in at.tolist()]
+    astral_enc = np.array([e for e, _ in encs], dtype=np.uint32)
+    astral_size = np.array([n for _, n in encs], dtype=np.uint8)
+    out = np.empty(len(data) + len(column), dtype=np.uint8)
+    enc, size = _bmp_tables()
+    n = kernels.normalize(data, offsets - offsets[0], _ascii_table(), enc, size, at, astral_enc, astral_size, out)
+    return out[:n]
+
+
+def _astral_bytes(four: bytes) -> tuple[int, int]:
+    try:
+        return _astral(ord(four.decode("utf-8")))
+    except (UnicodeDecodeError, TypeError):  # not a character (invalid UTF-8): the kernel keeps the bytes
+        return int.from_bytes(four, "little"), len(four)
+
+
+def normalized_bytes_numpy(texts) -> np.ndarray:
+    """normalized_bytes with numpy operations over the whole batch (the reference for the compiled pass)."""
     data = _joined(utf8_column(texts))
     raw = data.tobytes() if not len(data) or data.max() < 0x80 else _map_non_ascii(data)
     # Every digit -> 0, then a number (digits with "." or "," between them) -> one 0. _NUMBER starts with a
     # literal, so the regex engine skips to each 0 at memchr speed; bytes.translate is one C pass.
-    raw = _NUMBER.sub(b"0", raw.translate(_DIGITS_TO_ZERO)).translate(_BYTE_TABLE)
+    raw = _NUMBER.sub(b"0", raw.translate(_DIGITS_TO_ZERO, _DELETED)).translate(_BYTE_TABLE)
     return np.frombuffer(raw, dtype=np.uint8)
 
 

@@ -95,5 +95,6 @@ def compute_signatures(docs_path: str, sig_path: str, config: MinHashConfig, bat
     for b in f.iter_batches(batch_size=batch, columns=["id", "text"]):
         parts.append(signature_table(b.column("id"), b.column("text"), batch=batch, hasher=hasher, docs=docs))
     table = pa.concat_tables(parts) if parts else signature_table([], [], config, docs=docs)
-    files.write_table(sig_path, table)
+    # no dictionary: ids are unique and band keys random, so Parquet's attempt only costs (a third of the write)
+    files.write_table(sig_path, table, use_dictionary=False)
     return {"documents": table.num_rows, "reused": False}
