@@ -141,7 +141,7 @@ class DedupConfig(Section):
     num_partitions: int = 16  # the shuffle's partitions: one Ray task each finds the candidate pairs
     signature_batch: int = 500  # documents per vectorized signature batch (small batches stay in cache)
     # "distributed": Large-Star/Small-Star rounds over partitions; "single": one task holds every edge;
-    # "auto": single up to SINGLE_TASK_EDGES candidate edges (a few waves of fixed cost saved), else distributed
+    # "auto": single up to SINGLE_TASK_EDGES distinct edges (a few waves of fixed cost saved), else distributed
     components: str = "auto"
     max_component_rounds: int = 100  # rounds past this are an error (real dedup graphs take a few)
     shuffle_files_per_task: int = 8  # signature files per shuffle task (more: fewer, larger shuffle files)

@@ -38,7 +38,7 @@ from crawlproc.storage import Storage, basename, join, storage_for
 from pipelines.runner import Unit, ensure_ray, run_stage
 
 STEPS = ("signatures", "shuffle", "edges", "components", "finalize")
-# components = "auto" runs one task up to this many candidate edges: its memory, ~80 bytes per edge (160 MB),
+# components = "auto" runs one task up to this many distinct edges: its memory, ~80 bytes per edge (160 MB),
 # stays under a signatures task's, and it saves the distributed rounds' waves (each a few tenths of a second
 # of fixed cost, three per round, however few the edges)
 SINGLE_TASK_EDGES = 2_000_000
@@ -140,10 +140,9 @@ def _find_duplicates(waves, recipe, snap, files_, stems, work, earlier, step, lo
     step("edges", t)
 
     t = time.monotonic()
-    edges = sum(s["candidate_edges"] for s in edge_stats)
     mode = recipe.dedup.components
-    if mode == "auto":  # decided by the edges alone, so a resumed run decides the same
-        mode = "single" if edges <= SINGLE_TASK_EDGES else "distributed"
+    if mode == "auto":  # decided by the distinct edges alone (what one task would hold): a resumed run agrees
+        mode = "single" if sum(s["edges"] for s in edge_stats) <= SINGLE_TASK_EDGES else "distributed"
     if mode == "single":
         star_files, rounds = [join(work, "stars.parquet")], 0
         waves("components", single_task_stars, [(edge_files, star_files[0], P)])
@@ -153,7 +152,7 @@ def _find_duplicates(waves, recipe, snap, files_, stems, work, earlier, step, lo
     their = {o: (join(snap.layout.snapshot(i["snapshot"]).uri, "signatures"), i["stems"]) for o, _, i in earlier}
     cstats = run_clusters(waves, star_files, edge_files, join(work, "clusters"), snap.dedup("clusters"),
                           join(snap.uri, "signatures"), stems, their, P)
-    cstats.update(edges=edges, rounds=rounds, components=mode)
+    cstats.update(edges=sum(s["candidate_edges"] for s in edge_stats), rounds=rounds, components=mode)
     step("components", t)
     return sum(c["documents"] for c in counts), cstats
 
