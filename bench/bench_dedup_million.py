@@ -10,7 +10,7 @@ of one real Common Crawl snapshot extrapolated from these figures (bench/dedup_p
     python bench/bench_dedup_million.py --docs 1000000 --peer-docs 0 --compare-single   # distributed vs one task
 
 Ours: recipe defaults (word 5-grams, 14 bands x 8 rows, exact dedup first, PII on; components "auto": one
-task up to 2M distinct edges, Large-Star/Small-Star rounds above; --components forces either), --partitions
+task up to 8M distinct edges, Large-Star/Small-Star rounds above; --components forces either), --partitions
 key and node partitions (default: one per 62,500 documents, at least 16, so that each task's share stays
 the same as the input grows), 20,000 documents per input file, --cpus Ray CPUs.
 Per step: the number of tasks, their CPU seconds (summed, measured in each task), the largest task's peak
@@ -145,7 +145,7 @@ def main() -> int:
     ap.add_argument("--dup-frac", type=float, default=0.1)
     ap.add_argument("--partitions", type=int, default=0, help="0: max(16, docs / 62,500)")
     ap.add_argument("--components", choices=["auto", "distributed", "single"], default="auto",
-                    help="auto (the recipe's default): one task up to 2M distinct edges, else distributed")
+                    help="auto (the recipe's default): one task up to 8M distinct edges, else distributed")
     ap.add_argument("--cpus", type=int, default=os.cpu_count() or 2)
     ap.add_argument("--peer-docs", type=int, default=10_000, help="documents for the datatrove comparison (0: none)")
     ap.add_argument("--precision-sample", type=int, default=20_000, help="dropped documents checked exactly")

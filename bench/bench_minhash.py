@@ -7,11 +7,13 @@ on the same documents in one run; and how well each side's estimated Jaccard agr
 
 What runs on each side (112 hashes = FineWeb's 14 bands x 8 rows, word 5-grams):
   ours        MinHasher.band_keys_for_texts over batches of --batch texts: normalization, shingles,
-              112 64-bit permutations, and the 14 band keys on top (work the peers do not do).
+              112 64-bit permutations (loops compiled by numba, crawlproc.dedup.kernels; with
+              CRAWLPROC_NUMBA=0 the numpy code, same values), and the 14 band keys on top (work the peers
+              do not do).
   rensa       rensa.RMinHash.digest_matrix_from_token_sets(shingles, 112, seed) over the same batches,
               and before it, counted on rensa's side, the same shingles built in Python: the batch
-              normalized by our own vectorized normalization (crawlproc.dedup.normalize, the fastest way
-              to get exactly our words), split into words, each run of 5 words joined by a space (a text
+              normalized by our own normalization (crawlproc.dedup.normalize, compiled like ours: the
+              fastest way to get exactly our words), split into words, each run of 5 words joined by a space (a text
               of fewer words is one shingle). The bench checks that every document has as many distinct
               shingles on both sides.
   datasketch  datasketch.MinHash(num_perm=112) with update_batch over the same shingle strings (encoded).

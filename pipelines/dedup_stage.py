@@ -38,10 +38,11 @@ from crawlproc.storage import Storage, basename, join, storage_for
 from pipelines.runner import Unit, ensure_ray, run_stage
 
 STEPS = ("signatures", "shuffle", "edges", "components", "finalize")
-# components = "auto" runs one task up to this many distinct edges: its memory, ~80 bytes per edge (160 MB),
-# stays under a signatures task's, and it saves the distributed rounds' waves (each a few tenths of a second
-# of fixed cost, three per round, however few the edges)
-SINGLE_TASK_EDGES = 2_000_000
+# components = "auto" runs one task up to this many distinct edges. It grows ~120 bytes per edge (measured by
+# bench/bench_dedup_million.py: 64 MB for 547k edges), so 8M edges stay near 1 GB, half the 2 GB per task
+# that bench/dedup_projection.py budgets; and it saves the distributed rounds' waves (three per round, each
+# a fixed cost of tasks and P x P small reads, however few the edges).
+SINGLE_TASK_EDGES = 8_000_000
 
 
 class StopAfter(RuntimeError):

@@ -186,10 +186,17 @@ def _min_hashes(hashes, starts, counts, a, b, out):
             j += 1
 
 
+def _compiled(fn, **options):
+    try:
+        return njit(cache=True, nogil=True, **options)(fn)
+    except RuntimeError:  # no writable place for numba's cache (read-only code and home): compile per process
+        return njit(cache=False, nogil=True, **options)(fn)
+
+
 if AVAILABLE:
-    _fmix64 = njit(cache=True, nogil=True)(_fmix64)
-    normalize = njit(cache=True, nogil=True, boundscheck=False)(_normalize)
-    shingles = njit(cache=True, nogil=True, boundscheck=False)(_shingles)
-    min_hashes = njit(cache=True, nogil=True, boundscheck=False)(_min_hashes)
+    _fmix64 = _compiled(_fmix64)
+    normalize = _compiled(_normalize, boundscheck=False)
+    shingles = _compiled(_shingles, boundscheck=False)
+    min_hashes = _compiled(_min_hashes, boundscheck=False)
 else:
     normalize = shingles = min_hashes = None
