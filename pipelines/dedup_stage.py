@@ -128,13 +128,13 @@ def _find_duplicates(waves, recipe, snap, files_, stems, work, earlier, step, lo
     t, P = time.monotonic(), recipe.dedup.num_partitions
     k = recipe.dedup.shuffle_files_per_task
     groups = [list(zip(sig[i: i + k], range(i, i + k))) for i in range(0, len(sig), k)]
-    shuffled = [join(work, "shuffle", f"group-{g:05d}.parquet") for g in range(len(groups))]
+    shuffled = [join(work, "shuffle", f"group-{g:05d}.arrow") for g in range(len(groups))]
     waves("shuffle", shuffle_files, [(grp, out, P, recipe.dedup.exact) for grp, out in zip(groups, shuffled)])
     step("shuffle", t)
 
     t = time.monotonic()
     index_out = snap.layout.index_dir(snap.name) if recipe.dedup.scope == "all" else None
-    edge_files = [join(work, "edges", f"part-{p:05d}.parquet") for p in range(P)]
+    edge_files = [join(work, "edges", f"part-{p:05d}.arrow") for p in range(P)]
     by_index = [(o, d) for o, d, _ in earlier]
     edge_stats = waves("edges", partition_edges,
                        [(p, shuffled, edge_files[p], P, index_out, by_index) for p in range(P)])
@@ -145,7 +145,7 @@ def _find_duplicates(waves, recipe, snap, files_, stems, work, earlier, step, lo
     if mode == "auto":  # decided by the distinct edges alone (what one task would hold): a resumed run agrees
         mode = "single" if sum(s["edges"] for s in edge_stats) <= SINGLE_TASK_EDGES else "distributed"
     if mode == "single":
-        star_files, rounds = [join(work, "stars.parquet")], 0
+        star_files, rounds = [join(work, "stars.arrow")], 0
         waves("components", single_task_stars, [(edge_files, star_files[0], P)])
     else:
         star_files, rounds = run_components(waves, edge_files, join(work, "cc"), P,

@@ -70,7 +70,7 @@ def union_find(edges) -> dict[int, int]:
 
 def distributed(tmp, src, dst, num_partitions):
     shutil.rmtree(tmp, ignore_errors=True)
-    files = write_edges(tmp / "edges.parquet", src, dst, num_partitions)
+    files = write_edges(tmp / "edges.arrow", src, dst, num_partitions)
     return stars.run_components(in_process, files, tmp / "cc", num_partitions)
 
 
@@ -132,7 +132,7 @@ def test_a_round_resumes_where_it_stopped(tmp_path):
     src, dst = [a for a, _ in edges], [b for _, b in edges]
     clean, _ = distributed(tmp_path / "clean", src, dst, 3)
     work = tmp_path / "crashed"
-    files = write_edges(work / "edges.parquet", src, dst, 3)
+    files = write_edges(work / "edges.arrow", src, dst, 3)
     calls = []
 
     def crash_in_round_one(step, fn, arg_tuples):
@@ -159,10 +159,10 @@ def test_single_task_stars_are_the_same_forest(tmp_path):
     rng = random.Random(11)
     edges = shaped_graph(rng, "random", 400) + shaped_graph(rng, "chain", 100)
     src, dst = [a for a, _ in edges], [b for _, b in edges]
-    files = write_edges(tmp_path / "edges.parquet", src, dst, 5)
-    single_task_stars(files, str(tmp_path / "stars.parquet"), 5)
+    files = write_edges(tmp_path / "edges.arrow", src, dst, 5)
+    single_task_stars(files, str(tmp_path / "stars.arrow"), 5)
     distributed_files, _ = distributed(tmp_path / "d", src, dst, 5)
-    assert star_forest([str(tmp_path / "stars.parquet")]) == star_forest(distributed_files)
+    assert star_forest([str(tmp_path / "stars.arrow")]) == star_forest(distributed_files)
 
 
 def test_cluster_waves_kinds_kept_ids_and_sizes(tmp_path):
@@ -180,7 +180,7 @@ def test_cluster_waves_kinds_kept_ids_and_sizes(tmp_path):
     src = [a[0], a[0], old[1], old[1], b[2]]
     dst = [a[3], b[1], b[4], a[1], b[3]]
     kind = [KIND_EXACT, KIND_NEAR, KIND_NEAR, KIND_NEAR, KIND_EXACT]
-    edge_files = write_edges(tmp_path / "edges.parquet", src, dst, 3, kind)
+    edge_files = write_edges(tmp_path / "edges.arrow", src, dst, 3, kind)
     star_files, _ = stars.run_components(in_process, edge_files, tmp_path / "cc", 3)
     counts = run_clusters(in_process, star_files, edge_files, tmp_path / "work", tmp_path / "clusters", sig_dir,
                           stems, {1: (str(tmp_path / "old_sig"), ["old"])}, 3)

@@ -59,7 +59,7 @@ class FileGroups:
 def cluster_leaves(part: int, star_paths: list[str], edge_paths: list[str], out_dir: str,
                    num_files: int, num_groups: int) -> dict:
     """Wave 1 for star partition `part`: its leaves' rows and the per-root leaf counts."""
-    counts_path = join(out_dir, f"counts-{part:05d}.parquet")
+    counts_path = join(out_dir, f"counts-{part:05d}.arrow")
     if files.exists(counts_path):
         return {}
     groups = FileGroups(num_files, num_groups)
@@ -78,7 +78,7 @@ def cluster_leaves(part: int, star_paths: list[str], edge_paths: list[str], out_
     own = node >= 0
     leaf_group = np.full(len(node), -1, dtype=np.int64)
     leaf_group[own] = groups.of_nodes(node[own])
-    write_buckets(join(out_dir, f"leaves-{part:05d}.parquet"),
+    write_buckets(join(out_dir, f"leaves-{part:05d}.arrow"),
                   pa.table({"node": node[own], "cluster_id": root[own], "kind": kind[own]}, schema=LEAF_SCHEMA),
                   leaf_group[own], groups.num_groups)
     # one row per (root, group of its leaves); leaves of earlier snapshots count in group -1 (no id needed)
@@ -113,7 +113,7 @@ def cluster_roots(group: int, count_paths: list[str], out_dir: str, sig_dir: str
                   earlier: dict[int, tuple[str, list[str]]], num_groups: int) -> dict:
     """Wave 2 for file group `group`: cluster sizes of its roots, and their ids for the groups that ask.
     `earlier` maps an earlier snapshot's number to (its signatures folder, its stems)."""
-    kept_path = join(out_dir, f"kept-{group:05d}.parquet")
+    kept_path = join(out_dir, f"kept-{group:05d}.arrow")
     stats_path = join(out_dir, f"roots-{group:05d}.json")
     if files.exists(kept_path) and files.exists(stats_path):
         return files.read_json(stats_path)
@@ -191,11 +191,11 @@ def run_clusters(run, star_files: list[str], edge_files: list[str], work: str, c
     P, work = num_partitions, str(work)
     G = FileGroups(len(stems), P).num_groups
     run("components clusters", cluster_leaves, [(p, star_files, edge_files, work, len(stems), G) for p in range(P)])
-    counts = [join(work, f"counts-{p:05d}.parquet") for p in range(P)]
+    counts = [join(work, f"counts-{p:05d}.arrow") for p in range(P)]
     roots = run("components clusters", cluster_roots,
                 [(g, counts, work, str(sig_dir), stems, earlier, G) for g in range(G)])
-    leaves = [join(work, f"leaves-{p:05d}.parquet") for p in range(P)]
-    kept = [join(work, f"kept-{g:05d}.parquet") for g in range(G)]
+    leaves = [join(work, f"leaves-{p:05d}.arrow") for p in range(P)]
+    kept = [join(work, f"kept-{g:05d}.arrow") for g in range(G)]
     parts = run("components clusters", cluster_parts,
                 [(g, leaves, kept, work, str(clusters_dir), stems, G) for g in range(G)])
     return merge_stats(roots, parts)

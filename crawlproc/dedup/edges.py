@@ -15,7 +15,7 @@ import numpy as np
 import pyarrow as pa
 
 from crawlproc.dedup import files
-from crawlproc.dedup.buckets import read_all, read_bucket, write_buckets
+from crawlproc.dedup.buckets import bucket_metadata, read_all, read_bucket, write_buckets
 from crawlproc.dedup.nodes import KIND_EXACT, KIND_NEAR, external_nodes, node_partition, partition_of
 from crawlproc.dedup.schemas import EDGE_SCHEMA, INDEX_SCHEMA, SHUFFLE_SCHEMA
 
@@ -79,7 +79,7 @@ def partition_edges(
 ) -> dict:
     """Candidate edges of key partition `part`; skipped when `edges_path` exists (written last)."""
     if files.exists(edges_path):
-        return json.loads(files.parquet_file(edges_path).schema_arrow.metadata[_STATS_KEY])
+        return json.loads(bucket_metadata(edges_path)[_STATS_KEY])
     rows = read_bucket(shuffle_paths, part, SHUFFLE_SCHEMA)
     keys = rows.column("key").to_numpy()
     nodes = rows.column("node").to_numpy()

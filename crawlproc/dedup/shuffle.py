@@ -10,7 +10,7 @@ import numpy as np
 import pyarrow as pa
 
 from crawlproc.dedup import files
-from crawlproc.dedup.buckets import write_buckets
+from crawlproc.dedup.buckets import bucket_rows, write_buckets
 from crawlproc.dedup.nodes import KIND_EXACT, KIND_NEAR, make_nodes, partition_of
 from crawlproc.dedup.schemas import SHUFFLE_SCHEMA
 
@@ -39,7 +39,7 @@ def shuffle_files(sig_files: list[tuple[str, int]], out_path: str, num_partition
     """Write the key rows of [(signatures path, file_no)] into `out_path`, bucketed by key partition.
     Skipped when `out_path` exists (it is written atomically, last)."""
     if files.exists(out_path):
-        return {"rows": files.parquet_file(out_path).metadata.num_rows, "reused": True}
+        return {"rows": bucket_rows(out_path), "reused": True}
     rows = [key_rows(path, file_no, exact) for path, file_no in sig_files]
     keys, nodes, kinds = (np.concatenate([r[i] for r in rows]) for i in range(3))
     table = pa.table({"key": keys, "node": nodes, "kind": kinds}, schema=SHUFFLE_SCHEMA)

@@ -34,7 +34,7 @@ import numpy as np
 import pyarrow as pa
 
 from crawlproc.dedup import files
-from crawlproc.dedup.buckets import read_all, read_bucket, write_buckets
+from crawlproc.dedup.buckets import bucket_metadata, read_all, read_bucket, write_buckets
 from crawlproc.dedup.errors import DedupError
 from crawlproc.dedup.nodes import node_partition
 from crawlproc.dedup.schemas import LABEL_SCHEMA, NODE_SCHEMA, STAR_SCHEMA
@@ -49,7 +49,7 @@ def round_dir(work: str, r: int) -> str:
 
 def round_outputs(work: str, r: int, num_partitions: int) -> list[str]:
     """The edge files round r writes (round r+1 reads them)."""
-    return [join(round_dir(work, r), f"stars-{p:05d}.parquet") for p in range(num_partitions)]
+    return [join(round_dir(work, r), f"stars-{p:05d}.arrow") for p in range(num_partitions)]
 
 
 def _unique_by_dst(src: np.ndarray, dst: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -80,7 +80,7 @@ def _lookup(known: np.ndarray, values: np.ndarray, query: np.ndarray) -> tuple[n
 def star_requests(part: int, edge_paths: list[str], work: str, r: int, num_partitions: int) -> dict:
     """Wave A of round r for partition `part`."""
     d = round_dir(work, r)
-    requests_path = join(d, f"requests-{part:05d}.parquet")
+    requests_path = join(d, f"requests-{part:05d}.arrow")
     if files.exists(requests_path):
         return {}
     t = read_bucket(edge_paths, part, STAR_SCHEMA)
@@ -98,14 +98,14 @@ def star_requests(part: int, edge_paths: list[str], work: str, r: int, num_parti
 def star_answers(part: int, work: str, r: int, num_partitions: int) -> dict:
     """Wave B: for every partition q, m(w) of the nodes w it asked about that have a smaller neighbour."""
     d = round_dir(work, r)
-    answers_path = join(d, f"answers-{part:05d}.parquet")
+    answers_path = join(d, f"answers-{part:05d}.arrow")
     if files.exists(answers_path):
         return {}
     mins = read_all([join(d, f"mins-{part:05d}.parquet")], LABEL_SCHEMA)
     known, label = mins.column("node").to_numpy(), mins.column("label").to_numpy()
     nodes, labels, to = [], [], []
     for q in range(num_partitions):
-        asked = read_bucket([join(d, f"requests-{q:05d}.parquet")], part, NODE_SCHEMA).column("node").to_numpy()
+        asked = read_bucket([join(d, f"requests-{q:05d}.arrow")], part, NODE_SCHEMA).column("node").to_numpy()
         hit, m = _lookup(known, label, asked)
         nodes.append(asked[hit]), labels.append(m[hit]), to.append(np.full(hit.sum(), q))
     table = pa.table({"node": np.concatenate(nodes), "label": np.concatenate(labels)}, schema=LABEL_SCHEMA)
@@ -118,10 +118,10 @@ def star_round(part: int, work: str, r: int, num_partitions: int) -> dict:
     d = round_dir(work, r)
     out_path = round_outputs(work, r, num_partitions)[part]
     if files.exists(out_path):
-        return json.loads(files.parquet_file(out_path).schema_arrow.metadata[_STATS_KEY])
+        return json.loads(bucket_metadata(out_path)[_STATS_KEY])
     edges = read_all([join(d, f"edges-{part:05d}.parquet")], STAR_SCHEMA)
     src, dst = edges.column("src").to_numpy(), edges.column("dst").to_numpy()
-    answers = read_bucket([join(d, f"answers-{q:05d}.parquet") for q in range(num_partitions)], part, LABEL_SCHEMA)
+    answers = read_bucket([join(d, f"answers-{q:05d}.arrow") for q in range(num_partitions)], part, LABEL_SCHEMA)
     known, label = answers.column("node").to_numpy(), answers.column("label").to_numpy()
     order = np.argsort(known)
     known, label = known[order], label[order]
