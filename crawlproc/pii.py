@@ -163,10 +163,10 @@ def anonymize(text: str, config: PiiConfig | None = None) -> str:
 
 
 def candidate_rows(texts: pa.Array) -> np.ndarray:
-    """Indices of the texts of an Arrow string column that may hold an address, found by three literal-first
-    patterns over the column's bytes at once, with no Python object per text: an '@'; ".d.d." (a dotted quad
-    has it); two colons a hex group apart (an IPv6 address has them). Every text that the anonymizer would
-    change is a candidate; most texts are not."""
+    """Indices of the texts of an Arrow string column that may hold an address, found over the column's bytes
+    at once, with no Python object per text: an '@' between a byte that can end a local part and one that
+    can start a domain; ".d.d." (a dotted quad has it); two colons a hex group apart (an IPv6 address has
+    them). Every text that the anonymizer would change is a candidate; most texts are not."""
     if isinstance(texts, pa.ChunkedArray):
         texts = texts.combine_chunks()
     col = texts if texts.type == pa.large_string() else texts.cast(pa.large_string())
@@ -174,12 +174,31 @@ def candidate_rows(texts: pa.Array) -> np.ndarray:
     if col.buffers()[2] is None or offsets[-1] == offsets[0]:
         return np.empty(0, dtype=np.int64)
     data = memoryview(col.buffers()[2])[offsets[0]: offsets[-1]]
-    hits = [m.start() for pattern in _CANDIDATES for m in pattern.finditer(data)]
+    raw = np.frombuffer(data, dtype=np.uint8)
+    # an '@' is an address's only when a local part can end before it and a domain start after it: a handle
+    # ("follow @name") is not, and would cost a pass of the anonymizer over its whole text
+    at = np.flatnonzero(raw == 64)
+    before, after = raw[np.maximum(at - 1, 0)], raw[np.minimum(at + 1, len(raw) - 1)]
+    at = at[_LOCAL_END[before] & _DOMAIN_START[after] & (at > 0) & (at < len(raw) - 1)]
+    hits = [at] + [np.array([m.start() for m in pattern.finditer(data)], dtype=np.int64) for pattern in _CANDIDATES]
     # a match that starts in one text and ends in the next only adds a candidate
-    return np.unique(np.searchsorted(offsets[:-1] - offsets[0], hits, side="right") - 1)
+    return np.unique(np.searchsorted(offsets[:-1] - offsets[0], np.concatenate(hits), side="right") - 1)
 
 
 # Each consumes one byte and looks ahead for the rest: a match never eats the start of the next one (the
 # column's texts are contiguous, so "...1.69." + "8.8.8.8" must still find the second text's ".8.8.").
-_CANDIDATES = (re.compile(rb"@"), re.compile(rb"\.(?=[0-9]{1,3}\.[0-9]{1,3}\.)"),
-               re.compile(rb":(?=[0-9A-Fa-f]{0,4}:)"))
+_CANDIDATES = (re.compile(rb"\.(?=[0-9]{1,3}\.[0-9]{1,3}\.)"), re.compile(rb":(?=[0-9A-Fa-f]{0,4}:)"))
+
+
+def _byte_set(ascii_chars: str) -> np.ndarray:
+    """A lookup table of bytes: the given ASCII characters, and every non-ASCII byte (UTF-8 of any letter,
+    digit or mark of another script, which _LOCAL_REVERSED's and _DOMAIN's \\w take)."""
+    table = np.zeros(256, dtype=bool)
+    table[list(ascii_chars.encode())] = True
+    table[128:] = True
+    return table
+
+
+_ALNUM = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+_LOCAL_END = _byte_set(_ALNUM + "_!#$%&'*+/=?^`{|}~.-\"")  # _LOCAL_REVERSED's characters, or a quoted part's
+_DOMAIN_START = _byte_set(_ALNUM + "[")  # a host name, a dotted IPv4 address or a bracketed literal

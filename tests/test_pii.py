@@ -115,3 +115,16 @@ def test_candidates_of_texts_that_touch_in_the_column():
 
     texts = ["151.101.1.69.", "8.8.8.8", "a 12:3", "4::1"]
     assert {0, 1, 3} <= set(candidate_rows(pa.array(texts)).tolist())
+
+
+def test_an_at_sign_is_a_candidate_only_between_a_local_part_and_a_domain():
+    """A handle ("follow @name") or a lone '@' cannot be an address: its text skips the anonymizer. An '@'
+    after a quote, a dot or a letter of any script, before a letter, a digit or '[' stays a candidate."""
+    from crawlproc.pii import candidate_rows
+
+    texts = ["follow @name today", "a @ b", "mail me@", '"john doe"@example.com', "письмо@пример.рф",
+             "Abc..123@example.com", "x@[1.2.3.4]", "user@١٢٣.١.١.١", "plain text"]
+    rows = set(candidate_rows(pa.array(texts)).tolist())
+    assert rows == {3, 4, 5, 6, 7}
+    assert all(anonymize(texts[i]) == texts[i] for i in set(range(len(texts))) - rows)
+    assert all(anonymize(texts[i]) != texts[i] for i in (3, 4, 5, 6))
