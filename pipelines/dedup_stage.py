@@ -5,7 +5,7 @@ they do), all through the recipe's storage (a folder or a bucket); every unit's 
 fingerprint and every output is written whole, so a rerun resumes where a crash stopped:
   signatures  per docs file, shuffle per group of signatures files, edges per key partition,
   components  Large-Star/Small-Star rounds (three waves each) until no partition changes, or one task
-              ("single"; "auto", the default, when the candidate edges are few), then three waves to
+              ("single"; "auto", the default, when the distinct edges are few), then three waves to
               dedup/clusters/<stem>.parquet,
   finalize    per docs file: dedup/duplicates/ and final/ (PII applied).
 Then dedup/summary.json (with each step's task count, CPU seconds and largest task's peak RSS) and

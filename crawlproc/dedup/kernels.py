@@ -28,13 +28,16 @@ except ImportError:  # the numpy code of crawlproc.dedup.minhash and .normalize 
 AVAILABLE = njit is not None and os.environ.get("CRAWLPROC_NUMBA", "1") != "0"
 
 _ALL_ONES = np.uint64(0xFFFFFFFFFFFFFFFF)
+FMIX_MULT = (np.uint64(0xFF51AFD7ED558CCD), np.uint64(0xC4CEB9FE1A85EC53))  # MurmurHash3's; minhash's too
+_FMIX1, _FMIX2 = FMIX_MULT
 
 
 def _fmix64(x):
+    """minhash._fmix64 on one value."""
     x ^= x >> np.uint64(33)
-    x *= np.uint64(0xFF51AFD7ED558CCD)
+    x *= _FMIX1
     x ^= x >> np.uint64(33)
-    x *= np.uint64(0xC4CEB9FE1A85EC53)
+    x *= _FMIX2
     x ^= x >> np.uint64(33)
     return x
 

@@ -26,8 +26,7 @@ from crawlproc.recipe import MinHashConfig
 __all__ = ["MinHasher", "Shingles", "batch_shingles", "estimate_jaccard", "normalize", "shingle_set", "shingles_numpy"]
 
 _U64 = np.uint64
-_FMIX1 = _U64(0xFF51AFD7ED558CCD)
-_FMIX2 = _U64(0xC4CEB9FE1A85EC53)
+_FMIX1, _FMIX2 = kernels.FMIX_MULT
 _CHUNK_SHINGLES = 32768  # per permutation pass: 256 KB of hashes stay in L2
 
 
@@ -145,19 +144,19 @@ class MinHasher:
 
     def signatures_from_shingles(self, sh: Shingles) -> np.ndarray:
         """The minimum of every permutation over each document's shingles (compiled, or in numpy)."""
-        if not kernels.AVAILABLE:
-            return self.signatures_numpy(sh)
-        sig = np.empty((len(sh.counts), self.num_hashes), dtype=np.uint64)
-        kernels.min_hashes(sh.hashes, sh.starts, sh.counts, self.a, self.b, sig)
+        if kernels.AVAILABLE:
+            sig = np.empty((len(sh.counts), self.num_hashes), dtype=np.uint64)
+            kernels.min_hashes(sh.hashes, sh.starts, sh.counts, self.a, self.b, sig)
+        else:
+            sig = self.minima_numpy(sh)
         if self.config.hash_bits == 32:  # the minimum of the top 32 bits is the top of the minimum
-            docs = np.flatnonzero(sh.counts > 0)
-            sig[docs] >>= _U64(32)
+            sig[sh.counts > 0] >>= _U64(32)
         return sig
 
-    def signatures_numpy(self, sh: Shingles) -> np.ndarray:
-        """signatures_from_shingles in numpy, one permutation at a time over a cache-sized chunk of whole
-        documents: contiguous 1-D multiply, add and minimum.reduceat (a 2-D block of shingles x permutations
-        is 2-3x slower)."""
+    def minima_numpy(self, sh: Shingles) -> np.ndarray:
+        """The 64-bit minima in numpy, one permutation at a time over a cache-sized chunk of whole documents:
+        contiguous 1-D multiply, add and minimum.reduceat (a 2-D block of shingles x permutations is 2-3x
+        slower). Rows of documents without shingles are all ones."""
         n_docs = len(sh.counts)
         sig = np.full((n_docs, self.num_hashes), np.iinfo(np.uint64).max, dtype=np.uint64)
         docs = np.flatnonzero(sh.counts > 0)
@@ -178,8 +177,6 @@ class MinHasher:
                     out[:, i] = np.minimum.reduceat(tmp, seg)
             sig[docs[first:last]] = out
             first = last
-        if self.config.hash_bits == 32:  # the minimum of the top 32 bits is the top of the minimum
-            sig[docs] >>= _U64(32)
         return sig
 
     def band_keys(self, sig: np.ndarray) -> np.ndarray:

@@ -126,13 +126,19 @@ def utf8_column(texts) -> pa.LargeStringArray | pa.LargeBinaryArray:
         return pa.array([t.encode("utf-8", "surrogatepass") for t in texts], pa.large_binary())
 
 
-def _joined(column) -> np.ndarray:
-    """The column's bytes, its own NUL bytes as spaces, and one 0 byte between texts."""
+def _offsets_and_bytes(column) -> tuple[np.ndarray, np.ndarray]:
+    """The texts' offsets (from 0) and their UTF-8 bytes, read from the Arrow buffers without a copy."""
     offsets = np.frombuffer(column.buffers()[1], dtype=np.int64)[column.offset: column.offset + len(column) + 1]
     values = column.buffers()[2]
     data = np.frombuffer(values, dtype=np.uint8)[offsets[0]: offsets[-1]] if values is not None else np.empty(0, np.uint8)
+    return offsets - offsets[0], data
+
+
+def _joined(column) -> np.ndarray:
+    """The column's bytes, its own NUL bytes as spaces, and one 0 byte between texts."""
+    offsets, data = _offsets_and_bytes(column)
     data = np.where(data == 0, np.uint8(32), data)
-    return np.insert(data, offsets[1:-1] - offsets[0], np.uint8(0))
+    return np.insert(data, offsets[1:-1], np.uint8(0))
 
 
 def normalized_bytes(texts) -> np.ndarray:
@@ -150,9 +156,7 @@ def _ascii_table() -> np.ndarray:
 
 
 def _normalized_compiled(column) -> np.ndarray:
-    offsets = np.frombuffer(column.buffers()[1], dtype=np.int64)[column.offset: column.offset + len(column) + 1]
-    values = column.buffers()[2]
-    data = np.frombuffer(values, dtype=np.uint8)[offsets[0]: offsets[-1]] if values is not None else np.empty(0, np.uint8)
+    offsets, data = _offsets_and_bytes(column)
     # characters outside the BMP (emoji, some CJK, math letters and digits) are rare: looked up here, in order
     at = np.flatnonzero(data >= 0xF0)
     encs = [_astral_bytes(data[p: p + 4].tobytes()) for p in at.tolist()]
@@ -160,7 +164,7 @@ def _normalized_compiled(column) -> np.ndarray:
     astral_size = np.array([n for _, n in encs], dtype=np.uint8)
     out = np.empty(len(data) + len(column), dtype=np.uint8)
     enc, size = _bmp_tables()
-    n = kernels.normalize(data, offsets - offsets[0], _ascii_table(), enc, size, at, astral_enc, astral_size, out)
+    n = kernels.normalize(data, offsets, _ascii_table(), enc, size, at, astral_enc, astral_size, out)
     return out[:n]
 
 
