@@ -43,6 +43,9 @@ STEPS = ("signatures", "shuffle", "edges", "components", "finalize")
 # that bench/dedup_projection.py budgets; and it saves the distributed rounds' waves (three per round, each
 # a fixed cost of tasks and P x P small reads, however few the edges).
 SINGLE_TASK_EDGES = 8_000_000
+# The format of dedup/work/'s files (2: Arrow IPC buckets), part of the plan: a run stopped by code that wrote
+# another one starts over instead of resuming on files this code cannot read.
+WORK_FORMAT = 2
 
 
 class StopAfter(RuntimeError):
@@ -197,7 +200,7 @@ def _dedup(layout: Layout, snap: Snapshot, recipe: Recipe, input_dir, force, sto
         # cheap to read for 100k files; the signatures check each file's content fingerprint themselves
         "files": [[e.size, e.mtime] if e else None for e in entries],
         "minhash": asdict(recipe.minhash), "dedup": vars(recipe.dedup), "earlier": [d for _, d, _ in earlier],
-        "pii": asdict(recipe.pii), "inputs": extracted,
+        "pii": asdict(recipe.pii), "inputs": extracted, "work_format": WORK_FORMAT,
     }
     plan_uri = snap.dedup("plan.json")
     if force or st.read_json(plan_uri) != plan:

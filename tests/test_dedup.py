@@ -291,6 +291,29 @@ def test_rerun_after_crash_gives_the_same_survivors(articles, tmp_path, ray_loca
     assert "already done" in msgs[0]
 
 
+def test_a_run_stopped_by_older_code_starts_over(articles, tmp_path, ray_local):
+    """Code that writes dedup/work/ in another format (an upgrade between a crash and the rerun) must not
+    resume on the files the old code left: the work format is part of the plan."""
+    from pipelines.dedup_stage import StopAfter, run_dedup
+
+    docs = build_corpus(articles[:30], n_mixtures=60, seed=5)
+    write_docs(tmp_path / "in", docs, "S", n_files=3)
+    clean = run_dedup(tmp_path / "clean", "S", small_recipe(), input_dir=tmp_path / "in", log=lambda m: None)
+    out = tmp_path / "out"
+    with pytest.raises(StopAfter):
+        run_dedup(out, "S", small_recipe(), input_dir=tmp_path / "in", stop_after="shuffle", log=lambda m: None)
+    # what the code before the Arrow IPC buckets left: shuffle files named .parquet, a plan without the format
+    for f in (out / "S" / "dedup" / "work" / "shuffle").glob("*.arrow"):
+        f.rename(f.with_suffix(".parquet"))
+    plan_path = out / "S" / "dedup" / "plan.json"
+    plan = json.loads(plan_path.read_text())
+    plan.pop("work_format", None)
+    plan_path.write_text(json.dumps(plan))
+    again = run_dedup(out, "S", small_recipe(), input_dir=tmp_path / "in", log=lambda m: None)
+    assert read_ids(out / "S" / "final") == read_ids(tmp_path / "clean" / "S" / "final")
+    assert again["kept"] == clean["kept"]
+
+
 def test_cli_on_a_foreign_folder_and_bad_input(articles, tmp_path, ray_local, capsys):
     from pipelines.cli import main
 
