@@ -39,6 +39,7 @@ HTML_TYPES = ("text/html", "application/xhtml+xml", "application/xml+html")
 MAX_HEADER_BYTES = 1 << 20  # WARC headers, and HTTP headers, of one record (real ones are a few KB)
 MAX_LINE = 64 << 10  # one header line
 _DIGITS = re.compile(r"\s*[0-9]+\s*")
+_FIRST = (b"WARC/", b"filedesc://")  # how the first record of a WARC file, or of an ARC file, begins
 
 
 def skip_limit(max_payload_bytes: int) -> int:
@@ -200,6 +201,8 @@ class _Reader:
                 pending = None
             if done:
                 return
+            if self.seen == 0:
+                self._check_first_record()
             start = s.tell()
             start_member = s.current_member()
             self.seen += 1
@@ -216,6 +219,14 @@ class _Reader:
                     f"or more inflated to skip, over the {_mib(self.max_skip)} limit (a gzip bomb?); "
                     "the rest of the file is not read") from None
             pending_member = s.member_of(s.tell() - 1)
+
+    def _check_first_record(self) -> None:
+        """A WARC starts with a WARC/ version line, an ARC with its filedesc:// block. Anything else is not
+        read as records: warcio would take any line of five space-separated fields for an ARC header."""
+        head = self.s.peek(len(_FIRST[1]))
+        if not any(p.startswith(head) or head.startswith(p) for p in _FIRST):
+            raise WarcReadError(f"not a WARC file: it starts with '{_short(head.decode('latin-1'), 40)}', not 'WARC/' or "
+                                "'filedesc://'")
 
     def _offset(self, member: int, start: int) -> int:
         return self.s.member_offsets[member] if self.s.gzipped else start
