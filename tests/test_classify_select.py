@@ -1,5 +1,5 @@
-"""The streamed k-th highest: exactly np.partition's answer, whatever the values, their split into files and the
-number of refinement passes it needs; it reads the values in passes instead of holding them."""
+"""The streamed k-th highest: exactly the sorted values' answer (in total order), whatever the values, their
+split into files and the number of refinement passes it needs; it reads the values in passes, not all at once."""
 
 from __future__ import annotations
 
@@ -7,16 +7,19 @@ import math
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from crawlproc.classify.select import from_key, kth_highest_streamed, order_keys
 
 
 def exact(values: np.ndarray, fraction: float) -> float:
+    """The k-th highest in IEEE total order, -0.0 below 0.0. np.partition alone holds them equal and may
+    answer either zero for a tie of the two (hypothesis found [0.0, -0.0]); the kept set is the same."""
     n = len(values)
     k = min(n, max(1, math.ceil(fraction * n - 1e-9)))
-    return float(np.partition(values, n - k)[n - k])
+    ascending = values[np.lexsort((~np.signbit(values), values))]
+    return float(ascending[n - k])
 
 
 def split(values: np.ndarray, parts: int) -> list[np.ndarray]:
@@ -40,6 +43,7 @@ def test_equals_the_exact_selection(limit, fraction):
 
 
 @settings(max_examples=200, deadline=None)
+@example([0.0, -0.0], 1.0, 1, 1).via("discovered failure")
 @given(st.lists(st.floats(allow_nan=False, width=64), min_size=1, max_size=300),
        st.floats(min_value=1e-9, max_value=1.0), st.integers(1, 5), st.sampled_from([1, 3, 100000]))
 def test_any_values_any_split(values, fraction, parts, limit):
