@@ -176,6 +176,19 @@ def run_dedup(
         return _dedup(layout, snap, recipe, input_dir, force, stop_after, log)
 
 
+def _no_inputs(snap: Snapshot, docs_dir: str) -> str:
+    """Why a snapshot has nothing to deduplicate, and what to run: docs files without their done marker are
+    what a stopped or failed extract leaves (their rows may be partial), so they are never inputs."""
+    left = [basename(f)[: -len(".parquet")] for f in files.parquet_files(docs_dir)]
+    if not left:
+        return (f"snapshot {snap.name} has no extracted documents ({docs_dir} holds none): run `crawlproc "
+                "extract` on its WARCs first")
+    named = ", ".join(left[:3]) + (f" and {len(left) - 3} more" if len(left) > 3 else "")
+    return (f"no file of snapshot {snap.name} has finished its extract: {len(left)} documents file(s) in "
+            f"{docs_dir} have no done marker ({named}), as a stopped or failed extract leaves them. Run "
+            "`crawlproc extract` on the same WARCs again (it redoes only those files), then dedup")
+
+
 def _dedup(layout: Layout, snap: Snapshot, recipe: Recipe, input_dir, force, stop_after, log) -> dict:
     t0 = time.monotonic()
     st = layout.storage
@@ -190,7 +203,8 @@ def _dedup(layout: Layout, snap: Snapshot, recipe: Recipe, input_dir, force, sto
         extracted = snap.markers.done()
         inputs = [snap.path("docs", stem) for stem in sorted(extracted)]
     if not inputs:
-        raise DedupError(f"no Parquet documents in {input_dir}")
+        raise DedupError(_no_inputs(snap, input_dir) if extracted is not None else
+                         f"no Parquet documents in {input_dir}")
     stems = [basename(f)[: -len(".parquet")] for f in inputs]
     scope_all = recipe.dedup.scope == "all"
     order, earlier = _earlier_indexes(layout, snap.name) if scope_all else (0, [])

@@ -404,3 +404,26 @@ def test_a_rewritten_docs_file_with_as_many_rows_gets_new_signatures(articles, t
     again = run_dedup(tmp_path / "out", "R", small_recipe(), input_dir=docs_dir, log=lambda m: None)
     assert again["kept"] == 3 and again["exact_duplicates"] == 3
     assert read_ids(tmp_path / "out" / "R" / "final") == ["<r0>", "<r1>", "<r2>"]
+
+
+def test_dedup_before_any_finished_extract_names_the_cause_and_the_fix(data_dir, tmp_path, ray_local, capsys):
+    from pipelines.cli import main
+    from pipelines.extract_stage import run_extract
+
+    out = tmp_path / "out"
+    rc = main(["dedup", "--out", str(out), "--snapshot", "S"])
+    assert rc == 1
+    err = capsys.readouterr().err
+    assert "no extracted documents" in err and "crawlproc extract" in err, err
+
+    # An extract killed after writing its documents and before its done marker (found by the command-sequence
+    # property): docs/ holds a file, but no file of the snapshot is finished.
+    run_extract([str(data_dir / "warc" / "dolma_sample-0000.warc.gz")], str(out), Recipe(), dump="S",
+                progress=False)
+    for marker in (out / "S" / "_done").glob("*.json"):
+        marker.unlink()
+    rc = main(["dedup", "--out", str(out), "--snapshot", "S"])
+    assert rc == 1
+    err = capsys.readouterr().err
+    assert "dolma_sample-0000" in err and "no done marker" in err and "crawlproc extract" in err, err
+    assert not (out / "S" / "dedup" / "_done.json").exists()
