@@ -24,6 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 import pyarrow as pa
 
+from crawlproc.arrowtext import offsets_and_bytes
 from crawlproc.recipe import PiiConfig
 
 # forwards from the '@': a bracketed literal, a dotted IPv4 address, or a host name with a top-level domain
@@ -170,19 +171,17 @@ def candidate_rows(texts: pa.Array) -> np.ndarray:
     if isinstance(texts, pa.ChunkedArray):
         texts = texts.combine_chunks()
     col = texts if texts.type == pa.large_string() else texts.cast(pa.large_string())
-    offsets = np.frombuffer(col.buffers()[1], dtype=np.int64)[col.offset: col.offset + len(col) + 1]
-    if col.buffers()[2] is None or offsets[-1] == offsets[0]:
+    offsets, raw = offsets_and_bytes(col)
+    if len(raw) == 0:
         return np.empty(0, dtype=np.int64)
-    data = memoryview(col.buffers()[2])[offsets[0]: offsets[-1]]
-    raw = np.frombuffer(data, dtype=np.uint8)
     # an '@' is an address's only when a local part can end before it and a domain start after it: a handle
     # ("follow @name") is not, and would cost a pass of the anonymizer over its whole text
     at = np.flatnonzero(raw == 64)
     before, after = raw[np.maximum(at - 1, 0)], raw[np.minimum(at + 1, len(raw) - 1)]
     at = at[_LOCAL_END[before] & _DOMAIN_START[after] & (at > 0) & (at < len(raw) - 1)]
-    hits = [at] + [np.array([m.start() for m in pattern.finditer(data)], dtype=np.int64) for pattern in _CANDIDATES]
+    hits = [at] + [np.array([m.start() for m in pattern.finditer(raw)], dtype=np.int64) for pattern in _CANDIDATES]
     # a match that starts in one text and ends in the next only adds a candidate
-    return np.unique(np.searchsorted(offsets[:-1] - offsets[0], np.concatenate(hits), side="right") - 1)
+    return np.unique(np.searchsorted(offsets[:-1], np.concatenate(hits), side="right") - 1)
 
 
 # Each consumes one byte and looks ahead for the rest: a match never eats the start of the next one (the

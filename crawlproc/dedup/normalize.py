@@ -22,6 +22,7 @@ import unicodedata
 import numpy as np
 import pyarrow as pa
 
+from crawlproc.arrowtext import offsets_and_bytes
 from crawlproc.dedup import kernels
 
 SEP = "\x00"  # between the texts of a batch; a text's own NUL bytes become spaces
@@ -126,17 +127,9 @@ def utf8_column(texts) -> pa.LargeStringArray | pa.LargeBinaryArray:
         return pa.array([t.encode("utf-8", "surrogatepass") for t in texts], pa.large_binary())
 
 
-def _offsets_and_bytes(column) -> tuple[np.ndarray, np.ndarray]:
-    """The texts' offsets (from 0) and their UTF-8 bytes, read from the Arrow buffers without a copy."""
-    offsets = np.frombuffer(column.buffers()[1], dtype=np.int64)[column.offset: column.offset + len(column) + 1]
-    values = column.buffers()[2]
-    data = np.frombuffer(values, dtype=np.uint8)[offsets[0]: offsets[-1]] if values is not None else np.empty(0, np.uint8)
-    return offsets - offsets[0], data
-
-
 def _joined(column) -> np.ndarray:
     """The column's bytes, its own NUL bytes as spaces, and one 0 byte between texts."""
-    offsets, data = _offsets_and_bytes(column)
+    offsets, data = offsets_and_bytes(column)
     data = np.where(data == 0, np.uint8(32), data)
     return np.insert(data, offsets[1:-1], np.uint8(0))
 
@@ -156,7 +149,7 @@ def _ascii_table() -> np.ndarray:
 
 
 def _normalized_compiled(column) -> np.ndarray:
-    offsets, data = _offsets_and_bytes(column)
+    offsets, data = offsets_and_bytes(column)
     # characters outside the BMP (emoji, some CJK, math letters and digits) are rare: looked up here, in order
     at = np.flatnonzero(data >= 0xF0)
     encs = [_astral_bytes(data[p: p + 4].tobytes()) for p in at.tolist()]
