@@ -15,7 +15,7 @@ echo "stock pip: $("$py" -m pip --version)"
 # pip's download cache (~/.cache/pip) is reused: only the first run downloads
 "$py" -m pip install -q "torch==2.13.0"
 "$py" -m pip install -q -e .
-"$py" -c "import trafilatura, crawlproc.extract"
+"$py" -c "import trafilatura, crawlproc.extract.html"
 
 env -u RAY_ADDRESS RAY_TMPDIR="$work/ray" "$work/venv/bin/crawlproc" extract \
     tests/data/warc/dolma_sample-0000.warc.gz --out "$work/out" --quiet

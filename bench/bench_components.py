@@ -40,11 +40,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from crawlproc.charset import decode_html  # noqa: E402
-from crawlproc.extract import Extractor  # noqa: E402
-from crawlproc.langid import LanguageIdentifier, model_path  # noqa: E402
+from crawlproc.warc.charset import decode_html  # noqa: E402
+from crawlproc.extract.html import Extractor  # noqa: E402
+from crawlproc.extract.language import LanguageIdentifier, model_path  # noqa: E402
 from crawlproc.recipe import ExtractConfig, LanguageConfig, UrlFilterConfig  # noqa: E402
-from crawlproc.urlfilter import BLOCKLIST_DIR, UrlFilter  # noqa: E402
+from crawlproc.extract.urlfilter import BLOCKLIST_DIR, UrlFilter  # noqa: E402
 
 
 def load_pages(html_dir: Path) -> list[tuple[str, str]]:

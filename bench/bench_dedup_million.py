@@ -1,4 +1,4 @@
-"""The whole dedup (`pipelines.dedup_stage.run_dedup` on a local Ray) on generated documents made from real
+"""The whole dedup (`pipelines.stages.dedup.run_dedup` on a local Ray) on generated documents made from real
 text, with near-duplicates planted across Jaccard 0.5-1.0 (bench/dedup_corpus.py says how): time, CPU and
 the largest task's peak memory per step, the driver's memory, recall and precision against exact Jaccard;
 on a subset, the same dedup by datatrove 0.10.1's four MinHash steps for the ratio; with --project, the cost
@@ -49,7 +49,7 @@ def run_ours(inp: Path, out: Path, partitions: int, cpus: int, components: str,
              signatures_from: Path | None = None) -> dict:
     import ray
 
-    from pipelines.dedup_stage import run_dedup
+    from pipelines.stages.dedup import run_dedup
 
     recipe = Recipe()
     recipe.dedup.num_partitions = partitions

@@ -1,4 +1,4 @@
-"""The WARC downloader (crawlproc.download.download_file) vs curl, on a mini Common Crawl served on 127.0.0.1.
+"""The WARC downloader (crawlproc.crawl.download.download_file) vs curl, on a mini Common Crawl served on 127.0.0.1.
 
 Two scenarios on the same files in the same run:
 - clean: every file once; wall time of ours (streaming + gzip verification of every member) vs `curl -sf`
@@ -25,9 +25,9 @@ import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from crawlproc.download import DownloadError, download_file  # noqa: E402
+from crawlproc.crawl.download import DownloadError, download_file  # noqa: E402
 from crawlproc.recipe import DownloadConfig  # noqa: E402
-from pipelines.minicc import Fault, MiniCCServer, build_minicc  # noqa: E402
+from pipelines.demo.minicc import Fault, MiniCCServer, build_minicc  # noqa: E402
 
 CFG = DownloadConfig(retries=5, backoff_s=0.05, max_backoff_s=1.0, timeout_s=30)
 

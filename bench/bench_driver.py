@@ -3,9 +3,9 @@ a snapshot with half of them done, and keeps a stage of many units in flight.
 
 Phases, each measured in the driver process (peak RSS from /proc/self/status VmHWM, reset between phases
 with /proc/self/clear_refs where the kernel allows it, else reported as the running peak):
-  listing   parse and validate a 100k-line warc.paths.gz (crawlproc.listing.build_listing)
+  listing   parse and validate a 100k-line warc.paths.gz (crawlproc.crawl.listing.build_listing)
   resume    plan the 100k files against a snapshot whose `_done/` holds 50k markers (one LIST)
-  stage     run --units no-op units through pipelines.runner.run_stage on a local Ray (the window of tasks,
+  stage     run --units no-op units through pipelines.engine.runner.run_stage on a local Ray (the window of tasks,
             markers, progress); the units' outputs are one small marker each
 No peer runs here: the figure is our own driver's memory per file, to set against the cluster's (NeMo Curator
 and datatrove keep one driver-side object per file or task as well).
@@ -63,10 +63,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--units", type=int, default=5000)
     args = p.parse_args(argv)
 
-    from crawlproc.fingerprint import digest
-    from crawlproc.inputs import Candidate, plan_inputs
-    from crawlproc.layout import Layout
-    from crawlproc.listing import build_listing, parse_listing_bytes
+    from crawlproc.store.fingerprint import digest
+    from crawlproc.store.inputs import Candidate, plan_inputs
+    from crawlproc.store.layout import Layout
+    from crawlproc.crawl.listing import build_listing, parse_listing_bytes
 
     report = {"files": args.files, "units": args.units, "start_rss_mb": round(rss_mb(), 1)}
     snap = "CC-MAIN-2024-10"
@@ -104,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
         import ray
         import ray.cloudpickle
 
-        from pipelines.runner import Unit, run_stage
+        from pipelines.engine.runner import Unit, run_stage
 
         ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
         ray.init(address="local", num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False,

@@ -7,10 +7,10 @@
     python bench/bench_extract.py --profile             # also cProfile ours: where the time goes
 
 What runs, on the same WARC file:
-- **ours**: `crawlproc.process.process_warc` with the default (FineWeb) recipe, in one process: our WARC reader
+- **ours**: `crawlproc.extract.file.process_warc` with the default (FineWeb) recipe, in one process: our WARC reader
   -> URL filter (UT1 lists + FineWeb's word lists) -> language pre-check (resiliparse main text + lid.176; it
   removes a page without extracting it only when that text is confidently in a language the recipe does not
-  keep, see crawlproc/precheck.py) -> trafilatura (favour precision, tables kept) -> lid.176 (en > 0.65) ->
+  keep, see crawlproc/extract/precheck.py) -> trafilatura (favour precision, tables kept) -> lid.176 (en > 0.65) ->
   Gopher repetition -> Gopher quality -> C4 -> FineWeb quality, writing docs/ and removed/ Parquet.
 - **ours, no pre-check**: the same with `language.precheck = false`: every page is extracted. It gives the
   agreement the pre-check costs (Jaccard of the two kept sets) and the ratio without it.
@@ -71,8 +71,8 @@ def run_ours(warc: Path, work: Path, engine: str = "trafilatura", timeout_s: flo
              precheck: bool = True) -> dict:
     import pyarrow.parquet as pq
 
-    from crawlproc.process import process_warc
-    from crawlproc.layout import Layout, warc_stem
+    from crawlproc.extract.file import process_warc
+    from crawlproc.store.layout import Layout, warc_stem
 
     recipe = our_recipe(engine, timeout_s, precheck)
     timing: dict = {}
@@ -327,7 +327,7 @@ def profile_ours(warc: Path, work: Path, top: int, recipe) -> list:
     import cProfile
     import pstats
 
-    from crawlproc.process import process_warc
+    from crawlproc.extract.file import process_warc
 
     if work.exists():
         shutil.rmtree(work)

@@ -1,4 +1,4 @@
-"""The four quality filters, ours (crawlproc.quality, as crawlproc/steps.py lists them) vs datatrove 0.10.1's, on the same documents in one run.
+"""The four quality filters, ours (crawlproc.quality, as crawlproc/extract/registry.py lists them) vs datatrove 0.10.1's, on the same documents in one run.
 
     python bench/bench_filters.py                  # 2,000 documents from the 181 gold article texts
     python bench/bench_filters.py --docs 10000     # bigger
@@ -43,11 +43,11 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.common import OUT, cpu_seconds, ratio, write_json  # noqa: E402
-from crawlproc import steps  # noqa: E402
+from crawlproc.extract import registry  # noqa: E402
 from crawlproc.doc import Doc  # noqa: E402
 from crawlproc.recipe import Recipe  # noqa: E402
 
-STAGES = [f.name for f in steps.FILTERS]
+STAGES = [f.name for f in registry.FILTERS]
 DEFAULT_SOURCES = [ROOT / "tests/data/html/ground-truth.json", ROOT / "tests/data/quality/texts.json"]
 
 
@@ -171,7 +171,7 @@ def make_docs(texts: list[str], n: int, seed: int) -> list[str]:
 
 def ours_filters():
     recipe = Recipe()
-    return [(f.name, (lambda flt: (lambda doc: _ours(flt, doc)))(f(recipe.filters[f.name]))) for f in steps.FILTERS]
+    return [(f.name, (lambda flt: (lambda doc: _ours(flt, doc)))(f(recipe.filters[f.name]))) for f in registry.FILTERS]
 
 
 def _ours(flt, doc):

@@ -6,7 +6,7 @@ the NULs: a huge payload) and "lying" (it says 1 KB; the NULs follow the record 
 next record should start). The files are written streamed (never held in memory) to bench/out/bombs/ and reused.
 
 Each side runs in a fresh interpreter per file; CPU seconds and peak RSS (ru_maxrss) come from wait4:
-- ours: crawlproc.warc.iter_html_records(path, max_payload_bytes=5,000,000). It reads the bomb's payload up to
+- ours: crawlproc.warc.reader.iter_html_records(path, max_payload_bytes=5,000,000). It reads the bomb's payload up to
   the cap and counts it `too_large`; then it skips the rest by inflating it in 256 KB pieces, up to
   skip_limit(5 MB) = 320 MiB. A bomb bigger than that ends the file with a WarcReadError (the records before
   it kept, the ones after it not read): time proportional to the cap, not to the bomb. The lying shape: the
@@ -88,7 +88,7 @@ def make_bomb_warc(path: Path, inflated: int, honest: bool) -> Path:
 
 
 def run_ours(path: str) -> dict:
-    from crawlproc.warc import ReadCounts, WarcReadError, iter_html_records
+    from crawlproc.warc.reader import ReadCounts, WarcReadError, iter_html_records
 
     counts, urls, error = ReadCounts(), [], None
     try:

@@ -6,7 +6,7 @@
 Both sides run trainer.data.ShardLoader over the same token set (random uint16 tokens, documents of 200-1800
 tokens, row groups of 1024 documents, Parquet zstd), batch 16 x 1024, one epoch, with the same read-ahead
 (--prefetch row groups, background threads); "local" reads the folder, "s3" reads the same files uploaded to
-moto_server on 127.0.0.1 through crawlproc.storage (pyarrow's S3 client, its retry strategy). Two modes:
+moto_server on 127.0.0.1 through crawlproc.store.storage (pyarrow's S3 client, its retry strategy). Two modes:
 - loader only: next_batch() as fast as it goes: the loader's own throughput, I/O and decoding;
 - with a model step: each batch is followed by --step-ms of sleep standing in for a GPU step (16 ms per
   16K tokens is a 124M model at ~1M tokens/s), which read-ahead should hide: the target is S3 >= 0.9x local.
@@ -31,7 +31,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
-from crawlproc.storage import Storage, join  # noqa: E402
+from crawlproc.store.storage import Storage, join  # noqa: E402
 from s3 import MotoServer, free_port, session_env  # noqa: E402
 from tokenizer.mixing import parse_tokens  # noqa: E402
 from tokenizer.shards import write_token_set  # noqa: E402

@@ -6,7 +6,7 @@
 For each size S: two generated token sets of S/2 tokens each (documents of 100-900 tokens, shards of at
 most 512K tokens, as a tokenize run with shard_tokens=512K writes them), mixed as a:0.5 + b:0.5 to a budget
 of S/2 train tokens. Each side runs in a fresh process on the same input:
-- ours: pipelines.mix_stage.run_mix on a private local Ray (2 CPUs; started before the clock starts, so
+- ours: pipelines.stages.mix.run_mix on a private local Ray (2 CPUs; started before the clock starts, so
   Ray's ~4 s start-up is not in the time), buckets of --bucket-tokens, every unit through the stage runner
   with its markers; peak RSS = the largest of the driver's and every Ray worker's (each unit reports its
   worker's ru_maxrss);
@@ -58,7 +58,7 @@ def run_ours(inputs: list[str], out: str, budget: int, bucket_tokens: int) -> di
     import ray
 
     from crawlproc.recipe import Recipe
-    from pipelines.mix_stage import MixConfig, MixSource, run_mix
+    from pipelines.stages.mix import MixConfig, MixSource, run_mix
     from tokenizer.mixing import parse_spec
 
     ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False,

@@ -1,12 +1,12 @@
 """Object storage vs local disk, and the file-system layer (issue 14). A real S3-compatible server (moto's
 standalone server) is started on 127.0.0.1 for the run.
 
-1. The extract stage writing its outputs to a bucket vs to a local folder: `crawlproc.process.process_warc` on
+1. The extract stage writing its outputs to a bucket vs to a local folder: `crawlproc.extract.file.process_warc` on
    the same generated WARC, once with `out` a local folder, once with `out` = s3://bench/...: the same reading,
    extraction, filters and Parquet encoding on both sides; only where the bytes go differs (a rename into
    place on disk vs one PUT per file). Each side runs in a fresh interpreter, rounds interleaved; the figure
    is documents per wall second (the upload is network time, not CPU), ratio S3 / local (target >= 0.9).
-2. The layer: reading the same objects back through pyarrow.fs (what crawlproc.storage uses) vs through
+2. The layer: reading the same objects back through pyarrow.fs (what crawlproc.store.storage uses) vs through
    s3fs (fsspec), whole-object reads of every output file and of a 64 MiB object, MB per wall second, ratio
    pyarrow / s3fs (> 1 = pyarrow faster). Both go to the same server through the same loopback.
 The shard loader local vs S3 (tokens/s) is bench/bench_loader_storage.py.
@@ -34,7 +34,7 @@ from common import OUT, run_isolated, write_json  # noqa: E402
 
 
 def _child(warc: str, out: str, result: str) -> None:
-    from crawlproc.process import process_warc
+    from crawlproc.extract.file import process_warc
     from crawlproc.recipe import Recipe
 
     t0 = time.perf_counter()
@@ -83,8 +83,8 @@ def main(argv: list[str] | None = None) -> int:
 
         import s3fs
 
-        from crawlproc.layout import Layout
-        from crawlproc.storage import Storage, join
+        from crawlproc.store.layout import Layout
+        from crawlproc.store.storage import Storage, join
 
         st = Storage()
         big = join(bucket, "big.bin")

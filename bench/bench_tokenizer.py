@@ -111,8 +111,8 @@ def main(argv: list[str] | None = None) -> int:
 
     import pyarrow as pa
 
-    from crawlproc.storage import Storage
-    from pipelines.tokenize_stage import encode_part
+    from crawlproc.store.storage import Storage
+    from pipelines.stages.tokenize import encode_part
     from tokenizer import EOT, load_tokenizer, train_bpe
 
     texts = read_corpus(args.corpus or DEFAULT_CORPUS)

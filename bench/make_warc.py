@@ -211,8 +211,8 @@ def label_languages(pages: list[Payload]) -> list[tuple[str, str]]:
     (favour precision, tables kept); "und" when the text is missing or the top score is under 0.5."""
     import trafilatura
 
-    from crawlproc.charset import UndecodableError, decode_html
-    from crawlproc.langid import LanguageIdentifier
+    from crawlproc.warc.charset import UndecodableError, decode_html
+    from crawlproc.extract.language import LanguageIdentifier
 
     lid = LanguageIdentifier()
     labels = []

@@ -1,4 +1,4 @@
-"""One document on its way through the extract stage's steps (crawlproc/pipeline.py)."""
+"""One document on its way through the extract stage's steps (crawlproc/extract/steps.py)."""
 
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ class Doc:
         self.html = html
         self.language: str | None = None
         self.language_score: float | None = None
-        self.precheck = None  # a crawlproc.precheck.Verdict: not extracted, the language step removes it
+        self.precheck = None  # a crawlproc.extract.precheck.Verdict: not extracted, the language step removes it
         self._text = text
         self._memo: dict[str, object] = {}
 

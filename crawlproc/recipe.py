@@ -1,7 +1,7 @@
 """The recipe: every knob of the pipeline, as plain dataclasses with the FineWeb constants as defaults.
 
 A recipe file is TOML with one table per section (see pipelines/recipes/fineweb.toml). The quality filters'
-sections come from the step registry (crawlproc/steps.py): each filter module defines its own. `load_recipe`
+sections come from the step registry (crawlproc/extract/registry.py): each filter module defines its own. `load_recipe`
 rejects an unknown section or key, a value of the wrong type, a number that is not finite or out of range,
 and a credential, *before any work starts*, with an error that names the key and the reason.
 """
@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
-from crawlproc import steps
+from crawlproc.extract import registry
 from crawlproc.classify import ClassifierConfig, ClassifyConfig, parse_classifiers
 from crawlproc.config import (
     RecipeError,
@@ -28,7 +28,7 @@ from crawlproc.config import (
     one_of,
     require,
 )
-from crawlproc.layout import LayoutError, check_name
+from crawlproc.store.layout import LayoutError, check_name
 
 __all__ = ["RecipeError", "Recipe", "load_recipe", "recipe_from_dict", "recorded_recipe"]
 
@@ -90,7 +90,7 @@ class LanguageConfig(Section):
     enabled: bool = True
     keep: list[str] = field(default_factory=lambda: ["en"])  # empty list: keep every language, label only
     min_score: float = 0.65
-    # skip extraction of a page whose cheap main text is confidently in a language not kept (crawlproc/precheck.py)
+    # skip extraction of a page whose cheap main text is confidently in a language not kept (crawlproc/extract/precheck.py)
     precheck: bool = True
     precheck_min_score: float = 0.8  # the pre-check's top language score needed (never below min_score)
 
@@ -251,7 +251,7 @@ MAX_SIGNATURE_BATCH_BYTES = 256 << 20  # one batch's signature matrix (documents
 
 
 def _default_filters() -> dict[str, Section]:
-    return {f.name: f.Config() for f in steps.FILTERS}
+    return {f.name: f.Config() for f in registry.FILTERS}
 
 
 @dataclass
@@ -260,7 +260,7 @@ class Recipe:
     url_filter: UrlFilterConfig = field(default_factory=UrlFilterConfig)
     extract: ExtractConfig = field(default_factory=ExtractConfig)
     language: LanguageConfig = field(default_factory=LanguageConfig)
-    # The quality filters' sections, keyed and ordered by crawlproc/steps.py (plugins' included); each is also
+    # The quality filters' sections, keyed and ordered by crawlproc/extract/registry.py (plugins' included); each is also
     # an attribute: recipe.gopher_quality is recipe.filters["gopher_quality"].
     filters: dict[str, Section] = field(default_factory=_default_filters)
     minhash: MinHashConfig = field(default_factory=MinHashConfig)
@@ -274,11 +274,11 @@ class Recipe:
     tokenize: TokenizeConfig = field(default_factory=TokenizeConfig)
     ray: RayConfig = field(default_factory=RayConfig)
     # The trainer's settings (trainer.config.TrainConfig but its paths): crawlproc does not know the trainer,
-    # so pipelines/recipe_files.py validates this table wherever a recipe is loaded for a run.
+    # so pipelines/recipes/__init__.py validates this table wherever a recipe is loaded for a run.
     train: dict = field(default_factory=dict)
 
     def __post_init__(self):
-        classes = steps.filters(self.extract.plugins)
+        classes = registry.filters(self.extract.plugins)
         clash = [f.name for f in classes if f.name in _FIXED_SECTIONS]
         require(not clash, "extract.plugins", f"a filter may not take the name of a recipe section: {clash}")
         given = dict(self.filters)
@@ -289,7 +289,7 @@ class Recipe:
                 cfg = f.Config()
             require(isinstance(cfg, f.Config), f.name, f"must be a {f.Config.__name__}, got {type(cfg).__name__}")
             self.filters[f.name] = cfg
-        require(not given, ", ".join(given), "not a filter of this recipe (see crawlproc/steps.py, extract.plugins)")
+        require(not given, ", ".join(given), "not a filter of this recipe (see crawlproc/extract/registry.py, extract.plugins)")
         require(isinstance(self.train, dict), "train", "must be a table")
         # what one section cannot see on its own
         require(self.tokenize.source != "docs" or not self.dedup.enabled, "tokenize.source",
@@ -343,7 +343,7 @@ def recipe_from_dict(data: dict) -> Recipe:
         raise RecipeError("<file>", "a recipe is a set of tables")
     built: dict = {}
     extract = build_section(ExtractConfig, data.get("extract", {}), "extract")  # plugins add sections
-    filter_types = {f.name: f.Config for f in steps.filters(extract.plugins)}
+    filter_types = {f.name: f.Config for f in registry.filters(extract.plugins)}
     filters = {}
     for name, values in data.items():
         if name == "extract":

@@ -7,7 +7,7 @@ import importlib
 import sys
 
 from pipelines.commands import COMMANDS
-from pipelines.ray_runtime import RayConnectError
+from pipelines.engine.ray_runtime import RayConnectError
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -18,7 +18,7 @@ from crawlproc.classify.select import kth_highest_streamed
 from crawlproc.classify.fasttext import FastTextClassifier, FastTextConfig
 from crawlproc.classify.hf import TransformersClassifier, TransformersConfig
 from crawlproc.classify.train import TrainParams, auc, train_classifier
-from crawlproc.layout import Layout
+from crawlproc.store.layout import Layout
 from crawlproc.recipe import RecipeError
 from crawlproc.schema import docs_table
 

@@ -10,12 +10,12 @@ import pytest
 from classify_data import pages_split_fixture  # noqa: F401 -- the pages_split fixture
 from crawlproc.classify.train import TrainParams, train_classifier
 from crawlproc.config import RecipeError
-from crawlproc.failure import Failure, SetupError
-from crawlproc.layout import Layout
-from crawlproc.process import process_warc
+from crawlproc.store.failure import Failure, SetupError
+from crawlproc.store.layout import Layout
+from crawlproc.extract.file import process_warc
 from crawlproc.recipe import Recipe, recipe_from_dict
-from crawlproc.storage import atomic_write_json
-from pipelines.explain import explain_document, format_explanation
+from crawlproc.store.storage import atomic_write_json
+from pipelines.inspect.explain import explain_document, format_explanation
 
 WARC = "dolma_sample-0000.warc.gz"
 PLUGIN = "crawlproc.classify.fasttext_filter"

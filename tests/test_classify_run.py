@@ -12,7 +12,7 @@ from classify_data import pages_split_fixture  # noqa: F401 -- the pages_split f
 from crawlproc.classify.train import TrainParams, train_classifier
 from crawlproc.recipe import recipe_from_dict
 from pipelines.cli import main as cli_main
-from pipelines.minicc import MiniCCServer, build_minicc
+from pipelines.demo.minicc import MiniCCServer, build_minicc
 
 SNAP = "CC-MAIN-2024-10"
 

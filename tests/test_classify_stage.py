@@ -16,11 +16,11 @@ from classify_data import pages_split_fixture, tiny_transformers_model  # noqa: 
 from crawlproc.classify import parse_classifiers
 from crawlproc.classify.apply import score_chunks
 from crawlproc.classify.train import TrainParams, auc, train_classifier
-from crawlproc.layout import Layout
+from crawlproc.store.layout import Layout
 from crawlproc.recipe import Recipe, RecipeError, recipe_from_dict
 from crawlproc.schema import docs_table
-from pipelines.classify_stage import ClassifyError, run_classify
-from pipelines.steps import build_steps
+from pipelines.stages.classify import ClassifyError, run_classify
+from pipelines.stages.chain import build_steps
 
 QUIET = {"progress": False, "log": lambda _m: None}
 SNAP = "CC-MAIN-TEST"
@@ -203,8 +203,8 @@ def test_run_chains_classify_between_dedup_and_tokenize():
 
 
 def test_report_and_explain_show_scores_against_the_threshold(ray_local, tmp_path, models, pages_split):
-    from pipelines.explain import explain_document, format_explanation
-    from pipelines.report import write_report
+    from pipelines.inspect.explain import explain_document, format_explanation
+    from pipelines.inspect.report import write_report
 
     _, held = pages_split
     make_snapshot(tmp_path, held[:8], files=2)
@@ -230,7 +230,7 @@ def test_report_and_explain_show_scores_against_the_threshold(ray_local, tmp_pat
 
 
 def test_the_identity_tokenize_reads_follows_the_classified_documents(ray_local, tmp_path, models, pages_split):
-    from pipelines.classify_stage import classified_identity
+    from pipelines.stages.classify import classified_identity
 
     _, held = pages_split
     make_snapshot(tmp_path, held[:4], files=2)
@@ -254,7 +254,7 @@ def test_models_in_a_bucket_are_copied_once_per_machine(ray_local, s3_server, tm
     import uuid
 
     from crawlproc.classify import build
-    from crawlproc.storage import default_storage, join
+    from crawlproc.store.storage import default_storage, join
 
     train, held = pages_split
     bucket = s3_server.bucket(f"models-{uuid.uuid4().hex[:8]}")

@@ -18,7 +18,7 @@ import pytest
 from classify_data import pages_split_fixture, write_jsonl  # noqa: F401 -- the pages_split fixture
 from crawlproc.classify.fasttext import FastTextClassifier, FastTextConfig
 from crawlproc.classify.train import MIN_THREADS, TrainError, TrainParams, auc, sample_snapshot
-from crawlproc.layout import Layout
+from crawlproc.store.layout import Layout
 from crawlproc.schema import docs_table
 from pipelines.cli import main as cli_main
 

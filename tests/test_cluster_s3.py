@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from crawlproc.layout import Layout
-from crawlproc.storage import Storage, join
-from pipelines.minicc import build_minicc
+from crawlproc.store.layout import Layout
+from crawlproc.store.storage import Storage, join
+from pipelines.demo.minicc import build_minicc
 from raycluster import Head, Worker, clean_env, wait_for_nodes
 
 REPO = Path(__file__).resolve().parents[1]

@@ -24,11 +24,11 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from crawlproc.inputs import RecipeChanged
+from crawlproc.store.inputs import RecipeChanged
 from crawlproc.recipe import load_recipe
-from pipelines.dedup_stage import DedupError, run_dedup
-from pipelines.extract_stage import run_extract
-from pipelines.tokenize_stage import TokenizeError, run_tokenize
+from pipelines.stages.dedup import DedupError, run_dedup
+from pipelines.stages.extract import run_extract
+from pipelines.stages.tokenize import TokenizeError, run_tokenize
 from warcs import articles, write_warc
 
 SNAP = "S"

@@ -158,7 +158,7 @@ def same_outputs(a: Path, b: Path, snapshot: str) -> None:
 
 
 def test_recall_and_precision_against_brute_force_jaccard(articles, tmp_path, ray_local):
-    from pipelines.dedup_stage import run_dedup
+    from pipelines.stages.dedup import run_dedup
 
     docs = build_corpus(articles, n_mixtures=2200)
     assert len(docs) > 2800
@@ -216,7 +216,7 @@ def test_recall_and_precision_against_brute_force_jaccard(articles, tmp_path, ra
 
 
 def test_cross_snapshot_scope_all(articles, tmp_path, ray_local):
-    from pipelines.dedup_stage import run_dedup
+    from pipelines.stages.dedup import run_dedup
 
     rng = random.Random(4)
     first = [(f"<s1-{i}>", articles[i]) for i in range(30)]
@@ -261,7 +261,7 @@ def test_cross_snapshot_scope_all(articles, tmp_path, ray_local):
 
 
 def test_rerun_after_crash_gives_the_same_survivors(articles, tmp_path, ray_local):
-    from pipelines.dedup_stage import StopAfter, run_dedup
+    from pipelines.stages.dedup import StopAfter, run_dedup
 
     docs = build_corpus(articles[:40], n_mixtures=100, seed=2)
     write_docs(tmp_path / "in", docs, "S", n_files=4)
@@ -294,7 +294,7 @@ def test_rerun_after_crash_gives_the_same_survivors(articles, tmp_path, ray_loca
 def test_a_run_stopped_by_older_code_starts_over(articles, tmp_path, ray_local):
     """Code that writes dedup/work/ in another format (an upgrade between a crash and the rerun) must not
     resume on the files the old code left: the work format is part of the plan."""
-    from pipelines.dedup_stage import StopAfter, run_dedup
+    from pipelines.stages.dedup import StopAfter, run_dedup
 
     docs = build_corpus(articles[:30], n_mixtures=60, seed=5)
     write_docs(tmp_path / "in", docs, "S", n_files=3)
@@ -349,7 +349,7 @@ def test_cli_on_a_foreign_folder_and_bad_input(articles, tmp_path, ray_local, ca
 
 
 def test_pii_is_applied_to_survivors_and_dedup_can_be_disabled(articles, tmp_path, ray_local):
-    from pipelines.dedup_stage import run_dedup
+    from pipelines.stages.dedup import run_dedup
 
     contact = " Contact: press@news-site.com, server 93.184.216.34, intranet 192.168.1.20."
     docs = [("<p0>", articles[0] + contact), ("<p1>", articles[0] + contact), ("<p2>", articles[1])]
@@ -369,8 +369,8 @@ def test_pii_is_applied_to_survivors_and_dedup_can_be_disabled(articles, tmp_pat
 
 def test_signatures_written_elsewhere_are_reused_stale_ones_recomputed(articles, tmp_path, ray_local):
     from crawlproc.dedup.signatures import docs_fingerprint, signature_table
-    from crawlproc.storage import atomic_write_table
-    from pipelines.dedup_stage import run_dedup
+    from crawlproc.store.storage import atomic_write_table
+    from pipelines.stages.dedup import run_dedup
 
     docs = [(f"<r{i}>", articles[i]) for i in range(6)] + [("<r6>", articles[2])]
     docs_dir = tmp_path / "out" / "R" / "docs"
@@ -394,7 +394,7 @@ def test_signatures_written_elsewhere_are_reused_stale_ones_recomputed(articles,
 
 def test_a_rewritten_docs_file_with_as_many_rows_gets_new_signatures(articles, tmp_path, ray_local):
     """Issue 11, item 2: signatures belong to the docs file's bytes, not to its name and row count."""
-    from pipelines.dedup_stage import run_dedup
+    from pipelines.stages.dedup import run_dedup
 
     docs_dir = tmp_path / "out" / "R" / "docs"
     write_docs(docs_dir, [(f"<r{i}>", articles[i]) for i in range(6)], "R", n_files=1)
@@ -408,7 +408,7 @@ def test_a_rewritten_docs_file_with_as_many_rows_gets_new_signatures(articles, t
 
 def test_dedup_before_any_finished_extract_names_the_cause_and_the_fix(data_dir, tmp_path, ray_local, capsys):
     from pipelines.cli import main
-    from pipelines.extract_stage import run_extract
+    from pipelines.stages.extract import run_extract
 
     out = tmp_path / "out"
     rc = main(["dedup", "--out", str(out), "--snapshot", "S"])

@@ -1,5 +1,5 @@
 """The layering the design promises, checked on the source: crawlproc/ never imports ray (Ray lives in
-pipelines/), tokenizer/ imports nothing of ours but itself, trainer/ only tokenizer/ and crawlproc.storage (URIs)."""
+pipelines/), tokenizer/ imports nothing of ours but itself, trainer/ only tokenizer/ and crawlproc.store.storage (URIs)."""
 
 from __future__ import annotations
 
@@ -49,7 +49,7 @@ def test_crawlproc_never_imports_ray():
 @pytest.mark.parametrize("package,allowed_ours", [
     ("crawlproc", {"crawlproc"}),
     ("tokenizer", {"tokenizer"}),
-    ("trainer", {"trainer", "tokenizer", "crawlproc.storage"}),
+    ("trainer", {"trainer", "tokenizer", "crawlproc.store.storage"}),
 ])
 def test_core_packages_import_only_what_sits_below_them(package, allowed_ours):
     def allowed(m):

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from crawlproc.download import (
+from crawlproc.crawl.download import (
     CorruptFileError,
     DownloadError,
     UnsafePathError,
@@ -26,7 +26,7 @@ from crawlproc.download import (
     verify_gzip,
 )
 from crawlproc.recipe import DownloadConfig
-from pipelines.minicc import Fault, MiniCCServer
+from pipelines.demo.minicc import Fault, MiniCCServer
 
 WARC = "dolma_sample-0000.warc.gz"  # 214 KB, 48 gzip members (one per record)
 # fast retries for tests; waits are still real sleeps
@@ -234,7 +234,7 @@ def test_download_slots_bound_concurrency_and_survive_a_killed_holder(tmp_path):
     with download_slot(2, lock_dir) as a, download_slot(2, lock_dir) as b:
         assert {a, b} == {0, 1}
     # a process holding the only slot is SIGKILLed: the kernel drops its lock, the slot is free again
-    code = ("import sys, time; from crawlproc.download import download_slot\n"
+    code = ("import sys, time; from crawlproc.crawl.download import download_slot\n"
             f"with download_slot(1, {str(lock_dir)!r}):\n    print('held', flush=True); time.sleep(60)\n")
     holder = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True,
                               cwd=Path(__file__).parents[1])
@@ -378,7 +378,7 @@ def test_max_bytes_refuses_a_larger_file_at_once(server, tmp_path):
 
 
 def test_attempt_deadline_rule():
-    from crawlproc.download import DEADLINE_TIMEOUTS, attempt_deadline_s
+    from crawlproc.crawl.download import DEADLINE_TIMEOUTS, attempt_deadline_s
 
     assert attempt_deadline_s(DownloadConfig(timeout_s=7.0)) == DEADLINE_TIMEOUTS * 7.0
 

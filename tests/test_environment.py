@@ -85,7 +85,7 @@ def test_every_declared_package_is_used():
 
 def test_language_id_loads_through_the_public_api_without_printing():
     """fasttext.load_model of the fasttext-numpy2 binding prints nothing (plain fasttext warns on stderr)."""
-    code = ("from crawlproc.langid import LanguageIdentifier\n"
+    code = ("from crawlproc.extract.language import LanguageIdentifier\n"
             "print(LanguageIdentifier().predict('This is an English sentence about the weather.')[0])")
     proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120,
                           env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"})

@@ -14,12 +14,12 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from crawlproc.inputs import RecipeChanged
-from crawlproc.layout import Layout
-from crawlproc.lock import Busy, hold
+from crawlproc.store.inputs import RecipeChanged
+from crawlproc.store.layout import Layout
+from crawlproc.store.lock import Busy, hold
 from crawlproc.recipe import load_recipe
-from crawlproc.storage import Storage
-from pipelines.extract_stage import run_extract
+from crawlproc.store.storage import Storage
+from pipelines.stages.extract import run_extract
 from warcs import articles, write_warc
 
 REPO = Path(__file__).resolve().parents[1]
@@ -112,7 +112,7 @@ def test_another_recipe_is_refused_naming_the_keys_and_forced_consistently(ray_l
     assert len(Layout(str(out)).snapshot("S").markers.done()) == 2  # nothing was touched
     assert Storage().read_json(Layout(str(out)).snapshot("S").recipe_uri) == recipe.to_dict()
     # explain judges each document by the recipe its file was made with, not by the refused one
-    from pipelines.explain import explain_document
+    from pipelines.inspect.explain import explain_document
 
     removed = pq.read_table(sorted((out / "S" / "removed").glob("*.parquet"))[0]).to_pylist()
     quality = next((r for r in removed if r["removed_by"] == "gopher_quality"), None)
@@ -172,7 +172,7 @@ def test_two_commands_on_one_snapshot_the_second_stops_at_once(ray_local, tmp_pa
     snap = Layout(str(out)).snapshot("S")
     holder = subprocess.Popen(
         [sys.executable, "-c", "import sys, time; sys.path.insert(0, sys.argv[1]);"
-         "from crawlproc.lock import hold; from crawlproc.storage import Storage;"
+         "from crawlproc.store.lock import hold; from crawlproc.store.storage import Storage;"
          "ctx = hold(Storage(), sys.argv[2], 'snapshot S'); ctx.__enter__(); print('held', flush=True);"
          "time.sleep(60)", str(REPO), snap.lock_uri],
         stdout=subprocess.PIPE, text=True)
@@ -196,14 +196,14 @@ def test_the_lock_is_reentrant_in_one_process_and_exclusive_across(tmp_path):
     uri = str(tmp_path / "_lock")
     with hold(Storage(), uri, "x"), hold(Storage(), uri, "x"):
         code = subprocess.run([sys.executable, "-c", "import sys; sys.path.insert(0, sys.argv[1]);"
-                               "from crawlproc.lock import hold, Busy; from crawlproc.storage import Storage\n"
+                               "from crawlproc.store.lock import hold, Busy; from crawlproc.store.storage import Storage\n"
                                "try:\n  hold(Storage(), sys.argv[2], 'x').__enter__()\nexcept Busy:\n  sys.exit(3)",
                                str(REPO), uri], timeout=60).returncode
         assert code == 3
 
 
 def test_the_lease_on_an_object_store_keeps_others_out_until_released(s3_server):
-    import crawlproc.lock as lock
+    import crawlproc.store.lock as lock
 
     uri = s3_server.bucket("locks") + "/snap/_lock"
     st = Storage()
@@ -225,9 +225,9 @@ def test_the_lease_on_an_object_store_keeps_others_out_until_released(s3_server)
 def test_a_run_whose_tokenize_failed_is_not_ok(ray_local, tmp_path, texts, recipe):
     """Issue 11, item 4: `crawlproc run` must not exit 0 when a file failed to tokenize."""
     from pipelines.commands.common import exit_code
-    from pipelines.minicc import MiniCCServer, build_minicc
-    from pipelines.run_snapshot import run_snapshot
-    from pipelines.steps import dedup_step, tokenize_step
+    from pipelines.demo.minicc import MiniCCServer, build_minicc
+    from pipelines.stages.run import run_snapshot
+    from pipelines.stages.chain import dedup_step, tokenize_step
 
     mini = build_minicc(tmp_path / "minicc", snapshot="CC-MAIN-2024-10", files=2)
 

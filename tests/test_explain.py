@@ -12,13 +12,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from crawlproc import steps
+from crawlproc.extract import registry
 from crawlproc.quality.gopher_repetition import GopherRepetition
 from crawlproc.recipe import load_recipe
 from crawlproc.schema import REMOVED_SCHEMA, docs_table
-from crawlproc.storage import atomic_write_json, atomic_write_table
+from crawlproc.store.storage import atomic_write_json, atomic_write_table
 from pipelines.cli import main
-from pipelines.explain import explain_document, format_explanation, query_keys
+from pipelines.inspect.explain import explain_document, format_explanation, query_keys
 
 SNAP, SNAP2 = "CC-MAIN-2024-10", "CC-MAIN-2024-18"
 CLUSTER = 4_294_967_298  # dedup's cluster ids are node numbers: file_no << 32 | row
@@ -100,7 +100,7 @@ def test_kept_document_by_id(out):
     assert "survivor of cluster" in m["summary"] and m["dedup"]["dropped"] == 1
     assert m["tokens"] == [{"set": "bpe", "file": "train-00000.parquet", "split": "train", "tokens": 120}]
     # a kept document passes every recomputed check
-    assert [c["stage"] for c in m["checks"]] == [f.name for f in steps.FILTERS]
+    assert [c["stage"] for c in m["checks"]] == [f.name for f in registry.FILTERS]
     assert all(c["reason"] is None for c in m["checks"] if c.get("enabled"))
     values = [v for c in m["checks"] for v in c.get("values", [])]
     assert not any(v["failed"] for v in values)
@@ -205,8 +205,8 @@ def test_the_recipe_the_run_recorded_is_used(out, tmp_path):
     import shutil
 
     from crawlproc.recipe import recipe_from_dict
-    from crawlproc.layout import Layout
-    from crawlproc.storage import atomic_write_json
+    from crawlproc.store.layout import Layout
+    from crawlproc.store.storage import atomic_write_json
 
     copy = tmp_path / "out"
     shutil.copytree(out, copy)

@@ -12,9 +12,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from crawlproc.storage import Storage, copy_to_local, join
+from crawlproc.store.storage import Storage, copy_to_local, join
 from pipelines.cli import main as crawlproc
-from pipelines.export_stage import run_export
+from pipelines.stages.export import run_export
 from tokenizer.exports import ExportError, LlmcWriter
 from tokenizer.shards import write_token_set
 

@@ -12,8 +12,8 @@ from collections import Counter
 
 import pytest
 
-from crawlproc.charset import UndecodableError, decode_html
-from crawlproc.extract import Extractor, ExtractTimeout
+from crawlproc.warc.charset import UndecodableError, decode_html
+from crawlproc.extract.html import Extractor, ExtractTimeout
 from crawlproc.recipe import ExtractConfig
 
 NORMAL_PAGE = (
@@ -148,7 +148,7 @@ def test_timeout_inside_a_ray_task(ray_local):
         import os
         import threading
 
-        from crawlproc.extract import Extractor, ExtractTimeout
+        from crawlproc.extract.html import Extractor, ExtractTimeout
         from crawlproc.recipe import ExtractConfig
 
         ex = Extractor(ExtractConfig(timeout_s=timeout_s))

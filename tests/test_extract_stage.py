@@ -11,11 +11,11 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from crawlproc.process import process_warc
+from crawlproc.extract.file import process_warc
 from crawlproc.recipe import Recipe
 from crawlproc.schema import DOC_SCHEMA, REMOVED_SCHEMA
-from crawlproc.layout import Layout
-from pipelines.extract_stage import expand_inputs, run_extract
+from crawlproc.store.layout import Layout
+from pipelines.stages.extract import expand_inputs, run_extract
 
 WARCS = [
     "dolma_sample-0000.warc.gz",
@@ -70,7 +70,7 @@ def test_truncated_file_fails_alone_keeping_records_before_the_fault(extracted):
     assert "truncated" in failed["error"]
     # the root cause is kept: the reader's own exception type and the frames where it was raised
     assert failed["failure"]["type"] == "WarcReadError" and failed["failure"]["frames"]
-    assert any("crawlproc/warc.py" in f for f in failed["failure"]["frames"])
+    assert any("crawlproc/warc/reader.py" in f for f in failed["failure"]["frames"])
     stats = json.loads(Path(layout.path("stats", "truncated")).read_text())
     assert stats["complete"] is False and stats["kept"] + stats["removed"] > 0
 

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from crawlproc.charset import decode_html
-from crawlproc.warc import ReadCounts, WarcReadError, iter_html_records
+from crawlproc.warc.charset import decode_html
+from crawlproc.warc.reader import ReadCounts, WarcReadError, iter_html_records
 
 MiB = 1 << 20
 

@@ -7,7 +7,7 @@ from collections import Counter
 
 import pytest
 
-from crawlproc.langid import LanguageIdentifier, model_path
+from crawlproc.extract.language import LanguageIdentifier, model_path
 from crawlproc.recipe import LanguageConfig
 
 # lingua says `nb` for Norwegian Bokmål; lid.176 has one label for Norwegian, `no`

@@ -11,9 +11,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import crawlproc.listing as listing_module
-from crawlproc.download import MAX_SEGMENT_BYTES, DownloadError, safe_join
-from crawlproc.listing import (
+import crawlproc.crawl.listing as listing_module
+from crawlproc.crawl.download import MAX_SEGMENT_BYTES, DownloadError, safe_join
+from crawlproc.crawl.listing import (
     CC_HTTPS,
     MAX_REJECTED,
     ListingError,
@@ -25,7 +25,7 @@ from crawlproc.listing import (
     read_listing,
 )
 from crawlproc.recipe import DownloadConfig
-from pipelines.minicc import Fault, MiniCCServer, write_listing
+from pipelines.demo.minicc import Fault, MiniCCServer, write_listing
 
 BASE = "http://127.0.0.1:9"
 SNAP = "CC-MAIN-2024-10"

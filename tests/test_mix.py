@@ -20,9 +20,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from crawlproc.recipe import Recipe
-from crawlproc.storage import Storage, join
+from crawlproc.store.storage import Storage, join
 from pipelines.cli import main as crawlproc
-from pipelines.mix_stage import MixConfig, MixSource, config_from_args, load_mix_toml, run_mix
+from pipelines.stages.mix import MixConfig, MixSource, config_from_args, load_mix_toml, run_mix
 from tokenizer.mixing import MixError, bucket_of, parse_spec, parse_tokens, select_keys, shuffle_keys, split_source
 from tokenizer.shards import write_token_set
 
@@ -276,7 +276,7 @@ def test_trainer_reads_a_mix_and_records_it(ray_local, sources, tmp_path):
     assert pq.read_table(tmp_path / "tokens" / "m" / manifest["shards"][0]["file"]).column_names == \
         ["id", "tokens", "source", "copy"]
     # `crawlproc report` shows the mix: sources, weights, realized tokens
-    from pipelines.report import write_report
+    from pipelines.inspect.report import write_report
 
     path, data = write_report(tmp_path, train_runs=[run])
     (ts,) = data["tokens"]

@@ -16,13 +16,13 @@ from pathlib import Path
 import pytest
 import ray.cloudpickle
 
-from crawlproc.layout import Layout
+from crawlproc.store.layout import Layout
 from crawlproc.recipe import load_recipe
-from crawlproc.storage import Storage, join
-from pipelines.minicc import MiniCCServer, build_minicc
-from pipelines.run_snapshot import run_snapshot
-from pipelines.runner import Unit, run_stage
-from pipelines.slots import ClusterSlots
+from crawlproc.store.storage import Storage, join
+from pipelines.demo.minicc import MiniCCServer, build_minicc
+from pipelines.stages.run import run_snapshot
+from pipelines.engine.runner import Unit, run_stage
+from pipelines.engine.slots import ClusterSlots
 
 REPO = Path(__file__).resolve().parents[1]
 SNAP = "CC-MAIN-2024-10"
@@ -81,8 +81,8 @@ def test_s3_listing_to_s3_output_equals_a_local_run(ray_local, s3_server, crawl_
     assert again.skipped_done == 3 and again.done == 0
     # status, report and explain read the bucket too
     from pipelines.cli import main
-    from pipelines.explain import explain_document
-    from pipelines.report import write_report
+    from pipelines.inspect.explain import explain_document
+    from pipelines.inspect.report import write_report
 
     assert main(["status", "--out", out]) == 0
     where, data = write_report(out)
@@ -95,7 +95,7 @@ def test_s3_listing_to_s3_output_equals_a_local_run(ray_local, s3_server, crawl_
 
 
 def test_dedup_and_tokenize_on_s3_equal_a_local_run(ray_local, s3_server, crawl_bucket, minicc, tmp_path):
-    from pipelines.steps import dedup_step, tokenize_step
+    from pipelines.stages.chain import dedup_step, tokenize_step
 
     recipe = load_recipe(None, {**RECIPE, "tokenize": {"vocab_size": 400}, "dedup": {"num_partitions": 3}})
     steps = [("dedup", dedup_step), ("tokenize", tokenize_step)]
@@ -118,7 +118,7 @@ def test_dedup_and_tokenize_on_s3_equal_a_local_run(ray_local, s3_server, crawl_
 
 def test_interrupted_reads_resume_and_a_missing_object_fails_alone(ray_local, s3_server, crawl_bucket, minicc,
                                                                      tmp_path):
-    from crawlproc.download import DownloadError, download_file
+    from crawlproc.crawl.download import DownloadError, download_file
 
     st = Storage()
     key = join(crawl_bucket, minicc.paths[0])

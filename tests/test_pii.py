@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from crawlproc.pii import PiiAnonymizer, anonymize, is_public_ip
+from crawlproc.dedup.pii import PiiAnonymizer, anonymize, is_public_ip
 from crawlproc.recipe import PiiConfig
 
 
@@ -102,7 +102,7 @@ def test_generated_addresses_leave_no_trace(local, domain, before, after):
      "2001:4860:4860::8888", "fe80::1", "::", "a:b", "Ünïcode", "e-mail:", "１.２.３.４", "v1.2.3.4", "\n"]),
     max_size=12).map(" ".join), min_size=1, max_size=30))
 def test_candidate_rows_hold_every_text_the_anonymizer_changes(texts):
-    from crawlproc.pii import candidate_rows
+    from crawlproc.dedup.pii import candidate_rows
 
     rows = set(candidate_rows(pa.array(texts)).tolist())
     changed = {i for i, t in enumerate(texts) if anonymize(t) != t}
@@ -111,7 +111,7 @@ def test_candidate_rows_hold_every_text_the_anonymizer_changes(texts):
 
 def test_candidates_of_texts_that_touch_in_the_column():
     """Found by the property test above: one text's match must not eat the next text's address."""
-    from crawlproc.pii import candidate_rows
+    from crawlproc.dedup.pii import candidate_rows
 
     texts = ["151.101.1.69.", "8.8.8.8", "a 12:3", "4::1"]
     assert {0, 1, 3} <= set(candidate_rows(pa.array(texts)).tolist())
@@ -120,7 +120,7 @@ def test_candidates_of_texts_that_touch_in_the_column():
 def test_an_at_sign_is_a_candidate_only_between_a_local_part_and_a_domain():
     """A handle ("follow @name") or a lone '@' cannot be an address: its text skips the anonymizer. An '@'
     after a quote, a dot or a letter of any script, before a letter, a digit or '[' stays a candidate."""
-    from crawlproc.pii import candidate_rows
+    from crawlproc.dedup.pii import candidate_rows
 
     texts = ["follow @name today", "a @ b", "mail me@", '"john doe"@example.com', "письмо@пример.рф",
              "Abc..123@example.com", "x@[1.2.3.4]", "user@١٢٣.١.١.١", "plain text"]

@@ -1,4 +1,4 @@
-"""The extract pipeline as a list of steps (crawlproc/pipeline.py, crawlproc/steps.py): a filter registered
+"""The extract pipeline as a list of steps (crawlproc/extract/steps.py, crawlproc/extract/registry.py): a filter registered
 from outside the package runs in a real extract and shows in stats, removed/ and explain; the per-document
 CPU budget stops any step; a step that raises costs its document only; per-document time is linear in the
 text's length whatever the text.
@@ -19,15 +19,15 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from crawlproc import steps
+from crawlproc.extract import registry
 from crawlproc.doc import Doc
-from crawlproc.pipeline import ExtractPipeline, LanguageStep
-from crawlproc.process import process_warc
+from crawlproc.extract.steps import ExtractPipeline, LanguageStep
+from crawlproc.extract.file import process_warc
 from crawlproc.recipe import Recipe, RecipeError, recipe_from_dict
-from crawlproc.layout import Layout
-from crawlproc.storage import atomic_write_json
-from pipelines.explain import explain_document, format_explanation
-from pipelines.report.collect import collect_report
+from crawlproc.store.layout import Layout
+from crawlproc.store.storage import atomic_write_json
+from pipelines.inspect.explain import explain_document, format_explanation
+from pipelines.inspect.report.collect import collect_report
 
 PLUGINS = Path(__file__).parent / "plugins"
 WARC = "dolma_sample-0000.warc.gz"
@@ -46,10 +46,10 @@ def plugins_importable(monkeypatch):
 
 
 def test_the_registry_orders_every_step():
-    assert steps.stage_names() == ["url_filter", "extract", "language", "gopher_repetition", "gopher_quality",
+    assert registry.stage_names() == ["url_filter", "extract", "language", "gopher_repetition", "gopher_quality",
                                    "c4", "fineweb_quality"]
-    assert list(Recipe().filters) == [f.name for f in steps.FILTERS]
-    assert [s.name for s in ExtractPipeline(Recipe()).steps] == steps.stage_names()
+    assert list(Recipe().filters) == [f.name for f in registry.FILTERS]
+    assert [s.name for s in ExtractPipeline(Recipe()).steps] == registry.stage_names()
 
 
 def test_a_plugin_filter_runs_in_a_real_extract_and_shows_everywhere(plugins_importable, tmp_path, data_dir):
@@ -95,7 +95,7 @@ def test_a_worker_imports_the_plugin_by_name(tmp_path, data_dir):
     finally:
         sys.path.remove(str(PLUGINS))
         sys.modules.pop("digit_filter", None)
-    script = ("import pickle, sys; from crawlproc.process import process_warc; "
+    script = ("import pickle, sys; from crawlproc.extract.file import process_warc; "
               f"r = pickle.loads(open({str(blob)!r}, 'rb').read()); "
               f"s = process_warc({str(data_dir / 'warc' / WARC)!r}, {str(tmp_path / 'out')!r}, r, dump='X'); "
               "print(list(s['stages'])[-1])")
@@ -128,7 +128,7 @@ def test_a_plugin_section_without_its_plugin_is_unknown(plugins_importable):
 
 
 # the built-in filters off: the plugin under test sees every document
-NO_FILTERS = {f.name: {"enabled": False} for f in steps.FILTERS} | {"language": {"keep": []}}
+NO_FILTERS = {f.name: {"enabled": False} for f in registry.FILTERS} | {"language": {"keep": []}}
 
 
 def _pipeline(recipe: Recipe) -> ExtractPipeline:
@@ -177,7 +177,7 @@ def _text_steps():
     """Every step after extraction, all run on the document whatever the earlier ones said, so that no early
     removal hides a later step's cost."""
     recipe = Recipe()
-    return [LanguageStep(recipe)] + [f(recipe.filters[f.name]) for f in steps.FILTERS]
+    return [LanguageStep(recipe)] + [f(recipe.filters[f.name]) for f in registry.FILTERS]
 
 
 TEXT_STEPS = None
@@ -224,6 +224,6 @@ def test_multi_megabyte_adversarial_text_stays_linear(unit, size):
 
 def test_stats_name_every_step_of_the_recipe(tmp_path, data_dir):
     stats = process_warc(data_dir / "warc" / "warcio_example.warc.gz", tmp_path, Recipe(), dump="X")
-    assert list(stats["stages"]) == steps.stage_names()
+    assert list(stats["stages"]) == registry.stage_names()
     stats_file = Path(Layout(str(tmp_path)).snapshot("X").path("stats", "warcio_example"))
     assert json.loads(stats_file.read_text())["stages"] == stats["stages"]

@@ -10,13 +10,13 @@ import pyarrow.parquet as pq
 import pytest
 import trafilatura
 
-from crawlproc.charset import decode_html
-from crawlproc.langid import LanguageIdentifier
-from crawlproc.layout import Layout
-from crawlproc.precheck import LanguagePrecheck, declared_language, enabled, main_text
-from crawlproc.process import process_warc
+from crawlproc.warc.charset import decode_html
+from crawlproc.extract.language import LanguageIdentifier
+from crawlproc.store.layout import Layout
+from crawlproc.extract.precheck import LanguagePrecheck, declared_language, enabled, main_text
+from crawlproc.extract.file import process_warc
 from crawlproc.recipe import LanguageConfig, Recipe
-from crawlproc.warc import ReadCounts, iter_html_records
+from crawlproc.warc.reader import ReadCounts, iter_html_records
 from tests.warcs import response_record
 
 DATA = Path(__file__).parent / "data"

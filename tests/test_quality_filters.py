@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from crawlproc import steps
+from crawlproc.extract import registry
 from crawlproc.quality.c4 import C4Config, C4Quality
 from crawlproc.quality.fineweb_quality import FineWebQuality, FineWebQualityConfig
 from crawlproc.quality.gopher_quality import GopherQuality, GopherQualityConfig
@@ -44,9 +44,9 @@ def explain_thresholds(stage: str, cfg) -> dict:
     return STAGE_CLASSES[stage](cfg).thresholds()
 
 
-STAGE_CLASSES = {f.name: f for f in steps.FILTERS}
+STAGE_CLASSES = {f.name: f for f in registry.FILTERS}
 # (stage name, text -> Verdict) in pipeline order
-QUALITY_STAGES = [(f.name, lambda text, cfg, f=f: f(cfg)(text)) for f in steps.FILTERS]
+QUALITY_STAGES = [(f.name, lambda text, cfg, f=f: f(cfg)(text)) for f in registry.FILTERS]
 
 # content words only: none of Gopher's stop words (the be to of and that have with)
 VOCAB = (

@@ -96,7 +96,7 @@ def test_extract_joins_a_token_auth_cluster_with_the_token_in_the_default_file(s
 
 CLIENT = """
 import sys, ray
-from pipelines.ray_runtime import init_ray_or_exit
+from pipelines.engine.ray_runtime import init_ray_or_exit
 init_ray_or_exit(sys.argv[1])
 from crawlproc.schema import docs_table  # our code, shipped to the cluster's workers
 print("task:", ray.get(ray.remote(lambda: docs_table([{"text": "x", "id": "a"}]).num_rows).remote()))

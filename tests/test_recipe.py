@@ -11,9 +11,9 @@ import tomllib
 
 import pytest
 
-from crawlproc import steps
+from crawlproc.extract import registry
 from crawlproc.recipe import LID176_LABELS, Recipe, RecipeError, load_recipe, recipe_from_dict
-from pipelines.recipe_files import DEFAULT_RECIPE, RECIPES, resolve_recipe, train_config
+from pipelines.recipes import DEFAULT_RECIPE, RECIPES, resolve_recipe, train_config
 from trainer.config import TrainConfig
 
 
@@ -45,8 +45,8 @@ def test_fineweb_toml_and_the_dataclass_defaults_agree_key_by_key():
 
 
 def test_the_filter_sections_come_from_the_registry():
-    assert [name for name in Recipe().to_dict() if name in Recipe().filters] == [f.name for f in steps.FILTERS]
-    for f in steps.FILTERS:
+    assert [name for name in Recipe().to_dict() if name in Recipe().filters] == [f.name for f in registry.FILTERS]
+    for f in registry.FILTERS:
         assert isinstance(getattr(Recipe(), f.name), f.Config)
 
 
@@ -63,7 +63,7 @@ def test_overrides_and_int_for_float():
 
 
 def test_the_language_labels_are_lid176s():
-    from crawlproc.langid import load_model
+    from crawlproc.extract.language import load_model
 
     assert LID176_LABELS == {label.removeprefix("__label__") for label in load_model().get_labels()}
     assert len(LID176_LABELS) == 176

@@ -16,11 +16,11 @@ import pyarrow.parquet as pq
 import pytest
 
 from crawlproc.schema import REMOVED_SCHEMA, docs_table
-from crawlproc.layout import Markers
-from crawlproc.storage import Storage, atomic_write_json, atomic_write_table
+from crawlproc.store.layout import Markers
+from crawlproc.store.storage import Storage, atomic_write_json, atomic_write_table
 from pipelines.cli import main
-from pipelines.report import collect_report, render_html, write_report
-from pipelines.report.collect import length_histogram
+from pipelines.inspect.report import collect_report, render_html, write_report
+from pipelines.inspect.report.collect import length_histogram
 
 try:
     from browser import Chromium, ensure_chromium

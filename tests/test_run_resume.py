@@ -18,12 +18,12 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from crawlproc.fetch import download_tmp_root
-from crawlproc.layout import Layout, warc_stem
+from crawlproc.extract.units import download_tmp_root
+from crawlproc.store.layout import Layout, warc_stem
 from pipelines.commands.status import format_table, snapshot_status
-from pipelines.minicc import Fault, MiniCCServer, build_minicc, write_listing
-from pipelines.recipe_files import resolve_recipe
-from pipelines.run_snapshot import run_snapshot
+from pipelines.demo.minicc import Fault, MiniCCServer, build_minicc, write_listing
+from pipelines.recipes import resolve_recipe
+from pipelines.stages.run import run_snapshot
 
 REPO = Path(__file__).resolve().parents[1]
 SNAP = "CC-MAIN-2024-10"

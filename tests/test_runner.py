@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 import ray.cloudpickle
 
-from crawlproc.failure import PartialFailure
-from crawlproc.layout import Markers
-from crawlproc.storage import Storage
-from pipelines.runner import Unit, run_stage
+from crawlproc.store.failure import PartialFailure
+from crawlproc.store.layout import Markers
+from crawlproc.store.storage import Storage
+from pipelines.engine.runner import Unit, run_stage
 
 
 # The workers cannot import this test module: ship its functions by value (the plugin test below relies on

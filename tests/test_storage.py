@@ -13,8 +13,8 @@ from types import SimpleNamespace
 import pyarrow as pa
 import pytest
 
-from crawlproc.layout import Layout, LayoutError, Markers, check_name
-from crawlproc.storage import Storage, is_remote, join, normalize
+from crawlproc.store.layout import Layout, LayoutError, Markers, check_name
+from crawlproc.store.storage import Storage, is_remote, join, normalize
 from s3 import FaultProxy, Rule
 
 

@@ -14,7 +14,7 @@ import pytest
 from crawlproc.recipe import Recipe, TokenizeConfig
 from crawlproc.schema import docs_table
 from pipelines.cli import main as cli_main
-from pipelines.tokenize_stage import TokenizeError, run_tokenize
+from pipelines.stages.tokenize import TokenizeError, run_tokenize
 from tokenizer import load_tokenizer
 from tokenizer.shards import cut_shards, is_val, tokens_table
 

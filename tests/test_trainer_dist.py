@@ -95,7 +95,7 @@ def test_ray_train_two_workers_match_one(ray_local, tokens, single, tmp_path):
 
 def test_trains_on_the_tokenize_stage_output(ray_local, tmp_path):
     """End to end with the real tokenize stage: final/ documents -> token shards -> train -> samples, hf/."""
-    stage = pytest.importorskip("pipelines.tokenize_stage")
+    stage = pytest.importorskip("pipelines.stages.tokenize")
     import pyarrow.parquet as pq
 
     from crawlproc.recipe import Recipe, TokenizeConfig

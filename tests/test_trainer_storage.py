@@ -16,7 +16,7 @@ import pytest
 import torch
 from test_trainer_data import build_tokens
 
-from crawlproc.storage import Storage, join
+from crawlproc.store.storage import Storage, join
 from s3 import FaultProxy, Rule
 from trainer.checkpoint import upload_file
 from trainer.data import ShardLoader
@@ -129,7 +129,7 @@ def test_resume_from_the_bucket_on_a_fresh_machine_is_bit_identical(s3_server, s
 
 
 def test_trainer_imports_only_tokenizer_and_the_storage_layer_of_ours():
-    """The dependency rule: trainer -> tokenizer, crawlproc.storage (the one URI layer); nothing else of ours."""
+    """The dependency rule: trainer -> tokenizer, crawlproc.store.storage (the one URI layer); nothing else of ours."""
     import ast
 
     ours = {"crawlproc", "pipelines", "tokenizer", "trainer"}
@@ -140,4 +140,4 @@ def test_trainer_imports_only_tokenizer_and_the_storage_layer_of_ours():
                 [node.module] if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module else []
             seen |= {n for n in names if n.split(".")[0] in ours and n.split(".")[0] != "trainer"}
     assert {n.split(".")[0] for n in seen} == {"crawlproc", "tokenizer"}
-    assert {n for n in seen if n.startswith("crawlproc")} == {"crawlproc.storage"}
+    assert {n for n in seen if n.startswith("crawlproc")} == {"crawlproc.store.storage"}

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 from warcio.archiveiterator import ArchiveIterator
 
-from crawlproc import urlfilter
+from crawlproc.extract import urlfilter
 from crawlproc.recipe import UrlFilterConfig
-from crawlproc.urlfilter import UT1_TARBALL, UrlFilter
+from crawlproc.extract.urlfilter import UT1_TARBALL, UrlFilter
 
 
 def _lines(path):

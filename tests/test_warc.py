@@ -12,7 +12,7 @@ from warcio.archiveiterator import ArchiveIterator
 from warcio.statusandheaders import StatusAndHeaders
 from warcio.warcwriter import WARCWriter
 
-from crawlproc.warc import ReadCounts, WarcReadError, iter_html_records
+from crawlproc.warc.reader import ReadCounts, WarcReadError, iter_html_records
 
 
 def read_all(path, **kw):

@@ -12,9 +12,9 @@ from lxml import html as lxml_html
 from lxml.etree import XPath
 from trafilatura import xpaths
 
-from crawlproc.charset import decode_html
-from crawlproc.warc import ReadCounts, iter_html_records
-from crawlproc.xpathgate import (
+from crawlproc.warc.charset import decode_html
+from crawlproc.warc.reader import ReadCounts, iter_html_records
+from crawlproc.extract.xpathgate import (
     ORIGINALS,
     REGEXP_NS,
     attribute_gate,

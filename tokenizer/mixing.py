@@ -1,4 +1,4 @@
-"""The pure parts of mixing token sets (pipelines/mix_stage.py runs them): what a source spec means, which
+"""The pure parts of mixing token sets (pipelines/stages/mix.py runs them): what a source spec means, which
 documents a source contributes and how often, the random keys of the global shuffle, and how a bucket of the
 external shuffle becomes ordered output.
 

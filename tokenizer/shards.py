@@ -10,7 +10,7 @@ one final/ file of a snapshot), so that each input is encoded, resumed and repla
 is merged from the parts. Everything here is pure (tables and dicts): callers read and write the bytes with
 their storage; the one exception is `write_token_set`, a small local writer for tests and benchmarks.
 
-A mix (pipelines/mix_stage.py) is a token set like any other, whose manifest also has a "mix" entry: its
+A mix (pipelines/stages/mix.py) is a token set like any other, whose manifest also has a "mix" entry: its
 sources (with their manifest digests), weights, realized token counts and seed.
 """
 

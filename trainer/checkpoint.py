@@ -23,7 +23,7 @@ from pathlib import Path
 
 import torch
 
-from crawlproc.storage import Storage, basename, copy_to_local, default_storage, join, normalize
+from crawlproc.store.storage import Storage, basename, copy_to_local, default_storage, join, normalize
 
 _CHUNK = 8 << 20
 

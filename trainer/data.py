@@ -1,5 +1,5 @@
 """Stream token shards into (x, y) training blocks: packed, shuffled from a seed, split by rank, resumable,
-read through crawlproc.storage (a local folder or an object store) with read-ahead.
+read through crawlproc.store.storage (a local folder or an object store) with read-ahead.
 
 The unit of reading is one Parquet row group. Each epoch visits every row group in an order drawn from
 (seed, epoch) and, inside a row group, its documents in an order drawn from (seed, epoch, row group); each
@@ -29,7 +29,7 @@ import numpy as np
 import pyarrow.parquet as pq
 import torch
 
-from crawlproc.storage import Storage
+from crawlproc.store.storage import Storage
 from trainer.shards import ShardError, TokenSet, open_token_set
 
 log = logging.getLogger(__name__)

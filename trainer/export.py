@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 
-from crawlproc.storage import Storage, default_storage, join, normalize
+from crawlproc.store.storage import Storage, default_storage, join, normalize
 from trainer.checkpoint import unwrap, upload_file
 from trainer.shards import EOT_TOKEN, ShardError, TokenSet, open_token_set
 

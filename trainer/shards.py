@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from crawlproc.storage import Storage, default_storage, join, normalize
+from crawlproc.store.storage import Storage, default_storage, join, normalize
 from tokenizer.shards import EOT_TOKEN, MANIFEST, ShardError, manifest_digest, parse_manifest
 
 __all__ = ["EOT_TOKEN", "ShardError", "TokenSet", "open_token_set"]

@@ -27,7 +27,7 @@ import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel as DDP
 
-from crawlproc.storage import Storage, default_storage, join, normalize
+from crawlproc.store.storage import Storage, default_storage, join, normalize
 from trainer.checkpoint import (
     latest_checkpoint, load_checkpoint, rank_rng_states, rng_state, save_checkpoint, set_rng_state,
 )

@@ -5,7 +5,7 @@ threshold (or when it is in the top `keep_fraction` of the snapshot). Its recipe
 `[classifiers.<name>]` (crawlproc/classify/config.py); its kind is one entry of KINDS below. A new kind is
 one module (a Classifier and its config, see crawlproc/classify/base.py) and one line here.
 
-Ray lives in pipelines/classify_stage.py; everything here works in one process.
+Ray lives in pipelines/stages/classify.py; everything here works in one process.
 """
 
 from __future__ import annotations

@@ -27,8 +27,8 @@ import pyarrow as pa
 
 from crawlproc.classify.base import Classifier
 from crawlproc.classify.select import kth_highest_streamed
-from crawlproc.fingerprint import digest
-from crawlproc.layout import Snapshot
+from crawlproc.store.fingerprint import digest
+from crawlproc.store.layout import Snapshot
 
 FP_KEY = b"crawlproc.classify"
 STAGE = "classify"

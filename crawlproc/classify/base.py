@@ -11,7 +11,7 @@ from typing import ClassVar
 import numpy as np
 
 from crawlproc.classify.config import ClassifierConfig
-from crawlproc.fingerprint import digest
+from crawlproc.store.fingerprint import digest
 from crawlproc.config import RecipeError
 
 

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from crawlproc.classify.fasttext import FastTextClassifier, FastTextConfig
 from crawlproc.config import RecipeError, Section, fraction, require
 from crawlproc.doc import Doc
-from crawlproc.failure import SetupError
+from crawlproc.store.failure import SetupError
 from crawlproc.quality.filter import Check, Filter
 
 

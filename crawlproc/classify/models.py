@@ -10,8 +10,8 @@ from pathlib import Path
 
 import xxhash
 
-from crawlproc.fingerprint import digest
-from crawlproc.storage import Storage, basename, copy_to_local, default_storage, is_remote, normalize
+from crawlproc.store.fingerprint import digest
+from crawlproc.store.storage import Storage, basename, copy_to_local, default_storage, is_remote, normalize
 
 CHUNK = 8 << 20
 _hashes: dict[tuple, str] = {}  # (path, size, mtime_ns) -> content hash, per process

@@ -34,8 +34,8 @@ import numpy as np
 import xxhash
 
 from crawlproc.classify.fasttext import LABEL_PREFIX, fasttext_line, predict_label
-from crawlproc.layout import Layout
-from crawlproc.storage import Storage, basename, default_storage, parent
+from crawlproc.store.layout import Layout
+from crawlproc.store.storage import Storage, basename, default_storage, parent
 
 JSONL_SUFFIXES = (".jsonl", ".json", ".jsonl.gz", ".json.gz", ".ndjson")
 PARQUET_SUFFIXES = (".parquet",)

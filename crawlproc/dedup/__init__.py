@@ -1,4 +1,4 @@
-"""Exact and MinHash near-duplicate removal, as plain functions over files (no Ray here: pipelines.dedup_stage
+"""Exact and MinHash near-duplicate removal, as plain functions over files (no Ray here: pipelines.stages.dedup
 runs each function as one task per file, group of files or partition).
 
   signatures  per docs file       MinHash band keys and content hashes      (signatures.py, minhash.py)

@@ -25,7 +25,7 @@ from crawlproc.dedup.buckets import read_bucket, write_buckets
 from crawlproc.dedup.errors import DedupError
 from crawlproc.dedup.nodes import KIND_EXACT, KIND_NEAR, split_external, split_nodes
 from crawlproc.dedup.schemas import CLUSTER_SCHEMA, EDGE_SCHEMA, STAR_SCHEMA
-from crawlproc.storage import join
+from crawlproc.store.storage import join
 
 LEAF_SCHEMA = pa.schema([("node", pa.int64()), ("cluster_id", pa.int64()), ("kind", pa.int8())])
 COUNT_SCHEMA = pa.schema([("root", pa.int64()), ("group", pa.int64()), ("leaves", pa.int64())])

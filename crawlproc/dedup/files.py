@@ -1,4 +1,4 @@
-"""Where the dedup steps read and write: one Storage (crawlproc.storage) for a local folder or an object store.
+"""Where the dedup steps read and write: one Storage (crawlproc.store.storage) for a local folder or an object store.
 
 Every step function takes paths as strings (local paths or URIs) and does its I/O through the helpers here.
 The stage sets the Storage of its recipe once per task (`use`), so the functions' signatures stay about the
@@ -12,7 +12,7 @@ import json
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from crawlproc.storage import Storage, default_storage, join
+from crawlproc.store.storage import Storage, default_storage, join
 
 _storage: Storage = default_storage()
 

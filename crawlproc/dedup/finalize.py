@@ -13,7 +13,7 @@ from crawlproc.dedup import files
 from crawlproc.dedup.buckets import read_all
 from crawlproc.dedup.nodes import KIND_NAMES, split_nodes
 from crawlproc.dedup.schemas import CLUSTER_SCHEMA, DUP_SCHEMA
-from crawlproc.pii import PiiAnonymizer, candidate_rows
+from crawlproc.dedup.pii import PiiAnonymizer, candidate_rows
 from crawlproc.recipe import PiiConfig
 from crawlproc.schema import DOC_SCHEMA, conform
 

@@ -22,7 +22,7 @@ import unicodedata
 import numpy as np
 import pyarrow as pa
 
-from crawlproc.arrowtext import offsets_and_bytes
+from crawlproc.dedup.arrowtext import offsets_and_bytes
 from crawlproc.dedup import kernels
 
 SEP = "\x00"  # between the texts of a batch; a text's own NUL bytes become spaces

@@ -38,7 +38,7 @@ from crawlproc.dedup.buckets import bucket_metadata, read_all, read_bucket, writ
 from crawlproc.dedup.errors import DedupError
 from crawlproc.dedup.nodes import node_partition
 from crawlproc.dedup.schemas import LABEL_SCHEMA, NODE_SCHEMA, STAR_SCHEMA
-from crawlproc.storage import join
+from crawlproc.store.storage import join
 
 _STATS_KEY = b"crawlproc.stars"
 

@@ -1,7 +1,7 @@
 """A quality filter is a step over a Doc that describes itself: its recipe section (a Section dataclass) and
 a table of checks, each `(statistic, comparison, threshold field)`. The filter runs the table in order and
 removes the document at the first check that fails; `crawlproc explain` reads the same table to show every
-value against its threshold. A new filter is one module and one line in crawlproc/steps.py (or, outside
+value against its threshold. A new filter is one module and one line in crawlproc/extract/registry.py (or, outside
 this package, a module a recipe names in `extract.plugins`): see README, "Adding your own filter".
 """
 

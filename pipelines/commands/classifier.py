@@ -106,10 +106,10 @@ def run_main(args) -> int:
 
 
 def _run(args) -> int:
-    from crawlproc.layout import Layout
-    from crawlproc.lock import hold
-    from crawlproc.storage import storage_for
-    from pipelines.classify_stage import ClassifyError, classify_settings, run_classify
+    from crawlproc.store.layout import Layout
+    from crawlproc.store.lock import hold
+    from crawlproc.store.storage import storage_for
+    from pipelines.stages.classify import ClassifyError, classify_settings, run_classify
     from pipelines.commands.common import load_recipe, start_ray
 
     recipe = load_recipe(args)

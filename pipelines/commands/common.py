@@ -27,25 +27,25 @@ def fail(command: str, message: str, code: int = 2) -> int:
 
 def load_recipe(args, overrides: dict | None = None) -> Recipe:
     """The recipe the command was given; RecipeError propagates (see `guarded`)."""
-    from pipelines.recipe_files import resolve_recipe
+    from pipelines.recipes import resolve_recipe
 
     return resolve_recipe(getattr(args, "recipe", None), overrides)
 
 
 def start_ray(args, recipe: Recipe) -> None:
     """Arrange for Ray to start (or the cluster to be joined) when the first stage needs it."""
-    from pipelines.ray_runtime import init_ray
-    from pipelines.runner import start_ray_on_first_use
+    from pipelines.engine.ray_runtime import init_ray
+    from pipelines.engine.runner import start_ray_on_first_use
 
     start_ray_on_first_use(lambda: init_ray(getattr(args, "address", None), recipe))
 
 
 def guarded(command: str, body) -> int:
     """Run `body()` and turn the errors a user can fix into one line and exit code 2."""
-    from crawlproc.inputs import RecipeChanged
-    from crawlproc.layout import LayoutError
-    from crawlproc.lock import Busy
-    from crawlproc.storage import StorageError
+    from crawlproc.store.inputs import RecipeChanged
+    from crawlproc.store.layout import LayoutError
+    from crawlproc.store.lock import Busy
+    from crawlproc.store.storage import StorageError
 
     try:
         return int(body() or 0)

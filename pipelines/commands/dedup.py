@@ -36,7 +36,7 @@ def main(args) -> int:
 
 
 def _main(args) -> int:
-    from pipelines.dedup_stage import DedupError, run_dedup
+    from pipelines.stages.dedup import DedupError, run_dedup
 
     recipe = load_recipe(args, {"dedup": {"scope": args.scope}} if args.scope else None)
     start_ray(args, recipe)

@@ -31,16 +31,16 @@ def register(sub) -> None:
 
 
 def main(args) -> int:
-    from pipelines.minicc import DATA, MiniCCServer, build_minicc
-    from pipelines.ray_runtime import init_ray
-    from pipelines.recipe_files import resolve_recipe
-    from pipelines.report import write_report
-    from pipelines.run_snapshot import print_summary, run_snapshot
-    from pipelines.steps import build_steps
+    from pipelines.demo.minicc import DATA, MiniCCServer, build_minicc
+    from pipelines.engine.ray_runtime import init_ray
+    from pipelines.recipes import resolve_recipe
+    from pipelines.inspect.report import write_report
+    from pipelines.stages.run import print_summary, run_snapshot
+    from pipelines.stages.chain import build_steps
 
     import tempfile
 
-    from crawlproc.storage import Storage, is_remote, join, normalize
+    from crawlproc.store.storage import Storage, is_remote, join, normalize
 
     started = time.monotonic()
     out = normalize(args.out)  # a folder or a bucket (s3://...): the whole run state goes there

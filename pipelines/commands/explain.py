@@ -25,9 +25,9 @@ def register(subparsers) -> None:
 
 def run(args) -> int:
     from crawlproc.recipe import RecipeError
-    from crawlproc.storage import is_remote
-    from pipelines.explain import explain_document, format_explanation
-    from pipelines.recipe_files import resolve_recipe
+    from crawlproc.store.storage import is_remote
+    from pipelines.inspect.explain import explain_document, format_explanation
+    from pipelines.recipes import resolve_recipe
 
     if not is_remote(args.out) and not Path(args.out).is_dir():
         print(f"crawlproc explain: output folder {args.out} does not exist", file=sys.stderr)

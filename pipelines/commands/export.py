@@ -32,8 +32,8 @@ def main(args) -> int:
 
 
 def _main(args) -> int:
-    from crawlproc.storage import storage_for
-    from pipelines.export_stage import DEFAULT_LLMC_MAX_TOKENS, run_export
+    from crawlproc.store.storage import storage_for
+    from pipelines.stages.export import DEFAULT_LLMC_MAX_TOKENS, run_export
     from tokenizer.exports import ExportError
     from tokenizer.mixing import MixError, parse_tokens
     from tokenizer.shards import ShardError

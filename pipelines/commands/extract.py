@@ -35,9 +35,9 @@ def main(args) -> int:
 
 
 def _main(args) -> int:
-    from crawlproc.layout import check_name
-    from crawlproc.storage import storage_for
-    from pipelines.extract_stage import expand_inputs, run_extract
+    from crawlproc.store.layout import check_name
+    from crawlproc.store.storage import storage_for
+    from pipelines.stages.extract import expand_inputs, run_extract
 
     recipe = load_recipe(args)
     check_name(args.dump, "--dump (snapshot name)")

@@ -44,7 +44,7 @@ def main(args) -> int:
 def _config(args, storage):
     import dataclasses
 
-    from pipelines.mix_stage import config_from_args, load_mix_toml
+    from pipelines.stages.mix import config_from_args, load_mix_toml
     from tokenizer.mixing import MixError, parse_tokens
 
     if args.mix:
@@ -62,8 +62,8 @@ def _config(args, storage):
 
 
 def _main(args) -> int:
-    from crawlproc.storage import storage_for
-    from pipelines.mix_stage import run_mix
+    from crawlproc.store.storage import storage_for
+    from pipelines.stages.mix import run_mix
     from tokenizer.mixing import MixError
     from tokenizer.shards import ShardError
 

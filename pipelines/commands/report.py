@@ -24,8 +24,8 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
-    from crawlproc.storage import atomic_write_json, is_remote
-    from pipelines.report import write_report
+    from crawlproc.store.storage import atomic_write_json, is_remote
+    from pipelines.inspect.report import write_report
 
     if not is_remote(args.out) and not Path(args.out).is_dir():
         print(f"crawlproc report: output folder {args.out} does not exist", file=sys.stderr)

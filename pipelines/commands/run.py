@@ -49,10 +49,10 @@ def main(args) -> int:
 
 
 def _main(args) -> int:
-    from crawlproc.download import DownloadError
-    from crawlproc.listing import ListingError
-    from pipelines.run_snapshot import print_summary, run_snapshot
-    from pipelines.steps import build_steps
+    from crawlproc.crawl.download import DownloadError
+    from crawlproc.crawl.listing import ListingError
+    from pipelines.stages.run import print_summary, run_snapshot
+    from pipelines.stages.chain import build_steps
 
     if args.limit is not None and args.limit < 0:
         return fail("run", "--limit must be >= 0")

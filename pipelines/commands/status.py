@@ -21,7 +21,7 @@ def register(sub) -> None:
 
 
 def snapshot_status(snap) -> dict:
-    """Status of one snapshot (crawlproc.layout.Snapshot); see `crawlproc status --json` for the keys."""
+    """Status of one snapshot (crawlproc.store.layout.Snapshot); see `crawlproc status --json` for the keys."""
     storage = snap.storage
     listing = storage.read_json(snap.listing_uri, {}) or {}
     listed = [f["stem"] for f in listing.get("files", [])]
@@ -73,8 +73,8 @@ def format_table(rows: list[dict]) -> str:
 
 
 def main(args) -> int:
-    from crawlproc.layout import Layout
-    from crawlproc.storage import is_remote, normalize
+    from crawlproc.store.layout import Layout
+    from crawlproc.store.storage import is_remote, normalize
     from pathlib import Path
 
     if not is_remote(args.out) and not Path(normalize(args.out)).is_dir():

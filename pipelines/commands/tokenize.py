@@ -40,7 +40,7 @@ def main(args) -> int:
 
 
 def _main(args) -> int:
-    from pipelines.tokenize_stage import TokenizeError, run_tokenize
+    from pipelines.stages.tokenize import TokenizeError, run_tokenize
     from tokenizer.shards import ShardError
 
     overrides = {k: v for k, v in {"name": args.name, "vocab_size": args.vocab_size,

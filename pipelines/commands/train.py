@@ -55,9 +55,9 @@ def run_with_ray(cfg: TrainConfig, num_workers: int, use_gpu: bool, cpus_per_wor
     from ray.train import RunConfig, ScalingConfig
     from ray.train.torch import TorchConfig, TorchTrainer
 
-    from pipelines.ray_runtime import init_ray_or_exit
+    from pipelines.engine.ray_runtime import init_ray_or_exit
 
-    from crawlproc.storage import default_storage, join, normalize
+    from crawlproc.store.storage import default_storage, join, normalize
 
     init_ray_or_exit(address, prog="crawlproc train")
     storage = storage or default_storage()
@@ -76,8 +76,8 @@ def run_with_ray(cfg: TrainConfig, num_workers: int, use_gpu: bool, cpus_per_wor
 
 def settings(args: argparse.Namespace):
     """(TrainConfig, Storage): the recipe's [train] table under the flags given, or the flags alone."""
-    from crawlproc.storage import default_storage, storage_for
-    from pipelines.recipe_files import train_config
+    from crawlproc.store.storage import default_storage, storage_for
+    from pipelines.recipes import train_config
 
     names = {f.name for f in dataclasses.fields(TrainConfig)} - {"tokens", "out"}
     given = {k: v for k, v in vars(args).items() if k in names}

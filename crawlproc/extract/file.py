@@ -1,0 +1,151 @@
+"""Process one WARC file through the extract stage: the unit of work, of retry and of resume.
+
+read HTML responses -> the steps of crawlproc/extract/steps.py (URL filter -> extract -> language ID -> the
+quality filters); writes docs/, removed/ (with the stage and reason) and stats/ for the file. The stage
+runner writes the file's `_done` marker after this returns. A bad record is a counted removal, a bad file
+keeps the records before the fault.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from collections import Counter
+from pathlib import Path
+
+from crawlproc.warc.charset import UndecodableError, decode_html
+from crawlproc.doc import Doc
+from crawlproc.extract.steps import pipeline_for
+from crawlproc.recipe import Recipe
+from crawlproc.schema import REMOVED_SCHEMA, docs_table
+from crawlproc.store.failure import PartialFailure
+from crawlproc.store.fingerprint import digest, file_fingerprint
+from crawlproc.store.layout import Layout, warc_stem
+from crawlproc.warc.reader import ReadCounts, WarcReadError, iter_html_records
+
+NOT_EXTRACT_SECTIONS = ("minhash", "dedup", "pii", "classify", "classifiers", "download", "tokenize", "ray", "storage",
+                        "train")
+
+
+def extract_view(recipe_dict: dict) -> dict:
+    """The recipe sections that decide the extract stage's output: changing a dedup, tokenize or Ray setting
+    does not invalidate extracted files."""
+    return {k: v for k, v in recipe_dict.items() if k not in NOT_EXTRACT_SECTIONS}
+
+
+def extract_fingerprint(recipe: Recipe) -> str:
+    """Fingerprint of `extract_view(recipe)` (8 hex digits, as in the `_done` marker names)."""
+    return digest(extract_view(recipe.to_dict()))[:8]
+
+
+def process_warc(
+    source: str | Path,
+    out: str | Path | Layout,
+    recipe: Recipe,
+    *,
+    dump: str,
+    file_path: str | None = None,
+    stem: str | None = None,
+    raise_on_error: bool = False,
+) -> dict:
+    """Run the extract stage on one local WARC file; write docs/, removed/ and stats/<stem>.json under the
+    snapshot `dump` of `out` (a local folder, an object-store URI or a Layout); return the stats.
+
+    A read error (a truncated or corrupt file) keeps the records before the fault, writes them, and sets
+    stats["error"]; with raise_on_error it then raises PartialFailure (carrying the stats) from the read
+    error, which is how the stage runner records the file as failed. Markers are the runner's business.
+    """
+    started = time.perf_counter()
+    source = Path(source)
+    stem = stem or warc_stem(str(source))
+    file_path = file_path or str(source)
+    snap = (out if isinstance(out, Layout) else Layout(str(out))).snapshot(dump)
+    pipe = pipeline_for(recipe)
+    pipe.reset()
+    content_fp = file_fingerprint(snap.storage, str(source))
+    counts = ReadCounts()
+    languages: Counter = Counter()
+    seconds: Counter = Counter()
+    steps = pipe.counts(seconds)
+    kept: list[dict] = []
+    removed: list[dict] = []
+    error: Exception | None = None
+
+    try:
+        records = iter_html_records(
+            source, counts, recipe.input.max_payload_bytes, html_only=recipe.input.html_only,
+            max_skip_bytes=recipe.input.max_skip_bytes or None,
+        )
+        t_read = time.perf_counter()
+        for rec in records:
+            seconds["read"] += time.perf_counter() - t_read
+            base = {
+                "id": record_id(rec.id, content_fp, rec.offset), "dump": dump, "url": rec.url, "date": rec.date,
+                "file_path": file_path, "warc_offset": rec.offset,
+            }
+            t = time.perf_counter()
+            try:
+                html, _enc = decode_html(rec.payload, rec.content_type)
+            except UndecodableError:
+                counts.skipped["undecodable"] += 1
+                t_read = time.perf_counter()
+                continue
+            finally:
+                seconds["decode"] += time.perf_counter() - t
+            doc = Doc(rec.url, html)
+            removal = pipe.run(doc, steps)
+            row = base | {"text": doc.text, "language": doc.language, "language_score": doc.language_score}
+            if doc.language:
+                languages[doc.language] += 1
+            if removal is None:
+                row["token_count"] = len(row["text"].split())
+                kept.append(row)
+            else:
+                row["removed_by"], row["removed_reason"] = removal
+                removed.append(row)
+            t_read = time.perf_counter()
+    except WarcReadError as e:
+        error = e
+    except OSError as e:
+        error = WarcReadError(f"cannot read {source}: {e}")
+        error.__cause__ = e
+
+    t = time.perf_counter()
+    snap.storage.write_table(snap.path("docs", stem), docs_table(kept))
+    snap.storage.write_table(snap.path("removed", stem), docs_table(removed, REMOVED_SCHEMA))
+    seconds["write"] += time.perf_counter() - t
+    seconds["total"] = time.perf_counter() - started
+
+    stats = {
+        "file": file_path,
+        "stem": stem,
+        "dump": dump,
+        "content_fingerprint": content_fp,
+        "records": counts.records,
+        "responses": counts.responses,
+        "decompressed_bytes": counts.decompressed_bytes,
+        "skipped": dict(counts.skipped),
+        "stages": steps.stages(),
+        "removed_reasons": dict(steps.reasons),
+        "languages": dict(languages),
+        "kept": len(kept),
+        "removed": len(removed),
+        "seconds": {k: round(v, 4) for k, v in seconds.items()},
+        "error": str(error) if error is not None else None,
+        "complete": error is None,
+        "host": socket.gethostname(),
+        "pid": os.getpid(),
+    }
+    snap.storage.write_json(snap.path("stats", stem), stats)
+    if error is not None and raise_on_error:
+        raise PartialFailure(str(error), stats) from error
+    return stats
+
+
+def record_id(warc_record_id: str | None, content_fp: str, offset: int) -> str:
+    """The document id: the WARC-Record-ID; for a record without one, an id made of the file's content
+    fingerprint and the record's offset (unique in a snapshot, the same on every rerun)."""
+    if warc_record_id and not warc_record_id.startswith("<offset:"):
+        return warc_record_id
+    return f"<urn:crawlproc:{content_fp}:{offset}>"

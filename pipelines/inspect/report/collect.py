@@ -1,0 +1,433 @@
+"""Collect the numbers of a run from its output root into one plain dict (JSON-able), for the HTML report.
+
+Reads only what the stages already wrote (stats/, removed/, docs/, final/, dedup/, tokens/, train/); a part
+that has not run yet becomes None ("not run"), and an unreadable file is listed under "problems" instead of
+failing the report.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from datetime import UTC, datetime
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from crawlproc.store.layout import Layout, Snapshot
+from crawlproc.store.storage import Storage, basename, join
+from crawlproc.extract.registry import stage_names
+from pipelines.inspect.report.classify import collect_classify
+
+# The extract stage's steps in pipeline order (crawlproc/extract/registry.py); others (plugins') are appended after them.
+STAGE_ORDER = stage_names()
+LENGTH_EDGES = [0, 100, 200, 500, 1_000, 2_000, 5_000, 10_000, 20_000, 50_000, 100_000]
+EXAMPLES_PER_REASON = 3
+# What reading a damaged or foreign Parquet file raises: it is listed under "problems" and skipped.
+PARQUET_ERRORS = (pa.ArrowException, OSError, ValueError)
+MAX_CURVE_POINTS = 2000
+
+
+def reason_key(removed_by: str, reason: str | None) -> str:
+    """The stats key of a removal, as the extract stage counts it (language reasons drop the score:
+    "de:0.99" -> "de", "precheck:de:0.99" -> "precheck:de")."""
+    reason = reason or ""
+    if removed_by == "language":
+        reason = reason.rsplit(":", 1)[0]
+    return f"{removed_by}:{reason}" if reason else removed_by
+
+
+def _read_json(storage: Storage, uri: str, problems: list[str]):
+    try:
+        return json.loads(storage.read_bytes(uri))
+    except (OSError, ValueError) as e:
+        problems.append(f"{uri}: unreadable JSON ({e})")
+        return None
+
+
+def _count(v, where: str, problems: list[str]) -> int:
+    """A count from a JSON file written by another stage; a wrong type is reported and counts as 0."""
+    if v is None:
+        return 0
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        problems.append(f"{where}: expected a number, got {v!r}")
+        return 0
+    return int(v)
+
+
+def _dict(v) -> dict:
+    return v if isinstance(v, dict) else {}
+
+
+def _num_rows(storage: Storage, files: list[str], problems: list[str]) -> int:
+    n = 0
+    for f in files:
+        try:
+            n += storage.parquet_file(f).metadata.num_rows
+        except PARQUET_ERRORS as e:  # a truncated or foreign file: say so, count the rest
+            problems.append(f"{f}: unreadable Parquet ({e})")
+    return n
+
+
+def _sum_stats(stats: list[dict]) -> dict:
+    total = {"records": 0, "responses": 0, "kept": 0, "removed": 0}
+    skipped: Counter = Counter()
+    stages: dict[str, Counter] = {}
+    reasons: Counter = Counter()
+    languages: Counter = Counter()
+    seconds: Counter = Counter()
+    for s in stats:
+        for k in total:
+            total[k] += int(s.get(k) or 0)
+        skipped.update({k: int(v or 0) for k, v in (s.get("skipped") or {}).items()})
+        for name, c in (s.get("stages") or {}).items():
+            stages.setdefault(name, Counter()).update({k: int(v or 0) for k, v in (c or {}).items()})
+        reasons.update({k: int(v or 0) for k, v in (s.get("removed_reasons") or {}).items()})
+        languages.update({k: int(v or 0) for k, v in (s.get("languages") or {}).items()})
+        seconds.update({k: float(v or 0) for k, v in (s.get("seconds") or {}).items()})
+    order = [s for s in STAGE_ORDER if s in stages] + [s for s in stages if s not in STAGE_ORDER]
+    return total | {
+        "skipped": dict(skipped),
+        "stages": {name: dict(stages[name]) for name in order},
+        "removed_reasons": dict(reasons),
+        "languages": dict(languages),
+        "seconds": {k: round(v, 3) for k, v in seconds.items()},
+    }
+
+
+def _funnel(totals: dict, dedup: dict | None, final_rows: int | None, tokens: dict | None) -> list[dict]:
+    """Documents remaining after each step: records -> responses -> each stage -> kept -> dedup -> final."""
+    steps = [{"step": "WARC records", "docs": totals["records"]},
+             {"step": "HTTP responses", "docs": totals["responses"]}]
+    for name, c in totals["stages"].items():
+        n_in, removed = int(c.get("in", 0)), int(c.get("removed", 0))
+        if n_in == 0 and removed == 0:
+            continue  # a disabled stage saw nothing: it is not a step of this funnel
+        if not steps or steps[-1]["docs"] != n_in:
+            steps.append({"step": f"into {name}", "docs": n_in})
+        steps.append({"step": f"after {name}", "docs": n_in - removed, "removed": removed, "stage": name})
+    steps.append({"step": "kept by filters", "docs": totals["kept"]})
+    if dedup is not None:
+        dropped = int(dedup.get("exact_duplicates") or 0) + int(dedup.get("near_duplicates") or 0)
+        docs = int(dedup.get("documents") or 0)
+        kept = int(dedup["kept"]) if isinstance(dedup.get("kept"), int) else docs - dropped
+        steps.append({"step": "after dedup", "docs": kept, "removed": dropped, "stage": "dedup"})
+    if final_rows is not None:
+        steps.append({"step": "final (after PII)", "docs": final_rows})
+    if tokens and tokens.get("documents"):
+        steps.append({"step": "tokenized", "docs": tokens["documents"], "tokens": tokens["tokens"]})
+    return steps
+
+
+def _removal_examples(storage: Storage, files: list[str], problems: list[str]) -> tuple[dict[str, list[dict]], Counter]:
+    """Up to EXAMPLES_PER_REASON (url, id) per reason key, and the per-key counts, from removed/*.parquet."""
+    examples: dict[str, list[dict]] = {}
+    counts: Counter = Counter()
+    for f in files:
+        try:
+            t = storage.read_table(f, columns=["id", "url", "removed_by", "removed_reason"])
+        except PARQUET_ERRORS as e:
+            problems.append(f"{f}: unreadable Parquet ({e})")
+            continue
+        for row in t.to_pylist():
+            key = reason_key(row["removed_by"] or "?", row["removed_reason"])
+            counts[key] += 1
+            ex = examples.setdefault(key, [])
+            if len(ex) < EXAMPLES_PER_REASON:
+                ex.append({"url": row["url"], "id": row["id"], "reason": row["removed_reason"]})
+    return examples, counts
+
+
+def length_histogram(storage: Storage, files: list[str], problems: list[str], max_files: int = 16,
+                     max_docs: int = 500_000) -> dict | None:
+    """Histogram of characters per document, or None without files. Big runs are sampled: at most
+    `max_files` files spread evenly over the list, and reading stops after `max_docs` documents."""
+    if not files:
+        return None
+    step = max(1, len(files) // max_files)
+    chosen = files[::step][:max_files]
+    lengths, read, n = [], 0, 0
+    for f in chosen:
+        if n >= max_docs:
+            break
+        read += 1
+        try:
+            col = storage.read_table(f, columns=["text"]).column("text")
+        except PARQUET_ERRORS as e:
+            problems.append(f"{f}: unreadable Parquet ({e})")
+            continue
+        lengths.append(pc.utf8_length(col).to_numpy(zero_copy_only=False))
+        n += len(lengths[-1])
+    arr = np.concatenate(lengths) if lengths else np.array([], dtype=np.int64)
+    if arr.size == 0:
+        return {"documents": 0, "files_read": read, "files_total": len(files), "bins": []}
+    edges = LENGTH_EDGES + [max(int(arr.max()) + 1, LENGTH_EDGES[-1] + 1)]
+    counts, _ = np.histogram(arr, bins=edges)
+    bins = [{"lo": int(edges[i]), "hi": int(edges[i + 1]), "count": int(counts[i])} for i in range(len(counts))]
+    q = np.percentile(arr, [10, 50, 90])
+    return {
+        "documents": int(arr.size), "files_read": read, "files_total": len(files),
+        "mean": float(arr.mean()), "p10": float(q[0]), "median": float(q[1]), "p90": float(q[2]),
+        "max": int(arr.max()), "bins": bins,
+    }
+
+
+def _failed(snap: Snapshot) -> list[dict]:
+    return [{"stem": key, "file": rec.get("source") or rec.get("file"), "error": rec.get("error"),
+             "type": (rec.get("failure") or {}).get("type"), "at": rec.get("at")}
+            for key, rec in snap.markers.failed().items()]
+
+
+def collect_snapshot(snap: Snapshot, problems: list[str], tokens_by_source: dict[str, dict]) -> dict:
+    storage = snap.storage
+    stats = []
+    for e in storage.list(join(snap.uri, "stats"), suffix=".json"):
+        d = _read_json(storage, e.uri, problems)
+        if isinstance(d, dict):
+            stats.append(d)
+        elif d is not None:
+            problems.append(f"{e.uri}: not a stats object")
+    usable = []
+    for d in stats:  # one malformed stats file must not sink the snapshot's numbers
+        try:
+            _sum_stats([d])
+            usable.append(d)
+        except (TypeError, ValueError, AttributeError) as e:
+            problems.append(f"{snap.path('stats', str(d.get('stem')))}: malformed stats ({e}); not counted")
+    stats = usable
+    totals = _sum_stats(stats)
+    examples, parquet_counts = _removal_examples(storage, snap.files("removed"), problems)
+    # The stats are the authority for counts; without them (stats lost or foreign output) count the rows.
+    counts = Counter(totals["removed_reasons"]) if stats else parquet_counts
+    reasons = []
+    for key, n in counts.most_common():
+        stage, _, reason = key.partition(":")
+        reasons.append({"key": key, "stage": stage, "reason": reason, "count": n, "examples": examples.get(key, [])})
+
+    dedup = None
+    where = snap.dedup("summary.json")
+    if storage.exists(where):
+        d = _read_json(storage, where, problems)
+        if isinstance(d, dict):
+            dedup = dict(d)
+            for key in ("documents", "exact_duplicates", "near_duplicates", "clusters"):
+                dedup[key] = _count(d.get(key), f"{where} {key}", problems)
+            if "kept" in d:
+                dedup["kept"] = _count(d.get("kept"), f"{where} kept", problems)
+            dedup["complete"] = storage.exists(snap.dedup("_done.json"))
+            sizes = {}
+            for k, v in (d.get("cluster_sizes") or {}).items():
+                try:
+                    sizes[int(k)] = int(v)
+                except (TypeError, ValueError):
+                    problems.append(f"{where}: bad cluster size {k!r}: {v!r}")
+            dedup["cluster_sizes"] = {str(k): sizes[k] for k in sorted(sizes)}
+
+    final_files = snap.files("final")
+    final_rows = _num_rows(storage, final_files, problems) if final_files else None
+    tokens = tokens_by_source.get(snap.name)
+    done = len(snap.markers.done())
+    return {
+        "name": snap.name,
+        "files": {
+            "stats": len(stats), "done": done, "failed": _failed(snap),
+            "incomplete": [{"stem": s.get("stem"), "error": s.get("error")} for s in stats
+                           if s.get("error") or s.get("complete") is False],
+        },
+        "totals": {k: totals[k] for k in ("records", "responses", "kept", "removed")},
+        "skipped": totals["skipped"],
+        "stages": totals["stages"],
+        "seconds": totals["seconds"],
+        "funnel": _funnel(totals, dedup, final_rows, tokens) if stats else [],
+        "removed_reasons": reasons,
+        "languages": dict(sorted(totals["languages"].items(), key=lambda kv: -kv[1])),
+        "lengths": {
+            "docs": length_histogram(storage, snap.files("docs"), problems),
+            "final": length_histogram(storage, final_files, problems),
+        },
+        "dedup": dedup,
+        "classify": collect_classify(snap, problems),
+        "final_documents": final_rows,
+        "tokens": tokens,
+    }
+
+
+def _shard_sources(m: dict) -> dict[str, list[str]]:
+    """Shard file -> the snapshots its documents come from: a part (one input file) is named
+    <snapshot>~<stem> (pipelines/stages/tokenize.py); older manifests listed them per shard."""
+    by = {}
+    for key, part in _dict(m.get("parts")).items():
+        for s in _dict(part).get("shards") or []:
+            if isinstance(s, dict):
+                by[s.get("file")] = [key.split("~", 1)[0]]
+    return by
+
+
+def collect_tokens(layout: Layout, problems: list[str]) -> list[dict]:
+    sets = []
+    storage = layout.storage
+    for d in storage.list(join(layout.root, "tokens"), include_dirs=True):
+        if not d.is_dir:
+            continue
+        man_path = join(d.uri, "manifest.json")
+        if not storage.exists(man_path):
+            problems.append(f"{d.uri}: token set without manifest.json (tokenization not finished?)")
+            continue
+        m = _read_json(storage, man_path, problems)
+        if not isinstance(m, dict):
+            continue
+        sources = _shard_sources(m)
+        shards = [s for s in (m.get("shards") or []) if isinstance(s, dict)]
+        for s in shards:
+            for key in ("tokens", "documents"):
+                s[key] = _count(s.get(key), f"{man_path} shard {s.get('file')} {key}", problems)
+            if not isinstance(s.get("sources"), list):
+                s["sources"] = sources.get(s.get("file"), [])
+        sets.append({
+            "name": m.get("name") or d.name,
+            "dir": d.name,
+            "dtype": m.get("dtype"),
+            "tokenizer": _dict(m.get("tokenizer")),
+            "shards": [{k: s.get(k) for k in ("split", "file", "tokens", "documents", "sources")} for s in shards],
+            "totals": {k: _dict(v) for k, v in _dict(m.get("totals")).items()},
+            "skipped": _dict(m.get("skipped")),
+            "mix": _mix(m.get("mix")),
+        })
+    return sets
+
+
+def _mix(mix) -> dict | None:
+    """What a mix (`crawlproc mix`) was made of: its sources, specs, weights, targets and realized tokens."""
+    if not isinstance(mix, dict):
+        return None
+    sources = []
+    for s in mix.get("sources") or []:
+        if isinstance(s, dict):
+            realized = _dict(s.get("realized"))
+            sources.append({"uri": s.get("uri"), "spec": s.get("spec"), "weight": s.get("weight"),
+                            "target_tokens": s.get("target_tokens"),
+                            "train": _dict(realized.get("train")), "val": _dict(realized.get("val")),
+                            "available": _dict(_dict(s.get("available")).get("train"))})
+    return {"digest": mix.get("digest"), "seed": mix.get("seed"), "budget_tokens": mix.get("budget_tokens"),
+            "duplicates_dropped": mix.get("duplicates_dropped"), "sources": sources}
+
+
+def tokens_by_source(token_sets: list[dict]) -> dict[str, dict]:
+    """Tokens and documents per snapshot, from shards made of that snapshot alone; shards mixing several
+    snapshots are counted in `shared` (their split per snapshot is not recorded)."""
+    by: dict[str, dict] = {}
+    for ts in token_sets:
+        for s in ts["shards"]:
+            sources = s.get("sources") or []
+            for src in sources:
+                e = by.setdefault(src, {"tokens": 0, "documents": 0, "shared_tokens": 0, "sets": []})
+                if ts["name"] not in e["sets"]:
+                    e["sets"].append(ts["name"])
+                if len(sources) == 1:
+                    e["tokens"] += int(s.get("tokens") or 0)
+                    e["documents"] += int(s.get("documents") or 0)
+                else:
+                    e["shared_tokens"] += int(s.get("tokens") or 0)
+    return by
+
+
+def _thin(points: list[tuple[float, float]], n: int = MAX_CURVE_POINTS) -> list[tuple[float, float]]:
+    if len(points) <= n:
+        return points
+    step = len(points) / n
+    kept = [points[int(i * step)] for i in range(n)]
+    return kept + [points[-1]] if kept[-1] != points[-1] else kept
+
+
+def _jsonl(storage: Storage, path: str, problems: list[str]) -> list[dict]:
+    rows, bad = [], 0
+    try:
+        lines = storage.read_bytes(path).decode("utf-8", errors="replace").splitlines()
+    except OSError as e:
+        problems.append(f"{path}: unreadable ({e})")
+        return rows
+    for line in lines:
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except ValueError:
+            bad += 1
+            continue
+        if isinstance(obj, dict):
+            rows.append(obj)
+        else:
+            bad += 1
+    if bad:  # e.g. the last line of a run killed mid-write
+        problems.append(f"{path}: skipped {bad} malformed line(s)")
+    return rows
+
+
+def _num(v) -> float | None:
+    return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) and np.isfinite(v) else None
+
+
+def collect_training(layout: Layout, problems: list[str], extra_runs: list[str] | tuple = (),
+                     max_samples: int = 12) -> list[dict]:
+    """Every run under <out>/train/, plus run directories trained elsewhere (`crawlproc train --out`)."""
+    from crawlproc.store.storage import normalize
+
+    runs = []
+    storage = layout.storage
+    dirs = [e.uri for e in storage.list(join(layout.root, "train"), include_dirs=True) if e.is_dir]
+    for extra in map(normalize, map(str, extra_runs)):
+        if not storage.exists(join(extra, "metrics.jsonl")) and not storage.exists(join(extra, "samples.jsonl")):
+            problems.append(f"{extra}: training run directory does not exist")
+        elif extra not in dirs:
+            dirs.append(extra)
+    for d in dirs:
+        has = {e.name for e in storage.list(d)}
+        metrics = _jsonl(storage, join(d, "metrics.jsonl"), problems) if "metrics.jsonl" in has else []
+        train = [(float(m["step"]), _num(m.get("train_loss"))) for m in metrics
+                 if _num(m.get("step")) is not None and _num(m.get("train_loss")) is not None]
+        val = [(float(m["step"]), _num(m.get("val_loss"))) for m in metrics
+               if _num(m.get("step")) is not None and _num(m.get("val_loss")) is not None]
+        tps = [_num(m.get("tokens_per_s")) for m in metrics if _num(m.get("tokens_per_s")) is not None]
+        mfu = [_num(m.get("mfu")) for m in metrics if _num(m.get("mfu")) is not None]
+        samples = _jsonl(storage, join(d, "samples.jsonl"), problems) if "samples.jsonl" in has else []
+        config = _read_json(storage, join(d, "config.json"), problems) if "config.json" in has else None
+        if not metrics and not samples:
+            problems.append(f"{d}: training run without metrics.jsonl or samples.jsonl")
+            continue
+        runs.append({
+            "run": basename(d),
+            "train_loss": _thin(train),
+            "val_loss": _thin(val),
+            "steps": int(max((p[0] for p in train + val), default=0)),
+            "last_train_loss": train[-1][1] if train else None,
+            "last_val_loss": val[-1][1] if val else None,
+            "best_val_loss": min((p[1] for p in val), default=None),
+            "median_tokens_per_s": float(np.median(tps)) if tps else None,
+            "median_mfu": float(np.median(mfu)) if mfu else None,
+            "samples": [{"step": s.get("step"), "prompt": str(s.get("prompt", "")), "text": str(s.get("text", ""))}
+                        for s in samples[-max_samples:]],
+            "config": config if isinstance(config, dict) else None,
+        })
+    return runs
+
+
+def collect_report(out: str, train_runs: list[str] | tuple = ()) -> dict:
+    """Everything the report shows, as a plain dict; missing parts are None/empty, never an error.
+    `out` is a folder or an object-store URI; `train_runs` adds training run directories that are not under
+    <out>/train/."""
+    layout = Layout(str(out))
+    problems: list[str] = []
+    if layout.storage.local_path(layout.root) is not None and not layout.storage.exists(layout.root):
+        problems.append(f"{layout.root}: output folder does not exist")
+    token_sets = collect_tokens(layout, problems)
+    by_source = tokens_by_source(token_sets)
+    snapshots = [collect_snapshot(layout.snapshot(name), problems, by_source) for name in layout.snapshots()]
+    return {
+        "out": layout.root,
+        "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "snapshots": snapshots,
+        "tokens": token_sets,
+        "training": collect_training(layout, problems, train_runs),
+        "problems": problems,
+    }

@@ -1,0 +1,128 @@
+"""`crawlproc run`: one Common Crawl snapshot, from its listing to extracted documents, then the later steps.
+
+listing (validated) -> the extract stage (pipelines/stages/extract.py) over the listed files not yet done, each
+task downloading (retried, resumed, verified) then extracting its file -> the post-extract steps (dedup,
+tokenize, train: pipelines/stages/chain.py).
+
+The output folder is the run state: a driver killed at any point is resumed by running the same command
+(done files are skipped, a file without its marker is processed again, its outputs replaced). A listing that
+gained files costs only the new files. One file's failure (404, retries exhausted, corrupt gzip) is recorded
+in `_failed/<stem>.json` and the run goes on; the command then exits non-zero naming it.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from crawlproc.extract.units import fetch_and_extract
+from crawlproc.store.fingerprint import digest
+from crawlproc.store.inputs import Candidate
+from crawlproc.store.layout import Layout, Snapshot, now_iso
+from crawlproc.crawl.listing import ListedFile, Listing, check_snapshot, read_listing
+from crawlproc.store.lock import hold
+from crawlproc.recipe import Recipe
+from crawlproc.store.storage import normalize, storage_for
+from pipelines.stages.extract import ExtractSummary, extract_snapshot
+from pipelines.engine.runner import ensure_ray
+from pipelines.engine.slots import ClusterSlots
+
+RunSummary = ExtractSummary  # what a run reports: the extract summary plus its listing and later steps
+
+
+@dataclass
+class RunContext:
+    """What a post-extract step gets: the snapshot, the recipe, and how extraction went."""
+
+    snapshot: str
+    layout: Layout
+    recipe: Recipe
+    summary: RunSummary
+    force: bool = False
+
+    @property
+    def snap(self) -> Snapshot:
+        return self.layout.snapshot(self.snapshot)
+
+
+PostStep = Callable[[RunContext], None]
+
+
+def _listing_record(listing: Listing, selected: list[ListedFile], base_url: str, limit: int | None) -> dict:
+    d = listing.to_dict()
+    d.update(files=[asdict(f) for f in selected], listed_total=len(listing.files), limit=limit,
+             base_url=base_url, updated_at=now_iso())
+    return d
+
+
+def listed_fingerprint(f: ListedFile) -> str:
+    """A listed file is identified by its path in the listing: Common Crawl never rewrites a published file."""
+    return digest({"listed": f.path})[:8]
+
+
+def run_snapshot(
+    snapshot: str,
+    out: str | Path,
+    recipe: Recipe,
+    *,
+    base_url: str | None = None,
+    limit: int | None = None,
+    cache_dir: str | None = None,
+    progress: bool = True,
+    force: bool = False,
+    steps: list[tuple[str, PostStep]] | None = None,
+) -> RunSummary:
+    """Process `snapshot` into <out>/<snapshot>/; rerunning resumes, and only new listing entries cost work.
+    Raises ListingError / DownloadError when the listing itself cannot be had (nothing is started then),
+    RecipeChanged when the snapshot was extracted with another recipe (and not `force`). Ray must be
+    initialised."""
+    check_snapshot(snapshot)
+    layout = Layout(str(out), storage_for(recipe))
+    snap = layout.snapshot(snapshot)
+    base_url = base_url or recipe.download.base_url
+    cache_dir = cache_dir if cache_dir is not None else (recipe.download.cache_dir or None)
+    cache_dir = normalize(cache_dir) if cache_dir else None
+    with hold(layout.storage, snap.lock_uri, f"snapshot {snap.uri}"):
+        listing = read_listing(snapshot, recipe.download, base_url=base_url, storage=layout.storage)
+        selected = listing.files[:limit] if limit is not None else listing.files
+        layout.storage.write_json(snap.listing_uri, _listing_record(listing, selected, base_url, limit))
+        summary = RunSummary(snapshot, layout.root, files=len(selected), listed=len(selected),
+                             listed_total=len(listing.files), rejected=[asdict(r) for r in listing.rejected])
+        # the base URL's own origin is always allowed (crawlproc.crawl.download.allowed_origin)
+        allowed = sorted(h.lower() for h in recipe.download.allowed_hosts)
+        candidates = [Candidate(source=f.path, name=f.stem, input_fp=listed_fingerprint(f), extra=asdict(f))
+                      for f in selected]
+        slots: list[ClusterSlots] = []
+
+        def shared() -> tuple:  # only when there is work: a rerun with nothing to do starts no Ray
+            ensure_ray()
+            slots.append(ClusterSlots(recipe.download.concurrency))  # one cap for the cluster, not per machine
+            return layout, recipe, snapshot, cache_dir, allowed, slots[0]
+
+        try:
+            extract_snapshot(snap, candidates, recipe, fetch_and_extract, lambda p: (p.candidate.extra, p.stem),
+                             shared, summary, force=force, progress=progress)
+        finally:
+            for s in slots:
+                s.close()
+        ctx = RunContext(snapshot, layout, recipe, summary, force)
+        for name, step in steps or []:
+            step(ctx)
+            summary.steps.append(name)
+    return summary
+
+
+def print_summary(summary: RunSummary, stream=None) -> None:
+    stream = stream or sys.stdout
+    total = (f"; documents kept {summary.total_kept}, removed {summary.total_removed} "
+             if summary.total_kept is not None else "; ")
+    print(
+        f"run {summary.snapshot}: {summary.listed} files listed"
+        + (f" (of {summary.listed_total})" if summary.listed != summary.listed_total else "")
+        + f", {summary.skipped_done} already done, {summary.done} processed, {len(summary.failed)} failed"
+        + (f", {len(summary.rejected)} listing lines rejected" if summary.rejected else "")
+        + total + f"(this run: {summary.kept} / {summary.removed}); output in {summary.out}/{summary.snapshot}/",
+        file=stream,
+    )
