@@ -112,8 +112,9 @@ def main(argv: list[str] | None = None) -> int:
     import pyarrow as pa
 
     from crawlproc.store.storage import Storage
-    from pipelines.stages.tokenize import encode_part
-    from tokenizer import EOT, load_tokenizer, train_bpe
+    from crawlproc.store.layout import TokenSetDir
+    from tokenizer.encode import encode_part
+    from tokenizer import EOT, load_tokenizer, save_tokenizer, train_bpe
 
     texts = read_corpus(args.corpus or DEFAULT_CORPUS)
     if len(texts) < 10:
@@ -148,7 +149,7 @@ def main(argv: list[str] | None = None) -> int:
     # --- encoding on OUR vocabulary ----------------------------------------------------------------------
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        ours.save(tmp / "tok")
+        save_tokenizer(ours, tmp / "tok")
         ours = load_tokenizer(tmp / "tok")
         from tokenizers import Tokenizer
 
@@ -163,7 +164,7 @@ def main(argv: list[str] | None = None) -> int:
         settings = {"val_fraction": 0.005, "max_doc_chars": 10**9, "shard_tokens": 100_000_000}
 
         def ours_end_to_end():  # the tokenize stage's unit of work: read the docs file, encode, write shards
-            return encode_part(docs_uri, "bench", ours, settings, str(tmp / "shards"), storage)["tokens"]
+            return encode_part(docs_uri, "bench", ours, settings, TokenSetDir(str(tmp / "shards"), storage))["tokens"]
 
         def tiktoken_encode():
             return sum(len(tk.encode_ordinary(t)) for t in docs)

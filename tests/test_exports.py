@@ -16,7 +16,7 @@ from crawlproc.store.storage import Storage, copy_to_local, join
 from pipelines.cli import main as crawlproc
 from pipelines.stages.export import run_export
 from tokenizer.exports import ExportError, LlmcWriter
-from tokenizer.shards import write_token_set
+from tokenizer.tokenset import write_token_set
 
 EOT = 0
 

@@ -22,9 +22,10 @@ import pytest
 from crawlproc.recipe import Recipe
 from crawlproc.store.storage import Storage, join
 from pipelines.cli import main as crawlproc
-from pipelines.stages.mix import MixConfig, MixSource, config_from_args, load_mix_toml, run_mix
-from tokenizer.mixing import MixError, bucket_of, parse_spec, parse_tokens, select_keys, shuffle_keys, split_source
-from tokenizer.shards import write_token_set
+from pipelines.stages.mix import run_mix
+from tokenizer.mix.config import MixConfig, MixSource, config_from_args, load_mix_toml
+from tokenizer.mix.decide import MixError, bucket_of, parse_spec, parse_tokens, select_keys, shuffle_keys, split_source
+from tokenizer.tokenset import write_token_set
 
 REPO = Path(__file__).resolve().parents[1]
 VOCAB = 300
@@ -177,12 +178,35 @@ def test_refusals_name_the_problem(ray_local, sources, tmp_path):
     with pytest.raises(MixError, match="upsampling factor"):
         mix(tmp_path, too_much)
     small = MixConfig([MixSource(str(sources["c"]), parse_spec("1"))], name="big", budget=100)
-    with pytest.raises(MixError, match="another token set or mix"):  # the failed attempt above left its work
-        mix(tmp_path, small)
-    assert mix(tmp_path, small, force=True).ok
+    assert mix(tmp_path, small).ok  # the refused attempt above left only work files, which are not a mix
+    with pytest.raises(MixError, match="another token set or mix"):  # a finished mix is replaced on request only
+        mix(tmp_path, MixConfig([MixSource(str(sources["c"]), parse_spec("1"))], name="big", budget=200))
     twice = MixConfig([MixSource(str(sources["c"]), parse_spec("all")), MixSource(str(sources["c"]), parse_spec("x2"))])
     with pytest.raises(MixError, match="given twice"):
         mix(tmp_path, twice)
+
+
+def test_a_refused_or_failed_replacement_leaves_the_finished_mix_whole(ray_local, sources, tmp_path):
+    """Issue 24: `mix --force` with a budget a source cannot give is refused after the scan, and by then the
+    finished mix must still be there, whole (it was cleared before the refusal)."""
+    cfg = MixConfig([MixSource(str(sources["a"]), parse_spec("0.5")), MixSource(str(sources["b"]), parse_spec("0.5"))],
+                    name="m", budget=2000, seed=3)
+    assert mix(tmp_path, cfg).ok
+    folder = tmp_path / "tokens" / "m"
+    before = {p.name: p.read_bytes() for p in folder.iterdir() if p.is_file()}
+    too_big = MixConfig(cfg.sources, name="m", budget=10**7, seed=3)
+    with pytest.raises(MixError, match="should give"):
+        mix(tmp_path, too_big, force=True)
+    after = {p.name: p.read_bytes() for p in folder.iterdir() if p.is_file()}
+    assert after == before
+    manifest, rows = read_set(folder)
+    assert sum(len(r) for r in rows.values()) == sum(s["documents"] for s in manifest["shards"]) > 0
+    # a successful replacement leaves exactly the new mix's shards
+    other = MixConfig(cfg.sources, name="m", budget=3000, seed=4)
+    assert mix(tmp_path, other, force=True).ok
+    manifest, _ = read_set(folder)
+    assert sorted(p.name for p in folder.glob("*.parquet")) == sorted(s["file"] for s in manifest["shards"])
+    assert manifest["mix"]["seed"] == 4
 
 
 def test_toml_form_is_the_same_mix(sources, tmp_path):

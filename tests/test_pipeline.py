@@ -6,7 +6,6 @@ text's length whatever the text.
 
 from __future__ import annotations
 
-import json
 import pickle
 import signal
 import subprocess
@@ -20,6 +19,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from crawlproc.extract import registry
+from crawlproc.extract.stats import FileStats
 from crawlproc.doc import Doc
 from crawlproc.extract.steps import ExtractPipeline, LanguageStep
 from crawlproc.extract.file import process_warc
@@ -46,10 +46,10 @@ def plugins_importable(monkeypatch):
 
 
 def test_the_registry_orders_every_step():
-    assert registry.stage_names() == ["url_filter", "extract", "language", "gopher_repetition", "gopher_quality",
+    assert registry.step_names() == ["url_filter", "extract", "language", "gopher_repetition", "gopher_quality",
                                    "c4", "fineweb_quality"]
     assert list(Recipe().filters) == [f.name for f in registry.FILTERS]
-    assert [s.name for s in ExtractPipeline(Recipe()).steps] == registry.stage_names()
+    assert [s.name for s in ExtractPipeline(Recipe()).steps] == registry.step_names()
 
 
 def test_a_plugin_filter_runs_in_a_real_extract_and_shows_everywhere(plugins_importable, tmp_path, data_dir):
@@ -59,8 +59,8 @@ def test_a_plugin_filter_runs_in_a_real_extract_and_shows_everywhere(plugins_imp
     plain = process_warc(warc, tmp_path / "plain", Recipe(), dump="X")
     stats = process_warc(warc, tmp_path / "plugin", recipe, dump="X")
 
-    digit = stats["stages"]["digit_ratio"]
-    assert list(stats["stages"])[-1] == "digit_ratio"
+    digit = stats["steps"]["digit_ratio"]
+    assert list(stats["steps"])[-1] == "digit_ratio"
     assert digit["in"] == plain["kept"] and digit["removed"] >= 1
     assert stats["kept"] == plain["kept"] - digit["removed"]
     assert stats["removed_reasons"]["digit_ratio:digit_ratio"] == digit["removed"]
@@ -79,9 +79,11 @@ def test_a_plugin_filter_runs_in_a_real_extract_and_shows_everywhere(plugins_imp
     assert value["failed"] and (value["comparison"], value["threshold"]) == (">", 0.015)
     assert "[digit_ratio] REMOVE (digit_ratio)" in format_explanation({"matches": [m], "problems": [],
                                                                        "query": "", "out": ""})
-    # and the report lists the plugin's stage after the built-in ones
+    # and the report lists the plugin's step after the built-in ones (from the file's marker, as the runner
+    # writes it)
+    snap.markers.mark_done("dolma_sample-0000", "0123456789abcdef", {"stage": "extract", "stats": stats})
     report = collect_report(tmp_path / "plugin")
-    assert list(report["snapshots"][0]["stages"])[-1] == "digit_ratio"
+    assert list(report["snapshots"][0]["steps"])[-1] == "digit_ratio"
 
 
 def test_a_worker_imports_the_plugin_by_name(tmp_path, data_dir):
@@ -98,7 +100,7 @@ def test_a_worker_imports_the_plugin_by_name(tmp_path, data_dir):
     script = ("import pickle, sys; from crawlproc.extract.file import process_warc; "
               f"r = pickle.loads(open({str(blob)!r}, 'rb').read()); "
               f"s = process_warc({str(data_dir / 'warc' / WARC)!r}, {str(tmp_path / 'out')!r}, r, dump='X'); "
-              "print(list(s['stages'])[-1])")
+              "print(list(s['steps'])[-1])")
     root = Path(__file__).parent.parent
     env = {"PYTHONPATH": f"{root}:{PLUGINS}", "PATH": "/usr/bin:/bin"}
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=300)
@@ -143,7 +145,7 @@ def test_the_budget_stops_a_step_that_never_ends(plugins_importable):
     counts = pipe.counts()
     doc = Doc("https://example.com/a", PAGE)
     assert pipe.run(doc, counts) == ("stall", "timeout")
-    assert counts.reasons == {"stall:timeout": 1} and counts.stages()["stall"] == {"in": 1, "removed": 1}
+    assert counts.reasons == {"stall:timeout": 1} and counts.by_step()["stall"] == {"in": 1, "removed": 1}
     assert "paragraph 3" in doc.text  # stored as the stalled step saw it
     assert signal.getitimer(signal.ITIMER_VIRTUAL) == (0.0, 0.0)  # nothing left armed
     assert signal.getsignal(signal.SIGVTALRM) in (signal.SIG_DFL, signal.SIG_IGN, None)
@@ -224,6 +226,8 @@ def test_multi_megabyte_adversarial_text_stays_linear(unit, size):
 
 def test_stats_name_every_step_of_the_recipe(tmp_path, data_dir):
     stats = process_warc(data_dir / "warc" / "warcio_example.warc.gz", tmp_path, Recipe(), dump="X")
-    assert list(stats["stages"]) == registry.stage_names()
-    stats_file = Path(Layout(str(tmp_path)).snapshot("X").path("stats", "warcio_example"))
-    assert json.loads(stats_file.read_text())["stages"] == stats["stages"]
+    assert list(stats["steps"]) == registry.step_names()
+    assert FileStats.from_dict(stats).to_dict() == stats  # one typed shape, stored once (in the marker)
+    assert not (tmp_path / "X" / "stats").exists()
+    old = {k: v for k, v in stats.items() if k != "steps"} | {"stages": stats["steps"]}  # an older record
+    assert FileStats.from_dict(old).steps == stats["steps"]

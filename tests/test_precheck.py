@@ -176,6 +176,6 @@ def test_removals_are_counted_with_their_own_reason_and_the_kept_set_is_unchange
     # the funnel stays monotonic: what the pre-check removes passed the extract stage's count and is removed
     # at the language stage, so every document is counted once per stage
     for stats in (on, off):
-        st = stats["stages"]
+        st = stats["steps"]
         assert st["language"]["in"] == st["extract"]["in"] - st["extract"]["removed"]
-    assert on["stages"]["language"]["removed"] >= len(pre)
+    assert on["steps"]["language"]["removed"] >= len(pre)

@@ -15,7 +15,7 @@ from crawlproc.recipe import Recipe, TokenizeConfig
 from crawlproc.schema import docs_table
 from pipelines.cli import main as cli_main
 from pipelines.stages.tokenize import TokenizeError, run_tokenize
-from tokenizer import load_tokenizer
+from tokenizer import load_tokenizer, save_tokenizer
 from tokenizer.shards import cut_shards, is_val, tokens_table
 
 CFG = TokenizeConfig(name="bpe", vocab_size=600, sample_bytes=2_000_000, shard_tokens=4000, val_fraction=0.2,
@@ -90,14 +90,26 @@ def test_stage_encodes_splits_and_counts_bad_documents(ray_local, tmp_path, text
 
     first = run_tokenize(str(out), RECIPE, ["SNAP-A"], **QUIET)
     directory = out / "tokens" / "bpe"
-    manifest = json.loads((directory / "manifest.json").read_text())
-    assert first.trained and manifest == first.manifest
-    assert manifest["dtype"] == "uint16" and manifest["tokenizer"]["eot_id"] == 599
-    assert manifest["skipped"] == {"empty": 2, "too_long": 1}
+    assert first.trained and not first.ok
     assert list(first.failed) == ["a-3.parquet"]  # reported with its cause, not fatal, retried next time
     assert "ArrowInvalid" in first.failed["a-3.parquet"] or "Parquet" in first.failed["a-3.parquet"]
-    assert sorted(manifest["parts"]) == [f"SNAP-A~a-{i}" for i in range(3)]
+    # issue 24: a token set whose inputs did not all encode has no manifest, so no reader takes it as finished
+    assert first.manifest is None and not (directory / "manifest.json").exists()
+    encoded_before = {n: (directory / n).read_bytes() for n in shard_files(directory)}
+    assert encoded_before  # the three good inputs are encoded and kept for the rerun
+
+    # the unreadable input is retried by the next run; nothing else is re-encoded
+    (out / "SNAP-A" / "final" / "a-3.parquet").unlink()
+    expected |= write_docs(out, "SNAP-A", "final", "a-3", texts[70:75], 300)
+    again = run_tokenize(str(out), RECIPE, ["SNAP-A"], **QUIET)
+    assert again.ok and again.encoded == 1 and not again.trained
+    manifest = json.loads((directory / "manifest.json").read_text())
+    assert manifest == again.manifest
+    assert manifest["dtype"] == "uint16" and manifest["tokenizer"]["eot_id"] == 599
+    assert manifest["skipped"] == {"empty": 2, "too_long": 1}
+    assert sorted(manifest["parts"]) == [f"SNAP-A~a-{i}" for i in range(4)]
     check_totals(manifest)
+    assert all((directory / n).read_bytes() == data for n, data in encoded_before.items())
 
     tok = load_tokenizer(directory)
     docs = read_shards(directory, manifest)
@@ -106,14 +118,6 @@ def test_stage_encodes_splits_and_counts_bad_documents(ray_local, tmp_path, text
         assert tok.decode(tokens) == expected[doc_id]  # exact, no end-of-text inserted
         assert split == ("val" if is_val(doc_id, CFG.val_fraction) else "train")
     assert {s for s, _ in docs.values()} == {"train", "val"}
-    # the unreadable input is retried by the next run; nothing else is re-encoded
-    (out / "SNAP-A" / "final" / "a-3.parquet").unlink()
-    expected |= write_docs(out, "SNAP-A", "final", "a-3", texts[70:75], 300)
-    before = {n: (directory / n).read_bytes() for n in shard_files(directory)}
-    again = run_tokenize(str(out), RECIPE, ["SNAP-A"], **QUIET)
-    assert again.ok and again.encoded == 1
-    assert set(read_shards(directory, again.manifest)) == set(expected)
-    assert all((directory / n).read_bytes() == data for n, data in before.items())
 
 
 def test_only_deduplicated_documents_are_tokenized_never_both_versions(ray_local, tmp_path, texts):
@@ -178,7 +182,7 @@ def test_stage_uses_a_given_tokenizer_and_refuses_a_different_one(ray_local, tmp
     expected = write_docs(out, "S", "final", "f", texts[:20], 0)
     finish_dedup(out, "S")
     own = train_bpe(texts, 520)
-    own.save(tmp_path / "own")
+    save_tokenizer(own, tmp_path / "own")
     recipe = Recipe(tokenize=TokenizeConfig(name="given", shard_tokens=10**9, val_fraction=0.0))
     summary = run_tokenize(str(out), recipe, ["S"], tokenizer_path=tmp_path / "own", **QUIET)
     assert not summary.trained
@@ -186,7 +190,7 @@ def test_stage_uses_a_given_tokenizer_and_refuses_a_different_one(ray_local, tmp
     assert [s["split"] for s in summary.manifest["shards"]] == ["train"]  # one shard, no val
     assert summary.manifest["totals"]["train"]["tokens"] == sum(len(own.encode(t)) for t in expected.values())
     other = train_bpe(texts, 530)
-    other.save(tmp_path / "other")
+    save_tokenizer(other, tmp_path / "other")
     with pytest.raises(TokenizeError, match="different tokenizer"):
         run_tokenize(str(out), recipe, ["S"], tokenizer_path=tmp_path / "other", **QUIET)
     (tmp_path / "empty" / "NONE" / "final").mkdir(parents=True)
@@ -221,7 +225,7 @@ def test_cli_tokenize_reports_and_reuses(ray_local, tmp_path, texts, capsys):
 def test_cli_tokens_show_prints_colours_and_writes_html(tmp_path, texts, capsys):
     from tokenizer import train_bpe
 
-    train_bpe(texts, 400).save(tmp_path / "tok")
+    save_tokenizer(train_bpe(texts, 400), tmp_path / "tok")
     assert cli_main(["tokens", "show", "Hello wörld 日本", "--tokenizer", str(tmp_path / "tok")]) == 0
     shown = capsys.readouterr().out
     assert "\x1b[30;48;5;" in shown and "ids: " in shown

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from tokenizer import EOT, BPETokenizer, load_tokenizer, train_bpe
+from tokenizer import EOT, BPETokenizer, load_tokenizer, save_tokenizer, train_bpe
 from tokenizer.bytelevel import byte_to_char, bytes_to_symbols, symbols_to_bytes
 from tokenizer.formats import from_hf_dict, recover_merges
 from tokenizer.show import render_ansi, render_html, token_spans
@@ -32,7 +32,7 @@ def corpus() -> list[str]:
 def trained(corpus, tmp_path_factory):
     tok = train_bpe(corpus, VOCAB)
     directory = tmp_path_factory.mktemp("tok")
-    info = tok.save(directory)
+    info = save_tokenizer(tok, directory)
     return tok, directory, info
 
 

@@ -16,7 +16,7 @@ from trainer.checkpoint import latest_checkpoint, load_checkpoint
 from trainer.export import export_checkpoint, export_hf
 from trainer.model import GPT
 from trainer.presets import GPTConfig, preset_config
-from tokenizer.shards import write_token_set
+from tokenizer.tokenset import write_token_set
 from trainer.train import TrainConfig, lr_at, run_training
 
 

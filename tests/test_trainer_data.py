@@ -15,10 +15,10 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 
-from tokenizer.shards import write_token_set
+from tokenizer.tokenset import write_token_set
 from trainer.checkpoint import CheckpointError, latest_checkpoint, load_checkpoint, save_checkpoint
 from trainer.data import ShardLoader
-from trainer.shards import ShardError, open_token_set
+from tokenizer.tokenset import ShardError, open_token_set
 
 
 def read_manifest(tokens_dir) -> dict:

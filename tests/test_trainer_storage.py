@@ -18,7 +18,6 @@ from test_trainer_data import build_tokens
 
 from crawlproc.store.storage import Storage, join
 from s3 import FaultProxy, Rule
-from trainer.checkpoint import upload_file
 from trainer.data import ShardLoader
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -28,7 +27,7 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 def upload_tree(storage: Storage, local: Path, uri: str) -> str:
     for f in sorted(local.iterdir()):
         if f.is_file():
-            upload_file(storage, f, join(uri, f.name))
+            storage.upload(f, join(uri, f.name))
     return uri
 
 

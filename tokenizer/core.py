@@ -199,11 +199,3 @@ class BPETokenizer:
     def decode(self, ids: Iterable[int], errors: str = "replace") -> str:
         """Ids -> text. A cut inside a multi-byte character decodes to U+FFFD (errors="replace")."""
         return self.decode_bytes(ids).decode("utf-8", errors=errors)
-
-    # --- files --------------------------------------------------------------------------------------------
-    def save(self, directory) -> dict:
-        """Write tokenizer.json (Hugging Face), tokenizer.tiktoken (ranks) and tokenizer_config.json into
-        `directory`; returns {"file", "tiktoken_file", "sha256", ...} for a manifest."""
-        from tokenizer.formats import save_tokenizer
-
-        return save_tokenizer(self, directory)

@@ -13,9 +13,11 @@ from pathlib import Path
 
 import torch
 
+from crawlproc.store.layout import TrainRunDir
 from crawlproc.store.storage import Storage, default_storage, join, normalize
-from trainer.checkpoint import unwrap, upload_file
-from trainer.shards import EOT_TOKEN, ShardError, TokenSet, open_token_set
+from trainer.checkpoint import unwrap
+from tokenizer.formats import HF_FILE
+from tokenizer.tokenset import EOT, ShardError, TokenSet, open_token_set
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +60,7 @@ def export_hf(model: torch.nn.Module, out_dir: str | Path, tokset: TokenSet | No
     with tempfile.TemporaryDirectory(prefix="crawlproc-hf-") as d:
         _export_to(model, Path(d), tokset, eot_id)
         for f in sorted(Path(d).iterdir()):
-            upload_file(storage, f, join(out, f.name))
+            storage.upload(f, join(out, f.name))
     return out
 
 
@@ -94,17 +96,17 @@ def _export_to(model: torch.nn.Module, out: Path, tokset: TokenSet | None, eot_i
         raise RuntimeError(f"export mapping incomplete: missing {missing}, unexpected {unexpected}")
     out.mkdir(parents=True, exist_ok=True)
     hf.save_pretrained(out, safe_serialization=True)
-    data = tokset.read("tokenizer.json") if tokset is not None else None
+    data = tokset.read(HF_FILE) if tokset is not None else None
     if data is None:
-        log.warning("no tokenizer.json in %s: exported the model without a tokenizer",
+        log.warning("no %s in %s: exported the model without a tokenizer", HF_FILE,
                     tokset.uri if tokset else "(no token set)")
         return
     from transformers import PreTrainedTokenizerFast
 
     with tempfile.TemporaryDirectory(prefix="crawlproc-tok-") as d:
-        (Path(d) / "tokenizer.json").write_bytes(data)
-        tok = PreTrainedTokenizerFast(tokenizer_file=str(Path(d) / "tokenizer.json"), bos_token=EOT_TOKEN,
-                                      eos_token=EOT_TOKEN, unk_token=EOT_TOKEN)
+        (Path(d) / HF_FILE).write_bytes(data)
+        tok = PreTrainedTokenizerFast(tokenizer_file=str(Path(d) / HF_FILE), bos_token=EOT,
+                                      eos_token=EOT, unk_token=EOT)
     tok.model_max_length = cfg.block_size
     tok.save_pretrained(out)
 
@@ -117,10 +119,10 @@ def export_checkpoint(run_dir: str | Path, out_dir: str | Path | None = None,
     from trainer.presets import GPTConfig
 
     storage = storage or default_storage()
-    run_dir = normalize(str(run_dir))
-    path = latest_checkpoint(join(run_dir, "ckpt"), storage)
+    run = TrainRunDir(str(run_dir), storage)
+    path = latest_checkpoint(run.ckpt_dir, storage)
     if path is None:
-        raise FileNotFoundError(f"no checkpoint under {run_dir}/ckpt")
+        raise FileNotFoundError(f"no checkpoint under {run.ckpt_dir}")
     ckpt = load_checkpoint(path, storage)
     model = GPT(GPTConfig(**ckpt["config"]["model"]))
     model.load_state_dict(ckpt["model"])
@@ -129,7 +131,7 @@ def export_checkpoint(run_dir: str | Path, out_dir: str | Path | None = None,
     except ShardError as e:
         log.warning("the run's token set is not readable (%s): exporting without a tokenizer", e)
         tokset = None
-    return export_hf(model, out_dir or join(run_dir, "hf"), tokset, tokset.eot_id if tokset else None, storage)
+    return export_hf(model, out_dir or run.hf_dir, tokset, tokset.eot_id if tokset else None, storage)
 
 
 if __name__ == "__main__":

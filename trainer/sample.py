@@ -7,7 +7,7 @@ import logging
 import torch
 
 from tokenizer.formats import HF_FILE, tokenizer_from_json_bytes
-from trainer.shards import TokenSet
+from tokenizer.tokenset import TokenSet
 
 log = logging.getLogger(__name__)
 

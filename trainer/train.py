@@ -27,7 +27,8 @@ import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel as DDP
 
-from crawlproc.store.storage import Storage, default_storage, join, normalize
+from crawlproc.store.layout import TrainRunDir
+from crawlproc.store.storage import Storage, default_storage
 from trainer.checkpoint import (
     latest_checkpoint, load_checkpoint, rank_rng_states, rng_state, save_checkpoint, set_rng_state,
 )
@@ -37,7 +38,7 @@ from trainer.model import GPT
 from trainer.plot import loss_png
 from trainer.presets import GPTConfig, preset_config
 from trainer.sample import load_sampling_tokenizer, sample_texts
-from trainer.shards import TokenSet, open_token_set
+from tokenizer.tokenset import TokenSet, open_token_set
 
 log = logging.getLogger("trainer")
 
@@ -81,16 +82,16 @@ class RunFiles:
     every `flush_s` seconds in between. Nothing is lost that a resume would not redo: records after the
     checkpoint a run resumes from are dropped and produced again."""
 
-    NAMES = ("metrics.jsonl", "samples.jsonl")
+    NAMES = TrainRunDir.RECORDS
 
-    def __init__(self, out: str, storage: Storage, enabled: bool, flush_s: float = 60.0):
-        self.out, self.storage, self.enabled, self.flush_s = out, storage, enabled, flush_s
-        self.local = storage.local_path(out)
+    def __init__(self, run: TrainRunDir, enabled: bool, flush_s: float = 60.0):
+        self.run, self.storage, self.enabled, self.flush_s = run, run.storage, enabled, flush_s
+        self.local = run.storage.local_path(run.uri)
         self.records: dict[str, list[dict]] = {n: [] for n in self.NAMES}
         self._flushed = time.monotonic()
 
     def _read(self, name: str) -> list[dict]:
-        uri = join(self.out, name)
+        uri = self.run.path(name)
         if not self.storage.exists(uri):
             return []
         return [json.loads(ln) for ln in self.storage.read_bytes(uri).decode().splitlines() if ln.strip()]
@@ -110,7 +111,7 @@ class RunFiles:
             return
         for name, recs in self.records.items():
             if recs:
-                self.storage.write_bytes(join(self.out, name), "".join(json.dumps(r) + "\n" for r in recs).encode())
+                self.storage.write_bytes(self.run.path(name), "".join(json.dumps(r) + "\n" for r in recs).encode())
         self._flushed = time.monotonic()
 
     def truncate_after(self, step: int) -> None:
@@ -120,14 +121,14 @@ class RunFiles:
             return
         for name in self.NAMES:
             self.records[name] = [r for r in self._read(name) if r.get("step", 0) <= step]
-            uri = join(self.out, name)
+            uri = self.run.path(name)
             if self.records[name] or self.storage.exists(uri):
                 self.storage.write_bytes(uri, "".join(json.dumps(r) + "\n" for r in self.records[name]).encode())
 
     def write_plot(self) -> None:
-        png = loss_png(self.records["metrics.jsonl"]) if self.enabled else None
+        png = loss_png(self.records[TrainRunDir.METRICS]) if self.enabled else None
         if png is not None:
-            self.storage.write_bytes(join(self.out, "loss.png"), png)
+            self.storage.write_bytes(self.run.path(TrainRunDir.PLOT), png)
 
 
 def training_seed(seed: int, rank: int) -> int:
@@ -204,9 +205,9 @@ def run_training(cfg: TrainConfig, report: Callable[[dict], None] | None = None,
 
 
 def _train(cfg: TrainConfig, d: Dist, device: torch.device, report, storage: Storage) -> dict:
-    out = normalize(cfg.out)
-    ckpt_dir = join(out, "ckpt")
-    files = RunFiles(out, storage, d.master)
+    run = TrainRunDir(cfg.out, storage)
+    out, ckpt_dir = run.uri, run.ckpt_dir
+    files = RunFiles(run, d.master)
     if d.master:
         storage.makedirs(out)
     tokset = open_token_set(cfg.tokens, storage)
@@ -273,8 +274,8 @@ def _train(cfg: TrainConfig, d: Dist, device: torch.device, report, storage: Sto
                   "params": raw.num_params(), "device": str(device), "bf16": use_bf16,
                   "tokens": {**data, "mix": tokset.mix}}
     if d.master:
-        storage.write_json(join(out, "config.json"), run_config)
-    files.append("metrics.jsonl", {"step": step, "event": "resume" if step else "start", "tokens": data})
+        storage.write_json(run.config_uri, run_config)
+    files.append(TrainRunDir.METRICS, {"step": step, "event": "resume" if step else "start", "tokens": data})
     tok = load_sampling_tokenizer(tokset) if d.master and cfg.sample_tokens > 0 else None
     device_name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
     peak = cfg.peak_tflops or (peak_tflops_for(device_name) if device.type == "cuda" else None)
@@ -322,7 +323,7 @@ def _train(cfg: TrainConfig, d: Dist, device: torch.device, report, storage: Sto
                 mfu = flops_per_token * tps / (peak * 1e12 * d.world_size) if peak else None
                 rec = {"step": step, "train_loss": train_loss, "lr": lr, "tokens_per_s": tps, "mfu": mfu}
                 train_losses.append(train_loss)
-                files.append("metrics.jsonl", rec)
+                files.append(TrainRunDir.METRICS, rec)
                 if d.master:
                     mfu_s = f"{100 * mfu:.1f}%" if mfu is not None else "-"
                     print(f"step {step}/{cfg.max_steps} loss {train_loss:.4f} lr {lr:.2e} "
@@ -333,7 +334,7 @@ def _train(cfg: TrainConfig, d: Dist, device: torch.device, report, storage: Sto
             last = step == cfg.max_steps
             if val_loader is not None and (step % cfg.eval_interval == 0 or last):
                 (val_loss,) = _all_mean([evaluate(model, val_loader, cfg.eval_iters, autocast)], d, device)
-                files.append("metrics.jsonl", {"step": step, "val_loss": val_loss})
+                files.append(TrainRunDir.METRICS, {"step": step, "val_loss": val_loss})
                 if d.master:
                     print(f"step {step} val_loss {val_loss:.4f}", flush=True)
                 if report:
@@ -346,7 +347,7 @@ def _train(cfg: TrainConfig, d: Dist, device: torch.device, report, storage: Sto
                     log.warning("sampling failed (%s): no more samples in this run", e)  # training goes on
                     tok, texts = None, []
                 for prompt, text in zip(cfg.prompts, texts):
-                    files.append("samples.jsonl", {"step": step, "prompt": prompt, "text": text})
+                    files.append(TrainRunDir.SAMPLES, {"step": step, "prompt": prompt, "text": text})
             if step % ckpt_every == 0 or last:
                 rng = gather_rng(d, device)  # every rank's own streams (a collective)
                 if d.master:
@@ -368,7 +369,7 @@ def _train(cfg: TrainConfig, d: Dist, device: torch.device, report, storage: Sto
         try:
             from trainer.export import export_hf
 
-            export_hf(raw, join(out, "hf"), tokset, eot_id, storage)
+            export_hf(raw, run.hf_dir, tokset, eot_id, storage)
         except ImportError as e:
             log.warning("hf/ export skipped: %s", e)
     return {"step": step, "train_losses": train_losses, "val_loss": val_loss, "out": out}

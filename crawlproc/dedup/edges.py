@@ -14,6 +14,7 @@ import json
 import numpy as np
 import pyarrow as pa
 
+from crawlproc.store.layout import done_record
 from crawlproc.dedup import files
 from crawlproc.dedup.buckets import bucket_metadata, read_all, read_bucket, write_buckets
 from crawlproc.dedup.nodes import KIND_EXACT, KIND_NEAR, external_nodes, node_partition, partition_of
@@ -65,7 +66,7 @@ def unique_edges(src: np.ndarray, dst: np.ndarray, kind: np.ndarray):
 
 def _index_part_rows(index_dir: str, part: int, num_partitions: int) -> pa.Table:
     """Rows of an earlier snapshot's band index that fall in `part` (re-partitioned if it used another P)."""
-    info = files.read_json(files.join(index_dir, "_done.json"))
+    info = files.read_json(done_record(index_dir))
     if info["num_partitions"] == num_partitions:
         return read_all([files.join(index_dir, f"part-{part:05d}.parquet")], INDEX_SCHEMA)
     table = read_all(files.parquet_files(index_dir, "part-"), INDEX_SCHEMA)

@@ -1,8 +1,9 @@
 """Process one WARC file through the extract stage: the unit of work, of retry and of resume.
 
 read HTML responses -> the steps of crawlproc/extract/steps.py (URL filter -> extract -> language ID -> the
-quality filters); writes docs/, removed/ (with the stage and reason) and stats/ for the file. The stage
-runner writes the file's `_done` marker after this returns. A bad record is a counted removal, a bad file
+quality filters); writes docs/ and removed/ (with the step and reason) for the file and returns its
+FileStats (crawlproc/extract/stats.py), which the stage runner stores in the file's `_done` marker after this
+returns. A bad record is a counted removal, a bad file
 keeps the records before the fault.
 """
 
@@ -16,6 +17,7 @@ from pathlib import Path
 
 from crawlproc.warc.charset import UndecodableError, decode_html
 from crawlproc.doc import Doc
+from crawlproc.extract.stats import FileStats
 from crawlproc.extract.steps import pipeline_for
 from crawlproc.recipe import Recipe
 from crawlproc.schema import REMOVED_SCHEMA, docs_table
@@ -49,8 +51,8 @@ def process_warc(
     stem: str | None = None,
     raise_on_error: bool = False,
 ) -> dict:
-    """Run the extract stage on one local WARC file; write docs/, removed/ and stats/<stem>.json under the
-    snapshot `dump` of `out` (a local folder, an object-store URI or a Layout); return the stats.
+    """Run the extract stage on one local WARC file; write docs/ and removed/ under the snapshot `dump` of
+    `out` (a local folder, an object-store URI or a Layout); return its FileStats as a dict.
 
     A read error (a truncated or corrupt file) keeps the records before the fault, writes them, and sets
     stats["error"]; with raise_on_error it then raises PartialFailure (carrying the stats) from the read
@@ -117,27 +119,14 @@ def process_warc(
     seconds["write"] += time.perf_counter() - t
     seconds["total"] = time.perf_counter() - started
 
-    stats = {
-        "file": file_path,
-        "stem": stem,
-        "dump": dump,
-        "content_fingerprint": content_fp,
-        "records": counts.records,
-        "responses": counts.responses,
-        "decompressed_bytes": counts.decompressed_bytes,
-        "skipped": dict(counts.skipped),
-        "stages": steps.stages(),
-        "removed_reasons": dict(steps.reasons),
-        "languages": dict(languages),
-        "kept": len(kept),
-        "removed": len(removed),
-        "seconds": {k: round(v, 4) for k, v in seconds.items()},
-        "error": str(error) if error is not None else None,
-        "complete": error is None,
-        "host": socket.gethostname(),
-        "pid": os.getpid(),
-    }
-    snap.storage.write_json(snap.path("stats", stem), stats)
+    stats = FileStats(
+        file=file_path, stem=stem, dump=dump, content_fingerprint=content_fp, records=counts.records,
+        responses=counts.responses, decompressed_bytes=counts.decompressed_bytes, kept=len(kept),
+        removed=len(removed), skipped=dict(counts.skipped), steps=steps.by_step(),
+        removed_reasons=dict(steps.reasons), languages=dict(languages),
+        seconds={k: round(v, 4) for k, v in seconds.items()}, error=str(error) if error is not None else None,
+        complete=error is None, host=socket.gethostname(), pid=os.getpid(),
+    ).to_dict()
     if error is not None and raise_on_error:
         raise PartialFailure(str(error), stats) from error
     return stats

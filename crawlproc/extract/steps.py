@@ -88,7 +88,7 @@ class StepCounts:
         self.reasons: Counter = Counter()  # "<step>:<reason>"
         self.seconds = seconds if seconds is not None else Counter()
 
-    def stages(self) -> dict[str, dict[str, int]]:
+    def by_step(self) -> dict[str, dict[str, int]]:
         """{step: {"in": n, "removed": n}} for every step of the recipe, in pipeline order."""
         return {s: {"in": self.seen[s], "removed": self.removed[s]} for s in self.names}
 
@@ -99,7 +99,7 @@ class ExtractPipeline:
     def __init__(self, recipe: Recipe):
         self.recipe = recipe
         self.budget_s = recipe.extract.timeout_s
-        self.stage_names = registry.stage_names(recipe.extract.plugins)
+        self.step_names = registry.step_names(recipe.extract.plugins)
         self.steps: list = []
         if recipe.url_filter.enabled:
             self.steps.append(UrlFilterStep(recipe))
@@ -118,7 +118,7 @@ class ExtractPipeline:
                 step.reset()
 
     def counts(self, seconds: Counter | None = None) -> StepCounts:
-        return StepCounts(self.stage_names, seconds)
+        return StepCounts(self.step_names, seconds)
 
     def run(self, doc: Doc, counts: StepCounts) -> tuple[str, str] | None:
         """Take `doc` through the steps; return (removed_by, reason), or None for a kept document."""

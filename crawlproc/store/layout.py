@@ -4,8 +4,7 @@ The output root (a local folder or an object-store URI) is the whole state; no d
 
     <out>/<snapshot>/docs/<stem>.parquet         kept documents           (written by the extract stage)
     <out>/<snapshot>/removed/<stem>.parquet      removed documents + stage and reason
-    <out>/<snapshot>/stats/<stem>.json           per-file counters
-    <out>/<snapshot>/_done/<stem>.<fp>.json      commit point of a file, written last; fp = its fingerprint
+    <out>/<snapshot>/_done/<stem>.<fp>.json      commit point of a file, written last (with its FileStats)
     <out>/<snapshot>/_failed/<stem>.json         the root cause of a file that failed (retried on the next run)
     <out>/<snapshot>/listing.json                the validated listing of a `crawlproc run`
     <out>/<snapshot>/recipes/<fp>.json           each recipe files were processed with, by fingerprint
@@ -41,7 +40,7 @@ _MARKER = re.compile(r"^(?P<key>.+)\.(?P<fp>[0-9a-f]{16})\.json$")
 SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+=~@-]{0,199}$")
 FILE_KINDS = ("docs", "removed", "signatures", "final", "classified", "classified_removed")
 RESERVED = {"tokens", "train", "_index", "minicc"}  # top-level folders that are not snapshots
-_SNAPSHOT_PARTS = ("docs", "removed", "stats", "_done", "_failed", "final", "listing.json", "dedup", "classify",
+_SNAPSHOT_PARTS = ("docs", "removed", "_done", "_failed", "final", "listing.json", "dedup", "classify",
                    "classified")
 
 
@@ -126,6 +125,50 @@ class Markers:
             self.storage.delete_tree(d)
 
 
+class StageDir:
+    """The folder of a stage that works on a whole snapshot or index: its plan, its summary, its commit point
+    `_done.json` (written last), its work files (one folder per wave, with per-unit markers) and its own outputs."""
+
+    DONE, SUMMARY, PLAN = "_done.json", "summary.json", "plan.json"
+
+    def __init__(self, storage: Storage, uri: str):
+        self.storage, self.uri = storage, uri
+
+    def path(self, *parts: str) -> str:
+        return join(self.uri, *parts)
+
+    def file(self, kind: str, stem: str) -> str:
+        """One Parquet file of an output folder of the stage (duplicates/, clusters/, ...)."""
+        return self.path(kind, f"{stem}.parquet")
+
+    @property
+    def done_uri(self) -> str:
+        return self.path(self.DONE)
+
+    @property
+    def summary_uri(self) -> str:
+        return self.path(self.SUMMARY)
+
+    @property
+    def plan_uri(self) -> str:
+        return self.path(self.PLAN)
+
+    def work(self, *parts: str) -> str:
+        return self.path("work", *parts)
+
+    def wave_markers(self, wave: str) -> Markers:
+        return Markers(self.storage, self.work(wave, "_done"), self.work(wave, "_failed"))
+
+    def done(self) -> dict | None:
+        """The stage's commit record, or None while it has not finished."""
+        return self.storage.read_json(self.done_uri)
+
+
+def done_record(folder: str) -> str:
+    """The commit record of a folder written as a whole (a stage, a band index, a round of components)."""
+    return join(folder, StageDir.DONE)
+
+
 class Snapshot:
     """The folders of one snapshot (a `--dump` / `--snapshot` name) under the output root."""
 
@@ -137,9 +180,8 @@ class Snapshot:
         self.markers = Markers(self.storage, join(self.uri, "_done"), join(self.uri, "_failed"))
 
     def path(self, kind: str, stem: str) -> str:
-        """docs / removed / signatures / final: Parquet; stats: JSON."""
-        ext = "json" if kind == "stats" else "parquet"
-        return join(self.uri, kind, f"{stem}.{ext}")
+        """One input file's Parquet file in docs/, removed/, signatures/, final/, classified/, ..."""
+        return join(self.uri, kind, f"{stem}.parquet")
 
     def files(self, kind: str) -> list[str]:
         """URIs of the Parquet files of docs/, removed/, signatures/ or final/, sorted."""
@@ -160,63 +202,128 @@ class Snapshot:
     def recipe_for(self, fp: str) -> str:
         return join(self.uri, "recipes", f"{fp}.json")
 
-    def read_stats(self, stem: str) -> dict | None:
-        return self.storage.read_json(self.path("stats", stem))
+    def folder(self, kind: str) -> str:
+        """docs/, removed/, signatures/, final/, classified/, ...: a folder of one Parquet file per input."""
+        return join(self.uri, kind)
 
-    # -- dedup ---------------------------------------------------------------------------------------------
+    def stage(self, name: str) -> StageDir:
+        """The folder a snapshot-wide stage keeps its state in: <snapshot>/<name>/ (dedup, classify, ...)."""
+        return StageDir(self.storage, join(self.uri, check_name(name, "stage name")))
+
     @property
-    def dedup_dir(self) -> str:
-        return join(self.uri, "dedup")
+    def dedup(self) -> StageDir:
+        """dedup/: plan, summary, _done.json, duplicates/<stem>.parquet, clusters/<stem>.parquet, work/."""
+        return self.stage("dedup")
 
-    def dedup(self, *parts: str) -> str:
-        """A path under dedup/: plan.json, summary.json, _done.json, duplicates/<stem>.parquet, work/..."""
-        return join(self.dedup_dir, *parts)
-
-    def dedup_markers(self, step: str) -> Markers:
-        work = self.dedup("work", step)
-        return Markers(self.storage, join(work, "_done"), join(work, "_failed"))
-
-    # -- classify ------------------------------------------------------------------------------------------
-    def classify(self, *parts: str) -> str:
-        """A path under classify/: summary.json, thresholds.json, _done.json."""
-        return join(self.uri, "classify", *parts)
+    @property
+    def classify(self) -> StageDir:
+        """classify/: summary, thresholds, _done.json, scores/<classifier>/<stem>.parquet, work/."""
+        return self.stage("classify")
 
     def scores_path(self, classifier: str, stem: str) -> str:
         """One classifier's scores of one input file (id, score)."""
-        return self.classify("scores", check_name(classifier, "classifier name"), f"{stem}.parquet")
-
-    def classify_markers(self, step: str) -> Markers:
-        work = self.classify("work", step)
-        return Markers(self.storage, join(work, "_done"), join(work, "_failed"))
+        return self.classify.path("scores", check_name(classifier, "classifier name"), f"{stem}.parquet")
 
     @property
     def lock_uri(self) -> str:
         return join(self.uri, "_lock")
 
 
-class TokenSet:
-    """tokens/<name>/: shards, tokenizer files, part manifests (one per encoded input) and manifest.json."""
+class TokenSetDir:
+    """Where the files of one token set lie (tokens/<name>/, or any folder or URI holding one): its manifest
+    (the commit point), its shards and tokenizer files side by side, one part marker per encoded unit under
+    parts/, the work files of a mix under _work/, and its lock. What the files hold is tokenizer/shards.py's;
+    tokenizer/tokenset.py reads and writes them."""
 
-    def __init__(self, layout: Layout, name: str):
-        self.storage = layout.storage
-        self.name = check_name(name, "token set name")
-        self.uri = join(layout.root, "tokens", name)
+    MANIFEST = "manifest.json"
+
+    def __init__(self, uri: str, storage: Storage, name: str | None = None):
+        self.storage = storage
+        self.uri = normalize(uri)
+        self.name = check_name(name or basename(self.uri), "token set name")
 
     def path(self, *parts: str) -> str:
+        """A file of the token set: a shard or a tokenizer file, by its plain name."""
         return join(self.uri, *parts)
 
     @property
     def manifest_uri(self) -> str:
-        return self.path("manifest.json")
+        return self.path(self.MANIFEST)
 
     @property
     def markers(self) -> Markers:
-        """One marker per encoded input: its part manifest (the shards it produced)."""
+        """One marker per encoded unit (an input of tokenize, a bucket of mix): its part record."""
         return Markers(self.storage, self.path("parts"), self.path("_failed"))
+
+    def work(self, *parts: str) -> str:
+        """A path under _work/: a command's files while it builds the token set, removed when it commits."""
+        return self.path("_work", *parts)
+
+    def work_markers(self, wave: str) -> Markers:
+        return Markers(self.storage, self.work(wave, "_done"), self.work(wave, "_failed"))
 
     @property
     def lock_uri(self) -> str:
         return self.path("_lock")
+
+
+class TrainRunDir:
+    """A training run's folder (<out>/train/<run>/, or any `crawlproc train --out`): its settings, its records
+    (metrics, text samples), the loss plot, its checkpoints (ckpt/: their format is trainer/checkpoint.py's) and
+    the Hugging Face export (hf/)."""
+
+    CONFIG, METRICS, SAMPLES, PLOT = "config.json", "metrics.jsonl", "samples.jsonl", "loss.png"
+    RECORDS = (METRICS, SAMPLES)
+
+    def __init__(self, uri: str, storage: Storage):
+        self.storage, self.uri = storage, normalize(uri)
+
+    def path(self, name: str) -> str:
+        return join(self.uri, name)
+
+    @property
+    def config_uri(self) -> str:
+        return self.path(self.CONFIG)
+
+    @property
+    def ckpt_dir(self) -> str:
+        return self.path("ckpt")
+
+    @property
+    def hf_dir(self) -> str:
+        return self.path("hf")
+
+    @property
+    def ray_dir(self) -> str:
+        """Ray Train's own storage for `crawlproc train --ray`."""
+        return self.path("ray")
+
+
+class ExportDir:
+    """An export's folder (`crawlproc export --out`): the files other trainers read, `export.json` (the record,
+    written last: the commit point) and a staging folder per export plan while one is being written."""
+
+    RECORD = "export.json"
+
+    def __init__(self, uri: str, storage: Storage):
+        self.storage, self.uri = storage, normalize(uri)
+
+    @property
+    def record_uri(self) -> str:
+        return join(self.uri, self.RECORD)
+
+    def file(self, name: str) -> str:
+        return join(self.uri, check_name(name, "export file name"))
+
+    def staging(self, plan: str, name: str | None = None) -> str:
+        """The folder the export of `plan` is written into before it is moved into place, or a file of it."""
+        folder = join(self.uri, f"_staging-{check_name(plan, 'export plan')}")
+        return join(folder, check_name(name, "export file name")) if name else folder
+
+    @staticmethod
+    def plain(name: str) -> bool:
+        """A record's file name that stays inside the folder (a hand-edited record is input like any other)."""
+        return bool(SAFE_NAME.match(name)) and name != ExportDir.RECORD
 
 
 class Layout:
@@ -229,19 +336,32 @@ class Layout:
     def snapshot(self, name: str) -> Snapshot:
         return Snapshot(self, name)
 
-    def tokens(self, name: str) -> TokenSet:
-        return TokenSet(self, name)
+    @property
+    def tokens_root(self) -> str:
+        return join(self.root, "tokens")
+
+    def tokens(self, name: str) -> TokenSetDir:
+        return TokenSetDir(join(self.tokens_root, check_name(name, "token set name")), self.storage, name)
 
     def index_dir(self, snapshot: str) -> str:
-        """The persisted band index of one snapshot, for `dedup.scope = "all"`."""
+        """The persisted band index of one snapshot, for `dedup.scope = "all"` (its `_done.json` last)."""
         return join(self.root, "_index", "bands", check_name(snapshot, "snapshot name"))
 
     @property
     def index_root(self) -> str:
         return join(self.root, "_index", "bands")
 
+    @property
+    def train_root(self) -> str:
+        return join(self.root, "train")
+
     def train_run(self, name: str) -> str:
-        return join(self.root, "train", check_name(name, "training run name"))
+        return join(self.train_root, check_name(name, "training run name"))
+
+    @property
+    def minicc_dir(self) -> str:
+        """Where `crawlproc demo` builds the mini Common Crawl it serves."""
+        return join(self.root, "minicc")
 
     @property
     def report_uri(self) -> str:

@@ -30,6 +30,7 @@ import re
 import socket
 import time
 import uuid
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -200,7 +201,7 @@ class Storage:
             f.write(data)
 
     def write_json(self, uri: str, obj) -> None:
-        self.write_bytes(uri, (json.dumps(obj, indent=1, sort_keys=True, default=str) + "\n").encode())
+        self.write_bytes(uri, json_bytes(obj))
 
     def write_table(self, uri: str, table: pa.Table, **kwargs) -> None:
         """Write a Parquet file (zstd by default) all-or-nothing. A table without rows gets no row group at
@@ -213,6 +214,38 @@ class Storage:
         sink = pa.BufferOutputStream()
         _write_parquet(sink, table, kwargs)
         self.write_bytes(uri, sink.getvalue().to_pybytes())
+
+    @contextmanager
+    def open_output(self, uri: str):
+        """A binary stream to `uri` for a file too large to hold in memory, committed only when the block ends
+        without an exception: locally a private temporary name renamed into place; on an object store a
+        multipart upload, deleted again when the block fails (pyarrow publishes what it has on close)."""
+        fs, path = self.resolve(uri)
+        if isinstance(fs, pafs.LocalFileSystem):
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            tmp = _tmp_path(path)
+            try:
+                with open(tmp, "wb") as f:
+                    yield f
+                    f.flush()
+                    os.fsync(f.fileno())
+                os.replace(tmp, path)
+            finally:
+                if os.path.exists(tmp):
+                    os.unlink(tmp)
+            return
+        try:
+            with fs.open_output_stream(path, compression=None) as f:
+                yield f
+        except BaseException:
+            self.delete(uri)
+            raise
+
+    def upload(self, local: str | Path, uri: str, chunk: int = 8 << 20) -> None:
+        """Put a local file at `uri` whole (a copy renamed into place, or a multipart upload), streamed."""
+        with open(local, "rb") as src, self.open_output(uri) as out:
+            while block := src.read(chunk):
+                out.write(block)
 
     # ------------------------------------------------------------------ reading
 
@@ -298,6 +331,17 @@ class Storage:
             if not _not_found(e):
                 raise
 
+    def move(self, src: str, dst: str) -> None:
+        """Put the file `src` at `dst` (replacing it): a rename on a disk, a server-side copy and delete on an
+        object store."""
+        fs, path = self.resolve(src)
+        fs2, path2 = self.resolve(dst)
+        if isinstance(fs, pafs.LocalFileSystem):
+            os.makedirs(os.path.dirname(path2), exist_ok=True)
+            os.replace(path, path2)
+            return
+        fs.move(path, path2)
+
     def delete_tree(self, uri: str) -> None:
         fs, path = self.resolve(uri)
         if fs.get_file_info(path).type == pafs.FileType.NotFound:
@@ -333,6 +377,11 @@ class Storage:
             except FileNotFoundError:
                 pass
         return n
+
+
+def json_bytes(obj) -> bytes:
+    """How every JSON file of a run is written (sorted keys: the same object always gives the same bytes)."""
+    return (json.dumps(obj, indent=1, sort_keys=True, default=str) + "\n").encode()
 
 
 def _local_atomic(path: str, write) -> None:

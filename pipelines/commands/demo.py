@@ -40,6 +40,7 @@ def main(args) -> int:
 
     import tempfile
 
+    from crawlproc.store.layout import Layout, TrainRunDir
     from crawlproc.store.storage import Storage, is_remote, join, normalize
 
     started = time.monotonic()
@@ -55,7 +56,7 @@ def main(args) -> int:
     print(f"demo: building a mini Common Crawl ({args.files} WARC files) from the real pages in {data} ...")
     # the crawl it serves is local (it stands for Common Crawl's own servers); with --out in a bucket it is
     # built in a temporary folder, so that nothing of the run is left on this machine
-    crawl_dir = tempfile.mkdtemp(prefix="crawlproc-minicc-") if is_remote(out) else join(out, "minicc")
+    crawl_dir = tempfile.mkdtemp(prefix="crawlproc-minicc-") if is_remote(out) else Layout(out).minicc_dir
     mini = build_minicc(crawl_dir, snapshot=SNAPSHOT, files=args.files, data_dir=data)
     steps = build_steps(["extract", "dedup", "tokenize", "train"], train_preset=args.train_preset,
                         train_steps=args.train_steps, batch_size=16, lr=3e-3, log_interval=50)
@@ -76,7 +77,8 @@ def main(args) -> int:
     dedup = info.get("dedup", {})
     tok = info.get("tokenize", {})
     train = info.get("train", {})
-    samples = _last_sample(Storage(), join(train["out"], "samples.jsonl")) if train.get("out") else None
+    samples = (_last_sample(Storage(), TrainRunDir(train["out"], Storage()).path(TrainRunDir.SAMPLES))
+               if train.get("out") else None)
     print("\nWhat happened, and where it is:")
     kept, removed = ((summary.total_kept, summary.total_removed) if summary.total_kept is not None
                      else (summary.kept, summary.removed))  # a bucket's markers are not all read back

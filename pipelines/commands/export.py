@@ -35,7 +35,7 @@ def _main(args) -> int:
     from crawlproc.store.storage import storage_for
     from pipelines.stages.export import DEFAULT_LLMC_MAX_TOKENS, run_export
     from tokenizer.exports import ExportError
-    from tokenizer.mixing import MixError, parse_tokens
+    from tokenizer.mix.decide import MixError, parse_tokens
     from tokenizer.shards import ShardError
 
     recipe = load_recipe(args)

@@ -44,8 +44,8 @@ def main(args) -> int:
 def _config(args, storage):
     import dataclasses
 
-    from pipelines.stages.mix import config_from_args, load_mix_toml
-    from tokenizer.mixing import MixError, parse_tokens
+    from tokenizer.mix.config import config_from_args, load_mix_toml
+    from tokenizer.mix.decide import MixError, parse_tokens
 
     if args.mix:
         cfg = load_mix_toml(args.mix, storage)
@@ -64,7 +64,7 @@ def _config(args, storage):
 def _main(args) -> int:
     from crawlproc.store.storage import storage_for
     from pipelines.stages.mix import run_mix
-    from tokenizer.mixing import MixError
+    from tokenizer.mix.decide import MixError
     from tokenizer.shards import ShardError
 
     recipe = load_recipe(args)

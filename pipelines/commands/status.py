@@ -22,6 +22,8 @@ def register(sub) -> None:
 
 def snapshot_status(snap) -> dict:
     """Status of one snapshot (crawlproc.store.layout.Snapshot); see `crawlproc status --json` for the keys."""
+    from crawlproc.extract.stats import FileStats, snapshot_stats
+
     storage = snap.storage
     listing = storage.read_json(snap.listing_uri, {}) or {}
     listed = [f["stem"] for f in listing.get("files", [])]
@@ -32,11 +34,9 @@ def snapshot_status(snap) -> dict:
         failed[key] = {"file": rec.get("source") or rec.get("file"), "error": rec.get("error"),
                        "type": failure.get("type"), "kind": failure.get("kind"), "frames": failure.get("frames"),
                        "at": rec.get("at")}
-    kept = removed = 0
-    for stem, fp in done.items():
-        stats = (snap.markers.read(stem, fp) or {}).get("stats") or {}
-        kept += int(stats.get("kept", 0))
-        removed += int(stats.get("removed", 0))
+    stats, _ = snapshot_stats(snap, failed=False)
+    total = FileStats.total(stats.values())
+    kept, removed = total.kept, total.removed
     universe = list(dict.fromkeys(listed + list(done) + list(failed)))
     return {
         "snapshot": snap.name,

@@ -55,10 +55,11 @@ def _main(args) -> int:
         print(f"crawlproc tokenize: {e}", file=sys.stderr)
         return 2
     m = summary.manifest
-    skipped = ", ".join(f"{k} {v}" for k, v in sorted(m["skipped"].items())) or "none"
-    print(f"tokenize: {summary.inputs} input files, {summary.encoded} encoded in {summary.seconds:.1f}s; totals: "
-          f"train {m['totals']['train']['tokens']:,} tokens, val {m['totals']['val']['tokens']:,} tokens; "
-          f"skipped documents: {skipped}")
+    if summary.ok:
+        skipped = ", ".join(f"{k} {v}" for k, v in sorted(m["skipped"].items())) or "none"
+        print(f"tokenize: {summary.inputs} input files, {summary.encoded} encoded in {summary.seconds:.1f}s; "
+              f"totals: train {m['totals']['train']['tokens']:,} tokens, val {m['totals']['val']['tokens']:,} "
+              f"tokens; skipped documents: {skipped}")
     if summary.stopped:
         print(f"crawlproc tokenize: stopped: {summary.stopped}", file=sys.stderr)
         return 2

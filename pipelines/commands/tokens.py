@@ -31,18 +31,19 @@ def register(sub) -> None:
 
 
 def main_show(args) -> int:
+    from crawlproc.store.layout import Layout
     from tokenizer import load_tokenizer
     from tokenizer.show import render_ansi, render_html
+    from tokenizer.tokenset import open_token_set
 
-    if args.tokenizer:
-        path = Path(args.tokenizer)
-    elif args.out:
-        path = Path(args.out) / "tokens" / args.name
-    else:
+    if not args.tokenizer and not args.out:
         print("crawlproc tokens show: give --tokenizer PATH or --out DIR [--name N]", file=sys.stderr)
         return 2
     try:
-        tok = load_tokenizer(path)
+        if args.tokenizer:
+            tok = load_tokenizer(Path(args.tokenizer))
+        else:  # a token set under --out, on a disk or in a bucket
+            tok = open_token_set(Layout(args.out).tokens(args.name)).load_tokenizer()
     except (FileNotFoundError, ValueError) as e:
         print(f"crawlproc tokens show: {e}", file=sys.stderr)
         return 2

@@ -57,12 +57,13 @@ def run_with_ray(cfg: TrainConfig, num_workers: int, use_gpu: bool, cpus_per_wor
 
     from pipelines.engine.ray_runtime import init_ray_or_exit
 
-    from crawlproc.store.storage import default_storage, join, normalize
+    from crawlproc.store.layout import TrainRunDir
+    from crawlproc.store.storage import default_storage, normalize
 
     init_ray_or_exit(address, prog="crawlproc train")
     storage = storage or default_storage()
     cfg = dataclasses.replace(cfg, tokens=normalize(cfg.tokens), out=normalize(cfg.out))
-    fs, ray_dir = storage.resolve(join(cfg.out, "ray"))
+    fs, ray_dir = storage.resolve(TrainRunDir(cfg.out, storage).ray_dir)
     trainer = TorchTrainer(
         _ray_worker_loop,
         train_loop_config={"train": dataclasses.asdict(cfg), "use_gpu": use_gpu, "storage": storage},

@@ -208,8 +208,10 @@ def run_stage(
             result.failed[u.key] = failure
             result.sources[u.key] = u.source
             if markers is not None:
-                markers.mark_failed(u.key, {"stage": stage, "source": u.source, "error": failure.line(),
-                                            "failure": failure.to_dict()})
+                record = {"stage": stage, "source": u.source, "error": failure.line(), "failure": failure.to_dict()}
+                if stats:  # what a unit that broke part-way did count (its outputs before the fault)
+                    record["stats"] = stats
+                markers.mark_failed(u.key, record)
             if result.done == 0 and fail_fast and not stop:
                 first_failures.append(failure)
                 if _same_environment_failure(first_failures, fail_fast, len(units)):

@@ -19,7 +19,7 @@ from crawlproc.doc import Doc
 from crawlproc.store.layout import Layout
 from crawlproc.quality.filter import COMPARISONS
 from crawlproc.recipe import Recipe, load_recipe, recipe_from_dict
-from crawlproc.store.storage import Storage, basename, join
+from crawlproc.store.storage import Storage, basename
 from pipelines.inspect.classify_explain import KINDS as CLASSIFY_KINDS, explain_scores, score_lines
 
 KINDS = ("removed", "docs", "final", *CLASSIFY_KINDS)  # removed first: its text is what the removing stage saw
@@ -97,7 +97,7 @@ def _duplicates(layout: Layout, doc_id: str, snapshot: str, problems: list[str])
     """The dedup record of `doc_id`: dropped (its cluster and survivor) or the survivor of a cluster."""
     survivor_of: dict | None = None
     storage = layout.storage
-    for e in storage.list(layout.snapshot(snapshot).dedup("duplicates"), suffix=".parquet"):
+    for e in storage.list(layout.snapshot(snapshot).dedup.path("duplicates"), suffix=".parquet"):
         try:
             t = storage.read_table(e.uri, columns=["id", "cluster_id", "kept_id", "kind"])
         except PARQUET_ERRORS as err:
@@ -122,7 +122,7 @@ def _duplicates(layout: Layout, doc_id: str, snapshot: str, problems: list[str])
 def _token_shards(layout: Layout, doc_id: str, problems: list[str]) -> list[dict]:
     found = []
     storage = layout.storage
-    for e in storage.list(join(layout.root, "tokens"), recursive=True, suffix=".parquet"):
+    for e in storage.list(layout.tokens_root, recursive=True, suffix=".parquet"):
         rel = _relative(layout, e.uri).split("/")  # tokens/<set>/<shard>
         if len(rel) != 3:
             continue
@@ -245,7 +245,7 @@ def _explain_one(layout: Layout, snapshot: str, doc_id: str, found: list[dict], 
         "verdict": "unknown", "stage": None, "reason": None, "summary": "",
         "checks": [], "checks_note": None, "dedup": None, "tokens": [],
     }
-    dedup_ran = layout.storage.exists(layout.snapshot(snapshot).dedup("summary.json"))
+    dedup_ran = layout.storage.exists(layout.snapshot(snapshot).dedup.summary_uri)
     if "removed" in kinds:
         stage, reason = row.get("removed_by"), row.get("removed_reason")
         result.update(verdict="removed", stage=stage, reason=reason,

@@ -46,7 +46,7 @@ def tokenize_step(ctx) -> None:
     if not result.ok:
         ctx.summary.failed.update({f"tokenize {k}": v for k, v in result.failed.items()})
         ctx.summary.stopped = ctx.summary.stopped or result.stopped
-    totals = result.manifest.get("totals", {})
+    totals = (result.manifest or {}).get("totals", {})
     ctx.summary.steps_info["tokenize"] = {
         "tokens_dir": ctx.layout.tokens(ctx.recipe.tokenize.name).uri,
         "train_tokens": totals.get("train", {}).get("tokens"),

@@ -61,7 +61,7 @@ class Input:
 
 def find_inputs(snap: Snapshot, source: str) -> list[Input]:
     if source == "final":
-        finished = snap.storage.read_json(snap.dedup("_done.json"))
+        finished = snap.dedup.done()
         if not finished:
             raise ClassifyError(f"snapshot {snap.name!r} has no finished dedup (its final/ is what is classified): "
                                 f"run `crawlproc dedup --snapshot {snap.name}` first, or set classify.source = "
@@ -83,7 +83,7 @@ def classified_identity(snap: Snapshot, source: str = "final") -> str:
     """What <snapshot>/classified/ is made of, for the tokenize stage (`tokenize.source = "classified"`):
     the digest of classify/_done.json. Raises ClassifyError when the classify stage has not finished, or when
     its input changed after it (dedup or extraction redone): classified/ would then be stale."""
-    done = snap.storage.read_json(snap.classify("_done.json"))
+    done = snap.classify.done()
     if not done:
         raise ClassifyError(f"snapshot {snap.name!r} has no finished classify stage (its classified/ is what is "
                             f"tokenized): run `crawlproc classifier run --snapshot {snap.name}` first")
@@ -222,7 +222,7 @@ def run_classify(out: str, snapshot: str, recipe: Recipe, *, force: bool = False
     score_fp = {i.stem: digest({"input": i.identity, "scores": [c.score_fingerprint for c in classifiers]})
                 for i in inputs}
     units = [Unit(i.stem, (i.uri, i.stem, i.identity), i.uri, score_fp[i.stem]) for i in inputs]
-    markers = snap.classify_markers("score")
+    markers = snap.classify.wave_markers("score")
     done = markers.done()
     pools: dict = {}
     if force or any(done.get(u.key) != u.fingerprint for u in units):
@@ -247,7 +247,7 @@ def run_classify(out: str, snapshot: str, recipe: Recipe, *, force: bool = False
     # pass 2: classified/ and classified_removed/
     units = [Unit(i.stem, (i.uri, i.stem), i.uri, digest({"scores": score_fp[i.stem], "rules": rules_fp}))
              for i in inputs]
-    markers = snap.classify_markers("apply")
+    markers = snap.classify.wave_markers("apply")
     fresh: dict[str, dict] = {}
     result = run_stage("classify", units, apply_file, shared=(snap, rules), markers=markers,
                        num_cpus=recipe.ray.num_cpus_per_task, progress="classify: apply" if progress else False,
@@ -257,7 +257,7 @@ def run_classify(out: str, snapshot: str, recipe: Recipe, *, force: bool = False
         return _finish(summary, started)
     _drop_vanished(snap, {i.stem for i in inputs}, log)
     plan = digest(sorted((u.key, u.fingerprint) for u in units))  # what classified/ is made of
-    previous = snap.storage.read_json(snap.classify("summary.json")) or {}
+    previous = snap.storage.read_json(snap.classify.summary_uri) or {}
     if fresh or previous.get("plan") != plan:  # else the summary of this very plan is there: no marker reads
         stats = {u.key: fresh.get(u.key) or (markers.read(u.key, u.fingerprint) or {}).get("stats") or {}
                  for u in units}
@@ -299,7 +299,7 @@ def _drop_vanished(snap: Snapshot, stems: set[str], log) -> None:
                 snap.storage.delete(snap.path(kind, stem))
                 gone += kind == "classified"
     for step in ("score", "apply"):
-        m = snap.classify_markers(step)
+        m = snap.classify.wave_markers(step)
         for key, fp in m.done().items():
             if key not in stems:
                 m.unmark(key, fp)
@@ -334,10 +334,10 @@ def _write_summary(snap: Snapshot, cfg: ClassifyConfig, classifiers: list[Classi
     record = {"snapshot": snap.name, "source": cfg.source, "files": len(stats), "documents": summary.documents,
               "kept": summary.kept, "removed": summary.removed, "classifiers": per, "plan": plan,
               "updated_at": now_iso()}
-    snap.storage.write_json(snap.classify("summary.json"), record)
-    done = snap.storage.read_json(snap.classify("_done.json")) or {}
+    snap.storage.write_json(snap.classify.summary_uri, record)
+    done = snap.classify.done() or {}
     if done.get("plan") != plan:
-        snap.storage.write_json(snap.classify("_done.json"), {
+        snap.storage.write_json(snap.classify.done_uri, {
             "snapshot": snap.name, "documents": summary.documents, "kept": summary.kept, "plan": plan,
             "inputs": inputs, "finished_at": now_iso()})
 

@@ -31,7 +31,7 @@ from crawlproc.dedup.signatures import compute_signatures, open_docs_file
 from crawlproc.dedup.stars import run_components
 from crawlproc.dedup.usage import TaskUsage
 from crawlproc.store.fingerprint import digest
-from crawlproc.store.layout import Layout, Snapshot
+from crawlproc.store.layout import Layout, Snapshot, done_record
 from crawlproc.store.lock import hold
 from crawlproc.recipe import Recipe
 from crawlproc.store.storage import Storage, basename, join, storage_for
@@ -82,7 +82,7 @@ class _Waves:
 
     def __call__(self, step: str, fn, arg_tuples: list[tuple]) -> list:
         wave = re.sub(r"[^a-z0-9]+", "-", f"{step} {fn.__name__}".lower()).strip("-")
-        markers = self.snap.dedup_markers(wave)
+        markers = self.snap.dedup.wave_markers(wave)
         units = [Unit(key=f"u{i:05d}", args=(tuple(self._share(a) for a in args),), source=f"{wave} {i}",
                       fingerprint=self.fingerprint) for i, args in enumerate(arg_tuples)]
         result = run_stage(f"dedup {step}", units, _measured, shared=(fn, self.snap.storage), markers=markers,
@@ -113,7 +113,7 @@ def _earlier_indexes(layout: Layout, snapshot: str) -> tuple[int, list[tuple[int
     st = layout.storage
     done = {}
     for e in st.list(layout.index_root, include_dirs=True):
-        info = st.read_json(join(e.uri, "_done.json")) if e.is_dir else None
+        info = st.read_json(done_record(e.uri)) if e.is_dir else None
         if info:
             done[info["snapshot"]] = (info["order"], e.uri, info)
     order = done[snapshot][0] if snapshot in done else 1 + max((o for o, _, _ in done.values()), default=0)
@@ -153,9 +153,9 @@ def _find_duplicates(waves, recipe, snap, files_, stems, work, earlier, step, lo
     else:
         star_files, rounds = run_components(waves, edge_files, join(work, "cc"), P,
                                             recipe.dedup.max_component_rounds, log)
-    their = {o: (join(snap.layout.snapshot(i["snapshot"]).uri, "signatures"), i["stems"]) for o, _, i in earlier}
-    cstats = run_clusters(waves, star_files, edge_files, join(work, "clusters"), snap.dedup("clusters"),
-                          join(snap.uri, "signatures"), stems, their, P)
+    their = {o: (snap.layout.snapshot(i["snapshot"]).folder("signatures"), i["stems"]) for o, _, i in earlier}
+    cstats = run_clusters(waves, star_files, edge_files, join(work, "clusters"), snap.dedup.path("clusters"),
+                          snap.folder("signatures"), stems, their, P)
     cstats.update(edges=sum(s["candidate_edges"] for s in edge_stats), rounds=rounds, components=mode)
     step("components", t)
     return sum(c["documents"] for c in counts), cstats
@@ -193,13 +193,13 @@ def _dedup(layout: Layout, snap: Snapshot, recipe: Recipe, input_dir, force, sto
     t0 = time.monotonic()
     st = layout.storage
     files.use(st)
-    work = snap.dedup("work")
+    work = snap.dedup.work()
     extracted = None  # {stem: extract marker fingerprint}: what this dedup is of (tokenize checks it)
     if input_dir:
         input_dir = str(input_dir)
         inputs = files.parquet_files(input_dir)
     else:  # only files whose extract is done: a failed file's partial output is not an input
-        input_dir = join(snap.uri, "docs")
+        input_dir = snap.folder("docs")
         extracted = snap.markers.done()
         inputs = [snap.path("docs", stem) for stem in sorted(extracted)]
     if not inputs:
@@ -216,16 +216,16 @@ def _dedup(layout: Layout, snap: Snapshot, recipe: Recipe, input_dir, force, sto
         "minhash": asdict(recipe.minhash), "dedup": vars(recipe.dedup), "earlier": [d for _, d, _ in earlier],
         "pii": asdict(recipe.pii), "inputs": extracted, "work_format": WORK_FORMAT,
     }
-    plan_uri = snap.dedup("plan.json")
+    plan_uri = snap.dedup.plan_uri
     if force or st.read_json(plan_uri) != plan:
         # Another input or recipe: nothing downstream of the signatures may be reused.
-        for d in (snap.dedup_dir, join(snap.uri, "final"), layout.index_dir(snap.name)):
+        for d in (snap.dedup.uri, snap.folder("final"), layout.index_dir(snap.name)):
             st.delete_tree(d)
         st.write_json(plan_uri, plan)
-    elif st.exists(snap.dedup("_done.json")):
+    elif st.exists(snap.dedup.done_uri):
         log(f"dedup: {snap.name} already done (use --force to redo)")
-        return st.read_json(snap.dedup("summary.json"))
-    for d in (snap.dedup_dir, join(snap.uri, "signatures"), join(snap.uri, "final")):
+        return st.read_json(snap.dedup.summary_uri)
+    for d in (snap.dedup.uri, snap.folder("signatures"), snap.folder("final")):
         st.clean_partials(d)
     seconds = {}
 
@@ -245,10 +245,10 @@ def _dedup(layout: Layout, snap: Snapshot, recipe: Recipe, input_dir, force, sto
             cstats = {"exact_duplicates": 0, "near_duplicates": 0, "matched_earlier": 0, "clusters": 0,
                       "cluster_sizes": {}, "edges": 0, "rounds": 0}
         t = time.monotonic()
-        clusters = snap.dedup("clusters")
+        clusters = snap.dedup.path("clusters")
         fstats = waves("finalize", finalize_file, [
             (f, join(clusters, f"{s}.parquet") if recipe.dedup.enabled else None,
-             snap.dedup("duplicates", f"{s}.parquet"), snap.path("final", s), recipe.pii)
+             snap.dedup.file("duplicates", s), snap.path("final", s), recipe.pii)
             for f, s in zip(inputs, stems)
         ])
         step("finalize", t)
@@ -265,13 +265,13 @@ def _dedup(layout: Layout, snap: Snapshot, recipe: Recipe, input_dir, force, sto
     }
     if summary["kept"] + summary["exact_duplicates"] + summary["near_duplicates"] != summary["documents"]:
         raise DedupError(f"document count mismatch in {snap.name}: {summary}")  # never lose documents silently
-    st.write_json(snap.dedup("summary.json"), summary)
+    st.write_json(snap.dedup.summary_uri, summary)
     if scope_all and recipe.dedup.enabled:
-        st.write_json(join(layout.index_dir(snap.name), "_done.json"),
+        st.write_json(done_record(layout.index_dir(snap.name)),
                       {"snapshot": snap.name, "order": order, "stems": stems,
                        "num_partitions": recipe.dedup.num_partitions})
     st.delete_tree(work)  # the index keeps what later snapshots need
-    st.write_json(snap.dedup("_done.json"),
+    st.write_json(snap.dedup.done_uri,
                   {"snapshot": snap.name, "documents": summary["documents"], "kept": summary["kept"],
                    "inputs": extracted, "finished_at": datetime.now(UTC).isoformat()})
     return summary

@@ -4,53 +4,32 @@ shard, row group by row group, to a local folder or an object store.
     llmc      <out>/<split>_NNNNNN.bin   llm.c / nanoGPT-style files of at most --max-tokens tokens each
     megatron  <out>/<split>_text_document.bin + .idx   one Megatron indexed dataset per split
 
-Every output file is written whole or not at all as far as a reader can tell: locally to a temporary name
-renamed into place; on an object store as one multipart upload, deleted if the export fails. `export.json`
-(the files, their sizes and counts, the token set's manifest sha256) is written last: it is the commit
-point, and a folder without it is an unfinished export.
+The new files are written into a staging folder beside the previous export (each file whole or not at all:
+Storage.open_output), then moved into place; `export.json` (the files, their sizes and counts, the token
+set's manifest sha256) is written last: it is the commit point. Only then are the files of the previous
+export that the new record does not list removed, so a refusal, a crash or a failure before the commit
+leaves the previous export whole, and after it the folder holds exactly what its record lists.
 """
 
 from __future__ import annotations
 
-import os
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 
 import numpy as np
 import pyarrow.parquet as pq
 
-from crawlproc.store.storage import Storage, join, normalize
+from crawlproc.store.fingerprint import digest
+from crawlproc.store.layout import ExportDir
+from crawlproc.store.storage import Storage, normalize
 from tokenizer.exports import ExportError, LlmcWriter, MegatronWriter
-from tokenizer.shards import MANIFEST, SPLITS, manifest_digest, parse_manifest
+from tokenizer.shards import SPLITS
+from tokenizer.tokenset import ShardError, open_token_set
 
 FORMATS = ("llmc", "megatron")
 DEFAULT_LLMC_MAX_TOKENS = 100_000_000  # llm.c's own shard size for FineWeb
 Log = Callable[[str], None]
-
-
-@contextmanager
-def open_sink(storage: Storage, uri: str):
-    """A binary stream to `uri`, committed only if the block ends without an exception."""
-    local = storage.local_path(uri)
-    if local is not None:
-        local.parent.mkdir(parents=True, exist_ok=True)
-        tmp = local.with_name(f".{local.name}.{os.getpid()}.tmp")
-        try:
-            with open(tmp, "wb") as f:
-                yield f
-            os.replace(tmp, local)
-        finally:
-            tmp.unlink(missing_ok=True)
-        return
-    fs, path = storage.resolve(uri)
-    try:
-        with fs.open_output_stream(path, compression=None) as f:  # multipart upload: bounded memory
-            yield f
-    except BaseException:
-        storage.delete(uri)  # the stream published what it had when it closed: take it back
-        raise
 
 
 def documents(storage: Storage, uri: str) -> Iterator[tuple[np.ndarray, np.ndarray]]:
@@ -83,27 +62,28 @@ def run_export(tokens: str, fmt: str, out: str, storage: Storage, max_tokens: in
     if fmt not in FORMATS:
         raise ExportError(f"unknown format {fmt!r}: choose one of {', '.join(FORMATS)}")
     started = time.perf_counter()
-    tokens, out = normalize(tokens), normalize(out)
-    where = join(tokens, MANIFEST)
-    if not storage.exists(where):
-        raise ExportError(f"{where} not found: pass a tokens/<name> folder or URI")
-    data = storage.read_bytes(where)
-    manifest = parse_manifest(data, where, local_root=storage.local_path(tokens))
-    tok = manifest["tokenizer"]
-    storage.delete(join(out, "export.json"))  # from here on, the folder is an unfinished export
+    try:
+        tokset = open_token_set(normalize(tokens), storage)
+    except ShardError as e:
+        raise ExportError(str(e)) from None
+    tok = tokset.tokenizer
+    dest = ExportDir(normalize(out), storage)
+    previous = storage.read_json(dest.record_uri) or {}
+    plan = digest({"manifest": tokset.digest, "format": fmt, "max_tokens": max_tokens})[:12]
+    storage.delete_tree(dest.staging(plan))  # a staging folder of a crashed export of the same plan: start it over
     files = []
     for split in SPLITS:
-        shards = [s for s in manifest["shards"] if s["split"] == split]
+        shards = tokset.shards(split)
         if not shards:
             continue
         if fmt == "llmc":
             for i, group in enumerate(plan_llmc_files(shards, max_tokens)):
                 name = f"{split}_{i:06d}.bin"
                 n = sum(s["tokens"] + s["documents"] for s in group)
-                with open_sink(storage, join(out, name)) as sink:
+                with storage.open_output(dest.staging(plan, name)) as sink:
                     w = LlmcWriter(sink, n, tok["eot_id"], tok["vocab_size"])
                     for s in group:
-                        for values, offsets in documents(storage, join(tokens, s["file"])):
+                        for values, offsets in documents(storage, tokset.dir.path(s["file"])):
                             w.add(values, offsets)
                     w.close()
                 files.append({"file": name, "split": split, "tokens": n, "documents": sum(s["documents"] for s in group),
@@ -112,19 +92,28 @@ def run_export(tokens: str, fmt: str, out: str, storage: Storage, max_tokens: in
         else:
             prefix = f"{split}_text_document"
             with tempfile.TemporaryFile(prefix="crawlproc-idx-") as spill:
-                with open_sink(storage, join(out, f"{prefix}.bin")) as sink:
+                with storage.open_output(dest.staging(plan, f"{prefix}.bin")) as sink:
                     w = MegatronWriter(sink, spill, tok["eot_id"], tok["vocab_size"])
                     for s in shards:
-                        for values, offsets in documents(storage, join(tokens, s["file"])):
+                        for values, offsets in documents(storage, tokset.dir.path(s["file"])):
                             w.add(values, offsets)
-                with open_sink(storage, join(out, f"{prefix}.idx")) as idx:
+                with storage.open_output(dest.staging(plan, f"{prefix}.idx")) as idx:
                     info = w.finish(idx)
             files.append({"file": f"{prefix}.bin", "index": f"{prefix}.idx", "split": split, **info})
             log(f"export: {prefix}: {info['documents']:,} documents, {info['tokens']:,} tokens")
-    record = {"format": fmt, "tokens": tokens, "manifest_sha256": manifest_digest(data), "name": manifest.get("name"),
+    record = {"format": fmt, "tokens": tokset.uri, "manifest_sha256": tokset.digest, "name": tokset.manifest.get("name"),
               "tokenizer": {k: tok.get(k) for k in ("sha256", "vocab_size", "eot_id", "eot_token")},
               "separator": "eot before each document" if fmt == "llmc" else "eod after each document",
-              "files": files, "mix": (manifest.get("mix") or {}).get("digest")}
-    storage.write_json(join(out, "export.json"), record)
-    log(f"export: {len(files)} file(s) in {out} in {time.perf_counter() - started:.1f}s")
+              "files": files, "mix": (tokset.mix or {}).get("digest")}
+    # the switch: every new file into place, then the record; the previous record's other files go last
+    names = [n for f in files for n in (f["file"], f.get("index")) if n]
+    for name in names:
+        storage.move(dest.staging(plan, name), dest.file(name))
+    storage.write_json(dest.record_uri, record)
+    for f in previous.get("files") or []:
+        for name in (f.get("file"), f.get("index")):
+            if isinstance(name, str) and name not in names and ExportDir.plain(name):
+                storage.delete(dest.file(name))
+    storage.delete_tree(dest.staging(plan))
+    log(f"export: {len(files)} file(s) in {dest.uri} in {time.perf_counter() - started:.1f}s")
     return record

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from crawlproc.extract.units import extract_file
+from crawlproc.extract.stats import FileStats, snapshot_stats
 from crawlproc.store.fingerprint import file_fingerprint
 from crawlproc.store.inputs import Candidate, Plan, Planned, plan_inputs
 from crawlproc.store.layout import FILE_KINDS, Layout, Snapshot, warc_stem
@@ -138,7 +139,6 @@ def remove_file_outputs(snap: Snapshot, stem: str) -> None:
         snap.markers.unmark(stem, fp)
     for kind in FILE_KINDS:
         snap.storage.delete(snap.path(kind, stem))
-    snap.storage.delete(snap.path("stats", stem))
     snap.markers.clear_failed(stem)
 
 
@@ -147,12 +147,8 @@ def snapshot_totals(snap: Snapshot) -> tuple[int | None, int | None]:
     on an object store it would cost a request per file (see `crawlproc status`)."""
     if snap.storage.local_path(snap.uri) is None:
         return None, None
-    kept = removed = 0
-    for stem, fp in snap.markers.done().items():
-        stats = (snap.markers.read(stem, fp) or {}).get("stats") or {}
-        kept += int(stats.get("kept", 0))
-        removed += int(stats.get("removed", 0))
-    return kept, removed
+    total = FileStats.total(snapshot_stats(snap, failed=False)[0].values())
+    return total.kept, total.removed
 
 
 def run_extract(
@@ -165,7 +161,7 @@ def run_extract(
     progress: bool = True,
     storage: Storage | None = None,
 ) -> ExtractSummary:
-    """Process WARC files into <out>/<dump>/{docs,removed,stats,_done}; files already done are skipped.
+    """Process WARC files into <out>/<dump>/{docs,removed,_done}; files already done are skipped.
     Ray must be initialised (pipelines.engine.ray_runtime.init_ray)."""
     layout = Layout(out, storage or storage_for(recipe))
     snap = layout.snapshot(dump)

@@ -18,78 +18,26 @@ else trained on a sample of the inputs the first time. A command holds the token
 from __future__ import annotations
 
 import time
-from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-import pyarrow as pa
-import pyarrow.compute as pc
-
-from crawlproc.store.fingerprint import digest
-from crawlproc.store.layout import Layout, TokenSet
-from crawlproc.store.lock import hold
 from crawlproc.recipe import Recipe
-from crawlproc.store.storage import Storage, basename, join, storage_for
+from crawlproc.store.fingerprint import digest
+from crawlproc.store.layout import Layout, TokenSetDir
+from crawlproc.store.lock import hold
+from crawlproc.store.storage import basename, storage_for
 from pipelines.engine.runner import StageResult, Unit, ensure_ray, run_stage
-from tokenizer import BPETokenizer, load_tokenizer, train_bpe
-from tokenizer.formats import HF_FILE, tokenizer_files, tokenizer_from_json_bytes, tokenizer_info
-from tokenizer.shards import (
-    MANIFEST, ROW_GROUP_DOCS, ShardError, check_manifest, cut_shards, is_val, merge_parts, new_manifest,
-    shard_name, tokens_table,
-)
+from tokenizer import BPETokenizer, load_tokenizer
+from tokenizer.encode import EncodeError, encode_part, train_from_inputs
+from tokenizer.formats import HF_FILE, tokenizer_from_json_bytes, tokenizer_info
+from tokenizer.shards import merge_parts, new_manifest
+from tokenizer.tokenset import read_manifest, remove_unlisted_shards, write_manifest, write_tokenizer
 
 Log = Callable[[str], None]
 
 
 class TokenizeError(RuntimeError):
     """The stage cannot run as asked (no inputs, dedup not finished, a tokenizer that does not match)."""
-
-
-# --- one input file -> its shards (a plain function: the runner calls it in a Ray task) --------------------
-
-
-def encode_documents(tok: BPETokenizer, ids: list, texts: list, val_fraction: float, max_doc_chars: int) -> dict:
-    """Encode one file's documents. Returns {"train": table, "val": table, "skipped": {...}, "repaired": {...}};
-    empty, missing-id and over-long documents are skipped and counted, never fatal."""
-    out: dict[str, tuple[list, list]] = {"train": ([], []), "val": ([], [])}
-    skipped: Counter = Counter()
-    before = Counter(tok.stats)
-    for doc_id, text in zip(ids, texts):
-        if doc_id is None or doc_id == "":
-            skipped["missing_id"] += 1
-            continue
-        if not text or text.isspace():  # isspace stops at the first visible character; strip would copy
-            skipped["empty"] += 1
-            continue
-        if len(text) > max_doc_chars:
-            skipped["too_long"] += 1
-            continue
-        split = "val" if is_val(doc_id, val_fraction) else "train"
-        out[split][0].append(doc_id)
-        out[split][1].append(tok.encode_to_numpy(text))
-    repaired = {k: v - before.get(k, 0) for k, v in tok.stats.items() if v - before.get(k, 0)}
-    return {**{s: tokens_table(i, a, tok.dtype) for s, (i, a) in out.items()}, "skipped": dict(skipped),
-            "repaired": repaired}
-
-
-def encode_part(uri: str, key: str, tok: BPETokenizer, settings: dict, tokset_uri: str, storage: Storage) -> dict:
-    """Encode one input file into shards `<split>-<key>-NNN.parquet` of the token set; return its part record."""
-    started = time.perf_counter()
-    table = storage.read_table(uri, columns=["id", "text"])
-    enc = encode_documents(tok, table.column("id").to_pylist(), table.column("text").to_pylist(),
-                           settings["val_fraction"], settings["max_doc_chars"])
-    shards = []
-    for split in ("train", "val"):
-        for i, (shard, n_tokens) in enumerate(cut_shards(enc[split], settings["shard_tokens"])):
-            name = shard_name(split, key, i)
-            storage.write_table(join(tokset_uri, name), shard, row_group_size=ROW_GROUP_DOCS)
-            shards.append({"split": split, "file": name, "tokens": n_tokens, "documents": shard.num_rows})
-    return {
-        "source": uri, "shards": shards, "skipped": enc["skipped"], "repaired": enc["repaired"],
-        "documents": sum(s["documents"] for s in shards), "tokens": sum(s["tokens"] for s in shards),
-        "bytes": int(pc.sum(pc.binary_length(table.column("text"))).as_py() or 0),
-        "seconds": round(time.perf_counter() - started, 3),
-    }
 
 
 # --- inputs, tokenizer ---------------------------------------------------------------------------------
@@ -119,7 +67,7 @@ def find_inputs(layout: Layout, snapshots: list[str], source: str, log: Log,
             for stem in snap.stems("classified"):
                 inputs.append(Input(f"{name}~{stem}", snap.path("classified", stem), name, identity))
         elif source == "final":
-            finished = layout.storage.read_json(snap.dedup("_done.json"))
+            finished = snap.dedup.done()
             if not finished:
                 raise TokenizeError(
                     f"snapshot {name!r} has no finished dedup (its final/ is what is tokenized): run "
@@ -147,45 +95,15 @@ def snapshots_with(layout: Layout, source: str) -> list[str]:
     for name in layout.snapshots():
         snap = layout.snapshot(name)
         if source == "classified":
-            ready = layout.storage.exists(snap.classify("_done.json"))
+            ready = layout.storage.exists(snap.classify.done_uri)
         else:
-            ready = layout.storage.exists(snap.dedup("_done.json")) if source == "final" else snap.markers.done()
+            ready = layout.storage.exists(snap.dedup.done_uri) if source == "final" else snap.markers.done()
         if ready:
             out.append(name)
     return out
 
 
-def sample_texts(storage: Storage, uris: list[str], sample_bytes: int) -> list[str]:
-    """An even sample across input files: each file contributes up to its share of `sample_bytes`."""
-    if not uris:
-        return []
-    share = max(1, sample_bytes // len(uris))
-    texts: list[str] = []
-    for uri in uris:
-        taken = 0
-        try:
-            column = storage.read_table(uri, columns=["text"]).column("text")
-        except (pa.ArrowException, OSError):
-            continue  # the encoding pass reports the unreadable file with its cause
-        for text in column.to_pylist():
-            if not text:
-                continue
-            texts.append(text)
-            taken += len(text.encode("utf-8", "replace"))
-            if taken >= share:
-                break
-    return texts
-
-
-def train_from_inputs(storage: Storage, uris: list[str], vocab_size: int, sample_bytes: int,
-                      name: str) -> BPETokenizer:
-    texts = sample_texts(storage, uris, sample_bytes)
-    if not texts:
-        raise TokenizeError("no text to train the tokenizer on (the inputs are empty)")
-    return train_bpe(texts, vocab_size, name=name)
-
-
-def ensure_tokenizer(tokset: TokenSet, cfg, tokenizer_path: str | None, inputs: list[Input],
+def ensure_tokenizer(tokset: TokenSetDir, cfg, tokenizer_path: str | None, inputs: list[Input],
                      manifest: dict | None, log: Log) -> tuple[BPETokenizer, dict, bool]:
     """(tokenizer, its manifest entry, trained now): the token set's own, else `tokenizer_path` (copied in),
     else a new one trained on a sample of the inputs."""
@@ -216,23 +134,16 @@ def ensure_tokenizer(tokset: TokenSet, cfg, tokenizer_path: str | None, inputs: 
         t0 = time.perf_counter()
         ensure_ray()
         task = ray.remote(train_from_inputs).options(num_cpus=1, max_retries=1)
-        tok = ray.get(task.remote(storage, [i.uri for i in inputs], cfg.vocab_size, cfg.sample_bytes, cfg.name))
+        try:
+            tok = ray.get(task.remote(storage, [i.uri for i in inputs], cfg.vocab_size, cfg.sample_bytes,
+                                      cfg.name))
+        except ray.exceptions.RayTaskError as e:
+            if isinstance(e.cause, EncodeError):
+                raise TokenizeError(str(e.cause)) from None
+            raise
         log(f"tokenize: trained in {time.perf_counter() - t0:.1f}s (vocabulary {tok.vocab_size})")
         trained = True
-    files = tokenizer_files(tok)
-    for name, data in files.items():
-        storage.write_bytes(tokset.path(name), data)
-    return tok, tokenizer_info(tok, files[HF_FILE]), trained
-
-
-def read_manifest(storage: Storage, tokset_uri: str) -> dict | None:
-    uri = join(tokset_uri, MANIFEST)
-    if not storage.exists(uri):
-        return None
-    manifest = storage.read_json(uri)
-    if manifest is None:
-        raise ShardError(f"{uri} is not valid JSON")
-    return check_manifest(manifest, uri)
+    return tok, write_tokenizer(tokset, tok), trained
 
 
 # --- the stage -------------------------------------------------------------------------------------------
@@ -240,7 +151,7 @@ def read_manifest(storage: Storage, tokset_uri: str) -> dict | None:
 
 @dataclass
 class TokenizeSummary:
-    manifest: dict
+    manifest: dict | None  # the committed manifest (the previous one, or None, when this command failed)
     inputs: int = 0
     encoded: int = 0  # inputs encoded by this command
     dropped: int = 0  # parts of inputs that no longer exist, removed
@@ -274,29 +185,41 @@ def run_tokenize(
     with hold(storage, tokset.lock_uri, f"token set {tokset.uri}"):
         snapshots = list(snapshots) if snapshots else snapshots_with(layout, source)
         inputs = find_inputs(layout, snapshots, source, log, recipe.classify.source)
-        manifest = read_manifest(storage, tokset.uri)
+        found = read_manifest(tokset)
+        manifest = found[0] if found else None
         tok, info, trained = ensure_tokenizer(tokset, cfg, tokenizer_path, inputs, manifest, log)
         settings = {"val_fraction": cfg.val_fraction, "shard_tokens": cfg.shard_tokens,
                     "max_doc_chars": cfg.max_doc_chars, "source": source}
         plan_fp = {"tokenizer": info["sha256"], **settings}
-        units = [Unit(key=i.key, args=(i.uri, i.key), source=i.uri,
-                      fingerprint=digest({**plan_fp, "input": i.identity})) for i in inputs]
+        units = []
+        for i in inputs:
+            fp = digest({**plan_fp, "input": i.identity})
+            # the part's shards carry its fingerprint: a re-encoded input writes beside its listed shards
+            units.append(Unit(key=i.key, args=(i.uri, f"{i.key}-{fp[:8]}"), source=i.uri, fingerprint=fp))
         fresh: dict[str, dict] = {}
-        result = run_stage("tokenize", units, encode_part, shared=(tok, settings, tokset.uri, storage),
+        result = run_stage("tokenize", units, encode_part, shared=(tok, settings, tokset),
                            markers=tokset.markers, num_cpus=recipe.ray.num_cpus_per_task,
                            max_retries=recipe.ray.max_retries, force=force,
                            progress=f"tokenize {cfg.name}" if progress else False,
                            on_result=lambda u, stats: fresh.__setitem__(u.key, stats))
+        summary = TokenizeSummary(manifest=manifest, inputs=len(inputs), encoded=result.done, trained=trained)
+        _fill_failures(summary, result)
+        if not summary.ok:
+            # No manifest for a token set whose inputs did not all encode: the previous one (and every shard it
+            # lists) stays as it was, and no reader takes a partial set for a finished one.
+            log(f"tokenize: {len(result.failed)} input(s) failed; {tokset.manifest_uri} "
+                + ("keeps the previous version" if manifest else "is not written") + ": fix the cause and rerun")
+            summary.seconds = time.perf_counter() - started
+            return summary
         base = manifest or new_manifest(cfg.name, info, tok.dtype, settings)
         base.update(settings, tokenizer=info, name=cfg.name)
-        parts, dropped = _current_parts(tokset, base, fresh, {u.key for u in units}, set(snapshots), log)
+        parts, summary.dropped = _current_parts(tokset, base, fresh, {u.key for u in units}, set(snapshots), log)
         merged = merge_parts(base, parts)
         merged["updated_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-        storage.write_json(tokset.manifest_uri, merged)
-        _remove_unlisted_shards(tokset, merged)
-    summary = TokenizeSummary(manifest=merged, inputs=len(inputs), encoded=result.done, dropped=dropped,
-                              trained=trained, seconds=time.perf_counter() - started)
-    _fill_failures(summary, result)
+        write_manifest(tokset, merged)
+        remove_unlisted_shards(tokset, merged)
+    summary.manifest = merged
+    summary.seconds = time.perf_counter() - started
     t = merged["totals"]
     log(f"tokenize: {result.done} input(s) encoded, {result.skipped} already encoded; totals train "
         f"{t['train']['tokens']} tokens / {t['train']['documents']} docs, val {t['val']['tokens']} tokens / "
@@ -304,7 +227,7 @@ def run_tokenize(
     return summary
 
 
-def _current_parts(tokset: TokenSet, base: dict, fresh: dict[str, dict], keys: set[str], scope: set[str],
+def _current_parts(tokset: TokenSetDir, base: dict, fresh: dict[str, dict], keys: set[str], scope: set[str],
                    log: Log) -> tuple[dict[str, dict], int]:
     """The parts that make the manifest: every done part, except those of snapshots in scope whose input is
     gone (their markers are removed; their shards are removed with the unlisted ones)."""
@@ -327,14 +250,6 @@ def _current_parts(tokset: TokenSet, base: dict, fresh: dict[str, dict], keys: s
     if dropped:
         log(f"tokenize: dropped the shards of {dropped} input(s) that no longer exist")
     return parts, dropped
-
-
-def _remove_unlisted_shards(tokset: TokenSet, manifest: dict) -> None:
-    """Shards no part lists (an input re-encoded into fewer shards, a dropped input, a crashed encode)."""
-    listed = {s["file"] for s in manifest["shards"]}
-    for e in tokset.storage.list(tokset.uri, suffix=".parquet"):
-        if e.name not in listed:
-            tokset.storage.delete(e.uri)
 
 
 def _fill_failures(summary: TokenizeSummary, result: StageResult) -> None:

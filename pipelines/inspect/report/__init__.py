@@ -3,7 +3,8 @@
 
 from __future__ import annotations
 
-from crawlproc.store.storage import Storage, join, normalize
+from crawlproc.store.layout import Layout
+from crawlproc.store.storage import Storage, normalize
 from pipelines.inspect.report.collect import collect_report
 from pipelines.inspect.report.render import render_html
 
@@ -14,6 +15,6 @@ def write_report(out, html_path=None, train_runs: list[str] | tuple = ()) -> tup
     """Write the report for output root `out` (a folder or URI; default `<out>/report.html`, which may be a
     URI too); return (where, data). `train_runs`: training run directories outside `<out>/train/`."""
     data = collect_report(str(out), train_runs)
-    where = normalize(str(html_path)) if html_path else join(normalize(str(out)), "report.html")
+    where = normalize(str(html_path)) if html_path else Layout(str(out)).report_uri
     Storage().write_bytes(where, render_html(data).encode("utf-8"))
     return where, data

@@ -15,13 +15,15 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from crawlproc.store.layout import Layout, Snapshot
-from crawlproc.store.storage import Storage, basename, join
-from crawlproc.extract.registry import stage_names
+from crawlproc.store.layout import SAFE_NAME, Layout, Snapshot, TrainRunDir
+from crawlproc.store.storage import Storage, basename
+from crawlproc.extract.registry import step_names
+from crawlproc.extract.stats import FileStats, snapshot_stats
 from pipelines.inspect.report.classify import collect_classify
+from tokenizer.tokenset import ShardError, read_manifest
 
 # The extract stage's steps in pipeline order (crawlproc/extract/registry.py); others (plugins') are appended after them.
-STAGE_ORDER = stage_names()
+STEP_ORDER = step_names()
 LENGTH_EDGES = [0, 100, 200, 500, 1_000, 2_000, 5_000, 10_000, 20_000, 50_000, 100_000]
 EXAMPLES_PER_REASON = 3
 # What reading a damaged or foreign Parquet file raises: it is listed under "problems" and skipped.
@@ -70,37 +72,19 @@ def _num_rows(storage: Storage, files: list[str], problems: list[str]) -> int:
     return n
 
 
-def _sum_stats(stats: list[dict]) -> dict:
-    total = {"records": 0, "responses": 0, "kept": 0, "removed": 0}
-    skipped: Counter = Counter()
-    stages: dict[str, Counter] = {}
-    reasons: Counter = Counter()
-    languages: Counter = Counter()
-    seconds: Counter = Counter()
-    for s in stats:
-        for k in total:
-            total[k] += int(s.get(k) or 0)
-        skipped.update({k: int(v or 0) for k, v in (s.get("skipped") or {}).items()})
-        for name, c in (s.get("stages") or {}).items():
-            stages.setdefault(name, Counter()).update({k: int(v or 0) for k, v in (c or {}).items()})
-        reasons.update({k: int(v or 0) for k, v in (s.get("removed_reasons") or {}).items()})
-        languages.update({k: int(v or 0) for k, v in (s.get("languages") or {}).items()})
-        seconds.update({k: float(v or 0) for k, v in (s.get("seconds") or {}).items()})
-    order = [s for s in STAGE_ORDER if s in stages] + [s for s in stages if s not in STAGE_ORDER]
-    return total | {
-        "skipped": dict(skipped),
-        "stages": {name: dict(stages[name]) for name in order},
-        "removed_reasons": dict(reasons),
-        "languages": dict(languages),
-        "seconds": {k: round(v, 3) for k, v in seconds.items()},
-    }
+def _sum_stats(stats: list[FileStats]) -> dict:
+    total = FileStats.total(stats)
+    order = [s for s in STEP_ORDER if s in total.steps] + [s for s in total.steps if s not in STEP_ORDER]
+    return {"records": total.records, "responses": total.responses, "kept": total.kept, "removed": total.removed,
+            "skipped": total.skipped, "steps": {name: total.steps[name] for name in order},
+            "removed_reasons": total.removed_reasons, "languages": total.languages, "seconds": total.seconds}
 
 
 def _funnel(totals: dict, dedup: dict | None, final_rows: int | None, tokens: dict | None) -> list[dict]:
     """Documents remaining after each step: records -> responses -> each stage -> kept -> dedup -> final."""
     steps = [{"step": "WARC records", "docs": totals["records"]},
              {"step": "HTTP responses", "docs": totals["responses"]}]
-    for name, c in totals["stages"].items():
+    for name, c in totals["steps"].items():
         n_in, removed = int(c.get("in", 0)), int(c.get("removed", 0))
         if n_in == 0 and removed == 0:
             continue  # a disabled stage saw nothing: it is not a step of this funnel
@@ -181,21 +165,9 @@ def _failed(snap: Snapshot) -> list[dict]:
 
 def collect_snapshot(snap: Snapshot, problems: list[str], tokens_by_source: dict[str, dict]) -> dict:
     storage = snap.storage
-    stats = []
-    for e in storage.list(join(snap.uri, "stats"), suffix=".json"):
-        d = _read_json(storage, e.uri, problems)
-        if isinstance(d, dict):
-            stats.append(d)
-        elif d is not None:
-            problems.append(f"{e.uri}: not a stats object")
-    usable = []
-    for d in stats:  # one malformed stats file must not sink the snapshot's numbers
-        try:
-            _sum_stats([d])
-            usable.append(d)
-        except (TypeError, ValueError, AttributeError) as e:
-            problems.append(f"{snap.path('stats', str(d.get('stem')))}: malformed stats ({e}); not counted")
-    stats = usable
+    by_stem, bad = snapshot_stats(snap)
+    problems.extend(bad)
+    stats = list(by_stem.values())
     totals = _sum_stats(stats)
     examples, parquet_counts = _removal_examples(storage, snap.files("removed"), problems)
     # The stats are the authority for counts; without them (stats lost or foreign output) count the rows.
@@ -206,7 +178,7 @@ def collect_snapshot(snap: Snapshot, problems: list[str], tokens_by_source: dict
         reasons.append({"key": key, "stage": stage, "reason": reason, "count": n, "examples": examples.get(key, [])})
 
     dedup = None
-    where = snap.dedup("summary.json")
+    where = snap.dedup.summary_uri
     if storage.exists(where):
         d = _read_json(storage, where, problems)
         if isinstance(d, dict):
@@ -215,7 +187,7 @@ def collect_snapshot(snap: Snapshot, problems: list[str], tokens_by_source: dict
                 dedup[key] = _count(d.get(key), f"{where} {key}", problems)
             if "kept" in d:
                 dedup["kept"] = _count(d.get("kept"), f"{where} kept", problems)
-            dedup["complete"] = storage.exists(snap.dedup("_done.json"))
+            dedup["complete"] = storage.exists(snap.dedup.done_uri)
             sizes = {}
             for k, v in (d.get("cluster_sizes") or {}).items():
                 try:
@@ -232,12 +204,11 @@ def collect_snapshot(snap: Snapshot, problems: list[str], tokens_by_source: dict
         "name": snap.name,
         "files": {
             "stats": len(stats), "done": done, "failed": _failed(snap),
-            "incomplete": [{"stem": s.get("stem"), "error": s.get("error")} for s in stats
-                           if s.get("error") or s.get("complete") is False],
+            "incomplete": [{"stem": s.stem, "error": s.error} for s in stats if s.error or not s.complete],
         },
         "totals": {k: totals[k] for k in ("records", "responses", "kept", "removed")},
         "skipped": totals["skipped"],
-        "stages": totals["stages"],
+        "steps": totals["steps"],
         "seconds": totals["seconds"],
         "funnel": _funnel(totals, dedup, final_rows, tokens) if stats else [],
         "removed_reasons": reasons,
@@ -267,21 +238,23 @@ def _shard_sources(m: dict) -> dict[str, list[str]]:
 def collect_tokens(layout: Layout, problems: list[str]) -> list[dict]:
     sets = []
     storage = layout.storage
-    for d in storage.list(join(layout.root, "tokens"), include_dirs=True):
-        if not d.is_dir:
+    for d in storage.list(layout.tokens_root, include_dirs=True):
+        if not d.is_dir or not SAFE_NAME.match(d.name):
             continue
-        man_path = join(d.uri, "manifest.json")
-        if not storage.exists(man_path):
-            problems.append(f"{d.uri}: token set without manifest.json (tokenization not finished?)")
+        folder = layout.tokens(d.name)
+        try:
+            found = read_manifest(folder)
+        except ShardError as e:
+            problems.append(str(e))
             continue
-        m = _read_json(storage, man_path, problems)
-        if not isinstance(m, dict):
+        if found is None:
+            problems.append(f"{folder.manifest_uri} not found: token set not finished (its tokenize or mix stopped "
+                            "or failed)")
             continue
+        m = found[0]
         sources = _shard_sources(m)
-        shards = [s for s in (m.get("shards") or []) if isinstance(s, dict)]
+        shards = [dict(s) for s in m["shards"]]
         for s in shards:
-            for key in ("tokens", "documents"):
-                s[key] = _count(s.get(key), f"{man_path} shard {s.get('file')} {key}", problems)
             if not isinstance(s.get("sources"), list):
                 s["sources"] = sources.get(s.get("file"), [])
         sets.append({
@@ -375,23 +348,24 @@ def collect_training(layout: Layout, problems: list[str], extra_runs: list[str] 
 
     runs = []
     storage = layout.storage
-    dirs = [e.uri for e in storage.list(join(layout.root, "train"), include_dirs=True) if e.is_dir]
+    dirs = [e.uri for e in storage.list(layout.train_root, include_dirs=True) if e.is_dir]
     for extra in map(normalize, map(str, extra_runs)):
-        if not storage.exists(join(extra, "metrics.jsonl")) and not storage.exists(join(extra, "samples.jsonl")):
+        if not any(storage.exists(TrainRunDir(extra, storage).path(n)) for n in TrainRunDir.RECORDS):
             problems.append(f"{extra}: training run directory does not exist")
         elif extra not in dirs:
             dirs.append(extra)
     for d in dirs:
+        run = TrainRunDir(d, storage)
         has = {e.name for e in storage.list(d)}
-        metrics = _jsonl(storage, join(d, "metrics.jsonl"), problems) if "metrics.jsonl" in has else []
+        metrics = _jsonl(storage, run.path(run.METRICS), problems) if run.METRICS in has else []
         train = [(float(m["step"]), _num(m.get("train_loss"))) for m in metrics
                  if _num(m.get("step")) is not None and _num(m.get("train_loss")) is not None]
         val = [(float(m["step"]), _num(m.get("val_loss"))) for m in metrics
                if _num(m.get("step")) is not None and _num(m.get("val_loss")) is not None]
         tps = [_num(m.get("tokens_per_s")) for m in metrics if _num(m.get("tokens_per_s")) is not None]
         mfu = [_num(m.get("mfu")) for m in metrics if _num(m.get("mfu")) is not None]
-        samples = _jsonl(storage, join(d, "samples.jsonl"), problems) if "samples.jsonl" in has else []
-        config = _read_json(storage, join(d, "config.json"), problems) if "config.json" in has else None
+        samples = _jsonl(storage, run.path(run.SAMPLES), problems) if run.SAMPLES in has else []
+        config = _read_json(storage, run.config_uri, problems) if run.CONFIG in has else None
         if not metrics and not samples:
             problems.append(f"{d}: training run without metrics.jsonl or samples.jsonl")
             continue
