@@ -83,7 +83,7 @@ def prepare(n: int) -> tuple[Path, Path]:
 
 
 def run_ours(docs_path: Path, model: Path) -> dict:
-    from crawlproc.classify.apply import Rule
+    from crawlproc.classify.apply import KeepRule
     from crawlproc.classify.fasttext import FastTextClassifier, FastTextConfig
 
     texts = json.loads(docs_path.read_text())
@@ -94,7 +94,7 @@ def run_ours(docs_path: Path, model: Path) -> dict:
         c.model()
     with measured(predict):
         scores = c.score(texts)
-        keep = Rule("quality", c.column, True, THRESHOLD).keeps(scores)
+        keep = KeepRule("quality", c.column, True, THRESHOLD).keeps(scores)
     return {"load": load, "predict": predict, "keep": keep.tolist(), "scores": scores.tolist()}
 
 

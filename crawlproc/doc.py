@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
-from crawlproc.quality.words import split_words
+from crawlproc.quality.words import split_sentences, split_words
 
 PARAGRAPH_SPLIT = re.compile(r"\n{2,}")
 _MISSING = object()
@@ -16,7 +16,7 @@ class Doc:
     rules the page out, `precheck` instead), the language step `language` and `language_score`.
 
     What the filters measure on the text is computed once, by whichever filter asks first, and shared:
-    `words`, `lines`, `paragraphs`, and anything else through `memo`. Replacing the text (C4 drops lines)
+    `words`, `lines`, `sentences`, `paragraphs`, and anything else through `memo`. Replacing the text (C4 drops lines)
     forgets all of it.
     """
 
@@ -27,7 +27,7 @@ class Doc:
         self.html = html
         self.language: str | None = None
         self.language_score: float | None = None
-        self.precheck = None  # a crawlproc.extract.precheck.Verdict: not extracted, the language step removes it
+        self.precheck = None  # a crawlproc.extract.precheck.PrecheckVerdict: not extracted, the language step removes it
         self._text = text
         self._memo: dict[str, object] = {}
 
@@ -58,6 +58,12 @@ class Doc:
     def lines(self) -> list[str]:
         """`text.splitlines()`."""
         return self.memo("lines", self._text.splitlines)
+
+    @property
+    def sentences(self) -> list[str]:
+        """The sentences of every non-blank line, split as C4's sentence count splits them (spaCy's
+        sentencizer: a new sentence after a terminal token such as "." "!" "?")."""
+        return self.memo("sentences", lambda: [s for line in self.lines for s in split_sentences(line)])
 
     @property
     def paragraphs(self) -> list[str]:

@@ -21,7 +21,7 @@ from scipy import sparse
 
 from crawlproc.dedup import nodes as N
 from crawlproc.dedup.edges import edges_against_index, edges_from_keys
-from crawlproc.dedup.minhash import normalize
+from crawlproc.dedup.minhash import normalize_text
 from crawlproc.recipe import MinHashConfig, Recipe
 from crawlproc.schema import DOC_SCHEMA, docs_table
 
@@ -100,7 +100,7 @@ def brute_force_pairs(texts, threshold):
     vocab: dict = {}
     rows, cols = [], []
     for i, t in enumerate(texts):
-        w = normalize(t).split()
+        w = normalize_text(t).split()
         grams = {tuple(w[k: k + 5]) for k in range(max(1, len(w) - 4))}
         for g in grams:
             rows.append(i)
@@ -427,3 +427,30 @@ def test_dedup_before_any_finished_extract_names_the_cause_and_the_fix(data_dir,
     err = capsys.readouterr().err
     assert "dolma_sample-0000" in err and "no done marker" in err and "crawlproc extract" in err, err
     assert not (out / "S" / "dedup" / "_done.json").exists()
+
+
+def test_finalize_counts_the_dropped_documents_not_the_pii_candidates(tmp_path):
+    """Issue 26: finalize reused `rows` for the PII candidate rows before counting the dropped ones, so the
+    `crawlproc.dedup` metadata of a final/ file said "dropped: <PII candidates>"."""
+    from crawlproc.dedup.finalize import STATS_KEY, finalize_file
+    from crawlproc.dedup.schemas import CLUSTER_SCHEMA
+    from crawlproc.recipe import PiiConfig
+
+    texts = [f"Document {i} about rivers and valleys, written by person{i}@example.org for the archive."
+             for i in range(6)]
+    rows = [{"text": t, "id": f"<urn:doc:{i}>", "dump": "S", "url": f"https://e.org/{i}", "date": "2024-01-01",
+             "file_path": "f", "language": "en", "language_score": 0.9, "token_count": 12} for i, t in
+            enumerate(texts)]
+    docs = tmp_path / "docs.parquet"
+    pq.write_table(docs_table(rows), docs)
+    dropped = [1, 3]  # two duplicates of this file; every one of the six texts holds an e-mail address
+    clusters = tmp_path / "clusters.parquet"
+    pq.write_table(pa.table({"node": N.make_nodes(0, 6)[dropped], "cluster_id": [0, 2], "kind": [1, 1],
+                             "kept_id": ["<urn:doc:0>", "<urn:doc:2>"]}, schema=CLUSTER_SCHEMA), clusters)
+    final = tmp_path / "final.parquet"
+    stats = finalize_file(str(docs), str(clusters), str(tmp_path / "dup.parquet"), str(final), PiiConfig())
+    assert stats["documents"] == 6 and stats["kept"] == 4 and stats["dropped"] == len(dropped)
+    assert stats["pii_emails"] == 4
+    meta = json.loads(pq.read_schema(final).metadata[STATS_KEY])
+    assert meta["dropped"] == len(dropped) and meta["kept"] == 4
+    assert pq.read_table(tmp_path / "dup.parquet").num_rows == len(dropped)

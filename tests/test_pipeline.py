@@ -86,6 +86,24 @@ def test_a_plugin_filter_runs_in_a_real_extract_and_shows_everywhere(plugins_imp
     assert list(report["snapshots"][0]["steps"])[-1] == "digit_ratio"
 
 
+def test_explain_recomputes_a_filter_with_the_documents_url_and_language(plugins_importable, tmp_path, data_dir):
+    """Issue 26: explain recomputed every filter on Doc(text=text) alone, so a filter that reads doc.url or
+    doc.language was explained wrongly (its removal "did not reproduce")."""
+    recipe = recipe_from_dict({"extract": {"plugins": ["url_depth_filter"]}, "url_depth": {"max_depth": 1}})
+    stats = process_warc(data_dir / "warc" / WARC, tmp_path, recipe, dump="X")
+    assert stats["steps"]["url_depth"]["removed"] >= 1
+    snap = Layout(str(tmp_path)).snapshot("X")
+    atomic_write_json(snap.recipe_uri, recipe.to_dict())
+    removed = [r for r in pq.read_table(snap.path("removed", "dolma_sample-0000")).to_pylist()
+               if r["removed_by"] == "url_depth"]
+    (m,) = explain_document(tmp_path, removed[0]["id"])["matches"]
+    assert (m["stage"], m["recomputed_reason"], m["recomputed_agrees"]) == ("url_depth", "url_depth", True)
+    kept = pq.read_table(snap.path("docs", "dolma_sample-0000")).to_pylist()[0]
+    (k,) = explain_document(tmp_path, kept["id"])["matches"]
+    (depth,) = next(c for c in k["checks"] if c["stage"] == "url_depth")["values"]
+    assert depth["value"] is not None and depth["passed"]  # measured on the stored URL, not skipped
+
+
 def test_a_worker_imports_the_plugin_by_name(tmp_path, data_dir):
     """What a Ray worker does: unpickle the recipe in a fresh interpreter (the plugin's module is imported by
     name, from its PYTHONPATH) and run the extract."""

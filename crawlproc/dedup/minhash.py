@@ -20,10 +20,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from crawlproc.dedup import kernels
-from crawlproc.dedup.normalize import normalize, normalized_bytes
+from crawlproc.dedup.normalize import normalize_text, normalized_bytes
 from crawlproc.recipe import MinHashConfig
 
-__all__ = ["MinHasher", "Shingles", "batch_shingles", "estimate_jaccard", "normalize", "shingle_set", "shingles_numpy"]
+__all__ = ["MinHasher", "Shingles", "batch_shingles", "estimate_jaccard", "normalize_text", "shingle_set", "shingles_numpy"]
 
 _U64 = np.uint64
 _FMIX1, _FMIX2 = kernels.FMIX_MULT

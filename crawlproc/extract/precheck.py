@@ -32,7 +32,7 @@ _HEAD_CHARS = 8192  # the <html> tag is near the start; doctype, comments and BO
 
 
 @dataclass(frozen=True)
-class Verdict:
+class PrecheckVerdict:
     language: str
     score: float
     paragraphs: tuple[str, ...] = ()  # the page's main-text lines, for the extractor's duplicate cache
@@ -68,14 +68,14 @@ def main_text(html: str) -> str:
 
 
 class LanguagePrecheck:
-    """`rules_out(html) -> Verdict | None`: a Verdict when the page can be removed without extracting it."""
+    """`rules_out(html) -> PrecheckVerdict | None`: one when the page can be removed without extracting it."""
 
     def __init__(self, cfg: LanguageConfig, identifier: LanguageIdentifier | None = None):
         self.keep = frozenset(cfg.keep)
         self.min_score = max(cfg.precheck_min_score, cfg.min_score)
         self.identifier = identifier or LanguageIdentifier(cfg)
 
-    def rules_out(self, html: str) -> Verdict | None:
+    def rules_out(self, html: str) -> PrecheckVerdict | None:
         if declared_language(html) in self.keep:
             return None
         text = main_text(html)
@@ -84,4 +84,4 @@ class LanguagePrecheck:
         code, score = self.identifier.predict(text[:MAX_TEXT_CHARS])
         if code in self.keep or code == "und" or score < self.min_score:
             return None
-        return Verdict(code, round(float(score), 4), tuple(p for p in map(str.strip, text.split("\n")) if p))
+        return PrecheckVerdict(code, round(float(score), 4), tuple(p for p in map(str.strip, text.split("\n")) if p))

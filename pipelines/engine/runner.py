@@ -80,6 +80,27 @@ class StageResult:
         return [f"{self.sources.get(k) or k}: {f.line()}" for k, f in self.failed.items()]
 
 
+@dataclass(kw_only=True)
+class StageSummary:
+    """What one command did in one stage: the shape every stage returns, each adding its own counters. The
+    runner's StageResult of each pass is folded in with `absorb`."""
+
+    failed: dict[str, str] = field(default_factory=dict)  # input -> root cause, one line
+    stopped: str | None = None  # the environment failure that stopped the stage early
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed and self.stopped is None
+
+    def absorb(self, result: StageResult, name: Callable[[str], str] = str) -> StageSummary:
+        """Take a pass's failures (each input named by `name(source)`) and its stop; returns self."""
+        self.failed.update({name(result.sources.get(k) or k): f.line() for k, f in result.failed.items()})
+        if result.stopped and not self.stopped:
+            self.stopped = result.stopped.line()
+        return self
+
+
 def _execute(fn, args, shared, markers, key, fp, previous_fp, source, stage):
     """Runs in the Ray task: the unit's function, then its marker. Never raises for the unit's own errors,
     so Ray retries only what kills the worker, and the root cause travels back as data."""

@@ -151,13 +151,15 @@ def _fails(value: float, comparison: str, threshold: float) -> bool | None:
         return None
 
 
-def quality_checks(text: str, recipe: Recipe, only: str | None = None) -> list[dict]:
-    """Recompute the recipe's quality filters on `text` (in pipeline order, passing C4's edited text on), or
-    only the filter `only` (a removed document's stored text is exactly what its removing filter saw).
+def quality_checks(row: dict, recipe: Recipe, only: str | None = None) -> list[dict]:
+    """Recompute the recipe's quality filters on a stored document `row` (its text, url, language and score,
+    as the filters saw them), in pipeline order passing C4's edited text on, or only the filter `only` (a
+    removed document's stored text is exactly what its removing filter saw).
 
     Each check lists every measured value with the filter's own threshold table (Filter.thresholds) and
     whether it passed; `failed` marks the statistics that remove the document."""
     checks = []
+    text = row.get("text") or ""
     for f in registry.filters(recipe.extract.plugins):
         if only is not None and f.name != only:
             continue
@@ -166,7 +168,9 @@ def quality_checks(text: str, recipe: Recipe, only: str | None = None) -> list[d
             checks.append({"stage": f.name, "enabled": False, "reason": None, "values": []})
             continue
         try:
-            verdict = flt(Doc(text=text))
+            doc = Doc(url=row.get("url") or "", text=text)
+            doc.language, doc.language_score = row.get("language"), row.get("language_score")
+            verdict = flt(doc)
         except Exception as e:  # noqa: BLE001  (a broken filter is reported, the rest of the story still told)
             checks.append({"stage": f.name, "error": f"the filter failed on this text: {type(e).__name__}: {e}"})
             break
@@ -264,7 +268,7 @@ def _explain_one(layout: Layout, snapshot: str, doc_id: str, found: list[dict], 
             result["checks_note"] = (f"it ran past the per-document CPU budget (extract.timeout_s = "
                                      f"{recipe.extract.timeout_s} s) in {stage}; not recomputed")
         elif stage in recipe.filters:
-            result["checks"] = quality_checks(row.get("text") or "", recipe, only=stage)
+            result["checks"] = quality_checks(row, recipe, only=stage)
             redo = next((c for c in result["checks"] if c["stage"] == stage and "values" in c), None)
             if redo is not None:
                 result["recomputed_reason"] = redo["reason"]
@@ -291,8 +295,7 @@ def _explain_one(layout: Layout, snapshot: str, doc_id: str, found: list[dict], 
                 note = "dedup has not run on this snapshot yet"
             result.update(verdict="kept", summary=f"passed every filter (in docs/); {note}")
         if result["verdict"] == "kept":  # its values all pass: show them against the thresholds
-            text = (kinds.get("docs") or kinds["final"])["row"].get("text") or ""
-            result["checks"] = quality_checks(text, recipe)
+            result["checks"] = quality_checks((kinds.get("docs") or kinds["final"])["row"], recipe)
             if result["checks"]:
                 result["checks_note"] = ("recomputed on the stored text, which C4 may already have edited; "
                                          "every value should pass")

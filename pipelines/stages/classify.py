@@ -38,7 +38,7 @@ from crawlproc.store.fingerprint import digest
 from crawlproc.store.layout import Layout, Snapshot, now_iso
 from crawlproc.recipe import Recipe, RecipeError
 from crawlproc.store.storage import storage_for
-from pipelines.engine.runner import StageResult, Unit, ensure_ray, run_stage
+from pipelines.engine.runner import StageSummary, StageResult, Unit, ensure_ray, run_stage
 
 CHUNK_BATCHES = 4  # batches per call to an actor: enough to amortize the call, few enough to balance
 
@@ -94,7 +94,7 @@ def classified_identity(snap: Snapshot, source: str = "final") -> str:
 
 
 @dataclass
-class ClassifySummary:
+class ClassifySummary(StageSummary):
     snapshot: str
     inputs: int = 0
     scored: int = 0  # files scored by this command
@@ -104,13 +104,6 @@ class ClassifySummary:
     removed: int = 0
     rules: list[dict] = field(default_factory=list)
     pools: dict[str, dict] = field(default_factory=dict)  # transformers classifier -> actors, device, batch size
-    failed: dict[str, str] = field(default_factory=dict)
-    stopped: str | None = None
-    seconds: float = 0.0
-
-    @property
-    def ok(self) -> bool:
-        return not self.failed and self.stopped is None
 
 
 # --- the transformers actors -------------------------------------------------------------------------------
@@ -279,9 +272,7 @@ def _stop(pools: dict) -> None:
 
 
 def _record_failures(summary: ClassifySummary, result: StageResult) -> bool:
-    summary.failed.update({f"{result.stage} {result.sources.get(k) or k}": f.line() for k, f in result.failed.items()})
-    if result.stopped:
-        summary.stopped = result.stopped.line()
+    summary.absorb(result, lambda source: f"{result.stage} {source}")
     return result.ok
 
 

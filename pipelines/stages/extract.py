@@ -24,11 +24,11 @@ from crawlproc.store.lock import hold
 from crawlproc.extract.file import extract_fingerprint, extract_view
 from crawlproc.recipe import Recipe
 from crawlproc.store.storage import Storage, is_remote, join, storage_for
-from pipelines.engine.runner import StageResult, Unit, run_stage
+from pipelines.engine.runner import StageResult, StageSummary, Unit, run_stage
 
 
 @dataclass
-class ExtractSummary:
+class ExtractSummary(StageSummary):
     """What an extract (or a `crawlproc run`) did to one snapshot."""
 
     snapshot: str
@@ -38,8 +38,6 @@ class ExtractSummary:
     same_content: int = 0  # equal to another input: processed once
     done: int = 0  # processed by this command
     removed_files: int = 0  # files of another recipe whose outputs --force removed
-    failed: dict[str, str] = field(default_factory=dict)  # source -> root cause, one line
-    stopped: str | None = None  # the environment failure that stopped the stage early
     kept: int = 0  # documents of the files processed by this command
     removed: int = 0
     records: int = 0
@@ -54,7 +52,7 @@ class ExtractSummary:
 
     @property
     def ok(self) -> bool:
-        return not self.failed and self.stopped is None and not self.rejected
+        return super().ok and not self.rejected
 
 
 def expand_inputs(patterns: list[str], storage: Storage | None = None) -> list[str]:
@@ -123,8 +121,7 @@ def extract_snapshot(
                            num_cpus=recipe.ray.num_cpus_per_task, max_retries=recipe.ray.max_retries,
                            progress=f"extract {snap.name}" if progress else False)
         summary.done = result.done
-        summary.failed = {result.sources.get(k) or k: f.line() for k, f in result.failed.items()}
-        summary.stopped = result.stopped.line() if result.stopped else None
+        summary.absorb(result)
         summary.kept = int(result.totals["kept"])
         summary.removed = int(result.totals["removed"])
         summary.records = int(result.totals["records"])

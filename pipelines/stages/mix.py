@@ -34,7 +34,7 @@ from crawlproc.store.fingerprint import digest
 from crawlproc.store.layout import Layout, Markers
 from crawlproc.store.lock import hold
 from crawlproc.store.storage import basename, join, storage_for
-from pipelines.engine.runner import StageResult, Unit, run_stage
+from pipelines.engine.runner import StageResult, StageSummary, Unit, run_stage
 from tokenizer.mix.config import MixConfig
 from tokenizer.mix.decide import MixError
 from tokenizer.mix.passes import (
@@ -51,17 +51,10 @@ Log = Callable[[str], None]
 
 
 @dataclass
-class MixSummary:
+class MixSummary(StageSummary):
     manifest: dict | None = None
     already_done: bool = False
-    failed: dict[str, str] = field(default_factory=dict)
-    stopped: str | None = None
     units: dict[str, dict] = field(default_factory=dict)  # pass -> {done, skipped, max_rss_mb}
-    seconds: float = 0.0
-
-    @property
-    def ok(self) -> bool:
-        return not self.failed and self.stopped is None
 
 
 class _Pass:
@@ -90,9 +83,7 @@ class _Pass:
 
 
 def _fail(summary: MixSummary, result: StageResult) -> MixSummary:
-    summary.failed = {basename(result.sources.get(k) or k): f.line() for k, f in result.failed.items()}
-    summary.stopped = result.stopped.line() if result.stopped else None
-    return summary
+    return summary.absorb(result, basename)
 
 
 def run_mix(out: str, cfg: MixConfig, recipe, force: bool = False, progress: bool = True,

@@ -19,14 +19,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from crawlproc.recipe import Recipe
 from crawlproc.store.fingerprint import digest
 from crawlproc.store.layout import Layout, TokenSetDir
 from crawlproc.store.lock import hold
 from crawlproc.store.storage import basename, storage_for
-from pipelines.engine.runner import StageResult, Unit, ensure_ray, run_stage
+from pipelines.engine.runner import StageSummary, Unit, ensure_ray, run_stage
 from tokenizer import BPETokenizer, load_tokenizer
 from tokenizer.encode import EncodeError, encode_part, train_from_inputs
 from tokenizer.formats import HF_FILE, tokenizer_from_json_bytes, tokenizer_info
@@ -150,19 +150,12 @@ def ensure_tokenizer(tokset: TokenSetDir, cfg, tokenizer_path: str | None, input
 
 
 @dataclass
-class TokenizeSummary:
+class TokenizeSummary(StageSummary):
     manifest: dict | None  # the committed manifest (the previous one, or None, when this command failed)
     inputs: int = 0
     encoded: int = 0  # inputs encoded by this command
     dropped: int = 0  # parts of inputs that no longer exist, removed
-    failed: dict[str, str] = field(default_factory=dict)  # input -> root cause
-    stopped: str | None = None
     trained: bool = False
-    seconds: float = 0.0
-
-    @property
-    def ok(self) -> bool:
-        return not self.failed and self.stopped is None
 
 
 def run_tokenize(
@@ -203,7 +196,7 @@ def run_tokenize(
                            progress=f"tokenize {cfg.name}" if progress else False,
                            on_result=lambda u, stats: fresh.__setitem__(u.key, stats))
         summary = TokenizeSummary(manifest=manifest, inputs=len(inputs), encoded=result.done, trained=trained)
-        _fill_failures(summary, result)
+        summary.absorb(result, basename)
         if not summary.ok:
             # No manifest for a token set whose inputs did not all encode: the previous one (and every shard it
             # lists) stays as it was, and no reader takes a partial set for a finished one.
@@ -250,8 +243,3 @@ def _current_parts(tokset: TokenSetDir, base: dict, fresh: dict[str, dict], keys
     if dropped:
         log(f"tokenize: dropped the shards of {dropped} input(s) that no longer exist")
     return parts, dropped
-
-
-def _fill_failures(summary: TokenizeSummary, result: StageResult) -> None:
-    summary.failed = {basename(result.sources.get(k) or k): f.line() for k, f in result.failed.items()}
-    summary.stopped = result.stopped.line() if result.stopped else None
