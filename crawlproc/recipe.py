@@ -28,7 +28,7 @@ from crawlproc.config import (
     one_of,
     require,
 )
-from crawlproc.store.layout import LayoutError, check_name
+from crawlproc.store.layout import SAFE_NAME, LayoutError, check_name
 
 __all__ = ["RecipeError", "Recipe", "load_recipe", "recipe_from_dict", "recorded_recipe"]
 
@@ -137,7 +137,10 @@ class MinHashConfig(Section):
 class DedupConfig(Section):
     enabled: bool = True
     exact: bool = True  # content-hash dedup first
-    scope: str = "snapshot"  # or "all": also against the persisted band index of earlier snapshots
+    scope: str = "snapshot"  # or "all": also against the band indexes of the older snapshots under --out
+    # which snapshot is older, for scope "all" (the older crawl keeps a cluster's survivor): the names listed
+    # here, oldest first, before all others; the others by name (CC-MAIN-YYYY-WW sorts by crawl date)
+    order: list[str] = field(default_factory=list)
     num_partitions: int = 16  # the shuffle's partitions: one Ray task each finds the candidate pairs
     signature_batch: int = 500  # documents per vectorized signature batch (small batches stay in cache)
     # "distributed": Large-Star/Small-Star rounds over partitions; "single": one task holds every edge;
@@ -148,6 +151,10 @@ class DedupConfig(Section):
 
     def check(self):
         one_of(self, "scope", ("snapshot", "all"))
+        for name in self.order:
+            require(isinstance(name, str) and SAFE_NAME.match(name) is not None, "order",
+                    f"{name!r} is not a snapshot name")
+        require(len(set(self.order)) == len(self.order), "order", "a snapshot is listed twice")
         require(1 <= self.num_partitions <= 100_000, "num_partitions", f"must be in 1..100000, got {self.num_partitions}")
         at_least(self, 1, "signature_batch", "max_component_rounds", "shuffle_files_per_task")
         one_of(self, "components", ("auto", "distributed", "single"))

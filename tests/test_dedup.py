@@ -454,3 +454,106 @@ def test_finalize_counts_the_dropped_documents_not_the_pii_candidates(tmp_path):
     meta = json.loads(pq.read_schema(final).metadata[STATS_KEY])
     assert meta["dropped"] == len(dropped) and meta["kept"] == 4
     assert pq.read_table(tmp_path / "dup.parquet").num_rows == len(dropped)
+
+
+# ---------------------------------------------------------------- across snapshots: one meaning (issue 24)
+
+OLD, NEW, NEWEST = "CC-MAIN-2024-10", "CC-MAIN-2024-18", "CC-MAIN-2024-22"  # by name = by crawl date
+
+
+def extract_like(out: Path, snapshot: str, docs) -> None:
+    """A snapshot's docs/ and extract markers, as the extract stage leaves them (one file)."""
+    from crawlproc.store.layout import Layout
+
+    snap = Layout(str(out)).snapshot(snapshot)
+    rows = [{"id": i, "text": t, "dump": snapshot, "url": f"https://example.org/{i}"} for i, t in docs]
+    pq.write_table(docs_table(rows), Path(snap.path("docs", "f0")).parent.mkdir(parents=True, exist_ok=True)
+                   or snap.path("docs", "f0"))
+    fp = f"{abs(hash(tuple(i for i, _ in docs))) % 16**16:016x}"
+    for stem, old in snap.markers.done().items():
+        snap.markers.unmark(stem, old)
+    snap.markers.mark_done("f0", fp, {"stage": "extract"})
+
+
+def survivors(out: Path) -> dict[str, list[str]]:
+    return {s: read_ids(out / s / "final") for s in (OLD, NEW, NEWEST) if (out / s / "final").is_dir()}
+
+
+@pytest.fixture(scope="module")
+def three_crawls(articles):
+    """The same pages crawled three times: each crawl adds its own pages and repeats (or edits) older ones."""
+    rng = random.Random(7)
+    old = [(f"<old-{i}>", articles[i]) for i in range(12)]
+    new = ([(f"<new-{i}>", articles[i]) for i in range(12, 20)] + [(f"<new-copy-{i}>", articles[i]) for i in range(4)]
+           + [(f"<new-edit-{i}>", _edit(rng, articles[i], 4)) for i in range(4, 8)])
+    newest = ([(f"<newest-{i}>", articles[i]) for i in range(20, 24)] + [(f"<newest-old-{i}>", articles[i])
+                                                                        for i in range(8, 10)]
+              + [(f"<newest-new-{i}>", _edit(rng, articles[i], 3)) for i in range(12, 15)])
+    return {OLD: old, NEW: new, NEWEST: newest}
+
+
+def _expected(crawls) -> dict[str, list[str]]:
+    """Older crawls win: a newer crawl keeps only the pages no older crawl has (the planted copies and edits)."""
+    return {OLD: sorted(i for i, _ in crawls[OLD]),
+            NEW: sorted(i for i, _ in crawls[NEW] if i.startswith("<new-") and "-copy-" not in i and "-edit-" not in i),
+            NEWEST: sorted(i for i, _ in crawls[NEWEST] if i.startswith("<newest-") and "-old-" not in i
+                           and "-new-" not in i)}
+
+
+@pytest.mark.parametrize("sequence", [
+    # (snapshot extracted, or deduplicated with a scope), in command order
+    [("x", OLD), ("x", NEW), ("x", NEWEST), ("all", OLD), ("all", NEW), ("all", NEWEST)],
+    [("x", OLD), ("x", NEW), ("x", NEWEST), ("all", NEWEST), ("all", NEW), ("all", OLD)],
+    [("x", NEWEST), ("all", NEWEST), ("x", NEW), ("all", NEW), ("x", OLD), ("all", OLD)],  # crawls arrive late
+    [("x", OLD), ("snapshot", OLD), ("x", NEW), ("all", NEW), ("x", NEWEST), ("all", NEWEST)],  # issue 24's case
+    [("x", OLD), ("x", NEW), ("all", NEW), ("all", OLD), ("x", NEWEST), ("all", NEWEST), ("all", OLD)],
+], ids=["oldest-first", "newest-first", "late-arrivals", "older-scope-snapshot", "older-redone"])
+def test_cross_snapshot_survivors_do_not_depend_on_command_order(three_crawls, sequence, tmp_path, ray_local):
+    from pipelines.stages.dedup import run_dedup
+
+    out = tmp_path / "out"
+    for what, snapshot in sequence:
+        if what == "x":
+            extract_like(out, snapshot, three_crawls[snapshot])
+        else:
+            run_dedup(out, snapshot, small_recipe(scope=what), log=lambda m: None)
+    assert survivors(out) == _expected(three_crawls)
+    every = [i for ids in survivors(out).values() for i in ids]
+    assert len(every) == len(set(every))
+    summary = json.loads((out / NEWEST / "dedup" / "summary.json").read_text())
+    assert summary["matched_by_snapshot"] == {OLD: 2, NEW: 3}  # each match is named by its older crawl
+
+
+def test_an_older_snapshot_is_never_stripped_against_a_newer_one(three_crawls, tmp_path, ray_local):
+    from pipelines.stages.dedup import run_dedup
+
+    out = tmp_path / "out"
+    for s in (OLD, NEW):
+        extract_like(out, s, three_crawls[s])
+    run_dedup(out, NEW, small_recipe(scope="all"), log=lambda m: None)
+    old = run_dedup(out, OLD, small_recipe(scope="all"), log=lambda m: None)
+    assert old["kept"] == len(three_crawls[OLD]) and old["matched_earlier"] == 0
+    assert survivors(out)[OLD] == sorted(i for i, _ in three_crawls[OLD])
+
+
+def test_a_changed_minhash_rebuilds_the_older_index_and_a_stale_dedup_is_not_tokenized(three_crawls, tmp_path,
+                                                                                       ray_local):
+    """Issue 26: the band index recorded num_partitions but not the MinHash settings, so with another
+    [minhash] a newer snapshot silently matched nothing. Now the index is rebuilt with this recipe's settings."""
+    from pipelines.stages.dedup import run_dedup
+    from pipelines.stages.tokenize import TokenizeError, find_inputs
+
+    out = tmp_path / "out"
+    for s in (OLD, NEW):
+        extract_like(out, s, three_crawls[s])
+    run_dedup(out, OLD, small_recipe(scope="all"), log=lambda m: None)
+    other = small_recipe(scope="all")
+    other.minhash.seed = 1234
+    new = run_dedup(out, NEW, other, log=lambda m: None)
+    assert new["matched_by_snapshot"] == {OLD: 8} and survivors(out)[NEW] == _expected(three_crawls)[NEW]
+    # OLD's files change after NEW was matched against them: NEW's final/ is stale until it is redone
+    extract_like(out, OLD, three_crawls[OLD][:6])
+    from crawlproc.store.layout import Layout
+
+    with pytest.raises(TokenizeError, match="run `crawlproc dedup --snapshot CC-MAIN-2024-18"):
+        find_inputs(Layout(str(out)), [NEW], "final", lambda m: None, other)

@@ -51,8 +51,7 @@ class Input:
     identity: str  # what the input's content is made of (see the module docstring)
 
 
-def find_inputs(layout: Layout, snapshots: list[str], source: str, log: Log,
-                classify_source: str = "final") -> list[Input]:
+def find_inputs(layout: Layout, snapshots: list[str], source: str, log: Log, recipe: Recipe) -> list[Input]:
     """The inputs of each snapshot, in a fixed order; a snapshot that is not ready is an error."""
     inputs = []
     for name in snapshots:
@@ -61,7 +60,7 @@ def find_inputs(layout: Layout, snapshots: list[str], source: str, log: Log,
             from pipelines.stages.classify import ClassifyError, classified_identity
 
             try:
-                identity = classified_identity(snap, classify_source)
+                identity = classified_identity(snap, recipe.classify.source)
             except ClassifyError as e:
                 raise TokenizeError(str(e)) from None
             for stem in snap.stems("classified"):
@@ -78,6 +77,12 @@ def find_inputs(layout: Layout, snapshots: list[str], source: str, log: Log,
                 raise TokenizeError(
                     f"snapshot {name!r} changed since its dedup (files were extracted or redone after it): run "
                     f"`crawlproc dedup --snapshot {name}` again first")
+            from pipelines.stages.dedup import stale_against_older
+
+            why = stale_against_older(layout, name, recipe)
+            if why:
+                raise TokenizeError(f"snapshot {name!r} was deduplicated against {why}: run `crawlproc dedup "
+                                    f"--snapshot {name} --scope all` again first")
             identity = digest(finished)
             for stem in snap.stems("final"):
                 inputs.append(Input(f"{name}~{stem}", snap.path("final", stem), name, identity))
@@ -177,7 +182,7 @@ def run_tokenize(
     tokset = layout.tokens(cfg.name)
     with hold(storage, tokset.lock_uri, f"token set {tokset.uri}"):
         snapshots = list(snapshots) if snapshots else snapshots_with(layout, source)
-        inputs = find_inputs(layout, snapshots, source, log, recipe.classify.source)
+        inputs = find_inputs(layout, snapshots, source, log, recipe)
         found = read_manifest(tokset)
         manifest = found[0] if found else None
         tok, info, trained = ensure_tokenizer(tokset, cfg, tokenizer_path, inputs, manifest, log)
