@@ -186,6 +186,8 @@ BAD = [
     ("dedup", "components", "pairs", "one of"),
     ("dedup", "max_component_rounds", 0, ">= 1"),
     ("dedup", "shuffle_files_per_task", 0, ">= 1"),
+    ("dedup", "order", ["../up"], "not a snapshot name"),
+    ("dedup", "order", ["A", "A"], "listed twice"),
     ("dedup", "signature_batch", 0, ">= 1"),
     ("dedup", "signature_batch", 10_000_000, "MiB per batch"),
     ("pii", "enabled", "x", "expected bool"),
