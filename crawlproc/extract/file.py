@@ -24,8 +24,10 @@ from crawlproc.store.fingerprint import digest, file_fingerprint
 from crawlproc.store.layout import Layout, warc_stem
 from crawlproc.warc.reader import ReadCounts, WarcReadError, iter_html_records
 
-NOT_EXTRACT_SECTIONS = ("minhash", "dedup", "pii", "classify", "classifiers", "download", "tokenize", "ray", "storage",
-                        "train")
+# [fetch] is not here: which records a file contributes is part of that file's input fingerprint
+# (pipelines/stages/index.py), so one snapshot may mix files read whole and files read by the index
+NOT_EXTRACT_SECTIONS = ("minhash", "dedup", "pii", "classify", "classifiers", "download", "fetch", "tokenize", "ray",
+                        "storage", "train")
 
 
 def extract_view(recipe_dict: dict) -> dict:
