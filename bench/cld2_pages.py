@@ -11,9 +11,8 @@ ours.
 from __future__ import annotations
 
 import gzip
-from collections import Counter
 import json
-from pathlib import Path
+from collections import Counter
 from urllib.parse import urlsplit
 
 from bench.common import ROOT

@@ -50,6 +50,7 @@ def process_warc(
     file_path: str | None = None,
     stem: str | None = None,
     raise_on_error: bool = False,
+    offsets: dict[int, int] | None = None,
 ) -> dict:
     """Run the extract stage on one local WARC file; write docs/, removed/ and stats/<stem>.json under the
     snapshot `dump` of `out` (a local folder, an object-store URI or a Layout); return the stats.
@@ -57,6 +58,7 @@ def process_warc(
     A read error (a truncated or corrupt file) keeps the records before the fault, writes them, and sets
     stats["error"]; with raise_on_error it then raises PartialFailure (carrying the stats) from the read
     error, which is how the stage runner records the file as failed. Markers are the runner's business.
+    `offsets` maps a record's offset in `source` to its offset in the file it was cut from (ranged reads).
     """
     started = time.perf_counter()
     source = Path(source)
@@ -82,9 +84,10 @@ def process_warc(
         t_read = time.perf_counter()
         for rec in records:
             seconds["read"] += time.perf_counter() - t_read
+            offset = offsets.get(rec.offset, rec.offset) if offsets is not None else rec.offset
             base = {
-                "id": record_id(rec.id, content_fp, rec.offset), "dump": dump, "url": rec.url, "date": rec.date,
-                "file_path": file_path, "warc_offset": rec.offset,
+                "id": record_id(rec.id, content_fp, offset), "dump": dump, "url": rec.url, "date": rec.date,
+                "file_path": file_path, "warc_offset": offset,
             }
             t = time.perf_counter()
             try:

@@ -176,6 +176,15 @@ class Snapshot:
         work = self.dedup("work", step)
         return Markers(self.storage, join(work, "_done"), join(work, "_failed"))
 
+    # -- selection from Common Crawl's columnar index (fetch.mode = "index") ---------------------------------
+    def selection(self, *parts: str) -> str:
+        """A path under selection/: parts/<p>/ (wave 1), files/b<k>.parquet and .json (wave 2)."""
+        return join(self.uri, "selection", *parts)
+
+    def selection_markers(self, step: str) -> Markers:
+        work = self.selection("work", step)
+        return Markers(self.storage, join(work, "_done"), join(work, "_failed"))
+
     # -- classify ------------------------------------------------------------------------------------------
     def classify(self, *parts: str) -> str:
         """A path under classify/: summary.json, thresholds.json, _done.json."""
