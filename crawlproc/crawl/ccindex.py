@@ -76,7 +76,7 @@ def _language_mask(langs: pa.ChunkedArray | pa.Array, rule: SelectRule) -> np.nd
 
 def _media(col: pa.ChunkedArray | pa.Array) -> pa.Array:
     # "text/html; charset=utf-8" -> "text/html"
-    s = pc.utf8_lower(pc.utf8_trim_whitespace(pc.fill_null(col, "")))
+    s = pc.utf8_lower(pc.utf8_trim_whitespace(pc.fill_null(col.cast(pa.string()), "")))
     return pc.utf8_trim_whitespace(pc.replace_substring_regex(s, r";.*$", ""))
 
 
@@ -94,7 +94,7 @@ def classify_rows(table: pa.Table, rule: SelectRule, url_ok: Callable[[str], boo
         media = pc.if_else(pc.equal(detected, ""), declared, detected)
         html = pc.is_in(media, value_set=pa.array(HTML_MIMES)).to_numpy(zero_copy_only=False)
         reason[(reason == 0) & ~html] = REASONS.index("index:not_html")
-    langs = table.column("content_languages")
+    langs = table.column("content_languages").cast(pa.string())
     open_rows = np.flatnonzero(reason == 0)
     lang_ok = _language_mask(langs.take(pa.array(open_rows)), rule)
     reason[open_rows[~lang_ok]] = REASONS.index("index:language")
