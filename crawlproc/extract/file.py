@@ -23,6 +23,7 @@ from crawlproc.store.failure import PartialFailure
 from crawlproc.store.fingerprint import digest, file_fingerprint
 from crawlproc.store.layout import Layout, warc_stem
 from crawlproc.warc.reader import ReadCounts, WarcReadError, iter_html_records
+from crawlproc.warc.wet import iter_wet_records
 
 # [fetch] is not here: which records a file contributes is part of that file's input fingerprint
 # (pipelines/stages/index.py), so one snapshot may mix files read whole and files read by the index
@@ -32,8 +33,12 @@ NOT_EXTRACT_SECTIONS = ("minhash", "dedup", "pii", "classify", "classifiers", "d
 
 def extract_view(recipe_dict: dict) -> dict:
     """The recipe sections that decide the extract stage's output: changing a dedup, tokenize or Ray setting
-    does not invalidate extracted files."""
-    return {k: v for k, v in recipe_dict.items() if k not in NOT_EXTRACT_SECTIONS}
+    does not invalidate extracted files. WET input (CC's text instead of the page) is another output: a
+    snapshot made from WARCs refuses it unless --force (the other modes keep the fingerprint they had)."""
+    view = {k: v for k, v in recipe_dict.items() if k not in NOT_EXTRACT_SECTIONS}
+    if (recipe_dict.get("fetch") or {}).get("mode") == "wet":
+        view["fetch"] = {"mode": "wet"}
+    return view
 
 
 def extract_fingerprint(recipe: Recipe) -> str:
@@ -77,10 +82,13 @@ def process_warc(
     error: Exception | None = None
 
     try:
-        records = iter_html_records(
-            source, counts, recipe.input.max_payload_bytes, html_only=recipe.input.html_only,
-            max_skip_bytes=recipe.input.max_skip_bytes or None,
-        )
+        if recipe.fetch.mode == "wet":
+            records = iter_wet_records(source, counts, recipe.input.max_payload_bytes)
+        else:
+            records = iter_html_records(
+                source, counts, recipe.input.max_payload_bytes, html_only=recipe.input.html_only,
+                max_skip_bytes=recipe.input.max_skip_bytes or None,
+            )
         t_read = time.perf_counter()
         for rec in records:
             seconds["read"] += time.perf_counter() - t_read

@@ -86,7 +86,8 @@ def run_snapshot(
     cache_dir = cache_dir if cache_dir is not None else (recipe.download.cache_dir or None)
     cache_dir = normalize(cache_dir) if cache_dir else None
     with hold(layout.storage, snap.lock_uri, f"snapshot {snap.uri}"):
-        listing = read_listing(snapshot, recipe.download, base_url=base_url, storage=layout.storage)
+        listing = read_listing(snapshot, recipe.download, base_url=base_url, storage=layout.storage,
+                               name="wet.paths.gz" if recipe.fetch.mode == "wet" else "warc.paths.gz")
         selected = listing.files[:limit] if limit is not None else listing.files
         layout.storage.write_json(snap.listing_uri, _listing_record(listing, selected, base_url, limit))
         summary = RunSummary(snapshot, layout.root, files=len(selected), listed=len(selected),
