@@ -193,6 +193,33 @@ class DownloadConfig(Section):
 
 
 @dataclass
+class FetchConfig(Section):
+    """What `crawlproc run` reads of each listed WARC (crawlproc/crawl/ccindex.py, crawlproc/crawl/ranged.py)."""
+
+    # "warc": every record of every file; "index": only the records Common Crawl's columnar index says this
+    # recipe can keep (HTML, status 200, a kept language, the URL filter), read with ranged requests; "wet":
+    # CC's own extracted text (WET files) into the same language ID, quality filters and dedup
+    mode: str = "warc"
+    index: str = ""  # the index Parquet (file, folder, glob or URI); "" = the snapshot's cc-index-table.paths.gz
+    language_positions: int = 3  # CLD2's listed languages looked at (1 = main only; measured: bench/README.md)
+    language_margin: list[str] = field(default_factory=list)  # more ISO 639-3 codes to select
+    select_unknown_language: bool = True  # select records CLD2 named no language for
+    max_gap_bytes: int = 4096  # records closer than this share one read (the gap is fetched and dropped)
+    max_range_bytes: int = 16 << 20  # at most this much per read
+    buckets: int = 0  # index selection shuffle: files per bucket ~ 100 (0 = listed files / 100, at least 1)
+
+    def check(self):
+        one_of(self, "mode", ("warc", "index", "wet"))
+        require(1 <= self.language_positions <= 3, "language_positions",
+                f"must be 1..3 (CLD2 lists up to 3), got {self.language_positions}")
+        for code in self.language_margin:
+            require(isinstance(code, str) and len(code) == 3 and code.isalpha() and code.islower(),
+                    "language_margin", f"{code!r} is not an ISO 639-3 code (three lower-case letters)")
+        at_least(self, 0, "max_gap_bytes", "buckets")
+        above(self, 0, "max_range_bytes")
+
+
+@dataclass
 class StorageConfig(Section):
     """Object storage (s3://): where and how to connect. Credentials never go here: they come from the
     environment or the profile named below."""
@@ -277,6 +304,7 @@ class Recipe:
     # [classifiers.<name>] tables (crawlproc/classify), in recipe order: the order removals are attributed in
     classifiers: dict[str, ClassifierConfig] = field(default_factory=dict)
     download: DownloadConfig = field(default_factory=DownloadConfig)
+    fetch: FetchConfig = field(default_factory=FetchConfig)
     storage: StorageConfig = field(default_factory=StorageConfig)
     tokenize: TokenizeConfig = field(default_factory=TokenizeConfig)
     ray: RayConfig = field(default_factory=RayConfig)

@@ -103,8 +103,9 @@ def https_base(base_url: str, s3_mode: str = "store") -> str:
     return base
 
 
-def listing_url(base_url: str, snapshot: str, s3_mode: str = "store") -> str:
-    return f"{https_base(base_url, s3_mode)}/crawl-data/{check_snapshot(snapshot)}/warc.paths.gz"
+def listing_url(base_url: str, snapshot: str, s3_mode: str = "store", name: str = "warc.paths.gz") -> str:
+    """`name`: warc.paths.gz, or wet.paths.gz for CC's extracted text (fetch.mode = "wet")."""
+    return f"{https_base(base_url, s3_mode)}/crawl-data/{check_snapshot(snapshot)}/{name}"
 
 
 def _text_pieces(data: bytes) -> Iterator[bytes]:
@@ -269,13 +270,13 @@ def _reject(listing: Listing, index: int, line: str, reason: str) -> None:
 
 
 def read_listing(snapshot: str, config: DownloadConfig | None = None, *, base_url: str | None = None,
-                 storage=None) -> Listing:
+                 storage=None, name: str = "warc.paths.gz") -> Listing:
     """Download `<base>/crawl-data/<snapshot>/warc.paths.gz` (with the download retries; an s3:// base
     through `storage`) and validate it."""
     config = config or DownloadConfig()
     base_url = base_url or config.base_url
     s3_mode = getattr(config, "s3", "store")
-    url = listing_url(base_url, snapshot, s3_mode)
+    url = listing_url(base_url, snapshot, s3_mode, name)
     data = fetch_bytes(url, config, allowed_hosts={h.lower() for h in config.allowed_hosts}, verify=False,
                        max_bytes=MAX_LISTING_BYTES, storage=storage)
     try:

@@ -25,15 +25,22 @@ from crawlproc.store.failure import PartialFailure
 from crawlproc.store.fingerprint import digest, file_fingerprint
 from crawlproc.store.layout import Layout, warc_stem
 from crawlproc.warc.reader import ReadCounts, WarcReadError, iter_html_records
+from crawlproc.warc.wet import iter_wet_records
 
-NOT_EXTRACT_SECTIONS = ("minhash", "dedup", "pii", "classify", "classifiers", "download", "tokenize", "ray", "storage",
-                        "train")
+# [fetch] is not here: which records a file contributes is part of that file's input fingerprint
+# (pipelines/stages/index.py), so one snapshot may mix files read whole and files read by the index
+NOT_EXTRACT_SECTIONS = ("minhash", "dedup", "pii", "classify", "classifiers", "download", "fetch", "tokenize", "ray",
+                        "storage", "train")
 
 
 def extract_view(recipe_dict: dict) -> dict:
     """The recipe sections that decide the extract stage's output: changing a dedup, tokenize or Ray setting
-    does not invalidate extracted files."""
-    return {k: v for k, v in recipe_dict.items() if k not in NOT_EXTRACT_SECTIONS}
+    does not invalidate extracted files. WET input (CC's text instead of the page) is another output: a
+    snapshot made from WARCs refuses it unless --force (the other modes keep the fingerprint they had)."""
+    view = {k: v for k, v in recipe_dict.items() if k not in NOT_EXTRACT_SECTIONS}
+    if (recipe_dict.get("fetch") or {}).get("mode") == "wet":
+        view["fetch"] = {"mode": "wet"}
+    return view
 
 
 def extract_fingerprint(recipe: Recipe) -> str:
@@ -50,6 +57,7 @@ def process_warc(
     file_path: str | None = None,
     stem: str | None = None,
     raise_on_error: bool = False,
+    offsets: dict[int, int] | None = None,
 ) -> dict:
     """Run the extract stage on one local WARC file; write docs/ and removed/ under the snapshot `dump` of
     `out` (a local folder, an object-store URI or a Layout); return its FileStats as a dict.
@@ -57,6 +65,7 @@ def process_warc(
     A read error (a truncated or corrupt file) keeps the records before the fault, writes them, and sets
     stats["error"]; with raise_on_error it then raises PartialFailure (carrying the stats) from the read
     error, which is how the stage runner records the file as failed. Markers are the runner's business.
+    `offsets` maps a record's offset in `source` to its offset in the file it was cut from (ranged reads).
     """
     started = time.perf_counter()
     source = Path(source)
@@ -75,16 +84,20 @@ def process_warc(
     error: Exception | None = None
 
     try:
-        records = iter_html_records(
-            source, counts, recipe.input.max_payload_bytes, html_only=recipe.input.html_only,
-            max_skip_bytes=recipe.input.max_skip_bytes or None,
-        )
+        if recipe.fetch.mode == "wet":
+            records = iter_wet_records(source, counts, recipe.input.max_payload_bytes)
+        else:
+            records = iter_html_records(
+                source, counts, recipe.input.max_payload_bytes, html_only=recipe.input.html_only,
+                max_skip_bytes=recipe.input.max_skip_bytes or None,
+            )
         t_read = time.perf_counter()
         for rec in records:
             seconds["read"] += time.perf_counter() - t_read
+            offset = offsets.get(rec.offset, rec.offset) if offsets is not None else rec.offset
             base = {
-                "id": record_id(rec.id, content_fp, rec.offset), "dump": dump, "url": rec.url, "date": rec.date,
-                "file_path": file_path, "warc_offset": rec.offset,
+                "id": record_id(rec.id, content_fp, offset), "dump": dump, "url": rec.url, "date": rec.date,
+                "file_path": file_path, "warc_offset": offset,
             }
             t = time.perf_counter()
             try:

@@ -35,6 +35,7 @@ class FileStats:
     host: str = ""
     pid: int = 0
     download: dict | None = None  # bytes, attempts, resumed, seconds of a listed file's download
+    index: dict | None = None  # fetch.mode = "index": the file's index rows, what was selected and fetched
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -59,7 +60,7 @@ class FileStats:
                 ok = isinstance(value, bool)
             elif isinstance(default, int):
                 ok = isinstance(value, int) and not isinstance(value, bool) and value >= 0
-            elif isinstance(default, dict) or name == "download":
+            elif isinstance(default, dict) or name in ("download", "index"):
                 ok = isinstance(value, dict)
             else:
                 ok = isinstance(value, str)

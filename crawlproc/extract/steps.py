@@ -59,6 +59,19 @@ class ExtractStep:
         self.extractor.reset()
 
 
+class TextStep:
+    """`fetch.mode = "wet"`: the record already is text (Common Crawl's own extraction), nothing to extract."""
+
+    name = "extract"
+
+    def __init__(self, recipe: Recipe):
+        self.min_chars = recipe.extract.min_chars
+
+    def run(self, doc: Doc) -> str | None:
+        doc.text = doc.html
+        return "empty" if len(doc.text) < self.min_chars else None
+
+
 class LanguageStep:
     name = "language"
 
@@ -103,7 +116,7 @@ class ExtractPipeline:
         self.steps: list = []
         if recipe.url_filter.enabled:
             self.steps.append(UrlFilterStep(recipe))
-        self.steps.append(ExtractStep(recipe))
+        self.steps.append(TextStep(recipe) if recipe.fetch.mode == "wet" else ExtractStep(recipe))
         if recipe.language.enabled:
             self.steps.append(LanguageStep(recipe))
         for f in registry.filters(recipe.extract.plugins):

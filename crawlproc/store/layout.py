@@ -220,6 +220,11 @@ class Snapshot:
         """classify/: summary, thresholds, _done.json, scores/<classifier>/<stem>.parquet, work/."""
         return self.stage("classify")
 
+    @property
+    def selection(self) -> StageDir:
+        """selection/ (fetch.mode = "index"): parts/<p>/ (wave 1), files/b<k>.parquet and .json (wave 2), work/."""
+        return self.stage("selection")
+
     def scores_path(self, classifier: str, stem: str) -> str:
         """One classifier's scores of one input file (id, score)."""
         return self.classify.path("scores", check_name(classifier, "classifier name"), f"{stem}.parquet")

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from crawlproc.extract.units import fetch_and_extract
+from crawlproc.extract.units import fetch_and_extract, fetch_selected_and_extract
 from crawlproc.store.fingerprint import digest
 from crawlproc.store.inputs import Candidate
 from crawlproc.store.layout import Layout, Snapshot, now_iso
@@ -26,6 +26,7 @@ from crawlproc.store.lock import hold
 from crawlproc.recipe import Recipe
 from crawlproc.store.storage import normalize, storage_for
 from pipelines.stages.extract import ExtractSummary, extract_snapshot
+from pipelines.stages.index import select_snapshot
 from pipelines.engine.runner import ensure_ray
 from pipelines.engine.slots import ClusterSlots
 
@@ -85,7 +86,8 @@ def run_snapshot(
     cache_dir = cache_dir if cache_dir is not None else (recipe.download.cache_dir or None)
     cache_dir = normalize(cache_dir) if cache_dir else None
     with hold(layout.storage, snap.lock_uri, f"snapshot {snap.uri}"):
-        listing = read_listing(snapshot, recipe.download, base_url=base_url, storage=layout.storage)
+        listing = read_listing(snapshot, recipe.download, base_url=base_url, storage=layout.storage,
+                               name="wet.paths.gz" if recipe.fetch.mode == "wet" else "warc.paths.gz")
         selected = listing.files[:limit] if limit is not None else listing.files
         layout.storage.write_json(snap.listing_uri, _listing_record(listing, selected, base_url, limit))
         summary = RunSummary(snapshot, layout.root, files=len(selected), listed=len(selected),
@@ -101,8 +103,12 @@ def run_snapshot(
             slots.append(ClusterSlots(recipe.download.concurrency))  # one cap for the cluster, not per machine
             return layout, recipe, snapshot, cache_dir, allowed, slots[0]
 
+        unit_fn, unit_args = fetch_and_extract, _listed_args
+        if recipe.fetch.mode == "index":
+            candidates = _index_candidates(snap, recipe, selected, base_url, allowed, summary, progress)
+            unit_fn, unit_args = fetch_selected_and_extract, _selected_args
         try:
-            extract_snapshot(snap, candidates, recipe, fetch_and_extract, lambda p: (p.candidate.extra, p.stem),
+            extract_snapshot(snap, candidates, recipe, unit_fn, unit_args,
                              shared, summary, force=force, progress=progress)
         finally:
             for s in slots:
@@ -112,6 +118,37 @@ def run_snapshot(
             step(ctx)
             summary.steps.append(name)
     return summary
+
+
+def _listed_args(p) -> tuple:
+    return p.candidate.extra, p.stem
+
+
+def _selected_args(p) -> tuple:
+    return p.candidate.extra["entry"], p.candidate.extra["selection"], p.stem
+
+
+def _index_candidates(snap: Snapshot, recipe: Recipe, selected: list[ListedFile], base_url: str,
+                      allowed: list[str], summary: RunSummary, progress: bool) -> list[Candidate]:
+    """fetch.mode = "index": each listed file's selection (pipelines/stages/index.py). A file's input
+    fingerprint is its path and the digest of its selected records; a file the index does not know is read
+    whole, under its plain listed fingerprint, and counted (summary.steps_info["index"])."""
+    ensure_ray()
+    found = select_snapshot(snap, recipe, selected, base_url, allowed, progress=progress)
+    out, missing, rows = [], 0, 0
+    for f in selected:
+        entry = found.get(f.path)
+        if entry is None:
+            missing += 1
+            fp, extra = listed_fingerprint(f), {"entry": asdict(f), "selection": None}
+        else:
+            rows += entry["selected"]
+            fp = digest({"listed": f.path, "selection": entry["digest"]})[:8]
+            extra = {"entry": asdict(f), "selection": {"bucket": entry["bucket"], "rows": entry["rows"]}}
+        out.append(Candidate(source=f.path, name=f.stem, input_fp=fp, extra=extra))
+    summary.steps_info["index"] = {"files_in_index": len(selected) - missing, "files_read_whole": missing,
+                                   "records_selected": rows}
+    return out
 
 
 def print_summary(summary: RunSummary, stream=None) -> None:
