@@ -1,4 +1,5 @@
-"""The one definition of the document schema. Every Parquet writer in the project uses it.
+"""The one definition of the document schema: every writer of documents (docs/, removed/, final/, classified/ ...)
+uses it. (Work files and token shards have their own schemas, beside their writers.)
 
 Columns follow FineWeb (text, id, dump, url, date, file_path, language, language_score, token_count) so that
 `datasets.load_dataset("parquet", ...)` and `ray.data.read_parquet` read our files as they read FineWeb,

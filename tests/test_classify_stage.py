@@ -20,7 +20,7 @@ from crawlproc.store.layout import Layout
 from crawlproc.recipe import Recipe, RecipeError, recipe_from_dict
 from crawlproc.schema import docs_table
 from pipelines.stages.classify import ClassifyError, run_classify
-from pipelines.stages.chain import build_steps
+from pipelines.stages.chain import build_chain
 
 QUIET = {"progress": False, "log": lambda _m: None}
 SNAP = "CC-MAIN-TEST"
@@ -198,8 +198,8 @@ def test_outputs_of_an_input_that_vanished_are_removed(ray_local, tmp_path, mode
 
 
 def test_run_chains_classify_between_dedup_and_tokenize():
-    assert [n for n, _ in build_steps(["extract", "dedup", "tokenize"])] == ["dedup", "classify", "tokenize"]
-    assert [n for n, _ in build_steps(["extract", "dedup", "classify"])] == ["dedup", "classify"]
+    assert [n for n, _ in build_chain(["extract", "dedup", "tokenize"])] == ["dedup", "classify", "tokenize"]
+    assert [n for n, _ in build_chain(["extract", "dedup", "classify"])] == ["dedup", "classify"]
 
 
 def test_report_and_explain_show_scores_against_the_threshold(ray_local, tmp_path, models, pages_split):

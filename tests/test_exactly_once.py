@@ -227,7 +227,7 @@ def test_a_run_whose_tokenize_failed_is_not_ok(ray_local, tmp_path, texts, recip
     from pipelines.commands.common import exit_code
     from pipelines.demo.minicc import MiniCCServer, build_minicc
     from pipelines.stages.run import run_snapshot
-    from pipelines.stages.chain import dedup_step, tokenize_step
+    from pipelines.stages.chain import dedup_stage, tokenize_stage
 
     mini = build_minicc(tmp_path / "minicc", snapshot="CC-MAIN-2024-10", files=2)
 
@@ -238,7 +238,7 @@ def test_a_run_whose_tokenize_failed_is_not_ok(ray_local, tmp_path, texts, recip
     tok_recipe = load_recipe(None, {**FAST, "tokenize": {"vocab_size": 400}})
     with MiniCCServer(mini.root) as srv:
         summary = run_snapshot("CC-MAIN-2024-10", tmp_path / "out", tok_recipe, base_url=srv.base_url,
-                               progress=False, steps=[("dedup", dedup_step), ("break", break_one_final_file),
-                                                      ("tokenize", tokenize_step)])
+                               progress=False, chain=[("dedup", dedup_stage), ("break", break_one_final_file),
+                                                      ("tokenize", tokenize_stage)])
     assert not summary.ok and exit_code(summary) == 1
     assert any(k.startswith("tokenize ") for k in summary.failed)

@@ -95,16 +95,16 @@ def test_s3_listing_to_s3_output_equals_a_local_run(ray_local, s3_server, crawl_
 
 
 def test_dedup_and_tokenize_on_s3_equal_a_local_run(ray_local, s3_server, crawl_bucket, minicc, tmp_path):
-    from pipelines.stages.chain import dedup_step, tokenize_step
+    from pipelines.stages.chain import dedup_stage, tokenize_stage
 
     recipe = load_recipe(None, {**RECIPE, "tokenize": {"vocab_size": 400}, "dedup": {"num_partitions": 3}})
-    steps = [("dedup", dedup_step), ("tokenize", tokenize_step)]
+    chain = [("dedup", dedup_stage), ("tokenize", tokenize_stage)]
     out = s3_server.bucket(f"dd-{uuid.uuid4().hex[:8]}") + "/out"
-    remote = run_snapshot(SNAP, out, recipe, base_url=crawl_bucket, progress=False, steps=steps)
+    remote = run_snapshot(SNAP, out, recipe, base_url=crawl_bucket, progress=False, chain=chain)
     with MiniCCServer(minicc.root) as srv:
-        local = run_snapshot(SNAP, tmp_path / "local", recipe, base_url=srv.base_url, progress=False, steps=steps)
+        local = run_snapshot(SNAP, tmp_path / "local", recipe, base_url=srv.base_url, progress=False, chain=chain)
     assert remote.ok and local.ok
-    assert remote.steps_info["dedup"] == local.steps_info["dedup"]
+    assert remote.stage_info["dedup"] == local.stage_info["dedup"]
     assert s3_ids(out, "final") == local_ids(tmp_path / "local", "final")
     st = Storage()
     tokens = Layout(out).tokens("bpe")

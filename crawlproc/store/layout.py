@@ -8,6 +8,7 @@ The output root (a local folder or an object-store URI) is the whole state; no d
     <out>/<snapshot>/_failed/<stem>.json         the root cause of a file that failed (retried on the next run)
     <out>/<snapshot>/listing.json                the validated listing of a `crawlproc run`
     <out>/<snapshot>/recipes/<fp>.json           each recipe files were processed with, by fingerprint
+    <out>/<snapshot>/selection/...               fetch.mode = "index": the records selected from CC's index
     <out>/<snapshot>/signatures/<stem>.parquet   MinHash signatures
     <out>/<snapshot>/dedup/...                   dedup plan, work, duplicates/, summary.json, _done.json
     <out>/<snapshot>/final/<stem>.parquet        deduplicated, PII removed: what is tokenized
@@ -23,7 +24,10 @@ the fingerprint of what produced it (the input's content and the recipe sections
 fingerprint is in the name so that one LIST of `_done/` tells which units are done and with what, without
 reading every marker (on an object store a GET per file would cost as much as the work for small files).
 A unit being redone loses its old marker before any of its outputs is replaced.
-Nothing outside this module spells out these paths.
+
+Nothing outside this module spells out these paths (tests/test_design.py checks it): a stage asks a Snapshot
+(per-file folders), a StageDir (a stage's plan, summary, commit record and work waves), a TokenSetDir, a
+TrainRunDir or an ExportDir. What the files hold is their writers' business.
 """
 
 from __future__ import annotations
@@ -181,11 +185,11 @@ class Snapshot:
 
     def path(self, kind: str, stem: str) -> str:
         """One input file's Parquet file in docs/, removed/, signatures/, final/, classified/, ..."""
-        return join(self.uri, kind, f"{stem}.parquet")
+        return join(self.folder(kind), f"{stem}.parquet")
 
     def files(self, kind: str) -> list[str]:
         """URIs of the Parquet files of docs/, removed/, signatures/ or final/, sorted."""
-        return [e.uri for e in self.storage.list(join(self.uri, kind), suffix=".parquet")]
+        return [e.uri for e in self.storage.list(self.folder(kind), suffix=".parquet")]
 
     def stems(self, kind: str) -> list[str]:
         return [basename(u)[: -len(".parquet")] for u in self.files(kind)]
@@ -204,6 +208,8 @@ class Snapshot:
 
     def folder(self, kind: str) -> str:
         """docs/, removed/, signatures/, final/, classified/, ...: a folder of one Parquet file per input."""
+        if kind not in FILE_KINDS:
+            raise LayoutError(f"{kind!r} is not a folder of a snapshot (one of {', '.join(FILE_KINDS)})")
         return join(self.uri, kind)
 
     def stage(self, name: str) -> StageDir:
@@ -266,6 +272,11 @@ class TokenSetDir:
 
     def work_markers(self, wave: str) -> Markers:
         return Markers(self.storage, self.work(wave, "_done"), self.work(wave, "_failed"))
+
+    @property
+    def work_recipe_uri(self) -> str:
+        """What the command building the token set is making (a mix's recipe), while it works."""
+        return self.work("recipe.json")
 
     @property
     def lock_uri(self) -> str:

@@ -36,7 +36,7 @@ def main(args) -> int:
     from pipelines.recipes import resolve_recipe
     from pipelines.inspect.report import write_report
     from pipelines.stages.run import print_summary, run_snapshot
-    from pipelines.stages.chain import build_steps
+    from pipelines.stages.chain import build_chain
 
     import tempfile
 
@@ -58,14 +58,14 @@ def main(args) -> int:
     # built in a temporary folder, so that nothing of the run is left on this machine
     crawl_dir = tempfile.mkdtemp(prefix="crawlproc-minicc-") if is_remote(out) else Layout(out).minicc_dir
     mini = build_minicc(crawl_dir, snapshot=SNAPSHOT, files=args.files, data_dir=data)
-    steps = build_steps(["extract", "dedup", "tokenize", "train"], train_preset=args.train_preset,
+    chain = build_chain(["extract", "dedup", "tokenize", "train"], train_preset=args.train_preset,
                         train_steps=args.train_steps, batch_size=16, lr=3e-3, log_interval=50)
     init_ray(None, recipe)
     with MiniCCServer(mini.root) as server:
         print(f"demo: serving it at {server.base_url} ; running:\n"
               f"  crawlproc run --snapshot {SNAPSHOT} --base-url {server.base_url} --out {out} "
               f"--recipe demo --stages extract,dedup,tokenize,train")
-        summary = run_snapshot(SNAPSHOT, out, recipe, base_url=server.base_url, steps=steps)
+        summary = run_snapshot(SNAPSHOT, out, recipe, base_url=server.base_url, chain=chain)
     print_summary(summary)
     report_path, _ = write_report(out)
     elapsed = time.monotonic() - started
@@ -73,7 +73,7 @@ def main(args) -> int:
     if is_remote(out):
         shutil.rmtree(crawl_dir, ignore_errors=True)
     snap = join(out, SNAPSHOT)
-    info = summary.steps_info
+    info = summary.stage_info
     dedup = info.get("dedup", {})
     tok = info.get("tokenize", {})
     train = info.get("train", {})

@@ -52,7 +52,7 @@ def _main(args) -> int:
     from crawlproc.crawl.download import DownloadError
     from crawlproc.crawl.listing import ListingError
     from pipelines.stages.run import print_summary, run_snapshot
-    from pipelines.stages.chain import build_steps
+    from pipelines.stages.chain import build_chain
 
     if args.limit is not None and args.limit < 0:
         return fail("run", "--limit must be >= 0")
@@ -61,13 +61,13 @@ def _main(args) -> int:
     try:
         if "extract" not in stages:
             raise ValueError("the stages must include extract (it is skipped per file when already done)")
-        steps = build_steps(stages, train_preset=args.train_preset, train_steps=args.train_steps)
+        chain = build_chain(stages, train_preset=args.train_preset, train_steps=args.train_steps)
     except ValueError as e:
         return fail("run", f"--stages: {e}")
     start_ray(args, recipe)
     try:
         summary = run_snapshot(args.snapshot, args.out, recipe, base_url=args.base_url, limit=args.limit,
-                               cache_dir=args.cache_dir, progress=not args.quiet, force=args.force, steps=steps)
+                               cache_dir=args.cache_dir, progress=not args.quiet, force=args.force, chain=chain)
     except ListingError as e:
         return fail("run", str(e))
     except DownloadError as e:

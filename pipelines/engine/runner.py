@@ -13,8 +13,8 @@ It owns what every stage needs and none should re-implement:
   model, no permission to write): the cause is reported once instead of once per file;
 - retries of units whose worker died (Ray's max_retries), progress, and one typed summary.
 
-A unit's function is a plain function (it lives in crawlproc/ or tokenizer/, knows nothing of Ray), called
-as fn(*unit.args, *shared) in a task; it returns a dict of counters, or raises. `shared` values (the recipe,
+A unit's function is a plain function (it lives in crawlproc/, tokenizer/ or trainer/, knows nothing of Ray),
+called as fn(*unit.args, *shared) in a task; it returns a dict of counters, or raises. `shared` values (the recipe,
 the layout, a tokenizer) are put in Ray's object store once for all units.
 """
 

@@ -47,8 +47,8 @@ class ExtractSummary(StageSummary):
     listed: int = 0
     listed_total: int = 0
     rejected: list[dict] = field(default_factory=list)
-    steps: list[str] = field(default_factory=list)
-    steps_info: dict[str, dict] = field(default_factory=dict)
+    stages_run: list[str] = field(default_factory=list)  # the chain's stages after extraction, as they ran
+    stage_info: dict[str, dict] = field(default_factory=dict)  # each one's counts
 
     @property
     def ok(self) -> bool:

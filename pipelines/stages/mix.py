@@ -111,10 +111,10 @@ def run_mix(out: str, cfg: MixConfig, recipe, force: bool = False, progress: boo
                            "use another --name, or --force to replace it")
         # The finished version (if any) stays whole until the new manifest replaces it: new shards are named
         # after the new plan, and only work files of an unfinished other mix are dropped here.
-        started_with = storage.read_json(tokset.work("recipe.json"))
+        started_with = storage.read_json(tokset.work_recipe_uri)
         if force or (started_with or {}).get("digest") != rec_fp:
             storage.delete_tree(tokset.work())
-        storage.write_json(tokset.work("recipe.json"), {**rec, "digest": rec_fp})
+        storage.write_json(tokset.work_recipe_uri, {**rec, "digest": rec_fp})
 
         # 1. scan
         scan = _Pass("scan", tokset.work_markers("scan"), recipe, progress)

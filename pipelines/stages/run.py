@@ -1,8 +1,8 @@
-"""`crawlproc run`: one Common Crawl snapshot, from its listing to extracted documents, then the later steps.
+"""`crawlproc run`: one Common Crawl snapshot, from its listing to extracted documents, then the later stages.
 
 listing (validated) -> the extract stage (pipelines/stages/extract.py) over the listed files not yet done, each
 task downloading (retried, resumed, verified) then extracting its file -> the post-extract steps (dedup,
-tokenize, train: pipelines/stages/chain.py).
+tokenize, train: the chain of pipelines/stages/chain.py).
 
 The output folder is the run state: a driver killed at any point is resumed by running the same command
 (done files are skipped, a file without its marker is processed again, its outputs replaced). A listing that
@@ -30,12 +30,12 @@ from pipelines.stages.index import select_snapshot
 from pipelines.engine.runner import ensure_ray
 from pipelines.engine.slots import ClusterSlots
 
-RunSummary = ExtractSummary  # what a run reports: the extract summary plus its listing and later steps
+RunSummary = ExtractSummary  # what a run reports: the extract summary plus its listing and later stages
 
 
 @dataclass
 class RunContext:
-    """What a post-extract step gets: the snapshot, the recipe, and how extraction went."""
+    """What a stage of the chain after extraction gets: the snapshot, the recipe, and how extraction went."""
 
     snapshot: str
     layout: Layout
@@ -48,7 +48,7 @@ class RunContext:
         return self.layout.snapshot(self.snapshot)
 
 
-PostStep = Callable[[RunContext], None]
+ChainedStage = Callable[[RunContext], None]
 
 
 def _listing_record(listing: Listing, selected: list[ListedFile], base_url: str, limit: int | None) -> dict:
@@ -73,7 +73,7 @@ def run_snapshot(
     cache_dir: str | None = None,
     progress: bool = True,
     force: bool = False,
-    steps: list[tuple[str, PostStep]] | None = None,
+    chain: list[tuple[str, ChainedStage]] | None = None,
 ) -> RunSummary:
     """Process `snapshot` into <out>/<snapshot>/; rerunning resumes, and only new listing entries cost work.
     Raises ListingError / DownloadError when the listing itself cannot be had (nothing is started then),
@@ -114,9 +114,9 @@ def run_snapshot(
             for s in slots:
                 s.close()
         ctx = RunContext(snapshot, layout, recipe, summary, force)
-        for name, step in steps or []:
-            step(ctx)
-            summary.steps.append(name)
+        for name, stage in chain or []:
+            stage(ctx)
+            summary.stages_run.append(name)
     return summary
 
 
@@ -132,7 +132,7 @@ def _index_candidates(snap: Snapshot, recipe: Recipe, selected: list[ListedFile]
                       allowed: list[str], summary: RunSummary, progress: bool) -> list[Candidate]:
     """fetch.mode = "index": each listed file's selection (pipelines/stages/index.py). A file's input
     fingerprint is its path and the digest of its selected records; a file the index does not know is read
-    whole, under its plain listed fingerprint, and counted (summary.steps_info["index"])."""
+    whole, under its plain listed fingerprint, and counted (summary.stage_info["index"])."""
     ensure_ray()
     found = select_snapshot(snap, recipe, selected, base_url, allowed, progress=progress)
     out, missing, rows = [], 0, 0
@@ -146,7 +146,7 @@ def _index_candidates(snap: Snapshot, recipe: Recipe, selected: list[ListedFile]
             fp = digest({"listed": f.path, "selection": entry["digest"]})[:8]
             extra = {"entry": asdict(f), "selection": {"bucket": entry["bucket"], "rows": entry["rows"]}}
         out.append(Candidate(source=f.path, name=f.stem, input_fp=fp, extra=extra))
-    summary.steps_info["index"] = {"files_in_index": len(selected) - missing, "files_read_whole": missing,
+    summary.stage_info["index"] = {"files_in_index": len(selected) - missing, "files_read_whole": missing,
                                    "records_selected": rows}
     return out
 
