@@ -9,6 +9,7 @@ and a credential, *before any work starts*, with an error that names the key and
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import tomllib
 import typing
@@ -28,6 +29,7 @@ from crawlproc.config import (
     one_of,
     require,
 )
+from crawlproc.quality import langcodes
 from crawlproc.store.layout import SAFE_NAME, LayoutError, check_name
 
 __all__ = ["RecipeError", "Recipe", "load_recipe", "recipe_from_dict", "recorded_recipe"]
@@ -85,32 +87,91 @@ def _lid176_labels() -> frozenset[str]:
 LID176_LABELS = _lid176_labels()
 
 
+@functools.lru_cache(maxsize=64)
+def _by_form(codes: tuple[str, ...]) -> tuple[frozenset, frozenset]:
+    """(the language-scripts named with their script, the ISO 639-3 codes named without one)."""
+    exact = frozenset(c for c in codes if langcodes.LANG_SCRIPT.fullmatch(c))
+    return exact, frozenset(langcodes.code3(c) for c in codes if c not in exact)
+
+
+@functools.lru_cache(maxsize=64)
+def _cuts_by_form(items: tuple) -> tuple[dict, dict]:
+    exact, _ = _by_form(tuple(c for c, _ in items))
+    return ({c: v for c, v in items if c in exact}, {langcodes.code3(c): v for c, v in items if c not in exact})
+
+
 @dataclass
 class LanguageConfig(Section):
     enabled: bool = True
-    keep: list[str] = field(default_factory=lambda: ["en"])  # empty list: keep every language, label only
+    # a fastText language-ID model file ("": lid.176, bundled); GlotLID (FineWeb-2's) works when you supply it
+    model: str = ""
+    # languages kept, in any form: "en", "deu", "srp_Latn" (a code without a script keeps every script).
+    # Empty: keep every language (label only; per-language cuts in min_scores still apply)
+    keep: list[str] = field(default_factory=lambda: ["en"])
     min_score: float = 0.65
+    min_scores: dict = field(default_factory=dict)  # per-language cuts, e.g. {de = 0.8, zho_Hani = 0.5}
+    fineweb2_min_scores: bool = False  # FineWeb-2's per-language cuts (GlotLID scores) where min_scores is silent
+    # the quality filters' settings per language: "fineweb2" (FineWeb-2's thresholds and stop words for every
+    # language but English; crawlproc/quality/langsettings.py) or "recipe" (the filter sections for every language)
+    thresholds: str = "fineweb2"
     # skip extraction of a page whose cheap main text is confidently in a language not kept (crawlproc/extract/precheck.py)
     precheck: bool = True
     precheck_min_score: float = 0.8  # the pre-check's top language score needed (never below min_score)
 
     def check(self):
         fraction(self, "min_score", "precheck_min_score")
+        one_of(self, "thresholds", ("fineweb2", "recipe"))
         for code in self.keep:
-            require(code in LID176_LABELS, "keep", f"{code!r} is not a language lid.176 identifies "
-                    f"(codes such as 'en', 'de', 'zh'; see crawlproc/data/langid/lid176_labels.txt)")
+            require(langcodes.known(code), "keep", f"{code!r} is not a language code crawlproc knows (codes such "
+                    "as 'en', 'deu' or 'srp_Latn'; see crawlproc/data/languages/codes.tsv)")
+        require(isinstance(self.min_scores, dict), "min_scores", "must be a table {language = score}")
+        for code, v in self.min_scores.items():
+            require(langcodes.known(code), f"min_scores.{code}", "not a language code crawlproc knows")
+            require(isinstance(v, (int, float)) and not isinstance(v, bool) and 0 <= v <= 1,
+                    f"min_scores.{code}", f"must be a fraction in [0, 1], got {v!r}")
+        if self.model and "://" not in self.model:
+            require(Path(self.model).expanduser().is_file(), "model",
+                    f"{self.model!r} is not a file (a fastText language-ID model, e.g. GlotLID's model.bin)")
 
-    # The language rule, in one place (the language step and `crawlproc explain` use it).
-    def wants(self, code: str | None) -> bool:
-        """Whether documents in `code` are kept (an empty `keep` list keeps every language)."""
-        return not self.keep or code in self.keep
+    # The language rule, in one place (the language step, the pre-check and `crawlproc explain` use it).
+    def _keep_sets(self) -> tuple[frozenset, frozenset]:
+        return _by_form(tuple(self.keep))
 
-    def score_ok(self, score: float | None) -> bool:
-        """Whether the top language's score is strictly above min_score (datatrove's rule)."""
-        return score is not None and score > self.min_score
+    def wants(self, lang: str | None) -> bool:
+        """Whether documents in `lang` ("deu_Latn", or any code) are kept (an empty `keep` keeps all)."""
+        if not self.keep:
+            return True
+        if not lang:
+            return False
+        ls = langcodes.normalize(lang)
+        exact, codes = self._keep_sets()
+        return ls in exact or ls.partition("_")[0] in codes
 
-    def keeps(self, code: str | None, score: float | None) -> bool:
-        return not self.keep or (self.wants(code) and self.score_ok(score))
+    def min_score_for(self, lang: str | None) -> float | None:
+        """The cut a document in `lang` must be strictly above: min_scores (the language-script's, then the
+        language's), FineWeb-2's when fineweb2_min_scores, else min_score; None: no cut (keep = [] and no
+        per-language cut)."""
+        ls = langcodes.normalize(lang) if lang else langcodes.UNDETERMINED
+        by_exact, by_code = _cuts_by_form(tuple(sorted(self.min_scores.items())))
+        if ls in by_exact:
+            return float(by_exact[ls])
+        if ls.partition("_")[0] in by_code:
+            return float(by_code[ls.partition("_")[0]])
+        if self.fineweb2_min_scores:
+            from crawlproc.quality.langsettings import fineweb2_min_score
+
+            cut = fineweb2_min_score(ls)
+            if cut is not None:
+                return cut
+        return self.min_score if self.keep else None
+
+    def score_ok(self, score: float | None, lang: str | None = None) -> bool:
+        """Whether the top language's score is strictly above its cut (datatrove's rule)."""
+        cut = self.min_score_for(lang)
+        return cut is None or (score is not None and score > cut)
+
+    def keeps(self, lang: str | None, score: float | None) -> bool:
+        return self.wants(lang) and self.score_ok(score, lang)
 
 
 MAX_HASHES = 1024  # MinHash signature length: 112 in FineWeb; beyond this, memory grows for nothing

@@ -22,6 +22,8 @@ from crawlproc.extract.html import Extractor
 from crawlproc.extract.language import LanguageIdentifier
 from crawlproc.extract.precheck import LanguagePrecheck
 from crawlproc.extract.precheck import enabled as precheck_enabled
+from crawlproc.quality import splitters
+from crawlproc.quality.filter import PerLanguage
 from crawlproc.recipe import Recipe
 from crawlproc.extract.urlfilter import UrlFilter
 
@@ -82,7 +84,7 @@ class LanguageStep:
         if doc.precheck is not None:  # "precheck:<code>:<score>", counted as language:precheck:<code>
             doc.language, doc.language_score = doc.precheck.language, doc.precheck.score
             return doc.precheck.reason
-        code, score = self.langid.predict(doc.text)
+        code, score = self.langid.identify(doc.text)
         doc.language, doc.language_score = code, round(float(score), 4)
         return None if self.langid.keep(code, score) else f"{code}:{score:.2f}"
 
@@ -119,10 +121,13 @@ class ExtractPipeline:
         self.steps.append(TextStep(recipe) if recipe.fetch.mode == "wet" else ExtractStep(recipe))
         if recipe.language.enabled:
             self.steps.append(LanguageStep(recipe))
+        mode = recipe.language.thresholds if recipe.language.enabled else "recipe"
         for f in registry.filters(recipe.extract.plugins):
             cfg = recipe.filters[f.name]
-            if cfg.enabled:
-                self.steps.append(f(cfg))
+            # a filter off in the recipe may still be on for some language only through its [<filter>.lang.<code>]
+            if cfg.enabled or any(t.get("enabled") for t in (getattr(cfg, "lang", None) or {}).values()):
+                self.steps.append(PerLanguage(f, cfg, mode))
+        splitters.splitter_for(None)  # English's (spaCy's import): built now, never inside a document's budget
 
     def reset(self) -> None:
         """Called at the start of each file: a file's output depends on that file alone."""
@@ -134,29 +139,46 @@ class ExtractPipeline:
         return StepCounts(self.step_names, seconds)
 
     def run(self, doc: Doc, counts: StepCounts) -> tuple[str, str] | None:
-        """Take `doc` through the steps; return (removed_by, reason), or None for a kept document."""
+        """Take `doc` through the steps; return (removed_by, reason), or None for a kept document.
+
+        Building a language's word splitter (loading spaCy, a segmenter's dictionary) is a cost of the process,
+        once, not of the document that first needs it: the budget stops while it is built and resumes with what
+        is left (an import cut short by the budget would leave the module half-initialized for good)."""
         step, reason = None, None  # `step`: the one the document is in (counted in), when the budget runs out
         clock = time.perf_counter
+        steps, i, left = self.steps, 0, self.budget_s
         try:
-            with cpu_budget(self.budget_s) as budget:
-                for next_step in self.steps:
-                    counts.seen[next_step.name] += 1
-                    step = next_step
-                    t = clock()
-                    try:
-                        reason = step.run(doc)
-                    except Exception as e:  # a parser or filter bug on one page must not fail the file
-                        reason = f"error:{type(e).__name__}"
-                    finally:
-                        counts.seconds[step.name] += clock() - t
-                    if budget.fired:  # the deadline struck but the step swallowed it
-                        raise OverBudget()
-                    if reason is not None:
-                        break
+            while i < len(steps):
+                if left <= 0:  # spent before the next step began: the document is in that step
+                    step = steps[i]
+                    counts.seen[step.name] += 1
+                    raise OverBudget()
+                used0 = time.process_time()
+                with cpu_budget(left) as budget:
+                    while i < len(steps):
+                        step = steps[i]
+                        counts.seen[step.name] += 1
+                        i += 1
+                        t = clock()
+                        try:
+                            reason = step.run(doc)
+                        except Exception as e:  # a parser or filter bug on one page must not fail the file
+                            reason = f"error:{type(e).__name__}"
+                        finally:
+                            counts.seconds[step.name] += clock() - t
+                        if budget.fired:  # the deadline struck but the step swallowed it
+                            raise OverBudget()
+                        if reason is not None or (doc.language and not splitters.ready(doc.language)):
+                            break
+                left -= time.process_time() - used0
+                if reason is not None:
+                    break
+                if i < len(steps) and doc.language:
+                    splitters.splitter_for(doc.language)  # outside the budget
         except OverBudget:
             reason = "timeout"
             if step is None:  # ran out before the first step was entered
-                step = self.steps[0]
+                step = steps[0]
                 counts.seen[step.name] += 1
             if hasattr(step, "after_timeout"):
                 step.after_timeout()

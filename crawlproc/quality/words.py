@@ -256,11 +256,18 @@ def _is_punct_token(tok: str) -> bool:
     return all(unicodedata.category(ch)[0] == "P" for ch in tok)
 
 
-def _line_tokens(line: str) -> list[str]:
+def _english(text: str) -> list[str]:
+    from crawlproc.quality.splitters import split_words as split_lang
+
+    return split_lang(text)
+
+
+def _line_tokens(line: str, split=None) -> list[str]:
+    split = split or _english
     if _WS_TOKEN.search(line) is None:
-        return split_words(line)
+        return split(line)
     # whitespace other than a single space is a (non-punctuation) token for the sentencizer
-    return [t for part in _WS_SPLIT.split(line) for t in ([part] if part.isspace() else split_words(part))]
+    return [t for part in _WS_SPLIT.split(line) for t in ([part] if part.isspace() else split(part))]
 
 
 def _sentence_starts(tokens: list[str]) -> list[int]:
@@ -277,21 +284,22 @@ def _sentence_starts(tokens: list[str]) -> list[int]:
     return starts
 
 
-def count_sentences(line: str) -> int:
-    """Sentences in one stripped line (see `_sentence_starts`)."""
+def count_sentences(line: str, split=None) -> int:
+    """Sentences in one stripped line (see `_sentence_starts`). `split`: the word splitter (text -> tokens) of
+    the line's language (crawlproc/quality/splitters.py); English's by default."""
     if _TERMINAL_RE.search(line) is None:  # no sentence terminal at all (common): one sentence, no tokenizing
         return 1
-    return 1 + len(_sentence_starts(_line_tokens(line)))
+    return 1 + len(_sentence_starts(_line_tokens(line, split)))
 
 
-def split_sentences(line: str) -> list[str]:
+def split_sentences(line: str, split=None) -> list[str]:
     """The sentences of one line, as `count_sentences` counts them, each a stripped slice of the line."""
     line = line.strip()
     if not line:
         return []
     if _TERMINAL_RE.search(line) is None:
         return [line]
-    tokens = _line_tokens(line)
+    tokens = _line_tokens(line, split)
     cuts, pos, at = [], 0, {i for i in _sentence_starts(tokens)}
     for i, tok in enumerate(tokens):
         found = line.find(tok, pos)
