@@ -11,6 +11,9 @@
   and every ISO 639-1 code datatrove marks as that code's default.
 - fineweb2.json.gz: every configs/{lang}_{script}.yml of huggingface/fineweb-2 (thresholds and stop words), as
   {lang_script: {key: value}}.
+- rehydration.json.gz: FineWeb-2's upsampling weights by duplicate-cluster size: "default" (the README's,
+  {1: 1, 2: 2, 3: 3, 5: 5, 100: 8, 1000: 1}) and, per maximum repetition count 3..10, the per-language tables
+  of misc/rehydration/weights/up_to_{NN}_reps.json.
 """
 
 from __future__ import annotations
@@ -67,6 +70,19 @@ def fineweb2(repo: Path) -> dict[str, dict]:
     return out
 
 
+README_WEIGHTS = {1: 1, 2: 2, 3: 3, 5: 5, 100: 8, 1000: 1}  # huggingface/fineweb-2 README, "Rehydrater"
+
+
+def rehydration(repo: Path) -> dict:
+    git = ["git", f"--git-dir={repo / '.git'}" if (repo / ".git").exists() else f"--git-dir={repo}"]
+    out: dict = {"default": {str(k): v for k, v in README_WEIGHTS.items()}, "up_to": {}}
+    for n in range(3, 11):
+        text = subprocess.run([*git, "show", f"HEAD:misc/rehydration/weights/up_to_{n:02d}_reps.json"],
+                              capture_output=True, text=True, check=True).stdout
+        out["up_to"][str(n)] = json.loads(text)
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--fineweb2", type=Path, required=True, help="a git checkout (or bare repo) of huggingface/fineweb-2")
@@ -84,6 +100,8 @@ def main() -> None:
     configs = fineweb2(args.fineweb2)
     (OUT / "fineweb2.json.gz").write_bytes(
         gzip.compress(json.dumps(configs, ensure_ascii=False, sort_keys=True).encode("utf-8"), mtime=0))
+    (OUT / "rehydration.json.gz").write_bytes(
+        gzip.compress(json.dumps(rehydration(args.fineweb2), sort_keys=True).encode("utf-8"), mtime=0))
     print(f"{len(rows)} splitters, {len(codes)} codes, {len(configs)} FineWeb-2 configs -> {OUT}")
 
 

@@ -16,8 +16,9 @@ How each is made fast without changing a boundary:
   in Spanish) cannot be seen chunk by chunk: a text that holds one is tokenized whole, as spaCy does.
 - Chinese: what spaCy's Chinese tokenizer with the jieba segmenter returns is jieba.cut's output (precise mode,
   HMM on); it is called directly, without spaCy's Doc around it.
-- Japanese: datatrove's tokenizer is SudachiPy in mode C wrapped in spaCy, which also computes sub-tokens, tags
-  and readings for every token; here only the surfaces are asked for, on the same 40,000-byte pieces.
+- Japanese: datatrove's tokenizer is SudachiPy (split mode A, its default dictionary) wrapped in spaCy, which also
+  computes tags, lemmas and readings for every token; here only the surfaces are asked for, on the same
+  40,000-byte pieces.
 - Korean, Thai, Indic: the segmenter datatrove calls, with its arguments.
 
 A language with no entry, or whose package is not installed, falls back to spaCy's multi-language tokenizer
@@ -170,14 +171,14 @@ def chunk_on_bytes(text: str, max_bytes: int = JA_MAX_BYTES) -> list[str]:
 
 
 class SudachiSplitter:
-    """Japanese as datatrove splits it (SudachiPy, dictionary "core", mode C), surfaces only."""
+    """Japanese as datatrove splits it (SudachiPy, default dictionary, split mode A), surfaces only."""
 
     kind = "sudachi"
 
     def __init__(self, code: str = "ja"):
         from sudachipy import Dictionary, SplitMode
 
-        self.tokenizer = Dictionary(dict="core").create(SplitMode.C)
+        self.tokenizer = Dictionary().create(SplitMode.A)
 
     def split(self, text: str) -> list[str]:
         out: list[str] = []
@@ -187,7 +188,8 @@ class SudachiSplitter:
 
 
 class KiwiSplitter:
-    """Korean as datatrove splits it: Kiwi's morphemes, as the text's own characters."""
+    """Korean as datatrove splits it: Kiwi's morphemes, as the text's own characters. datatrove asks for Kiwi's
+    "sbg" model, which kiwipiepy_model no longer ships (0.24 has "cong"): then Kiwi's default model is used."""
 
     kind = "kiwi"
     _LONG_NUMBER = re.compile("[0-9,]{20,}")  # datatrove removes these first (Kiwi trips on very long numbers)
@@ -195,7 +197,10 @@ class KiwiSplitter:
     def __init__(self, code: str = "ko"):
         from kiwipiepy import Kiwi
 
-        self.tokenizer = Kiwi(model_type="sbg")
+        try:
+            self.tokenizer = Kiwi(model_type="sbg")
+        except OSError:  # the sbg model files are not installed
+            self.tokenizer = Kiwi()
 
     def split(self, text: str) -> list[str]:
         text = self._LONG_NUMBER.sub("", text)
