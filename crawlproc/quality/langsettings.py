@@ -54,8 +54,13 @@ def fineweb2_configs() -> dict[str, dict]:
     return json.loads(gzip.decompress(raw))
 
 
+# A macrolanguage lid.176 names whose FineWeb-2 file is its main individual language's
+_MACRO = {"nor_Latn": "nob_Latn"}
+
+
 def fineweb2_config(lang_script: str) -> dict | None:
-    return fineweb2_configs().get(lang_script)
+    configs = fineweb2_configs()
+    return configs.get(lang_script) or configs.get(_MACRO.get(lang_script, ""))
 
 
 def fineweb2_min_score(lang_script: str) -> float | None:

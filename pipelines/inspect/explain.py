@@ -17,7 +17,8 @@ import pyarrow.compute as pc
 from crawlproc.extract import registry
 from crawlproc.doc import Doc
 from crawlproc.store.layout import Layout
-from crawlproc.quality.filter import COMPARISONS
+from crawlproc.quality import langcodes
+from crawlproc.quality.filter import COMPARISONS, PerLanguage
 from crawlproc.recipe import Recipe, load_recipe, recipe_from_dict
 from crawlproc.store.storage import Storage, basename
 from pipelines.inspect.classify_explain import KINDS as CLASSIFY_KINDS, explain_scores, score_lines
@@ -154,22 +155,28 @@ def _fails(value: float, comparison: str, threshold: float) -> bool | None:
 def quality_checks(row: dict, recipe: Recipe, only: str | None = None) -> list[dict]:
     """Recompute the recipe's quality filters on a stored document `row` (its text, url, language and score,
     as the filters saw them), in pipeline order passing C4's edited text on, or only the filter `only` (a
-    removed document's stored text is exactly what its removing filter saw).
+    removed document's stored text is exactly what its removing filter saw), with the settings of the
+    document's language (crawlproc/quality/langsettings.py) and its word splitter.
 
     Each check lists every measured value with the filter's own threshold table (Filter.thresholds) and
-    whether it passed; `failed` marks the statistics that remove the document."""
+    whether it passed; `failed` marks the statistics that remove the document; `language` and `settings` say
+    whose thresholds judged it ("fineweb2:deu_Latn", "fineweb", ... + "+recipe" for a [<filter>.lang] table)."""
     checks = []
     text = row.get("text") or ""
+    language = row.get("language")
+    ls = langcodes.normalize(language) if language else langcodes.ENGLISH
+    mode = recipe.language.thresholds if recipe.language.enabled else "recipe"
     for f in registry.filters(recipe.extract.plugins):
         if only is not None and f.name != only:
             continue
-        flt = f(recipe.filters[f.name])
+        flt, source = PerLanguage(f, recipe.filters[f.name], mode).variant(ls)
         if not flt.cfg.enabled:
-            checks.append({"stage": f.name, "enabled": False, "reason": None, "values": []})
+            checks.append({"stage": f.name, "enabled": False, "reason": None, "values": [], "language": ls,
+                           "settings": source})
             continue
         try:
             doc = Doc(url=row.get("url") or "", text=text)
-            doc.language, doc.language_score = row.get("language"), row.get("language_score")
+            doc.language, doc.language_score = ls, row.get("language_score")
             verdict = flt(doc)
         except Exception as e:  # noqa: BLE001  (a broken filter is reported, the rest of the story still told)
             checks.append({"stage": f.name, "error": f"the filter failed on this text: {type(e).__name__}: {e}"})
@@ -187,7 +194,8 @@ def quality_checks(row: dict, recipe: Recipe, only: str | None = None) -> list[d
             for v in values:
                 if v["name"] == verdict.reason or v["name"] in verdict.reason:
                     v["failed"] = True
-        checks.append({"stage": f.name, "enabled": True, "reason": verdict.reason, "values": values})
+        checks.append({"stage": f.name, "enabled": True, "reason": verdict.reason, "values": values,
+                       "language": ls, "settings": source})
         text = verdict.text
     return checks
 
@@ -258,9 +266,9 @@ def _explain_one(layout: Layout, snapshot: str, doc_id: str, found: list[dict], 
             cfg = recipe.language
             result["language_check"] = {
                 "language": row.get("language"), "score": row.get("language_score"), "keep": list(cfg.keep),
-                "min_score": cfg.min_score,
+                "min_score": cfg.min_score_for(row.get("language")),
                 "language_ok": cfg.wants(row.get("language")),
-                "score_ok": cfg.score_ok(row.get("language_score")),
+                "score_ok": cfg.score_ok(row.get("language_score"), row.get("language")),
             }
             if (reason or "").startswith("precheck:"):  # decided on the page's cheap main text, not extracted
                 result["language_check"]["precheck_min_score"] = max(cfg.precheck_min_score, cfg.min_score)
@@ -344,14 +352,15 @@ def format_explanation(result: dict) -> str:
         if m["checks_note"]:
             lines.append(f"  note:     {m['checks_note']}")
         for c in m["checks"]:
+            whose = f"  ({c['language']} thresholds: {c['settings']})" if c.get("settings") else ""
             if not c.get("enabled", True):
-                lines.append(f"  [{c['stage']}] disabled in the recipe")
+                lines.append(f"  [{c['stage']}] disabled for this document's language{whose}")
                 continue
             if "values" not in c:
                 lines.append(f"  [{c['stage']}] {c.get('error')}")
                 continue
             outcome = f"REMOVE ({c['reason']})" if c["reason"] else "pass"
-            lines.append(f"  [{c['stage']}] {outcome}")
+            lines.append(f"  [{c['stage']}] {outcome}{whose}")
             for v in c["values"]:
                 mark = "FAIL x" if v["failed"] else ("ok" if v["passed"] else "")
                 thr = f"removes if {v['comparison']} {_fmt(v['threshold'])}" if v["comparison"] is not None else ""

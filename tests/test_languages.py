@@ -1,0 +1,104 @@
+"""Every language judged by its own rules, FineWeb-2 style: settings per language as data, recipe overrides per
+language, per-language language-ID cuts, and no non-English document judged by English stop words."""
+
+from __future__ import annotations
+
+import gzip
+from collections import Counter
+
+import pytest
+
+from crawlproc.doc import Doc
+from crawlproc.extract import registry
+from crawlproc.quality import langsettings
+from crawlproc.quality.filter import PerLanguage
+from crawlproc.quality.gopher_quality import STOP_WORDS, GopherQuality
+from crawlproc.recipe import LanguageConfig, Recipe, recipe_from_dict
+from pipelines.inspect.explain import quality_checks
+
+
+def _german(data_dir) -> str:
+    lines = gzip.decompress((data_dir / "sentences" / "de.txt.gz").read_bytes()).decode("utf-8").splitlines()
+    return "\n".join(lines[:30])
+
+
+def test_fineweb2_values_are_carried_over_as_published():
+    """Spot values of huggingface/fineweb-2 configs/deu_Latn.yml and cmn_Hani.yml, read by hand from the files."""
+    de = langsettings.fineweb2_config("deu_Latn")
+    assert de["dup_line_frac"] == 0.263 and de["language_score"] == 0.821 and de["new_line_ratio"] == 0.152
+    assert de["stopwords"][:5] == ["der", "und", "die", "in", "von"] and de["max_avg_word_length"] == 15
+    assert langsettings.fineweb2_config("cmn_Hani")["top_n_grams"][0] == [2, 0.256]
+    assert len(langsettings.fineweb2_configs()) >= 1900
+
+
+def test_a_german_document_is_judged_by_german_rules(data_dir):
+    text = _german(data_dir)
+    checks = {c["stage"]: c for c in quality_checks({"text": text, "language": "deu_Latn"}, Recipe())}
+    assert {c["settings"] for c in checks.values()} == {"fineweb2:deu_Latn"}
+    assert checks["c4"]["enabled"] is False  # FineWeb-2 does not apply C4
+    assert all(c["reason"] is None for c in checks.values() if c["enabled"])
+    gq = {v["name"]: v for v in checks["gopher_quality"]["values"]}
+    assert gq["gopher_above_avg_threshold"]["threshold"] == 15  # German's, not FineWeb's 10
+    # the same text judged by the English sections ("recipe" mode) is removed for lacking English stop words
+    english = recipe_from_dict({"language": {"thresholds": "recipe"}})
+    assert GopherQuality(english.gopher_quality)(text).reason == "gopher_enough_stop_words"
+
+
+def test_no_non_english_language_uses_english_stop_words():
+    for ls in langsettings.fineweb2_configs():
+        values, source = langsettings.overrides("gopher_quality", ls)
+        assert source == f"fineweb2:{ls}", ls
+        assert values["stop_words"] == langsettings.fineweb2_config(ls)["stopwords"] != list(STOP_WORDS), ls
+    values, source = langsettings.overrides("gopher_quality", "hbs_Latn")  # no FineWeb-2 file: no stop-word check
+    assert source == "fineweb2:default" and values["min_stop_words"] is None
+
+
+@pytest.mark.parametrize("lang", ["de", "fr", "ru", "zh", "ja", "ar", "he", "hi", "th", "ko", "vi", "tr"])
+def test_real_text_in_many_languages_is_never_removed_for_lacking_english_stop_words(data_dir, lang):
+    from crawlproc.quality import langcodes
+
+    lines = gzip.decompress((data_dir / "sentences" / f"{lang}.txt.gz").read_bytes()).decode("utf-8").splitlines()
+    recipe = Recipe()
+    gq = PerLanguage(GopherQuality, recipe.gopher_quality)
+    ls = langcodes.normalize(lang)
+    reasons = Counter()
+    for i in range(0, 600, 60):
+        doc = Doc(text="\n".join(lines[i:i + 60]))
+        doc.language = ls
+        reasons[gq.run(doc)] += 1
+    assert gq.variant(ls)[0].cfg.stop_words == langsettings.fineweb2_config(ls)["stopwords"]
+    # real running text in its own language has its own stop words (other rules may still remove a document)
+    assert reasons["gopher_enough_stop_words"] == 0 and reasons[None] >= 3, reasons
+
+
+def test_recipe_overrides_per_language_in_any_form():
+    recipe = recipe_from_dict({
+        "gopher_quality": {"lang": {"de": {"min_stop_words": 5}, "deu_Latn": {"max_avg_word_length": 20}}},
+        "gopher_repetition": {"lang": {"fra": {"dup_line_frac": 0.5}}},
+    })
+    gq = PerLanguage(GopherQuality, recipe.gopher_quality)
+    flt, source = gq.variant("deu_Latn")
+    assert source == "fineweb2:deu_Latn+recipe"
+    assert flt.cfg.min_stop_words == 5 and flt.cfg.max_avg_word_length == 20  # the script's table wins over the code's
+    assert flt.cfg.stop_words[:2] == ["der", "und"]  # the rest still FineWeb-2's German
+    assert gq.variant("eng_Latn") == (gq.variant("eng_Latn")[0], "fineweb")
+    assert gq.variant("eng_Latn")[0].cfg.min_stop_words == 2
+    rep = PerLanguage(registry.FILTERS[0], recipe.gopher_repetition)
+    assert rep.variant("fra_Latn")[0].cfg.dup_line_frac == 0.5
+
+
+def test_an_english_override_applies_to_english_only():
+    recipe = recipe_from_dict({"fineweb_quality": {"lang": {"en": {"line_punct_thr": 0.5}}}})
+    fw = PerLanguage(registry.FILTERS[3], recipe.fineweb_quality)
+    assert fw.variant("eng_Latn")[0].cfg.line_punct_thr == 0.5
+    assert fw.variant("deu_Latn")[0].cfg.line_punct_thr == 0.0  # German's FineWeb-2 value
+
+
+def test_per_language_confidence_cuts():
+    cfg = LanguageConfig(keep=["en", "de", "zh"], min_score=0.65, min_scores={"de": 0.9, "cmn_Hani": 0.3})
+    assert cfg.keeps("eng_Latn", 0.7) and not cfg.keeps("deu_Latn", 0.85) and cfg.keeps("deu_Latn", 0.95)
+    assert cfg.keeps("cmn_Hani", 0.4) and not cfg.keeps("fra_Latn", 0.99)
+    fw2 = LanguageConfig(keep=["de"], fineweb2_min_scores=True)
+    assert fw2.min_score_for("deu_Latn") == 0.821  # FineWeb-2's GlotLID cut for German
+    label_only = LanguageConfig(keep=[], min_scores={"de": 0.9})
+    assert label_only.keeps("fra_Latn", 0.1) and not label_only.keeps("deu_Latn", 0.5)
