@@ -209,6 +209,9 @@ class DedupConfig(Section):
     components: str = "auto"
     max_component_rounds: int = 100  # rounds past this are an error (real dedup graphs take a few)
     shuffle_files_per_task: int = 8  # signature files per shuffle task (more: fewer, larger shuffle files)
+    # per language, as FineWeb-2: documents of two languages are never duplicates of each other, and the word
+    # n-grams of Chinese, Japanese, Korean and Thai are made of their segmenters' words (crawlproc/dedup/signatures.py)
+    by_language: bool = True
 
     def check(self):
         one_of(self, "scope", ("snapshot", "all"))

@@ -102,3 +102,37 @@ def test_per_language_confidence_cuts():
     assert fw2.min_score_for("deu_Latn") == 0.821  # FineWeb-2's GlotLID cut for German
     label_only = LanguageConfig(keep=[], min_scores={"de": 0.9})
     assert label_only.keeps("fra_Latn", 0.1) and not label_only.keeps("deu_Latn", 0.5)
+
+
+# --- dedup per language -------------------------------------------------------------------------------------
+
+def test_dedup_never_pairs_two_languages_and_english_keys_are_unchanged():
+    from crawlproc.dedup.signatures import signature_table
+    from crawlproc.recipe import MinHashConfig
+
+    text = "the same words in the same order " * 20
+    plain = signature_table(["a"], [text], MinHashConfig())
+    by_lang = signature_table(["a", "b", "c"], [text] * 3, MinHashConfig(),
+                              languages=["eng_Latn", "eng_Latn", "deu_Latn"])
+    keys = [set(r) for r in by_lang.column("bands").to_pylist()]
+    assert keys[0] == keys[1] == set(plain.column("bands").to_pylist()[0])  # English: as before
+    assert not keys[0] & keys[2]  # another language: no band key in common
+
+
+def test_chinese_near_duplicates_are_found_on_jieba_words(data_dir):
+    """Chinese has no spaces: split at spaces and punctuation only, a "word" is a whole clause and one changed
+    character changes every shingle around it. On jieba's words the near-duplicate shares most shingles."""
+    pytest.importorskip("jieba")
+    from crawlproc.dedup.minhash import shingle_set
+    from crawlproc.dedup.signatures import words_for_dedup
+
+    lines = gzip.decompress((data_dir / "sentences" / "zh.txt.gz").read_bytes()).decode("utf-8").splitlines()
+    a = "\n".join(lines[:30])
+    b = a.replace("的", "之", 3)  # three characters changed
+    def jaccard(x, y):
+        return len(x & y) / len(x | y)
+    raw = jaccard(shingle_set(a), shingle_set(b))
+    seg_a, seg_b = words_for_dedup([a, b], ["cmn_Hani"] * 2)
+    seg = jaccard(shingle_set(seg_a), shingle_set(seg_b))
+    assert seg > 0.8 and seg > raw
+    assert len(shingle_set(seg_a)) > 3 * len(shingle_set(a))  # word 5-grams, not clause 5-grams

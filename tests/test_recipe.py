@@ -137,6 +137,7 @@ BAD = [
     ("language", "fineweb2_min_scores", "yes", "expected bool"),
     ("language", "thresholds", "german", "one of"),
     ("gopher_repetition", "lang", 3, "must be a table"),
+    ("dedup", "by_language", "yes", "expected bool"),
     ("gopher_quality", "lang", [], "must be a table"),
     ("gopher_quality", "stop_words", "the", "expected list"),
     ("c4", "lang", "de", "must be a table"),

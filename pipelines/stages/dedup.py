@@ -223,7 +223,8 @@ def _find_duplicates(waves, recipe, snap, files_, stems, work, earlier, step, lo
     t = time.monotonic()
     sig = [snap.path("signatures", s) for s in stems]
     counts = waves("signatures", compute_signatures,
-                   [(f, p, recipe.minhash, recipe.dedup.signature_batch) for f, p in zip(files_, sig)])
+                   [(f, p, recipe.minhash, recipe.dedup.signature_batch, recipe.dedup.by_language)
+                    for f, p in zip(files_, sig)])
     step("signatures", t)
 
     t, P = time.monotonic(), recipe.dedup.num_partitions
