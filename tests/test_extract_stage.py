@@ -102,7 +102,7 @@ def test_documents_follow_the_schema_and_fineweb_semantics(extracted):
     assert docs.schema.names == DOC_SCHEMA.names
     assert [f.type for f in docs.schema] == [f.type for f in DOC_SCHEMA]
     rows = docs.to_pylist()
-    assert rows and all(r["language"] == "en" and r["language_score"] > 0.65 for r in rows)
+    assert rows and all(r["language"] == "eng_Latn" and r["language_score"] > 0.65 for r in rows)  # ISO 639-3 + script
     assert all(r["dump"] == "CC-MAIN-TEST" and r["id"].startswith("<urn:") and r["text"] for r in rows)
     assert all(r["url"].startswith("http") and r["date"] and r["warc_offset"] >= 0 for r in rows)
     removed = pq.read_table(snap(out).path("removed", "fastwarc_CC-MAIN-2020-34_excerpt"))

@@ -136,3 +136,36 @@ def test_chinese_near_duplicates_are_found_on_jieba_words(data_dir):
     seg = jaccard(shingle_set(seg_a), shingle_set(seg_b))
     assert seg > 0.8 and seg > raw
     assert len(shingle_set(seg_a)) > 3 * len(shingle_set(a))  # word 5-grams, not clause 5-grams
+
+
+# --- the extract stage with many languages kept -------------------------------------------------------------
+
+def test_extract_counts_documents_words_and_reasons_per_language(data_dir, tmp_path):
+    import pyarrow.parquet as pq
+
+    from crawlproc.extract.file import process_warc
+    from crawlproc.store.layout import Layout
+    from crawlproc.warc.charset import decode_html
+    from tests.warcs import response_record
+
+    pages = sorted((data_dir / "html_multilingual").glob("*.gz"))[:36]
+    warc = tmp_path / "mix.warc.gz"
+    with open(warc, "wb") as f:
+        for i, p in enumerate(pages):
+            html = decode_html(gzip.decompress(p.read_bytes()), None)[0]
+            f.write(gzip.compress(response_record(f"https://site{i}.example.org/p", html.encode(),
+                                                  f"<urn:uuid:00000000-0000-4000-8000-{i:012d}>"), mtime=0))
+    recipe = recipe_from_dict({"language": {"keep": ["en", "de", "fr", "zh", "ja", "es", "cs", "pt"]}})
+    stats = process_warc(warc, tmp_path / "out", recipe, dump="D")
+    by = stats["by_language"]
+    assert {"deu_Latn", "eng_Latn"} <= set(by)
+    assert sum(c["kept"] for c in by.values()) == stats["kept"]
+    assert sum(c["removed"] for c in by.values()) == stats["removed"]
+    kept = pq.read_table(Layout(str(tmp_path / "out")).snapshot("D").path("docs", "mix")).to_pylist()
+    for lang in ("deu_Latn", "eng_Latn"):
+        rows = [r for r in kept if r["language"] == lang]
+        assert len(rows) == by[lang]["kept"] > 0
+        assert sum(r["token_count"] for r in rows) == by[lang]["kept_words"]
+    assert by["deu_Latn"]["kept"] >= 10  # German pages are judged by German rules: most are kept
+    assert all(k.split(":")[0] in {"gopher_repetition", "gopher_quality", "c4", "fineweb_quality", "language",
+                                   "extract", "url_filter"} for c in by.values() for k in c["reasons"])

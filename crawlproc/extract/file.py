@@ -19,6 +19,8 @@ from crawlproc.warc.charset import UndecodableError, decode_html
 from crawlproc.doc import Doc
 from crawlproc.extract.stats import FileStats
 from crawlproc.extract.steps import pipeline_for
+from crawlproc.quality import splitters
+from crawlproc.quality.words import is_symbol_word
 from crawlproc.recipe import Recipe
 from crawlproc.schema import REMOVED_SCHEMA, docs_table
 from crawlproc.store.failure import PartialFailure
@@ -77,6 +79,7 @@ def process_warc(
     content_fp = file_fingerprint(snap.storage, str(source))
     counts = ReadCounts()
     languages: Counter = Counter()
+    by_language: dict[str, dict] = {}
     seconds: Counter = Counter()
     steps = pipe.counts(seconds)
     kept: list[dict] = []
@@ -113,12 +116,19 @@ def process_warc(
             row = base | {"text": doc.text, "language": doc.language, "language_score": doc.language_score}
             if doc.language:
                 languages[doc.language] += 1
+            mine = by_language.setdefault(doc.language or "und", _language_counts())
             if removal is None:
-                row["token_count"] = len(row["text"].split())
+                row["token_count"] = words_in(doc)
                 kept.append(row)
+                mine["kept"] += 1
+                mine["kept_words"] += row["token_count"]
+                mine["kept_chars"] += len(doc.text)
             else:
                 row["removed_by"], row["removed_reason"] = removal
                 removed.append(row)
+                mine["removed"] += 1
+                reason = removal[0] if removal[0] == "language" else f"{removal[0]}:{removal[1]}"
+                mine["reasons"][reason] = mine["reasons"].get(reason, 0) + 1
             t_read = time.perf_counter()
     except WarcReadError as e:
         error = e
@@ -136,13 +146,24 @@ def process_warc(
         file=file_path, stem=stem, dump=dump, content_fingerprint=content_fp, records=counts.records,
         responses=counts.responses, decompressed_bytes=counts.decompressed_bytes, kept=len(kept),
         removed=len(removed), skipped=dict(counts.skipped), steps=steps.by_step(),
-        removed_reasons=dict(steps.reasons), languages=dict(languages),
+        removed_reasons=dict(steps.reasons), languages=dict(languages), by_language=by_language,
+        words_fallback={k: v for k, v in splitters.fallbacks().items() if k in by_language},
         seconds={k: round(v, 4) for k, v in seconds.items()}, error=str(error) if error is not None else None,
         complete=error is None, host=socket.gethostname(), pid=os.getpid(),
     ).to_dict()
     if error is not None and raise_on_error:
         raise PartialFailure(str(error), stats) from error
     return stats
+
+
+def _language_counts() -> dict:
+    return {"kept": 0, "removed": 0, "kept_words": 0, "kept_chars": 0, "reasons": {}}
+
+
+def words_in(doc: Doc) -> int:
+    """The document's words in its language (punctuation tokens left out): what `token_count` holds, and what
+    stats add up per language (whitespace would count a Chinese paragraph as one word)."""
+    return sum(1 for w in doc.words if not is_symbol_word(w))
 
 
 def record_id(warc_record_id: str | None, content_fp: str, offset: int) -> str:

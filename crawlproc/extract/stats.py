@@ -29,6 +29,10 @@ class FileStats:
     steps: dict[str, dict[str, int]] = field(default_factory=dict)  # step -> {"in": n, "removed": n}, in order
     removed_reasons: dict[str, int] = field(default_factory=dict)  # "<step>:<reason>" -> documents
     languages: dict[str, int] = field(default_factory=dict)
+    # per language (ISO 639-3 + script): {"kept", "removed", "kept_words" (the language's own words,
+    # crawlproc/quality/splitters.py), "kept_chars", "reasons": {"<step>:<reason>" or "language": n}}
+    by_language: dict[str, dict] = field(default_factory=dict)
+    words_fallback: dict[str, str] = field(default_factory=dict)  # languages split by the fallback splitter: why
     seconds: dict[str, float] = field(default_factory=dict)  # read, decode, each step, write, total
     error: str | None = None  # why the file stopped early
     complete: bool = True
@@ -88,7 +92,17 @@ class FileStats:
                 acc = out.steps.setdefault(step, {"in": 0, "removed": 0})
                 for k, v in c.items():
                     acc[k] = acc.get(k, 0) + int(v)
+            for lang, c in s.by_language.items():
+                acc = out.by_language.setdefault(lang, {"kept": 0, "removed": 0, "kept_words": 0, "kept_chars": 0,
+                                                        "reasons": {}})
+                for k in ("kept", "removed", "kept_words", "kept_chars"):
+                    acc[k] += int(c.get(k) or 0)
+                for k, v in (c.get("reasons") or {}).items():
+                    acc["reasons"][k] = acc["reasons"].get(k, 0) + int(v)
+            out.words_fallback.update(s.words_fallback)
         out.skipped, out.removed_reasons, out.languages = dict(skipped), dict(reasons), dict(languages)
+        out.by_language = {k: v | {"reasons": dict(sorted(v["reasons"].items(), key=lambda kv: -kv[1]))}
+                           for k, v in sorted(out.by_language.items(), key=lambda kv: -(kv[1]["kept"] + kv[1]["removed"]))}
         out.seconds = {k: round(v, 3) for k, v in seconds.items()}
         return out
 

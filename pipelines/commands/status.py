@@ -37,6 +37,9 @@ def snapshot_status(snap) -> dict:
     stats, _ = snapshot_stats(snap, failed=False)
     total = FileStats.total(stats.values())
     kept, removed = total.kept, total.removed
+    by_language = {k: {"kept": c["kept"], "removed": c["removed"], "kept_words": c["kept_words"]}
+                   for k, c in total.by_language.items()}
+    fallbacks = total.words_fallback
     universe = list(dict.fromkeys(listed + list(done) + list(failed)))
     return {
         "snapshot": snap.name,
@@ -49,6 +52,9 @@ def snapshot_status(snap) -> dict:
         "pending": sum(1 for s in universe if s not in done and s not in failed),
         "kept": kept,
         "removed": removed,
+        # per language (ISO 639-3 + script), most documents first: kept, removed, words kept
+        "by_language": dict(sorted(by_language.items(), key=lambda kv: -(kv[1]["kept"] + kv[1]["removed"]))),
+        "words_fallback": fallbacks,  # languages split by the fallback splitter, with why
         "updated_at": listing.get("updated_at"),
     }
 
@@ -65,6 +71,13 @@ def format_table(rows: list[dict]) -> str:
     lines = ["  ".join(str(x).ljust(w) if i == 0 else str(x).rjust(w) for i, (x, w) in enumerate(zip(row, widths)))
              for row in [head, *body]]
     for r in rows:
+        langs = list((r.get("by_language") or {}).items())
+        if langs:
+            shown = ", ".join(f"{k} {c['kept']:,}/{c['kept'] + c['removed']:,}" for k, c in langs[:12])
+            more = f" (+{len(langs) - 12} more: --json)" if len(langs) > 12 else ""
+            lines.append(f"languages {r['snapshot']} (kept/seen): {shown}{more}")
+        for lang, why in (r.get("words_fallback") or {}).items():
+            lines.append(f"words {r['snapshot']} {lang}: {why}; split by spaCy's multi-language tokenizer")
         for stem, f in r["failed"].items():
             lines.append(f"failed {r['snapshot']}/{stem}: {f.get('error')}")
         for rej in r["rejected"]:

@@ -77,7 +77,8 @@ def _sum_stats(stats: list[FileStats]) -> dict:
     order = [s for s in STEP_ORDER if s in total.steps] + [s for s in total.steps if s not in STEP_ORDER]
     return {"records": total.records, "responses": total.responses, "kept": total.kept, "removed": total.removed,
             "skipped": total.skipped, "steps": {name: total.steps[name] for name in order},
-            "removed_reasons": total.removed_reasons, "languages": total.languages, "seconds": total.seconds}
+            "removed_reasons": total.removed_reasons, "languages": total.languages,
+            "by_language": total.by_language, "seconds": total.seconds}
 
 
 def _funnel(totals: dict, dedup: dict | None, final_rows: int | None, tokens: dict | None) -> list[dict]:
@@ -213,6 +214,7 @@ def collect_snapshot(snap: Snapshot, problems: list[str], tokens_by_source: dict
         "funnel": _funnel(totals, dedup, final_rows, tokens) if stats else [],
         "removed_reasons": reasons,
         "languages": dict(sorted(totals["languages"].items(), key=lambda kv: -kv[1])),
+        "by_language": totals["by_language"],
         "lengths": {
             "docs": length_histogram(storage, snap.files("docs"), problems),
             "final": length_histogram(storage, final_files, problems),

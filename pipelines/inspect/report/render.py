@@ -139,6 +139,23 @@ def _reasons(snap: dict, out: str) -> str:
             + "</tbody></table>" + hint)
 
 
+def _by_language(snap: dict) -> str:
+    """Per language: documents kept and removed, the kept words, and the top removal reasons."""
+    rows = snap.get("by_language") or {}
+    if not rows:
+        return ""
+    body = []
+    for lang, c in list(rows.items())[:40]:
+        seen = c["kept"] + c["removed"]
+        top = ", ".join(f"{escape(k)} {v:,}" for k, v in list(c["reasons"].items())[:4])
+        body.append(f"<tr><td>{escape(lang)}</td><td class=\"n\">{seen:,}</td><td class=\"n\">{c['kept']:,}</td>"
+                    f"<td class=\"n\">{_pct(c['kept'], seen)}</td><td class=\"n\">{c['kept_words']:,}</td>"
+                    f"<td>{top}</td></tr>")
+    return ("<table><thead><tr><th>language</th><th class=\"n\">documents</th><th class=\"n\">kept</th>"
+            "<th class=\"n\">share</th><th class=\"n\">kept words</th><th>removal reasons</th></tr></thead><tbody>"
+            + "".join(body) + "</tbody></table>")
+
+
 def _languages(snap: dict) -> str:
     langs = snap["languages"]
     if not langs:
@@ -229,7 +246,7 @@ def _snapshot(snap: dict, out: str) -> str:
     return (f'<section id="snap-{_e(n)}" data-section="snapshot:{_e(n)}"><h2>Snapshot {_e(n)}</h2>'
             + _files(snap) + "<h3>Filter funnel</h3>" + _funnel(snap)
             + "<h3>Removal reasons</h3>" + _reasons(snap, out)
-            + "<h3>Languages</h3>" + _languages(snap)
+            + "<h3>Languages</h3>" + _languages(snap) + _by_language(snap)
             + _lengths(snap) + "<h3>Deduplication</h3>" + _dedup(snap) + render_classify(snap) + _seconds(snap)
             + "</section>")
 
