@@ -169,3 +169,19 @@ def test_extract_counts_documents_words_and_reasons_per_language(data_dir, tmp_p
     assert by["deu_Latn"]["kept"] >= 10  # German pages are judged by German rules: most are kept
     assert all(k.split(":")[0] in {"gopher_repetition", "gopher_quality", "c4", "fineweb_quality", "language",
                                    "extract", "url_filter"} for c in by.values() for k in c["reasons"])
+
+
+def test_language_model_takes_a_fasttext_file_and_labels_are_normalized(tmp_path):
+    """Any fastText language-ID model file: here lid.176 given by path (as GlotLID's model.bin would be)."""
+    import shutil
+
+    from crawlproc.extract.language import LanguageIdentifier, model_path
+
+    copy = tmp_path / "my-lid.ftz"
+    shutil.copy(model_path(), copy)
+    cfg = LanguageConfig(model=str(copy), keep=["deu"])
+    lid = LanguageIdentifier(cfg)
+    code, score, keep = lid.classify("Der schnelle braune Fuchs springt über den faulen Hund. Das ist gut so.")
+    assert code == "deu_Latn" and keep
+    with pytest.raises(Exception, match="is not a file"):
+        recipe_from_dict({"language": {"model": str(tmp_path / "missing.bin")}})

@@ -309,3 +309,38 @@ def test_trainer_reads_a_mix_and_records_it(ray_local, sources, tmp_path):
     for s in manifest["mix"]["sources"]:
         assert s["uri"] in html and f"{s['realized']['train']['tokens']:,}" in html
     assert "0.500" in html and "budget <b>4,000</b>" in html
+
+
+def test_rehydration_repeats_each_document_by_its_duplicate_cluster_size(ray_local, tmp_path):
+    """FineWeb-2's rehydration: a kept document that stood for a cluster of N goes in 1 (alone), N (2, 3),
+    3 (4), 5 (5..99), 8 (100..999) or 1 (1000 and more) times. The sizes come from dedup's records of the
+    snapshot the token set was made from; validation documents go once."""
+    import pyarrow as pa
+
+    from tokenizer.mix.decide import parse_rehydrate
+
+    src = make_source(tmp_path, "r", 60, 10, seed=9)
+    ids = sorted(source_docs(src)["train"])
+    sizes = {ids[0]: 2, ids[1]: 3, ids[2]: 4, ids[3]: 7, ids[4]: 150, ids[5]: 1200}
+    expected = {ids[0]: 2, ids[1]: 3, ids[2]: 3, ids[3]: 5, ids[4]: 8, ids[5]: 1}  # the README's prose
+    snap = tmp_path / "out" / "SNAP"
+    (snap / "dedup" / "duplicates").mkdir(parents=True)
+    kept = [i for i, n in sizes.items() for _ in range(n - 1)]
+    pq.write_table(pa.table({"id": [f"<dropped-{k}>" for k in range(len(kept))], "cluster_id": list(range(len(kept))),
+                             "kept_id": kept, "kind": ["minhash"] * len(kept)}),
+                   snap / "dedup" / "duplicates" / "part.parquet")
+    manifest_path = src / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    manifest["inputs"] = [str(snap / "final" / "part.parquet")]
+    manifest_path.write_text(json.dumps(manifest))
+
+    cfg = MixConfig([MixSource(str(src), parse_spec("all"), parse_rehydrate("fineweb2"))], name="rh", seed=1,
+                    bucket_tokens=4000)
+    assert mix(tmp_path, cfg).ok
+    out_manifest, rows = read_set(tmp_path / "tokens" / "rh")
+    per_doc = Counter(r["id"] for r in rows["train"])
+    assert {i: per_doc[i] for i in ids} == {i: expected.get(i, 1) for i in ids}
+    assert max(Counter(r["id"] for r in rows["val"]).values()) == 1
+    assert out_manifest["mix"]["sources"][0]["rehydrate"] == {"1": 1, "2": 2, "3": 3, "5": 5, "100": 8, "1000": 1}
+    with pytest.raises(MixError, match="rehydrate"):
+        parse_rehydrate("lots")

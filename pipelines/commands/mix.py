@@ -30,6 +30,10 @@ def register(sub) -> None:
     p.add_argument("--bucket-tokens", default=None,
                    help="tokens per bucket of the external shuffle: a gather task's memory (default 25M)")
     p.add_argument("--shard-tokens", default=None, help="tokens per output shard at most (default: bucket)")
+    p.add_argument("--rehydrate", default=None, metavar="WEIGHTS",
+                   help="repeat each document by the size of the duplicate cluster it stood for (FineWeb-2's "
+                   "rehydration): 'fineweb2' (its weights: 1, 2, 3, 3, 5 from 5, 8 from 100, 1 from 1000); per "
+                   "source in a --mix file: rehydrate = \"fineweb2\" or {size = copies}")
     p.add_argument("--force", action="store_true", help="replace a token set of that name holding something else")
     add_recipe_option(p)
     add_ray_option(p)
@@ -56,9 +60,14 @@ def _config(args, storage):
                                      "bucket_tokens": parse_tokens(args.bucket_tokens) if args.bucket_tokens else None,
                                      "shard_tokens": parse_tokens(args.shard_tokens) if args.shard_tokens else None,
                                      }.items() if v is not None}
+        if args.rehydrate:
+            from tokenizer.mix.decide import parse_rehydrate
+
+            weights = parse_rehydrate(args.rehydrate)
+            changes["sources"] = [dataclasses.replace(s, rehydrate=weights) for s in cfg.sources]
         return dataclasses.replace(cfg, **changes)
     return config_from_args(args.source, args.name or "mix", args.tokens, args.seed or 0, args.bucket_tokens,
-                            args.shard_tokens)
+                            args.shard_tokens, args.rehydrate)
 
 
 def _main(args) -> int:

@@ -27,6 +27,8 @@ tokens/<name>/_work/ and are removed when the manifest is written.
 from __future__ import annotations
 
 import time
+
+import pyarrow as pa
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -86,6 +88,26 @@ def _fail(summary: MixSummary, result: StageResult) -> MixSummary:
     return summary.absorb(result, basename)
 
 
+def write_cluster_sizes(storage, source, uri: str) -> str:
+    """The duplicate-cluster size of every document of `source` that stood for 2 or more (the survivor and the
+    documents dedup dropped for it: dedup/duplicates/ of each snapshot the token set was made from), as a table
+    (id, size) at `uri`; FineWeb-2 keeps the same count as `minhash_cluster_size`. A source without dedup
+    records (tokenized from docs/) has no cluster: every size is 1."""
+    from collections import Counter
+
+    from crawlproc.store.storage import parent
+
+    snapshots = sorted({parent(parent(u)) for u in source.manifest.get("inputs") or []})
+    dropped: Counter = Counter()
+    for snap in snapshots:
+        for e in storage.list(join(snap, "dedup", "duplicates"), suffix=".parquet"):
+            dropped.update(storage.read_table(e.uri, columns=["kept_id"]).column("kept_id").to_pylist())
+    ids = sorted(dropped)
+    storage.write_table(uri, pa.table({"id": pa.array(ids, pa.string()),
+                                       "size": pa.array([dropped[i] + 1 for i in ids], pa.int64())}))
+    return uri
+
+
 def run_mix(out: str, cfg: MixConfig, recipe, force: bool = False, progress: bool = True,
             log: Log = print) -> MixSummary:
     """Build tokens/<cfg.name>/ under `out` as the mix `cfg` describes; see the module docstring. Ray starts
@@ -116,10 +138,15 @@ def run_mix(out: str, cfg: MixConfig, recipe, force: bool = False, progress: boo
             storage.delete_tree(tokset.work())
         storage.write_json(tokset.work_recipe_uri, {**rec, "digest": rec_fp})
 
+        # 0. rehydration: the cluster sizes the sources' documents stood for, from dedup's records
+        rehydrate = {s.index: (s.rehydrate, write_cluster_sizes(storage, s, tokset.work(f"sizes-{s.index:03d}.parquet")))
+                     for s in sources if s.rehydrate}
+
         # 1. scan
         scan = _Pass("scan", tokset.work_markers("scan"), recipe, progress)
         units = [Unit(key=unit_key(s, sh), args=(join(s.uri, sh["file"]), sh["split"], s.spec, cfg.seed,
-                                                 tokset.work("scan", f"{unit_key(s, sh)}.parquet")),
+                                                 tokset.work("scan", f"{unit_key(s, sh)}.parquet"),
+                                                 rehydrate.get(s.index)),
                       source=join(s.uri, sh["file"]), fingerprint=digest({"mix": rec_fp, "shard": sh["file"]}))
                  for s in sources for sh in s.shards]
         result, scans = scan.run(units, scan_shard, (storage,))
@@ -143,7 +170,7 @@ def run_mix(out: str, cfg: MixConfig, recipe, force: bool = False, progress: boo
                 target = tokset.work("scatter", sh["split"], f"{key}.parquet")
                 units.append(Unit(key=key, args=(join(s.uri, sh["file"]), sh["split"], s.index, s.spec,
                                                  plan["cuts"][s.index], cfg.seed, plan["buckets"][sh["split"]],
-                                                 target),
+                                                 target, rehydrate.get(s.index)),
                                   source=join(s.uri, sh["file"]), fingerprint=digest({"plan": plan_fp, "key": key})))
         result, scattered = scatter.run(units, scatter_shard, (storage,))
         summary.units["scatter"] = _counts(result, scattered)
@@ -151,7 +178,7 @@ def run_mix(out: str, cfg: MixConfig, recipe, force: bool = False, progress: boo
             return _fail(summary, result)
 
         # 4. gather
-        pieces = bucket_index(storage, [u.args[-1] for u in units], [u.args[1] for u in units])
+        pieces = bucket_index(storage, [u.args[7] for u in units], [u.args[1] for u in units])  # scatter_uri, split
         gather = _Pass("gather", tokset.markers, recipe, progress)
         shard_tokens = cfg.shard_tokens or cfg.bucket_tokens
         # shards are named after what the mix is made of (the sources' manifests, not where they lie)

@@ -7,7 +7,7 @@ import tomllib
 from dataclasses import dataclass
 
 from crawlproc.store.storage import Storage
-from tokenizer.mix.decide import MixError, Spec, parse_spec, parse_tokens, split_source
+from tokenizer.mix.decide import MixError, Spec, parse_rehydrate, parse_spec, parse_tokens, split_source
 
 DEFAULT_BUCKET_TOKENS = 25_000_000
 
@@ -16,6 +16,8 @@ DEFAULT_BUCKET_TOKENS = 25_000_000
 class MixSource:
     path: str  # a tokens/<name> folder or URI, or a token set name under <out>/tokens/
     spec: Spec
+    # FineWeb-2's rehydration: {duplicate-cluster size: copies} (decide.parse_rehydrate), None: off
+    rehydrate: dict[int, int] | None = None
 
 
 @dataclass
@@ -50,6 +52,7 @@ def load_mix_toml(path: str, storage: Storage) -> MixConfig:
         [[mix.source]]
         path = "out/tokens/a"   # or a URI, or a token set name under --out
         weight = 0.7            # or: all = true, or: upsample = 2
+        rehydrate = "fineweb2"  # optional: repeat each document by its dedup cluster's size (FineWeb-2's weights)
     """
     try:
         data = tomllib.loads(storage.read_bytes(path).decode("utf-8"))
@@ -68,7 +71,7 @@ def load_mix_toml(path: str, storage: Storage) -> MixConfig:
         if not isinstance(s, dict) or not isinstance(s.get("path"), str):
             raise MixError(f"{where}: needs path = \"...\"")
         given = [k for k in ("weight", "all", "upsample") if k in s]
-        extra = sorted(set(s) - {"path", "weight", "all", "upsample"})
+        extra = sorted(set(s) - {"path", "weight", "all", "upsample", "rehydrate"})
         if len(given) != 1 or extra:
             raise MixError(f"{where}: give exactly one of weight = W, all = true, upsample = K"
                            + (f" (unknown: {', '.join(extra)})" if extra else ""))
@@ -76,7 +79,11 @@ def load_mix_toml(path: str, storage: Storage) -> MixConfig:
         if key == "all" and s["all"] is not True:
             raise MixError(f"{where}: all must be true")
         spec = parse_spec("all" if key == "all" else (f"x{s[key]}" if key == "upsample" else str(s[key])))
-        sources.append(MixSource(s["path"], spec))
+        try:
+            rehydrate = parse_rehydrate(s.get("rehydrate"))
+        except MixError as e:
+            raise MixError(f"{where}: {e}") from None
+        sources.append(MixSource(s["path"], spec, rehydrate))
     try:
         return MixConfig(sources=sources, name=str(table.get("name", "mix")),
                          budget=parse_tokens(table["tokens"]) if "tokens" in table else None,
@@ -88,8 +95,9 @@ def load_mix_toml(path: str, storage: Storage) -> MixConfig:
 
 
 def config_from_args(sources: list[str], name: str, tokens: str | None, seed: int, bucket_tokens: str | None,
-                     shard_tokens: str | None) -> MixConfig:
-    parsed = [MixSource(*split_source(s)) for s in sources]
+                     shard_tokens: str | None, rehydrate: str | None = None) -> MixConfig:
+    weights = parse_rehydrate(rehydrate)
+    parsed = [MixSource(*split_source(s), weights) for s in sources]
     return MixConfig(sources=parsed, name=name, budget=parse_tokens(tokens) if tokens is not None else None,
                      seed=seed, bucket_tokens=parse_tokens(bucket_tokens) if bucket_tokens else DEFAULT_BUCKET_TOKENS,
                      shard_tokens=parse_tokens(shard_tokens) if shard_tokens else None)

@@ -24,6 +24,7 @@ from crawlproc.store.storage import Storage, is_remote, join, normalize
 from tokenizer.mix.config import MixConfig
 from tokenizer.mix.decide import (
     HIST_BITS, U64_MAX, MixError, Spec, bin_range, boundary_bin, bucket_of, copies_of, find_cut, hist_bins,
+    rehydration_factors,
     order_bucket, select_keys, shuffle_keys,
 )
 from tokenizer.shards import SPLITS, cut_shards, doc_lengths, merge_parts, new_manifest, shard_name
@@ -40,6 +41,7 @@ class OpenSource:
     index: int
     spec: Spec
     tokset: TokenSet
+    rehydrate: dict[int, int] | None = None
 
     @property
     def uri(self) -> str:
@@ -72,7 +74,7 @@ def open_sources(layout: Layout, cfg: MixConfig, out_uri: str) -> list[OpenSourc
             tokset = open_token_set(TokenSetDir(uri, storage))
         except ShardError as e:
             raise MixError(f"source {s.path!r}: {e}") from None
-        opened.append(OpenSource(i, s.spec, tokset))
+        opened.append(OpenSource(i, s.spec, tokset, s.rehydrate))
     first = opened[0]
     for o in opened[1:]:
         a, b = first.manifest["tokenizer"], o.manifest["tokenizer"]
@@ -93,7 +95,9 @@ def mix_recipe(cfg: MixConfig, sources: list[OpenSource]) -> dict:
     """What the mix is made of: its identity (digest) is the output's."""
     return {"format": MIX_FORMAT, "seed": cfg.seed, "budget_tokens": cfg.budget, "bucket_tokens": cfg.bucket_tokens,
             "shard_tokens": cfg.shard_tokens or cfg.bucket_tokens, "split": "sources",
-            "sources": [{"uri": s.uri, "manifest_sha256": s.digest, "spec": s.spec.text} for s in sources]}
+            "sources": [{"uri": s.uri, "manifest_sha256": s.digest, "spec": s.spec.text}
+                        | ({"rehydrate": {str(k): v for k, v in sorted(s.rehydrate.items())}} if s.rehydrate else {})
+                        for s in sources]}
 
 
 # --- the units (plain functions: the runner calls them in Ray tasks) -----------------------------------
@@ -108,11 +112,28 @@ def _read_docs(storage: Storage, uri: str) -> tuple[list[str], pa.ChunkedArray, 
     return table.column("id").to_pylist(), table.column("tokens"), doc_lengths(table.column("tokens"))
 
 
-def scan_shard(uri: str, split: str, spec: Spec, seed: int, scan_uri: str, storage: Storage) -> dict:
+def rehydration(ids: list[str], split: str, rehydrate: tuple[dict, str] | None, storage: Storage) -> np.ndarray:
+    """Each train document's repetition from its duplicate-cluster size (1 everywhere without rehydration, and
+    for validation documents: held-out text goes in once). `rehydrate`: (weights, the sizes table's URI: the ids
+    of clusters of 2 or more with their size, written by the stage from dedup's records)."""
+    if rehydrate is None or split != "train" or not ids:
+        return np.ones(len(ids), dtype=np.int64)
+    weights, sizes_uri = rehydrate
+    table = storage.read_table(sizes_uri)
+    size_of = dict(zip(table.column("id").to_pylist(), table.column("size").to_pylist()))
+    return rehydration_factors(np.array([size_of.get(i, 1) for i in ids], dtype=np.int64), weights)
+
+
+def scan_shard(uri: str, split: str, spec: Spec, seed: int, scan_uri: str, rehydrate: tuple[dict, str] | None,
+               storage: Storage) -> dict:
     """Counts of one input shard; for a weighted source's train shard also the selection-key histogram and
-    the (key, tokens) file the plan reads its boundary bin from."""
+    the (key, tokens) file the plan reads its boundary bin from (tokens counted once per rehydrated copy)."""
     ids, _, lengths = _read_docs(storage, uri)
     stats = {"split": split, "documents": len(ids), "tokens": int(lengths.sum())}
+    factor = rehydration(ids, split, rehydrate, storage)
+    if rehydrate is not None:
+        stats["rehydrated_documents"] = int(factor.sum())
+        lengths = lengths * factor
     if spec.kind == "weight" and split == "train":
         u = select_keys(ids, seed)
         order = np.argsort(u, kind="stable")
@@ -121,7 +142,7 @@ def scan_shard(uri: str, split: str, spec: Spec, seed: int, scan_uri: str, stora
                             row_group_size=1 << 16)
         stats["hist"] = np.bincount(hist_bins(u), weights=lengths, minlength=1 << HIST_BITS).astype(np.int64).tolist()
     else:
-        copies = copies_of(spec, ids, np.zeros(0, np.uint64), None, seed, split)
+        copies = copies_of(spec, ids, np.zeros(0, np.uint64), None, seed, split) * factor
         stats["copy_documents"] = int(copies.sum())
         stats["copy_tokens"] = int((copies * lengths).sum())
     stats["max_rss_mb"] = _max_rss_mb()
@@ -133,12 +154,12 @@ SCATTER_SCHEMA = pa.schema([("bucket", pa.int32()), ("key", pa.uint64()), ("src"
 
 
 def scatter_shard(uri: str, split: str, src: int, spec: Spec, cut: int | None, seed: int, n_buckets: int,
-                  scatter_uri: str, storage: Storage) -> dict:
-    """Every selected document of one input shard, once per copy, with its shuffle key, sorted by bucket and
-    key, one row group per bucket."""
+                  scatter_uri: str, rehydrate: tuple[dict, str] | None, storage: Storage) -> dict:
+    """Every selected document of one input shard, once per copy (times its rehydration), with its shuffle key,
+    sorted by bucket and key, one row group per bucket."""
     ids, tokens, lengths = _read_docs(storage, uri)
     u = select_keys(ids, seed) if spec.kind == "weight" else np.zeros(0, np.uint64)
-    copies = copies_of(spec, ids, u, cut, seed, split)
+    copies = copies_of(spec, ids, u, cut, seed, split) * rehydration(ids, split, rehydrate, storage)
     rows = np.repeat(np.arange(len(ids)), copies)
     copy_no = np.arange(len(rows)) - np.repeat(np.cumsum(copies) - copies, copies)
     row_ids = [ids[i] for i in rows]
@@ -298,7 +319,8 @@ def build_manifest(cfg: MixConfig, sources: list[OpenSource], rec: dict, rec_fp:
                             "weight": (s.spec.value / sum(x.spec.value for x in sources if x.spec.kind == "weight")
                                        if s.spec.kind == "weight" else None),
                             "available": p["available"], "target_tokens": p["target_tokens"],
-                            "realized": realized[s.index]})
+                            "realized": realized[s.index]}
+                           | ({"rehydrate": {str(k): v for k, v in sorted(s.rehydrate.items())}} if s.rehydrate else {}))
     manifest["inputs"] = [s.uri for s in sources]
     manifest["mix"] = {**rec, "digest": rec_fp, "sources": mix_sources,
                        "duplicates_dropped": sum(int(p.get("duplicates") or 0) for p in parts.values()),
