@@ -95,12 +95,19 @@ def write_cluster_sizes(storage, source, uri: str) -> str:
     records (tokenized from docs/) has no cluster: every size is 1."""
     from collections import Counter
 
+    from crawlproc.store.layout import LayoutError
     from crawlproc.store.storage import parent
 
-    snapshots = sorted({parent(parent(u)) for u in source.manifest.get("inputs") or []})
+    # an input is <root>/<snapshot>/<kind>/<stem>.parquet
+    snapshots = sorted({(parent(parent(parent(u))), basename(parent(parent(u))))
+                        for u in source.manifest.get("inputs") or []})
     dropped: Counter = Counter()
-    for snap in snapshots:
-        for e in storage.list(join(snap, "dedup", "duplicates"), suffix=".parquet"):
+    for root, name in snapshots:
+        try:
+            snap = Layout(root, storage).snapshot(name)
+        except LayoutError:  # not a crawlproc snapshot folder: no dedup records
+            continue
+        for e in storage.list(snap.dedup.path("duplicates"), suffix=".parquet"):
             dropped.update(storage.read_table(e.uri, columns=["kept_id"]).column("kept_id").to_pylist())
     ids = sorted(dropped)
     storage.write_table(uri, pa.table({"id": pa.array(ids, pa.string()),
