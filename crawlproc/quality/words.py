@@ -1,4 +1,10 @@
-"""Fast English word and sentence splitting that approximates what datatrove 0.10.1 uses for English.
+"""The character classes datatrove's filters test (terminal punctuation, symbol words, alphabetic words) and
+sentence counting as spaCy's sentencizer counts, over the words of the line's language; and `split_words`, an
+English-only regex approximation of spaCy's tokenizer.
+
+The filters no longer take their words from `split_words`: Doc.words comes from crawlproc/quality/splitters.py,
+spaCy's own rules chunk by chunk, the same words as datatrove's (on held-out technical text the regex below
+differed in 1.2% of tokens, which moved 3% of decisions). What follows describes the regex as it was built:
 
 datatrove tokenizes English with spaCy's rule-based tokenizer (`spacy.blank("en")`) and counts sentences with
 spaCy's sentencizer. Loading and running spaCy costs most of the filters' time, so here one compiled regex
