@@ -54,10 +54,11 @@ def _word_stats(doc: Doc) -> tuple[int, int, int]:
                 if not w.isnumeric():
                     n_alpha += c
                 continue
-            if not is_symbol_word(w):
+            alpha = has_alpha(w)  # a letter is never a symbol: then the per-character symbol test is not needed
+            if alpha or not is_symbol_word(w):
                 n_real += c
                 real_chars += len(w) * c
-            if has_alpha(w):
+            if alpha:
                 n_alpha += c
         return n_real, real_chars, n_alpha
 

@@ -198,7 +198,11 @@ class SudachiSplitter:
     def __init__(self, code: str = "ja"):
         from sudachipy import Dictionary, SplitMode
 
-        self.tokenizer = Dictionary().create(SplitMode.A)
+        dictionary = Dictionary()
+        if hasattr(dictionary, "tokenizer"):  # sudachipy >= 0.6.8 (create() is deprecated); the same analysis
+            self.tokenizer = dictionary.tokenizer(mode=SplitMode.A)
+        else:
+            self.tokenizer = dictionary.create(SplitMode.A)
 
     def split(self, text: str) -> list[str]:
         out: list[str] = []
@@ -215,10 +219,12 @@ class KiwiSplitter:
     _LONG_NUMBER = re.compile("[0-9,]{20,}")  # datatrove removes these first (Kiwi trips on very long numbers)
 
     def __init__(self, code: str = "ko"):
+        import kiwipiepy
         from kiwipiepy import Kiwi
 
-        try:
-            self.tokenizer = Kiwi(model_type="sbg")
+        version = tuple(int(x) for x in kiwipiepy.__version__.split(".")[:2] if x.isdigit())
+        try:  # kiwipiepy_model stopped shipping "sbg" in 0.22
+            self.tokenizer = Kiwi(model_type="sbg") if version < (0, 22) else Kiwi()
         except OSError:  # the sbg model files are not installed
             self.tokenizer = Kiwi()
 
