@@ -19,6 +19,7 @@ from pathlib import Path
 
 from crawlproc.extract import registry
 from crawlproc.classify import ClassifierConfig, ClassifyConfig, parse_classifiers
+from crawlproc.decontam.config import DecontaminateConfig
 from crawlproc.config import (
     RecipeError,
     Section,
@@ -315,7 +316,8 @@ class TokenizeConfig(Section):
     val_fraction: float = 0.005
     max_doc_chars: int = 10_000_000  # longer documents are skipped and counted ("too_long")
     # "auto": "classified" when the recipe has classifiers, else "final"; "final": after dedup and PII; "docs":
-    # the filtered documents (recipes without dedup); "classified": what the classifiers kept
+    # the filtered documents (recipes without dedup); "classified": what the classifiers kept. With
+    # [decontaminate] on, "final" and "docs" are read decontaminated (Recipe.tokenize_source)
     source: str = "auto"
 
     def check(self):
@@ -364,6 +366,7 @@ class Recipe:
     minhash: MinHashConfig = field(default_factory=MinHashConfig)
     dedup: DedupConfig = field(default_factory=DedupConfig)
     pii: PiiConfig = field(default_factory=PiiConfig)
+    decontaminate: DecontaminateConfig = field(default_factory=DecontaminateConfig)
     classify: ClassifyConfig = field(default_factory=ClassifyConfig)
     # [classifiers.<name>] tables (crawlproc/classify), in recipe order: the order removals are attributed in
     classifiers: dict[str, ClassifierConfig] = field(default_factory=dict)
@@ -421,10 +424,26 @@ class Recipe:
         return out
 
     def tokenize_source(self) -> str:
-        """What the tokenize stage reads: tokenize.source, with "auto" resolved."""
-        if self.tokenize.source != "auto":
-            return self.tokenize.source
-        return "classified" if self.classifiers else "final"
+        """The folder the tokenize stage reads: "classified" (the recipe has classifiers), else
+        "decontaminated" when decontamination is on, else tokenize.source ("final" or "docs")."""
+        source = self.tokenize.source
+        if source == "auto":
+            source = "classified" if self.classifiers else "final"
+        if source in ("final", "docs") and self.decontaminate.enabled:
+            return "decontaminated"
+        return source
+
+    def decontaminate_source(self) -> str:
+        """What decontamination reads: docs/ where the recipe's documents skip dedup (tokenize.source or,
+        with classifiers, classify.source = "docs"), else final/."""
+        if self.tokenize.source == "docs" or (self.classifiers and self.classify.source == "docs"):
+            return "docs"
+        return "final"
+
+    def classify_input(self) -> str:
+        """The folder the classify stage reads: "decontaminated" when decontamination is on, else
+        classify.source."""
+        return "decontaminated" if self.decontaminate.enabled else self.classify.source
 
     def to_dict(self) -> dict:
         return {name: ({k: dataclasses.asdict(v) if dataclasses.is_dataclass(v) else v for k, v in s.items()}

@@ -11,7 +11,11 @@ The output root (a local folder or an object-store URI) is the whole state; no d
     <out>/<snapshot>/selection/...               fetch.mode = "index": the records selected from CC's index
     <out>/<snapshot>/signatures/<stem>.parquet   MinHash signatures
     <out>/<snapshot>/dedup/...                   dedup plan, work, duplicates/, summary.json, _done.json
-    <out>/<snapshot>/final/<stem>.parquet        deduplicated, PII removed: what is tokenized
+    <out>/<snapshot>/final/<stem>.parquet        deduplicated, PII removed
+    <out>/<snapshot>/decontam/...                decontamination plan.json, summary.json, _done.json, cuts/, work
+    <out>/<snapshot>/decontaminated/<stem>.parquet   final/ without the documents that hold benchmark items:
+                                                 what is classified and tokenized
+    <out>/<snapshot>/decontaminated_removed/<stem>.parquet   removed by decontamination (benchmark, item, n-gram)
     <out>/<snapshot>/classify/...                classifier scores/<name>/, summary.json, _done.json, work
     <out>/<snapshot>/classified/<stem>.parquet   kept by the classifiers, with a score column per classifier
     <out>/<snapshot>/classified_removed/<stem>.parquet   removed by a classifier (reason and scores)
@@ -42,10 +46,11 @@ from crawlproc.store.storage import Storage, basename, default_storage, join, no
 _WARC_SUFFIX = re.compile(r"(\.warc)?(\.gz|\.zst|\.zstd)?$", re.IGNORECASE)
 _MARKER = re.compile(r"^(?P<key>.+)\.(?P<fp>[0-9a-f]{16})\.json$")
 SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+=~@-]{0,199}$")
-FILE_KINDS = ("docs", "removed", "signatures", "final", "classified", "classified_removed")
+FILE_KINDS = ("docs", "removed", "signatures", "final", "decontaminated", "decontaminated_removed", "classified",
+              "classified_removed")
 RESERVED = {"tokens", "train", "_index", "minicc"}  # top-level folders that are not snapshots
 _SNAPSHOT_PARTS = ("docs", "removed", "_done", "_failed", "final", "listing.json", "dedup", "classify",
-                   "classified")
+                   "classified", "decontam", "decontaminated")
 
 
 class LayoutError(ValueError):
@@ -220,6 +225,19 @@ class Snapshot:
     def dedup(self) -> StageDir:
         """dedup/: plan, summary, _done.json, duplicates/<stem>.parquet, clusters/<stem>.parquet, work/."""
         return self.stage("dedup")
+
+    @property
+    def decontam(self) -> StageDir:
+        """decontam/: plan (each file's fingerprint), summary, _done.json, cuts/<stem>.parquet, work/files/."""
+        return self.stage("decontam")
+
+    def decontam_cuts(self, stem: str) -> str:
+        """The documents of one input file kept after their matching spans were cut ("cut" mode)."""
+        return self.decontam.file("cuts", stem)
+
+    def decontam_markers(self) -> Markers:
+        """One marker per decontaminated input file."""
+        return self.decontam.wave_markers("files")
 
     @property
     def classify(self) -> StageDir:
