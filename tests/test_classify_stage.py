@@ -198,8 +198,9 @@ def test_outputs_of_an_input_that_vanished_are_removed(ray_local, tmp_path, mode
 
 
 def test_run_chains_classify_between_dedup_and_tokenize():
-    assert [n for n, _ in build_chain(["extract", "dedup", "tokenize"])] == ["dedup", "classify", "tokenize"]
-    assert [n for n, _ in build_chain(["extract", "dedup", "classify"])] == ["dedup", "classify"]
+    assert [n for n, _ in build_chain(["extract", "dedup", "tokenize"])] == [
+        "dedup", "decontaminate", "classify", "tokenize"]
+    assert [n for n, _ in build_chain(["extract", "dedup", "classify"])] == ["dedup", "decontaminate", "classify"]
 
 
 def test_report_and_explain_show_scores_against_the_threshold(ray_local, tmp_path, models, pages_split):

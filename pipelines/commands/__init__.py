@@ -9,6 +9,7 @@ COMMANDS = [
     "run",
     "status",
     "dedup",
+    "decontaminate",
     "classifier",
     "tokenize",
     "tokens",

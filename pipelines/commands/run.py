@@ -31,9 +31,11 @@ def register(sub) -> None:
                    "download.cache_dir; none = delete after processing)")
     add_ray_option(p)
     p.add_argument("--stages", default="extract,dedup,tokenize",
-                   help="comma-separated stages to run after the listing: extract,dedup,classify,tokenize,train "
-                   "(default: extract,dedup,tokenize; dedup includes PII anonymization; classify runs the "
-                   "recipe's [classifiers.<name>], also whenever tokenize runs, and does nothing without them)")
+                   help="comma-separated stages to run after the listing: extract,dedup,decontaminate,classify,"
+                   "tokenize,train (default: extract,dedup,tokenize; dedup includes PII anonymization; "
+                   "decontaminate runs whenever classify or tokenize runs, unless the recipe turns it off; classify "
+                   "runs the recipe's [classifiers.<name>], also whenever tokenize runs, and does nothing without "
+                   "them)")
     p.add_argument("--force", action="store_true", help="redo the snapshot with this recipe when it was "
                    "processed with another one")
     p.add_argument("--train-preset", help="model preset for the train stage (default: the recipe's [train], "

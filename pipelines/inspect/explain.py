@@ -22,8 +22,10 @@ from crawlproc.quality.filter import COMPARISONS, PerLanguage
 from crawlproc.recipe import Recipe, load_recipe, recipe_from_dict
 from crawlproc.store.storage import Storage, basename
 from pipelines.inspect.classify_explain import KINDS as CLASSIFY_KINDS, explain_scores, score_lines
+from pipelines.inspect.decontam_explain import KINDS as DECONTAM_KINDS, decontam_lines, explain_decontam
 
-KINDS = ("removed", "docs", "final", *CLASSIFY_KINDS)  # removed first: its text is what the removing stage saw
+# removed first: its text is what the removing stage saw
+KINDS = ("removed", "docs", "final", *DECONTAM_KINDS, *CLASSIFY_KINDS)
 _UUID = re.compile(r"^(urn:uuid:)?[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$", re.IGNORECASE)
 
 # What reading a damaged or foreign Parquet file raises: it is reported and skipped.
@@ -308,6 +310,7 @@ def _explain_one(layout: Layout, snapshot: str, doc_id: str, found: list[dict], 
                 result["checks_note"] = ("recomputed on the stored text, which C4 may already have edited; "
                                          "every value should pass")
         result["tokens"] = _token_shards(layout, doc_id, problems)
+    explain_decontam(result, kinds, layout.snapshot(snapshot))
     explain_scores(result, kinds, layout.snapshot(snapshot))
     return result
 
@@ -365,6 +368,7 @@ def format_explanation(result: dict) -> str:
                 mark = "FAIL x" if v["failed"] else ("ok" if v["passed"] else "")
                 thr = f"removes if {v['comparison']} {_fmt(v['threshold'])}" if v["comparison"] is not None else ""
                 lines.append(f"    {mark:>6}  {v['name']:<32} {_fmt(v['value']):>12}  {thr}")
+        lines += decontam_lines(m)
         lines += score_lines(m)
         if "recomputed_agrees" in m:
             lines.append("  recomputed verdict " + ("agrees with" if m["recomputed_agrees"] else "DIFFERS from")

@@ -1,4 +1,5 @@
-"""The stages after extraction that `crawlproc run` chains: dedup (+ PII), classify, tokenize, train.
+"""The stages after extraction that `crawlproc run` chains: dedup (+ PII), decontaminate, classify, tokenize,
+train.
 
 Each is stage(ctx) with ctx a pipelines.stages.run.RunContext; each skips the work it finds done, so a rerun of
 `crawlproc run` after a crash (or on a grown listing) redoes only what is missing.
@@ -9,7 +10,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 
-STAGE_NAMES = ("extract", "dedup", "classify", "tokenize", "train")
+STAGE_NAMES = ("extract", "dedup", "decontaminate", "classify", "tokenize", "train")
 DEFAULT_STAGES = ("extract", "dedup", "tokenize")
 
 
@@ -24,6 +25,20 @@ def dedup_stage(ctx) -> None:
     ctx.summary.stage_info["dedup"] = {
         k: summary.get(k) for k in ("documents", "exact_duplicates", "near_duplicates", "clusters")
     }
+
+
+def decontaminate_stage(ctx) -> None:
+    """Benchmark items out of the deduplicated documents (nothing to do with [decontaminate] off)."""
+    from pipelines.stages.decontaminate import run_decontaminate
+
+    if not ctx.recipe.decontaminate.enabled:
+        return
+    result = run_decontaminate(ctx.layout.root, ctx.snapshot, ctx.recipe, force=ctx.force, log=_log)
+    ctx.summary.failed.update(result.failed)
+    ctx.summary.stopped = ctx.summary.stopped or result.stopped
+    ctx.summary.stage_info["decontaminate"] = {
+        "documents": result.documents, "removed": result.removed, "cut": result.cut,
+        "benchmarks": {k: v["documents"] for k, v in result.benchmarks.items() if v["documents"]}}
 
 
 def classify_stage(ctx) -> None:
@@ -82,6 +97,8 @@ def build_chain(stages: list[str], train_preset: str | None = None, train_steps:
     chain: list[tuple[str, Callable]] = []
     if "dedup" in stages:
         chain.append(("dedup", dedup_stage))
+    if any(s in stages for s in ("decontaminate", "classify", "tokenize")):  # both read decontaminated/
+        chain.append(("decontaminate", decontaminate_stage))
     if "classify" in stages or "tokenize" in stages:  # tokenize reads what the recipe's classifiers kept
         chain.append(("classify", classify_stage))
     if "tokenize" in stages:

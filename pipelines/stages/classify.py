@@ -1,8 +1,10 @@
 """The classify stage on Ray: one snapshot's documents scored by the recipe's classifiers, then split into
 classified/ (kept, one `<name>_score` column per classifier) and classified_removed/ (with the reason).
 
-By default it reads final/ (after dedup, as DCLM: no model time is spent on duplicates), only once the
-snapshot's dedup has finished; `classify.source = "docs"` reads docs/ (recipes without dedup). Every
+By default it reads decontaminated/ (after dedup, as DCLM: no model time is spent on duplicates, nor on
+documents holding benchmark items), running the decontaminate stage first when its output is missing or out of
+date; with `[decontaminate] enabled = false`, final/, or docs/ with `classify.source = "docs"` (recipes
+without dedup). Every
 classifier is checked before any work starts: a model that cannot be read, or lacks the label, is a
 RecipeError naming its key.
 
@@ -59,7 +61,20 @@ class Input:
     identity: str  # what the input's content is made of: the finished dedup, or the file's extract marker
 
 
-def find_inputs(snap: Snapshot, source: str) -> list[Input]:
+def find_inputs(snap: Snapshot, source: str, decontaminate_source: str = "final",
+                recipe: Recipe | None = None) -> list[Input]:
+    if source == "decontaminated":
+        from pipelines.stages.decontaminate import DecontaminateError, decontaminated_inputs
+
+        try:
+            ready, missing = decontaminated_inputs(snap, decontaminate_source, recipe)
+        except DecontaminateError as e:
+            raise ClassifyError(str(e)) from None
+        if missing:  # a classifier's keep_fraction is over the whole snapshot: every file or none
+            stem, why = next(iter(missing.items()))
+            raise ClassifyError(f"snapshot {snap.name!r}: {len(missing)} file(s) not decontaminated ({stem}: {why}): "
+                                f"run `crawlproc decontaminate --snapshot {snap.name}` again")
+        return [Input(i.stem, i.uri, i.identity) for i in ready]
     if source == "final":
         finished = snap.dedup.done()
         if not finished:
@@ -79,17 +94,23 @@ def inputs_digest(inputs: list[Input]) -> str:
     return digest(sorted((i.stem, i.identity) for i in inputs))
 
 
-def classified_identity(snap: Snapshot, source: str = "final") -> str:
+def classified_identity(snap: Snapshot, source: str = "decontaminated", decontaminate_source: str = "final",
+                        recipe: Recipe | None = None) -> str:
     """What <snapshot>/classified/ is made of, for the tokenize stage (`tokenize.source = "classified"`):
     the digest of classify/_done.json. Raises ClassifyError when the classify stage has not finished, or when
-    its input changed after it (dedup or extraction redone): classified/ would then be stale."""
+    its input changed after it (dedup, decontamination or extraction redone): classified/ would then be stale."""
     done = snap.classify.done()
     if not done:
         raise ClassifyError(f"snapshot {snap.name!r} has no finished classify stage (its classified/ is what is "
                             f"tokenized): run `crawlproc classifier run --snapshot {snap.name}` first")
-    if done.get("inputs") != inputs_digest(find_inputs(snap, source)):
+    again = f"run `crawlproc classifier run --snapshot {snap.name}` again first"
+    try:
+        now = inputs_digest(find_inputs(snap, source, decontaminate_source, recipe))
+    except ClassifyError as e:  # its own input is out of date
+        raise ClassifyError(f"snapshot {snap.name!r} changed since its classify stage ({e}): {again}") from None
+    if done.get("inputs") != now:
         raise ClassifyError(f"snapshot {snap.name!r} changed since its classify stage ({source}/ was redone after "
-                            f"it): run `crawlproc classifier run --snapshot {snap.name}` again first")
+                            f"it): {again}")
     return digest(done)
 
 
@@ -203,10 +224,18 @@ def run_classify(out: str, snapshot: str, recipe: Recipe, *, force: bool = False
     classifiers = build(configs, layout.storage, cfg.model_cache)
     for c in classifiers:  # RecipeError (bad model, missing label) before any work
         c.prepare()
-    inputs = find_inputs(snap, cfg.source)
+    source = recipe.classify_input()
+    if source == "decontaminated":
+        from pipelines.stages.decontaminate import DecontaminateError, run_decontaminate
+
+        try:
+            run_decontaminate(out, snapshot, recipe, progress=progress, log=log)  # a file that fails: find_inputs
+        except DecontaminateError as e:
+            raise ClassifyError(str(e)) from None
+    inputs = find_inputs(snap, source, recipe.decontaminate_source(), recipe)
     summary.inputs = len(inputs)
     if not inputs:
-        raise ClassifyError(f"snapshot {snapshot!r} has no {cfg.source}/ documents to classify")
+        raise ClassifyError(f"snapshot {snapshot!r} has no {source}/ documents to classify")
     local = any(not c.remote for c in classifiers)
     task_cpus = recipe.ray.num_cpus_per_task if local else min(0.25, recipe.ray.num_cpus_per_task)
     options = {"max_retries": recipe.ray.max_retries, "force": force}
@@ -254,7 +283,7 @@ def run_classify(out: str, snapshot: str, recipe: Recipe, *, force: bool = False
     if fresh or previous.get("plan") != plan:  # else the summary of this very plan is there: no marker reads
         stats = {u.key: fresh.get(u.key) or (markers.read(u.key, u.fingerprint) or {}).get("stats") or {}
                  for u in units}
-        _write_summary(snap, cfg, classifiers, rules, stats, summary, plan, inputs_digest(inputs))
+        _write_summary(snap, source, classifiers, rules, stats, summary, plan, inputs_digest(inputs))
     else:
         summary.documents, summary.kept, summary.removed = (previous[k] for k in ("documents", "kept", "removed"))
     log(f"classify: {snapshot}: {summary.documents:,} documents, {summary.kept:,} kept, {summary.removed:,} "
@@ -298,7 +327,7 @@ def _drop_vanished(snap: Snapshot, stems: set[str], log) -> None:
         log(f"classify: removed the outputs of {gone} input file(s) that no longer exist")
 
 
-def _write_summary(snap: Snapshot, cfg: ClassifyConfig, classifiers: list[Classifier], rules, stats: dict,
+def _write_summary(snap: Snapshot, source: str, classifiers: list[Classifier], rules, stats: dict,
                    summary: ClassifySummary, plan: str, inputs: str) -> None:
     """summary.json (rewritten each run), and _done.json, rewritten only when the plan changed: its content
     is the identity of classified/ for the tokenize stage, so a rerun that changed nothing re-encodes nothing."""
@@ -322,7 +351,7 @@ def _write_summary(snap: Snapshot, cfg: ClassifyConfig, classifiers: list[Classi
             "histogram": {"bin": r.bin, "counts": {str(k): hist[k] for k in sorted(hist)}},
             "pool": summary.pools.get(c.name),
         })
-    record = {"snapshot": snap.name, "source": cfg.source, "files": len(stats), "documents": summary.documents,
+    record = {"snapshot": snap.name, "source": source, "files": len(stats), "documents": summary.documents,
               "kept": summary.kept, "removed": summary.removed, "classifiers": per, "plan": plan,
               "updated_at": now_iso()}
     snap.storage.write_json(snap.classify.summary_uri, record)

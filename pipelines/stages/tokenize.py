@@ -1,9 +1,11 @@
 """The tokenize stage: the documents of each snapshot -> token shards in tokens/<name>/ (format: tokenizer/shards.py).
 
-Exactly one version of each document is encoded: `final/` (deduplicated, PII removed) by default, and only
-for snapshots whose dedup has finished; `classified/` (what the classifiers kept) by default when the recipe
-has classifiers, once their stage has finished; `docs/` only when the recipe says `tokenize.source = "docs"`
-(a recipe without dedup). Never two of them.
+Exactly one version of each document is encoded: `decontaminated/` (deduplicated, PII removed, benchmark
+items removed) by default, once the snapshot's dedup has finished (the decontaminate stage runs first when
+its output is missing or out of date: no benchmark item reaches the shards unnoticed); `classified/` (what the
+classifiers kept, of the decontaminated documents) by default when the recipe has classifiers, once their
+stage has finished; `final/` or `docs/` (`tokenize.source = "docs"`, a recipe without dedup) only with
+`[decontaminate] enabled = false`. Never two of them.
 
 Each input file is a unit of the stage runner: its own task encodes it (tiktoken over our ranks) into its own
 shards and returns its part record; the runner writes that record as the unit's marker
@@ -51,16 +53,28 @@ class Input:
     identity: str  # what the input's content is made of (see the module docstring)
 
 
-def find_inputs(layout: Layout, snapshots: list[str], source: str, log: Log, recipe: Recipe) -> list[Input]:
-    """The inputs of each snapshot, in a fixed order; a snapshot that is not ready is an error."""
+def find_inputs(layout: Layout, snapshots: list[str], source: str, log: Log, recipe: Recipe,
+                unready: dict | None = None) -> list[Input]:
+    """The inputs of each snapshot, in a fixed order; a snapshot that is not ready is an error. Files of
+    decontaminated/ whose decontamination failed are left out and named in `unready` with the cause."""
     inputs = []
     for name in snapshots:
         snap = layout.snapshot(name)
-        if source == "classified":
+        if source == "decontaminated":
+            from pipelines.stages.decontaminate import DecontaminateError, decontaminated_inputs
+
+            try:
+                ready, missing = decontaminated_inputs(snap, recipe.decontaminate_source(), recipe)
+            except DecontaminateError as e:
+                raise TokenizeError(str(e)) from None
+            inputs += [Input(f"{name}~{i.stem}", i.uri, name, i.identity) for i in ready]
+            if unready is not None:
+                unready.update({basename(snap.path("decontaminated", stem)): why for stem, why in missing.items()})
+        elif source == "classified":
             from pipelines.stages.classify import ClassifyError, classified_identity
 
             try:
-                identity = classified_identity(snap, recipe.classify.source)
+                identity = classified_identity(snap, recipe.classify_input(), recipe.decontaminate_source(), recipe)
             except ClassifyError as e:
                 raise TokenizeError(str(e)) from None
             for stem in snap.stems("classified"):
@@ -101,6 +115,8 @@ def snapshots_with(layout: Layout, source: str) -> list[str]:
         snap = layout.snapshot(name)
         if source == "classified":
             ready = layout.storage.exists(snap.classify.done_uri)
+        elif source == "decontaminated":
+            ready = layout.storage.exists(snap.decontam.plan_uri)
         else:
             ready = layout.storage.exists(snap.dedup.done_uri) if source == "final" else snap.markers.done()
         if ready:
@@ -181,8 +197,12 @@ def run_tokenize(
     storage = layout.storage
     tokset = layout.tokens(cfg.name)
     with hold(storage, tokset.lock_uri, f"token set {tokset.uri}"):
+        if source == "decontaminated":
+            snapshots = list(snapshots) if snapshots else snapshots_with(layout, recipe.decontaminate_source())
+            _decontaminate_first(out, snapshots, recipe, log)
         snapshots = list(snapshots) if snapshots else snapshots_with(layout, source)
-        inputs = find_inputs(layout, snapshots, source, log, recipe)
+        unready: dict[str, str] = {}
+        inputs = find_inputs(layout, snapshots, source, log, recipe, unready)
         found = read_manifest(tokset)
         manifest = found[0] if found else None
         tok, info, trained = ensure_tokenizer(tokset, cfg, tokenizer_path, inputs, manifest, log)
@@ -202,6 +222,7 @@ def run_tokenize(
                            on_result=lambda u, stats: fresh.__setitem__(u.key, stats))
         summary = TokenizeSummary(manifest=manifest, inputs=len(inputs), encoded=result.done, trained=trained)
         summary.absorb(result, basename)
+        summary.failed.update(unready)  # not encoded: their decontamination failed (a rerun retries both)
         if not summary.ok:
             # No manifest for a token set whose inputs did not all encode: the previous one (and every shard it
             # lists) stays as it was, and no reader takes a partial set for a finished one.
@@ -223,6 +244,24 @@ def run_tokenize(
         f"{t['train']['tokens']} tokens / {t['train']['documents']} docs, val {t['val']['tokens']} tokens / "
         f"{t['val']['documents']} docs")
     return summary
+
+
+def _decontaminate_first(out: str, snapshots: list[str], recipe: Recipe, log: Log) -> None:
+    """Run the decontaminate stage on each snapshot (it skips what is done) with one index for all: what is
+    tokenized is never older than the benchmark files and the documents. A snapshot whose input is not ready
+    is an error, as for the other sources; a file that fails is reported by find_inputs."""
+    from pipelines.stages.decontaminate import DecontaminateError, build_index, find_inputs as inputs_of, \
+        run_decontaminate
+
+    layout = Layout(out, storage_for(recipe))
+    try:
+        for name in snapshots:  # every snapshot ready before the index is built
+            inputs_of(layout.snapshot(name), recipe.decontaminate_source(), recipe)
+        index = build_index(recipe, log) if snapshots else None
+        for name in snapshots:
+            run_decontaminate(out, name, recipe, log=log, index=index)
+    except DecontaminateError as e:
+        raise TokenizeError(str(e)) from None
 
 
 def _current_parts(tokset: TokenSetDir, base: dict, fresh: dict[str, dict], keys: set[str], scope: set[str],

@@ -20,6 +20,7 @@ from crawlproc.store.storage import Storage, basename
 from crawlproc.extract.registry import step_names
 from crawlproc.extract.stats import FileStats, snapshot_stats
 from pipelines.inspect.report.classify import collect_classify
+from pipelines.inspect.report.decontam import collect_decontam
 from tokenizer.tokenset import ShardError, read_manifest
 
 # The extract stage's steps in pipeline order (crawlproc/extract/registry.py); others (plugins') are appended after them.
@@ -81,7 +82,8 @@ def _sum_stats(stats: list[FileStats]) -> dict:
             "by_language": total.by_language, "seconds": total.seconds}
 
 
-def _funnel(totals: dict, dedup: dict | None, final_rows: int | None, tokens: dict | None) -> list[dict]:
+def _funnel(totals: dict, dedup: dict | None, final_rows: int | None, tokens: dict | None,
+            decontam: dict | None = None) -> list[dict]:
     """Documents remaining after each step: records -> responses -> each stage -> kept -> dedup -> final."""
     steps = [{"step": "WARC records", "docs": totals["records"]},
              {"step": "HTTP responses", "docs": totals["responses"]}]
@@ -100,6 +102,9 @@ def _funnel(totals: dict, dedup: dict | None, final_rows: int | None, tokens: di
         steps.append({"step": "after dedup", "docs": kept, "removed": dropped, "stage": "dedup"})
     if final_rows is not None:
         steps.append({"step": "final (after PII)", "docs": final_rows})
+    if decontam is not None:
+        steps.append({"step": "after decontamination", "docs": decontam["kept"], "removed": decontam["removed"],
+                      "stage": "decontaminate"})
     if tokens and tokens.get("documents"):
         steps.append({"step": "tokenized", "docs": tokens["documents"], "tokens": tokens["tokens"]})
     return steps
@@ -200,6 +205,7 @@ def collect_snapshot(snap: Snapshot, problems: list[str], tokens_by_source: dict
     final_files = snap.files("final")
     final_rows = _num_rows(storage, final_files, problems) if final_files else None
     tokens = tokens_by_source.get(snap.name)
+    decontam = collect_decontam(snap, problems)
     done = len(snap.markers.done())
     return {
         "name": snap.name,
@@ -211,7 +217,7 @@ def collect_snapshot(snap: Snapshot, problems: list[str], tokens_by_source: dict
         "skipped": totals["skipped"],
         "steps": totals["steps"],
         "seconds": totals["seconds"],
-        "funnel": _funnel(totals, dedup, final_rows, tokens) if stats else [],
+        "funnel": _funnel(totals, dedup, final_rows, tokens, decontam) if stats else [],
         "removed_reasons": reasons,
         "languages": dict(sorted(totals["languages"].items(), key=lambda kv: -kv[1])),
         "by_language": totals["by_language"],
@@ -220,6 +226,7 @@ def collect_snapshot(snap: Snapshot, problems: list[str], tokens_by_source: dict
             "final": length_histogram(storage, final_files, problems),
         },
         "dedup": dedup,
+        "decontam": decontam,
         "classify": collect_classify(snap, problems),
         "final_documents": final_rows,
         "tokens": tokens,

@@ -9,6 +9,7 @@ from html import escape
 
 from pipelines.inspect.report.charts import PALETTE, column_chart, fmt_num, hbar_chart, line_chart
 from pipelines.inspect.report.classify import render_classify
+from pipelines.inspect.report.decontam import render_decontam
 
 CSS = """
 body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,"DejaVu Sans",sans-serif;margin:0;color:#1d232b;
@@ -247,7 +248,8 @@ def _snapshot(snap: dict, out: str) -> str:
             + _files(snap) + "<h3>Filter funnel</h3>" + _funnel(snap)
             + "<h3>Removal reasons</h3>" + _reasons(snap, out)
             + "<h3>Languages</h3>" + _languages(snap) + _by_language(snap)
-            + _lengths(snap) + "<h3>Deduplication</h3>" + _dedup(snap) + render_classify(snap) + _seconds(snap)
+            + _lengths(snap) + "<h3>Deduplication</h3>" + _dedup(snap) + render_decontam(snap)
+            + render_classify(snap) + _seconds(snap)
             + "</section>")
 
 
