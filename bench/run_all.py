@@ -28,6 +28,7 @@ BENCHES = [
     ("mix: external shuffle vs an in-memory one", ["bench_mix.py"]),
     ("the driver's memory for a 100k-file listing", ["bench_driver.py"]),
     ("fastText classifier vs datatrove; the transformers scorer", ["bench_classify.py"]),
+    ("decontamination vs datatrove's n-gram decontamination", ["bench_decontam.py"]),
 ]
 
 
