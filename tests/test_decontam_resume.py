@@ -17,6 +17,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from crawlproc.schema import docs_table
+from crawlproc.store.layout import Layout
 
 REPO = Path(__file__).resolve().parents[1]
 SNAP = "S"
@@ -73,13 +74,13 @@ def test_decontaminate_killed_at_several_points_then_resumed(ray_local, tmp_path
 
     out = tmp_path / "out"
     build_snapshot(out, data_dir)
-    markers = out / SNAP / "decontam" / "work" / "_done"
+    snap = Layout(str(out)).snapshot(SNAP)
 
     def done() -> int:
-        return len(list(markers.glob("*.json"))) if markers.is_dir() else 0
+        return len(snap.decontam_markers().done())
 
     kill_points = [
-        ("plan written", lambda start: (out / SNAP / "decontam" / "plan.json").is_file()),
+        ("plan written", lambda start: snap.storage.exists(snap.decontam.plan_uri)),
         ("first file done", lambda start: done() >= start + 1),
         ("one more file", lambda start: done() >= start + 1),
         ("half of the files", lambda start: done() >= FILES // 2),

@@ -173,6 +173,11 @@ def test_cut_mode_keeps_the_rest_of_a_long_page_and_removes_a_short_one(ray_loca
     cuts = pq.read_table(tmp_path / "out" / SNAP / "decontam" / "cuts" / "part-0.parquet").to_pylist()
     assert [(c["id"], c["benchmark"], c["decontam_item"]) for c in cuts] == [("<urn:uuid:0>", "hellaswag", item.id)]
     assert cuts[0]["chars_cut"] == len(long_page) - len(cut)
+    from pipelines.inspect.explain import explain_document
+
+    m = explain_document(out, "https://s0.example/")["matches"][0]
+    assert m["verdict"] == "kept" and m["decontaminate"]["status"] == "cut" and m["decontaminate"]["item"] == item.id
+    assert "cut" in m["summary"] and m["decontaminate"]["item_text"] == item.context + item.answer
 
 
 def test_a_file_that_fails_is_reported_by_tokenize_with_its_cause_and_redone_next_time(ray_local, tmp_path, pages, suite):

@@ -49,7 +49,9 @@ def register(sub) -> None:
 
     r = cmds.add_parser(
         "run", help="run the recipe's classifiers on one snapshot (after dedup)",
-        description="Score <out>/<snapshot>/final/ (or docs/ with classify.source = \"docs\") with every "
+        description="Score <out>/<snapshot>/decontaminated/ (the deduplicated documents without benchmark items; "
+        "the decontaminate stage runs first when needed; final/ or docs/ with [decontaminate] enabled = false) "
+        "with every "
         "[classifiers.<name>] of the recipe and write classified/ (kept, one <name>_score column each) and "
         "classified_removed/ (removed_by \"classify\", removed_reason \"classifier:<name>\"). Resumable; a "
         "changed model rescores, a changed threshold only re-splits.")

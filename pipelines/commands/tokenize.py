@@ -13,9 +13,9 @@ def register(sub) -> None:
     p = sub.add_parser(
         "tokenize",
         help="train (or reuse) a BPE tokenizer and encode final documents into token shards",
-        description="Encode <out>/<snapshot>/final/*.parquet (deduplicated; classified/ when the recipe has "
-        "classifiers; docs/ only with tokenize.source = "
-        "\"docs\") into <out>/tokens/<name>/ shards with a manifest.json, one Ray task per input file. If the "
+        description="Encode <out>/<snapshot>/decontaminated/*.parquet (deduplicated, benchmark items removed: the "
+        "decontaminate stage runs first when needed; classified/ when the recipe has classifiers; final/ or docs/ "
+        "(tokenize.source = \"docs\") only with [decontaminate] enabled = false) into <out>/tokens/<name>/ shards with a manifest.json, one Ray task per input file. If the "
         "token set has no tokenizer yet, one is trained on a sample of the text (or --tokenizer is copied in). "
         "Inputs already encoded are skipped, changed ones re-encoded, vanished ones dropped: a crash or a new "
         "snapshot costs only the missing inputs.",
