@@ -8,12 +8,12 @@ then read decontaminated/. The pure code is crawlproc/decontam (what is indexed,
 - The index of the benchmark items (the bundled evaluation suite and `decontaminate.benchmarks`) is built
   once, on the driver, and the stage runner puts it in Ray's object store once for all files: each task
   reads its numpy arrays there without a copy.
-- One unit per input file (pipelines/engine/runner.py): its marker (decontam/work/_done/) carries the
+- One unit per input file (pipelines/engine/runner.py): its marker (decontam/work/files/_done/) carries the
   fingerprint of the input's identity, the index (its files' sha256 and settings) and the mode, so a rerun
   skips what is done, and a new benchmark file, setting or input redoes the files it concerns.
 - Then decontam/summary.json (per benchmark: documents, items seen, top domains; the files cleaned against,
-  with their sha256) and decontam/_done.json, rewritten only when the plan changed: its digest is the
-  mark of a finished plan.
+  with their sha256) and decontam/_done.json, the commit record of a finished plan (rewritten only when the
+  plan changed; removed before a changed plan redoes any file).
 - decontam/plan.json, written before any unit runs, lists each file's fingerprint: a later stage reads a file
   of decontaminated/ only when its marker has that fingerprint (decontaminated_inputs), and takes that
   fingerprint as the file's identity. So a file decontaminated again (a new benchmark file, another input)
