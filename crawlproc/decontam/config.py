@@ -11,7 +11,8 @@
     coverage_n = 5              # edited copies: an item's own short n-grams (0: off) ...
     coverage = 0.5              # ... of which a document must hold this share ...
     coverage_min = 4            # ... and at least this many
-    min_matches = 1             # distinct indexed n-grams a document must share to be contaminated
+    min_matches = 1             # distinct indexed n-grams a document must share to be contaminated (the
+                                # coverage rule decides on its own)
     mode = "remove"             # or "cut": cut the matching spans, keep the rest if it is long enough
     min_words_after_cut = 50    # "cut": a document left with fewer words is removed
 """
