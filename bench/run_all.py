@@ -29,6 +29,7 @@ BENCHES = [
     ("the driver's memory for a 100k-file listing", ["bench_driver.py"]),
     ("fastText classifier vs datatrove; the transformers scorer", ["bench_classify.py"]),
     ("decontamination vs datatrove's n-gram decontamination", ["bench_decontam.py"]),
+    ("per-document CPU time against text length on adversarial text", ["bench_linear.py"]),
 ]
 
 

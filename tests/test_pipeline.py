@@ -10,18 +10,15 @@ import pickle
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
-from hypothesis import HealthCheck, example, given, settings
-from hypothesis import strategies as st
 
 from crawlproc.extract import registry
 from crawlproc.extract.stats import FileStats
 from crawlproc.doc import Doc
-from crawlproc.extract.steps import ExtractPipeline, LanguageStep
+from crawlproc.extract.steps import ExtractPipeline
 from crawlproc.extract.file import process_warc
 from crawlproc.recipe import Recipe, RecipeError, recipe_from_dict
 from crawlproc.store.layout import Layout
@@ -192,55 +189,6 @@ def test_a_step_that_raises_costs_its_document_only(plugins_importable):
 
 
 # --- per-document time grows linearly with the text ---------------------------------------------------------
-
-def _text_steps():
-    """Every step after extraction, all run on the document whatever the earlier ones said, so that no early
-    removal hides a later step's cost."""
-    recipe = Recipe()
-    return [LanguageStep(recipe)] + [f(recipe.filters[f.name]) for f in registry.FILTERS]
-
-
-TEXT_STEPS = None
-
-
-def _cpu_all_steps(text: str, reps: int = 2) -> float:
-    global TEXT_STEPS
-    TEXT_STEPS = TEXT_STEPS or _text_steps()
-    best = float("inf")
-    for _ in range(reps):
-        doc = Doc(text=text)
-        t0 = time.process_time()
-        for step in TEXT_STEPS:
-            step.run(doc)
-        best = min(best, time.process_time() - t0)
-    return max(best, 1e-3)
-
-
-def _grow(unit: str, n: int) -> str:
-    return (unit * (n // len(unit) + 1))[:n]
-
-
-PIECES = ["a", "-", ".", "_", "/", "\n", "\n\n", " ", "www.", "http://", ".com/", "...", "{", "#", "• ",
-          "don't", "1,", ":", "<", '"', "é", "\u0301", "the ", "[1]", "lorem ipsum ", "U.S."]
-
-
-@settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(st.lists(st.sampled_from(PIECES), min_size=1, max_size=12).map("".join))
-@example("a-")
-@example("the-river-and-")
-@example("www.a/")
-@example("word word word.\n")
-def test_per_document_time_is_linear_in_the_text(unit):
-    small, big = _grow(unit, 128_000), _grow(unit, 512_000)
-    # 4x the text: linear is ~4x the CPU time; allow ~3x per doubling
-    assert _cpu_all_steps(big) < 9 * _cpu_all_steps(small), repr(unit)
-
-
-@pytest.mark.parametrize("unit, size", [("the-river-and-", 1_000_000), ("a-a.b/", 500_000)])
-def test_multi_megabyte_adversarial_text_stays_linear(unit, size):
-    small, big = _grow(unit, size), _grow(unit, 4 * size)
-    assert _cpu_all_steps(big, reps=1) < 9 * _cpu_all_steps(small), repr(unit)
-
 
 def test_stats_name_every_step_of_the_recipe(tmp_path, data_dir):
     stats = process_warc(data_dir / "warc" / "warcio_example.warc.gz", tmp_path, Recipe(), dump="X")

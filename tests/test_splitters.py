@@ -122,3 +122,23 @@ def test_labels_are_normalized_to_iso639_3_and_script():
     lid176 = (langcodes.known(c) for c in
               __import__("crawlproc.recipe", fromlist=["LID176_LABELS"]).LID176_LABELS)
     assert all(lid176)
+
+
+@pytest.mark.parametrize("unit", ["the-river-and-", "a-a.b/", "www.a/", "1,", "a..b", "don't"])
+def test_spacy_never_sees_more_than_a_bounded_piece(unit):
+    """The word split stays linear on adversarial text because spaCy (whose affix loop is not linear in a
+    chunk's length) is only ever handed bounded pieces. Checked on what it is given, not on a clock (the
+    scaling itself is measured by bench/bench_linear.py)."""
+    splitter = splitters.SpacySplitter("en")
+    seen = []
+    real = splitter.tokenizer
+
+    def recording(text):
+        seen.append(max(map(len, text.split()), default=0))  # its longest whitespace-free run
+        return real(text)
+
+    splitter.tokenizer = recording
+    text = (unit * (300_000 // len(unit) + 1))[:300_000] + " and some words. " + unit * 50
+    words = splitter.split(text)
+    assert seen and max(seen) <= splitters.MAX_CHUNK_CHARS
+    assert "".join(words) == "".join(text.split())  # nothing lost or made up

@@ -342,3 +342,11 @@ def fallbacks() -> dict[str, str]:
 def split_words(text: str, lang_script: str | None = None) -> list[str]:
     """The words of `text` (punctuation tokens included) as datatrove's split_into_words for that language."""
     return splitter_for(lang_script).split(text)
+
+
+def clear_caches() -> None:
+    """Forget the remembered chunks of every splitter built in this process (benches measure a cold split)."""
+    with _lock:
+        for s in _splitters.values():
+            if hasattr(s, "cache"):
+                s.cache = {}
