@@ -4,7 +4,8 @@ A Doc goes url_filter -> extract -> language -> each filter of crawlproc/extract
 that returns a reason removes it, and the document is stored with the text that step saw. One CPU-time budget
 per document (recipe `extract.timeout_s`) covers every step: a document that runs over is removed by the
 step it was in, reason "timeout". A step that raises removes the document with "error:<exception type>":
-one bad page never fails its file.
+one bad page never fails its file. A SetupError (a model or dictionary that cannot load) is the environment's,
+the same on every page: it fails the file, and the runner stops the stage with that one message.
 
 A step is any object with a `name` and `run(doc) -> reason or None` (and optionally `reset()`, called at the
 start of each file, and `after_timeout()`); the quality filters are steps as they are.
@@ -25,6 +26,7 @@ from crawlproc.extract.precheck import enabled as precheck_enabled
 from crawlproc.quality import splitters
 from crawlproc.quality.filter import PerLanguage
 from crawlproc.recipe import Recipe
+from crawlproc.store.failure import SetupError
 from crawlproc.extract.urlfilter import UrlFilter
 
 
@@ -162,6 +164,8 @@ class ExtractPipeline:
                         t = clock()
                         try:
                             reason = step.run(doc)
+                        except SetupError:  # the environment (a model, a dictionary), the same on every page
+                            raise
                         except Exception as e:  # a parser or filter bug on one page must not fail the file
                             reason = f"error:{type(e).__name__}"
                         finally:

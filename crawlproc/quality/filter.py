@@ -195,6 +195,8 @@ class PerLanguage:
         self.cls, self.cfg, self.mode = cls, cfg, mode
         self.name = cls.name
         self._variants: dict[str, tuple[Filter, str]] = {}
+        if cfg.enabled:  # built now with the recipe's own settings: a bad model or list fails the pipeline's build
+            cls(cfg)
 
     def variant(self, lang_script: str | None) -> tuple[Filter, str]:
         """(the filter with this language's settings, where they come from: "fineweb", "fineweb2:deu_Latn",
