@@ -84,6 +84,7 @@ def _commands(uri: str, warc: Path, tokens: Path, local: Path) -> dict[str, list
         "explain": ["explain", "--out", uri, "https://example.com/0"],
         "tokenize": ["tokenize", "--out", uri, "--quiet"],
         "dedup": ["dedup", "--out", uri, "--snapshot", "S"],
+        "decontaminate": ["decontaminate", "--out", uri, "--snapshot", "S"],
         "mix": ["mix", "--out", uri, "--source", f"{tokens}:all", "--quiet"],
         "export": ["export", "--tokens", f"{uri}/tokens/t", "--format", "llmc", "--out", str(local / "exp")],
         "train": ["train", "--tokens", str(tokens), "--out", f"{uri}/run", "--max-steps", "1"],
@@ -316,6 +317,7 @@ def test_a_snapshot_may_not_take_a_name_of_the_output_folder(warc, tmp_path, nam
 
 def test_dedup_and_classify_refuse_a_reserved_snapshot_too(tmp_path):
     for args in (["dedup", "--out", str(tmp_path), "--snapshot", "tokens"],
+                 ["decontaminate", "--out", str(tmp_path), "--snapshot", "tokens"],
                  ["classifier", "run", "--out", str(tmp_path), "--snapshot", "train", "--recipe", "demo"]):
         rc, _, err, _ = cli(*args)
         assert rc == 2 and "Traceback" not in err, err
