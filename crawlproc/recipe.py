@@ -32,6 +32,7 @@ from crawlproc.config import (
 )
 from crawlproc.quality import langcodes
 from crawlproc.store.layout import SAFE_NAME, LayoutError, check_name
+from crawlproc.store.sizes import MIN_SHARD_TOKENS
 
 __all__ = ["RecipeError", "Recipe", "load_recipe", "recipe_from_dict", "recorded_recipe"]
 
@@ -327,8 +328,11 @@ class TokenizeConfig(Section):
             raise RecipeError("name", str(e)) from None
         require(257 <= self.vocab_size <= 1 << 20, "vocab_size",
                 f"must be in 257..{1 << 20} (above the byte alphabet), got {self.vocab_size}")
-        above(self, 0, "sample_bytes", "shard_tokens", "max_doc_chars")
+        above(self, 0, "sample_bytes", "max_doc_chars")
+        at_least(self, MIN_SHARD_TOKENS, "shard_tokens")  # smaller: a file per document or two, a flood of files
         fraction(self, "val_fraction")
+        require(self.val_fraction < 1, "val_fraction", f"must be < 1 (0 = no val split), got {self.val_fraction}: "
+                "1 puts every document in val and leaves the train split empty")
         one_of(self, "source", ("auto", "final", "docs", "classified"))
 
 

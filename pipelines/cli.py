@@ -7,7 +7,7 @@ import importlib
 import sys
 
 from pipelines.commands import COMMANDS
-from pipelines.engine.ray_runtime import RayConnectError
+from pipelines.engine.ray_runtime import RayConnectError, RayStartError, ResourceError
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -37,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         return int(args.func(args) or 0)
-    except RayConnectError as e:  # one clear message naming the address and what to check, no traceback
+    except (RayConnectError, RayStartError, ResourceError) as e:  # one clear message naming the address and what to check, no traceback
         print(f"crawlproc {args.command}: {e}", file=sys.stderr)
         return 2
 

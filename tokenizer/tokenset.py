@@ -6,15 +6,24 @@ crawlproc.store.layout.TokenSetDir's. Every reader (tokenize resuming, mix, expo
 `crawlproc tokens`) opens a token set with `open_token_set` and gets its manifest checked; every writer
 commits with `write_manifest`, last, after every shard it lists is written, so a token set without a
 manifest is one being built and is never read.
+
+Opening also checks what readers rely on, so that damage is one ShardError line naming the file and the fix
+instead of a KeyError or a traceback half-way through (or, worse, a silent export): every shard entry has its
+counts (check_manifest), every listed shard exists (one LIST), and -- for the readers of the tokens themselves (mix, export,
+train) -- each shard's footer agrees with the manifest: its document count, and its largest token id below
+the vocabulary size (the column statistics Parquet keeps per row group; a shard without them is checked as
+its row groups stream, by the trainer's loader and the export).
 """
 
 from __future__ import annotations
 
 import hashlib
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from crawlproc.store.layout import TokenSetDir
 from crawlproc.store.storage import Storage, default_storage, json_bytes, normalize
@@ -123,15 +132,70 @@ def read_manifest(where: str | TokenSetDir, storage: Storage | None = None) -> t
     return parse_manifest(data, d.manifest_uri, local_root=d.storage.local_path(d.uri)), manifest_digest(data)
 
 
-def open_token_set(where: str | TokenSetDir, storage: Storage | None = None) -> TokenSet:
+def open_token_set(where: str | TokenSetDir, storage: Storage | None = None, verify: str = "shards") -> TokenSet:
     """The finished token set at `where` (a tokens/<name> folder or URI), its manifest checked; a folder
-    without a manifest is an error naming the commands that write one."""
+    without a manifest is an error naming the commands that write one. `verify`: "manifest" (counts present,
+    listed shards exist) or "shards" (also each shard's footer: documents and largest token id); see the
+    module docstring. Damage is a ShardError."""
     d = token_set_dir(where, storage)
     found = read_manifest(d)
     if found is None:
         raise ShardError(f"{d.manifest_uri} not found: pass a tokens/<name> folder written by `crawlproc "
                          "tokenize` or `crawlproc mix` (a folder without it is unfinished)")
-    return TokenSet(d, *found)
+    tokset = TokenSet(d, *found)
+    check_token_set(tokset, footers=verify == "shards")
+    return tokset
+
+
+_REMAKE = "the token set is damaged: make it again (`crawlproc tokenize --force`, or the `crawlproc mix` that made it)"
+
+
+def check_token_set(tokset: TokenSet, footers: bool = True, threads: int = 8) -> None:
+    """What a reader relies on (see the module docstring); ShardError naming the first problem."""
+    where = tokset.dir.manifest_uri
+    shards = tokset.shards()  # each with its counts (check_manifest)
+    present = {e.name for e in tokset.storage.list(tokset.uri, suffix=".parquet")}
+    missing = [s["file"] for s in shards if s["file"] not in present]
+    if missing:
+        more = f" and {len(missing) - 3} more" if len(missing) > 3 else ""
+        raise ShardError(f"{where} lists {len(missing)} shard(s) that do not exist ({', '.join(missing[:3])}{more}); "
+                         f"{_REMAKE}")
+    if not footers or not shards:
+        return
+    vocab = tokset.vocab_size
+    with ThreadPoolExecutor(max_workers=max(1, min(threads, len(shards)))) as pool:
+        for s, (rows, top) in zip(shards, pool.map(lambda s: _footer_facts(tokset, s["file"]), shards)):
+            if rows != s["documents"]:
+                raise ShardError(f"{tokset.dir.path(s['file'])} holds {rows:,} documents where {where} says "
+                                 f"{s['documents']:,}; {_REMAKE}")
+            if top is not None and top >= vocab:
+                raise ShardError(f"{tokset.dir.path(s['file'])} holds token id {top}, outside the vocabulary of "
+                                 f"{vocab} (ids 0..{vocab - 1}) that {where} declares; {_REMAKE}")
+
+
+def _footer_facts(tokset: TokenSet, name: str) -> tuple[int, int | None]:
+    """(rows, largest token id or None when a row group has no statistics) from one shard's footer."""
+    uri = tokset.dir.path(name)
+    try:
+        with tokset.storage.open_input(uri) as f:
+            meta = pq.ParquetFile(f).metadata
+    except Exception as e:  # noqa: BLE001 -- pyarrow raises several kinds for a file that is not Parquet
+        raise ShardError(f"{uri} is not a readable Parquet shard ({type(e).__name__}: {str(e)[:200]}); "
+                         f"{_REMAKE}") from None
+    leaf = [j for j in range(meta.num_columns) if meta.schema.column(j).path.startswith("tokens.")]
+    if not leaf:
+        raise ShardError(f"{uri} has no tokens column; {_REMAKE}")
+    top: int | None = -1
+    for g in range(meta.num_row_groups):
+        col = meta.row_group(g).column(leaf[0])
+        if col.num_values == 0:
+            continue
+        stats = col.statistics
+        if stats is None or not stats.has_min_max:
+            top = None  # no statistics: the readers check ids as the row groups stream
+            break
+        top = max(top, int(stats.max))
+    return meta.num_rows, (None if top is None or top < 0 else top)
 
 
 def write_manifest(d: TokenSetDir, manifest: dict) -> str:

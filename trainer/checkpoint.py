@@ -16,12 +16,13 @@ from __future__ import annotations
 import json
 import pickle
 import re
-import tempfile
 from pathlib import Path
 
 import torch
 
-from crawlproc.store.storage import Storage, basename, copy_to_local, default_storage, join, normalize
+from crawlproc.store.storage import (
+    Storage, basename, copy_to_local, default_storage, join, normalize, private_tmpdir,
+)
 
 
 
@@ -82,7 +83,7 @@ def save_checkpoint(
         with storage.open_output(uri) as f:
             torch.save(payload, f)
     else:  # torch.save wants a seekable file: write locally, then stream it up
-        with tempfile.TemporaryDirectory(prefix="crawlproc-ckpt-") as d:
+        with private_tmpdir("ckpt") as d:
             torch.save(payload, Path(d) / name)
             storage.upload(Path(d) / name, uri)
     storage.write_json(join(ckpt_dir, "latest.json"), {"step": int(step), "file": name})
@@ -130,7 +131,7 @@ def load_checkpoint(path: str | Path, storage: Storage | None = None) -> dict:
     local = storage.local_path(path)
     if local is not None:
         return _load(local, path)
-    with tempfile.TemporaryDirectory(prefix="crawlproc-ckpt-") as d:
+    with private_tmpdir("ckpt") as d:
         try:
             copy_to_local(path, Path(d) / basename(path), storage)
         except OSError as e:

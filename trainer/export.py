@@ -8,13 +8,12 @@ tokenizer. `transformers` is imported only here, so training does not need it.
 from __future__ import annotations
 
 import logging
-import tempfile
 from pathlib import Path
 
 import torch
 
 from crawlproc.store.layout import TrainRunDir
-from crawlproc.store.storage import Storage, default_storage, join, normalize
+from crawlproc.store.storage import Storage, default_storage, join, normalize, private_tmpdir
 from trainer.checkpoint import unwrap
 from tokenizer.formats import HF_FILE
 from tokenizer.tokenset import EOT, ShardError, TokenSet, open_token_set
@@ -57,7 +56,7 @@ def export_hf(model: torch.nn.Module, out_dir: str | Path, tokset: TokenSet | No
     if local is not None:
         _export_to(model, local, tokset, eot_id)
         return out
-    with tempfile.TemporaryDirectory(prefix="crawlproc-hf-") as d:
+    with private_tmpdir("hf") as d:
         _export_to(model, Path(d), tokset, eot_id)
         for f in sorted(Path(d).iterdir()):
             storage.upload(f, join(out, f.name))
@@ -103,7 +102,7 @@ def _export_to(model: torch.nn.Module, out: Path, tokset: TokenSet | None, eot_i
         return
     from transformers import PreTrainedTokenizerFast
 
-    with tempfile.TemporaryDirectory(prefix="crawlproc-tok-") as d:
+    with private_tmpdir("tok") as d:
         (Path(d) / HF_FILE).write_bytes(data)
         tok = PreTrainedTokenizerFast(tokenizer_file=str(Path(d) / HF_FILE), bos_token=EOT,
                                       eos_token=EOT, unk_token=EOT)
@@ -127,7 +126,7 @@ def export_checkpoint(run_dir: str | Path, out_dir: str | Path | None = None,
     model = GPT(GPTConfig(**ckpt["config"]["model"]))
     model.load_state_dict(ckpt["model"])
     try:
-        tokset = open_token_set(ckpt["config"]["train"]["tokens"], storage)
+        tokset = open_token_set(ckpt["config"]["train"]["tokens"], storage, verify="manifest")
     except ShardError as e:
         log.warning("the run's token set is not readable (%s): exporting without a tokenizer", e)
         tokset = None

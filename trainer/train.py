@@ -28,7 +28,7 @@ import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel as DDP
 
 from crawlproc.store.layout import TrainRunDir
-from crawlproc.store.storage import Storage, default_storage
+from crawlproc.store.storage import Storage, clean_stage_partials, default_storage
 from trainer.checkpoint import (
     latest_checkpoint, load_checkpoint, rank_rng_states, rng_state, save_checkpoint, set_rng_state,
 )
@@ -210,6 +210,7 @@ def _train(cfg: TrainConfig, d: Dist, device: torch.device, report, storage: Sto
     files = RunFiles(run, d.master)
     if d.master:
         storage.makedirs(out)
+        clean_stage_partials(storage, out)  # checkpoints and logs half-written by a killed run
     tokset = open_token_set(cfg.tokens, storage)
     vocab, eot_id = tokset.vocab_size, tokset.eot_id
     mcfg = preset_config(cfg.preset, vocab, cfg.block_size, cfg.dropout)

@@ -144,7 +144,8 @@ def process_warc(
 
     stats = FileStats(
         file=file_path, stem=stem, dump=dump, content_fingerprint=content_fp, records=counts.records,
-        responses=counts.responses, decompressed_bytes=counts.decompressed_bytes, kept=len(kept),
+        responses=counts.responses, decompressed_bytes=counts.decompressed_bytes, resynced=counts.resynced,
+        kept=len(kept),
         removed=len(removed), skipped=dict(counts.skipped), steps=steps.by_step(),
         removed_reasons=dict(steps.reasons), languages=dict(languages), by_language=by_language,
         words_fallback={k: v for k, v in splitters.fallbacks().items() if k in by_language},

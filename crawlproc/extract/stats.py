@@ -23,6 +23,7 @@ class FileStats:
     records: int = 0  # WARC records read
     responses: int = 0  # HTML responses among them
     decompressed_bytes: int = 0
+    resynced: int = 0  # gzip bombs skipped at their member, reading going on at the next record
     kept: int = 0
     removed: int = 0
     skipped: dict[str, int] = field(default_factory=dict)  # records not made into documents, by reason
@@ -82,6 +83,7 @@ class FileStats:
             out.records += s.records
             out.responses += s.responses
             out.decompressed_bytes += s.decompressed_bytes
+            out.resynced += s.resynced
             out.kept += s.kept
             out.removed += s.removed
             skipped.update(s.skipped)

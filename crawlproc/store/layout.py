@@ -48,9 +48,12 @@ _MARKER = re.compile(r"^(?P<key>.+)\.(?P<fp>[0-9a-f]{16})\.json$")
 SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+=~@-]{0,199}$")
 FILE_KINDS = ("docs", "removed", "signatures", "final", "decontaminated", "decontaminated_removed", "classified",
               "classified_removed")
-RESERVED = {"tokens", "train", "_index", "minicc"}  # top-level folders that are not snapshots
-_SNAPSHOT_PARTS = ("docs", "removed", "_done", "_failed", "final", "listing.json", "dedup", "classify",
-                   "classified", "decontam", "decontaminated")
+# the names the output root itself uses: top-level folders and files that are not snapshots (the demo's crawl is
+# built in minicc/, the report is written to report.html)
+RESERVED = {"tokens", "train", "_index", "minicc", "report.html"}
+_SNAPSHOT_PARTS = ("docs", "removed", "stats", "_done", "_failed", "final", "listing.json", "dedup", "classify",
+                   "classified", "classified_removed", "decontam", "decontaminated", "decontaminated_removed",
+                   "signatures", "recipes", "recipe.json")
 
 
 class LayoutError(ValueError):
@@ -62,6 +65,17 @@ def check_name(name: str, what: str = "name") -> str:
     if not isinstance(name, str) or not SAFE_NAME.match(name) or name in (".", ".."):
         raise LayoutError(f"bad {what} {name!r}: use letters, digits and . _ + = ~ @ - (no '/', no leading "
                           "dot, at most 200 characters)")
+    return name
+
+
+def check_snapshot_name(name: str, what: str = "snapshot name") -> str:
+    """A snapshot name a stage may write under: a safe path segment that is not one of the output root's own
+    names (tokens, train, ...: a snapshot there would mix its documents with them, and `status` would not see
+    it). Compared without case, for case-insensitive file systems."""
+    check_name(name, what)
+    if name.lower() in RESERVED:
+        raise LayoutError(f"bad {what} {name!r}: the output folder uses that name for itself (reserved: "
+                          f"{', '.join(sorted(RESERVED))}); pick another name")
     return name
 
 
@@ -403,12 +417,16 @@ class Layout:
 
     def snapshots(self) -> list[str]:
         """Names of the snapshot folders under the root: every folder holding anything a stage writes
-        (a snapshot with only `_failed/` markers counts: its failures must be shown)."""
+        (a snapshot with only `_failed/` markers counts: its failures must be shown). A folder of a reserved
+        name counts when it holds done markers (documents written there before such names were refused)."""
         names = []
         for e in self.storage.list(self.root, include_dirs=True):
-            if not e.is_dir or e.name in RESERVED or not SAFE_NAME.match(e.name):
+            if not e.is_dir or not SAFE_NAME.match(e.name):
                 continue
             inside = {x.name for x in self.storage.list(e.uri, include_dirs=True)}
-            if inside & set(_SNAPSHOT_PARTS):
+            if e.name.lower() in RESERVED or e.name in RESERVED:
+                if "_done" in inside:
+                    names.append(e.name)
+            elif inside & set(_SNAPSHOT_PARTS):
                 names.append(e.name)
         return sorted(names)

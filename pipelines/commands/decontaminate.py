@@ -6,7 +6,7 @@ import json
 import sys
 
 from pipelines.commands.common import (
-    add_quiet_option, add_ray_option, add_recipe_option, guarded, load_recipe, start_ray,
+    add_quiet_option, add_ray_option, add_recipe_option, guarded, load_recipe, preflight, start_ray,
 )
 
 
@@ -54,6 +54,9 @@ def _main(args) -> int:
     if not recipe.decontaminate.enabled:
         print("crawlproc decontaminate: the recipe turns it off ([decontaminate] enabled = false)", file=sys.stderr)
         return 2
+    from crawlproc.store.storage import storage_for
+
+    preflight(storage_for(recipe), writes=[("--out", args.out)])
     start_ray(args, recipe)
     log = (lambda m: None) if args.quiet else (lambda m: print(m, file=sys.stderr))
     index = build_index(recipe, log)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 
-from pipelines.commands.common import guarded, load_recipe, start_ray
+from pipelines.commands.common import guarded, load_recipe, preflight, start_ray
 
 
 def register(sub) -> None:
@@ -36,9 +36,13 @@ def main(args) -> int:
 
 
 def _main(args) -> int:
-    from pipelines.stages.dedup import DedupError, run_dedup
+
+    from crawlproc.store.storage import storage_for
 
     recipe = load_recipe(args, {"dedup": {"scope": args.scope}} if args.scope else None)
+    preflight(storage_for(recipe), reads=[("--input-dir", args.input_dir, "dir")], writes=[("--out", args.out)])
+    from pipelines.stages.dedup import DedupError, run_dedup  # after the checks: they end in seconds
+
     start_ray(args, recipe)
     try:
         summary = run_dedup(args.out, args.snapshot, recipe, input_dir=args.input_dir, force=args.force,

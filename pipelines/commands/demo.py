@@ -31,6 +31,13 @@ def register(sub) -> None:
 
 
 def main(args) -> int:
+    from pipelines.commands.common import guarded
+
+    return guarded("demo", lambda: _main(args))
+
+
+def _main(args) -> int:
+    from pipelines.commands.common import preflight
     from pipelines.demo.minicc import DATA, MiniCCServer, build_minicc
     from pipelines.engine.ray_runtime import init_ray
     from pipelines.recipes import resolve_recipe
@@ -53,6 +60,7 @@ def main(args) -> int:
               "--data DIR with html/ (ScrapingHub pages + ground-truth.json) and/or warc/ (WARC files).",
               file=sys.stderr)
         return 2
+    preflight(Storage(), writes=[("--out", out)])
     print(f"demo: building a mini Common Crawl ({args.files} WARC files) from the real pages in {data} ...")
     # the crawl it serves is local (it stands for Common Crawl's own servers); with --out in a bucket it is
     # built in a temporary folder, so that nothing of the run is left on this machine

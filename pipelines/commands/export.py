@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from pipelines.commands.common import add_quiet_option, add_recipe_option, guarded, load_recipe
+from pipelines.commands.common import add_quiet_option, add_recipe_option, guarded, load_recipe, preflight
 
 
 def register(sub) -> None:
@@ -39,6 +39,7 @@ def _main(args) -> int:
     from tokenizer.shards import ShardError
 
     recipe = load_recipe(args)
+    preflight(storage_for(recipe), reads=[("--tokens", args.tokens, "dir")], writes=[("--out", args.out)])
     log = (lambda m: None) if args.quiet else (lambda m: print(m, file=sys.stderr))
     try:
         max_tokens = parse_tokens(args.max_tokens) if args.max_tokens else DEFAULT_LLMC_MAX_TOKENS

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 
 from pipelines.commands.common import (
-    add_quiet_option, add_ray_option, add_recipe_option, guarded, load_recipe, start_ray,
+    add_quiet_option, add_ray_option, add_recipe_option, guarded, load_recipe, preflight, start_ray,
 )
 
 
@@ -71,14 +71,19 @@ def _config(args, storage):
 
 
 def _main(args) -> int:
-    from crawlproc.store.storage import storage_for
-    from pipelines.stages.mix import run_mix
+    from crawlproc.store.storage import is_remote, storage_for
     from tokenizer.mix.decide import MixError
     from tokenizer.shards import ShardError
 
     recipe = load_recipe(args)
+    storage = storage_for(recipe)
+    preflight(storage, reads=[("--mix", args.mix, "file")] + [("--source", s.rsplit(":", 1)[0], "dir")
+                                                              for s in args.source if is_remote(s)],
+              writes=[("--out", args.out)])
+    from pipelines.stages.mix import run_mix  # after the checks: they end in seconds
+
     try:
-        cfg = _config(args, storage_for(recipe))
+        cfg = _config(args, storage)
         start_ray(args, recipe)
         log = (lambda m: None) if args.quiet else (lambda m: print(m, file=sys.stderr))
         summary = run_mix(args.out, cfg, recipe, force=args.force, progress=not args.quiet, log=log)

@@ -24,12 +24,23 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
-    from crawlproc.store.storage import atomic_write_json, is_remote
+    from pipelines.commands.common import guarded
+
+    return guarded("report", lambda: _run(args))
+
+
+def _run(args) -> int:
+    from crawlproc.store.layout import Layout
+    from crawlproc.store.storage import atomic_write_json, default_storage, is_remote, parent
+    from pipelines.commands.common import preflight
     from pipelines.inspect.report import write_report
 
-    if not is_remote(args.out) and not Path(args.out).is_dir():
+    if not is_remote(args.out) and not Path(args.out).exists():
         print(f"crawlproc report: output folder {args.out} does not exist", file=sys.stderr)
         return 2
+    html = args.html or Layout(args.out).report_uri
+    preflight(default_storage(), reads=[("--out", args.out, "dir")],
+              writes=[("--html", parent(html)), ("--json", parent(args.json) if args.json else None)])
     path, data = write_report(args.out, args.html, args.train)
     if args.json:
         atomic_write_json(args.json, data)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 
 from pipelines.commands.common import (
-    add_quiet_option, add_ray_option, add_recipe_option, exit_code, fail, guarded, load_recipe,
+    add_quiet_option, add_ray_option, add_recipe_option, exit_code, fail, guarded, load_recipe, preflight,
     print_failures, start_ray,
 )
 
@@ -51,9 +51,6 @@ def main(args) -> int:
 
 
 def _main(args) -> int:
-    from crawlproc.crawl.download import DownloadError
-    from crawlproc.crawl.listing import ListingError
-    from pipelines.stages.run import print_summary, run_snapshot
     from pipelines.stages.chain import build_chain
 
     if args.limit is not None and args.limit < 0:
@@ -66,6 +63,17 @@ def _main(args) -> int:
         chain = build_chain(stages, train_preset=args.train_preset, train_steps=args.train_steps)
     except ValueError as e:
         return fail("run", f"--stages: {e}")
+    from crawlproc.store.storage import storage_for
+
+    base = args.base_url or recipe.download.base_url
+    cache = args.cache_dir if args.cache_dir is not None else recipe.download.cache_dir
+    preflight(storage_for(recipe),
+              reads=[("--base-url", base, "dir")] if base.startswith("s3://") and recipe.download.s3 == "store" else [],
+              writes=[("--out", args.out), ("--cache-dir", cache)])
+    from crawlproc.crawl.download import DownloadError  # after the checks: they end in seconds
+    from crawlproc.crawl.listing import ListingError
+    from pipelines.stages.run import print_summary, run_snapshot
+
     start_ray(args, recipe)
     try:
         summary = run_snapshot(args.snapshot, args.out, recipe, base_url=args.base_url, limit=args.limit,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from pipelines.commands.common import fail
+from pipelines.commands.common import fail, guarded, preflight
 
 
 def register(sub) -> None:
@@ -86,12 +86,17 @@ def format_table(rows: list[dict]) -> str:
 
 
 def main(args) -> int:
+    return guarded("status", lambda: _main(args))
+
+
+def _main(args) -> int:
     from crawlproc.store.layout import Layout
-    from crawlproc.store.storage import is_remote, normalize
+    from crawlproc.store.storage import default_storage, is_remote, normalize
     from pathlib import Path
 
-    if not is_remote(args.out) and not Path(normalize(args.out)).is_dir():
+    if not is_remote(args.out) and not Path(normalize(args.out)).exists():
         return fail("status", f"no output folder {args.out!r}")
+    preflight(default_storage(), reads=[("--out", args.out, "dir")])
     rows = collect(Layout(args.out))
     if args.json:
         print(json.dumps(rows, indent=1))

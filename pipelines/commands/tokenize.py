@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 
 from pipelines.commands.common import (
-    add_quiet_option, add_ray_option, add_recipe_option, guarded, load_recipe, start_ray,
+    add_quiet_option, add_ray_option, add_recipe_option, guarded, load_recipe, preflight, start_ray,
 )
 
 
@@ -40,12 +40,16 @@ def main(args) -> int:
 
 
 def _main(args) -> int:
-    from pipelines.stages.tokenize import TokenizeError, run_tokenize
-    from tokenizer.shards import ShardError
 
     overrides = {k: v for k, v in {"name": args.name, "vocab_size": args.vocab_size,
                                    "shard_tokens": args.shard_tokens}.items() if v is not None}
+    from crawlproc.store.storage import storage_for
+
     recipe = load_recipe(args, {"tokenize": overrides} if overrides else None)
+    preflight(storage_for(recipe), reads=[("--tokenizer", args.tokenizer, "any")], writes=[("--out", args.out)])
+    from pipelines.stages.tokenize import TokenizeError, run_tokenize  # after the checks: they end in seconds
+    from tokenizer.shards import ShardError
+
     start_ray(args, recipe)
     log = (lambda m: None) if args.quiet else (lambda m: print(m, file=sys.stderr))
     try:

@@ -31,6 +31,14 @@ def register(sub) -> None:
 
 
 def main_show(args) -> int:
+    from pipelines.commands.common import guarded
+
+    return guarded("tokens show", lambda: _show(args))
+
+
+def _show(args) -> int:
+    from crawlproc.store.storage import default_storage
+    from pipelines.commands.common import preflight
     from crawlproc.store.layout import Layout
     from tokenizer import load_tokenizer
     from tokenizer.show import render_ansi, render_html
@@ -39,11 +47,14 @@ def main_show(args) -> int:
     if not args.tokenizer and not args.out:
         print("crawlproc tokens show: give --tokenizer PATH or --out DIR [--name N]", file=sys.stderr)
         return 2
+    reads = [("--tokenizer", args.tokenizer, "any")] if args.tokenizer else [("--out", args.out, "dir")]
+    preflight(default_storage(), reads=reads,
+              writes=[("--html", str(Path(args.html).resolve().parent)) if args.html else ("--html", None)])
     try:
         if args.tokenizer:
             tok = load_tokenizer(Path(args.tokenizer))
         else:  # a token set under --out, on a disk or in a bucket
-            tok = open_token_set(Layout(args.out).tokens(args.name)).load_tokenizer()
+            tok = open_token_set(Layout(args.out).tokens(args.name), verify="manifest").load_tokenizer()
     except (FileNotFoundError, ValueError) as e:
         print(f"crawlproc tokens show: {e}", file=sys.stderr)
         return 2

@@ -14,7 +14,7 @@ import dataclasses
 import logging
 import sys
 
-from pipelines.commands.common import add_recipe_option, guarded, load_recipe
+from pipelines.commands.common import add_recipe_option, guarded, load_recipe, preflight
 from trainer.config import TrainConfig, add_train_args  # torch-free: fast --help
 
 
@@ -94,10 +94,14 @@ def run(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     from crawlproc.config import RecipeError
+    from crawlproc.store.storage import is_remote
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
         cfg, storage = settings(args)
+        # with --ray the workers read and write: a local path is one of theirs, only a URI can be checked here
+        near = (lambda uri: uri) if not args.ray else (lambda uri: uri if uri and is_remote(uri) else None)
+        preflight(storage, reads=[("--tokens", near(cfg.tokens), "dir")], writes=[("--out", near(cfg.out))])
         if args.ray:
             run_with_ray(cfg, args.num_workers, args.use_gpu, args.cpus_per_worker, args.address, storage)
         else:

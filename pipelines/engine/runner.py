@@ -10,7 +10,9 @@ It owns what every stage needs and none should re-implement:
 - failures with their root cause (crawlproc.store.failure): a unit's exception, a Ray task error (its cause),
   a worker that died (out-of-memory kill, SIGKILL, a lost node), each recorded in `_failed/<key>.json`;
 - stopping early when the first units all fail with the same environment error (a missing package or
-  model, no permission to write): the cause is reported once instead of once per file;
+  model, no permission to write): the cause is reported once instead of once per file; a full, read-only
+  or over-quota output disk stops the stage at its first failure, whatever was done before (no other unit
+  can succeed), and when even the failure record cannot be written the cause still reaches the summary;
 - retries of units whose worker died (Ray's max_retries), progress, and one typed summary.
 
 A unit's function is a plain function (it lives in crawlproc/, tokenizer/ or trainer/, knows nothing of Ray),
@@ -221,7 +223,10 @@ def run_stage(
         if out["ok"]:
             result.done += 1
             if markers is not None and u.key in had_failed:
-                markers.clear_failed(u.key)
+                try:
+                    markers.clear_failed(u.key)
+                except OSError:
+                    pass  # a stale record only: the unit's done marker wins (Markers.failed)
             if on_result is not None:
                 on_result(u, stats)
         else:
@@ -232,10 +237,13 @@ def run_stage(
                 record = {"stage": stage, "source": u.source, "error": failure.line(), "failure": failure.to_dict()}
                 if stats:  # what a unit that broke part-way did count (its outputs before the fault)
                     record["stats"] = stats
-                markers.mark_failed(u.key, record)
-            if result.done == 0 and fail_fast and not stop:
+                try:
+                    markers.mark_failed(u.key, record)
+                except OSError:
+                    pass  # the disk that failed the unit may refuse its record too: the summary still has it
+            if not stop and (failure.output_unusable or result.done == 0 and fail_fast):
                 first_failures.append(failure)
-                if _same_environment_failure(first_failures, fail_fast, len(units)):
+                if failure.output_unusable or _same_environment_failure(first_failures, fail_fast, len(units)):
                     result.stopped = failure
                     stop = True
                     for ref in pending:

@@ -37,9 +37,9 @@ from crawlproc.classify.apply import apply_file, resolve_rules, score_file
 from crawlproc.classify.base import Classifier
 from crawlproc.classify.hf import score_with
 from crawlproc.store.fingerprint import digest
-from crawlproc.store.layout import Layout, Snapshot, now_iso
+from crawlproc.store.layout import Layout, Snapshot, check_snapshot_name, now_iso
 from crawlproc.recipe import Recipe, RecipeError
-from crawlproc.store.storage import storage_for
+from crawlproc.store.storage import clean_stage_partials, storage_for
 from pipelines.engine.runner import StageSummary, StageResult, Unit, ensure_ray, run_stage
 
 CHUNK_BATCHES = 4  # batches per call to an actor: enough to amortize the call, few enough to balance
@@ -220,7 +220,8 @@ def run_classify(out: str, snapshot: str, recipe: Recipe, *, force: bool = False
         log("classify: the recipe has no [classifiers.<name>]: nothing to do")
         return summary
     layout = Layout(out, storage_for(recipe))
-    snap = layout.snapshot(snapshot)
+    snap = layout.snapshot(check_snapshot_name(snapshot, "--snapshot"))
+    clean_stage_partials(layout.storage, snap.uri)  # what killed runs left half-written
     classifiers = build(configs, layout.storage, cfg.model_cache)
     for c in classifiers:  # RecipeError (bad model, missing label) before any work
         c.prepare()

@@ -33,9 +33,9 @@ from crawlproc.decontam.index import Index, cached_index
 from crawlproc.evalsuite import FEWSHOT_SUFFIX, EvalSuiteError, Task, default_suite, load_task
 from crawlproc.recipe import Recipe, RecipeError
 from crawlproc.store.fingerprint import digest
-from crawlproc.store.layout import Layout, Snapshot, now_iso
+from crawlproc.store.layout import Layout, Snapshot, check_snapshot_name, now_iso
 from crawlproc.store.lock import hold
-from crawlproc.store.storage import Storage, storage_for
+from crawlproc.store.storage import Storage, clean_stage_partials, storage_for
 from pipelines.engine.runner import StageSummary, Unit, run_stage
 
 TOP_DOMAINS = 10
@@ -202,8 +202,9 @@ def run_decontaminate(out: str, snapshot: str, recipe: Recipe, *, force: bool = 
         log("decontaminate: off in the recipe ([decontaminate] enabled = false)")
         return summary
     layout = Layout(out, storage_for(recipe))
-    snap = layout.snapshot(snapshot)
+    snap = layout.snapshot(check_snapshot_name(snapshot, "--snapshot"))
     with hold(layout.storage, snap.lock_uri, f"snapshot {snap.uri}"):
+        clean_stage_partials(layout.storage, snap.uri)  # what killed runs left half-written
         source = recipe.decontaminate_source()
         inputs = find_inputs(snap, source, recipe)
         summary.inputs = len(inputs)

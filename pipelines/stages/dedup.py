@@ -39,7 +39,7 @@ from crawlproc.dedup.signatures import compute_signatures, open_docs_file, signa
 from crawlproc.dedup.stars import run_components
 from crawlproc.dedup.usage import TaskUsage
 from crawlproc.store.fingerprint import digest
-from crawlproc.store.layout import Layout, Snapshot, StageDir, done_record
+from crawlproc.store.layout import Layout, Snapshot, StageDir, check_snapshot_name, done_record
 from crawlproc.store.lock import hold
 from crawlproc.recipe import Recipe
 from crawlproc.store.storage import Storage, basename, join, storage_for
@@ -274,7 +274,7 @@ def run_dedup(
     snapshot older than them) are redone after it, oldest first, so that every cluster keeps one survivor
     whatever order the commands ran in."""
     layout = Layout(str(out), storage_for(recipe))
-    snap = layout.snapshot(snapshot)
+    snap = layout.snapshot(check_snapshot_name(snapshot, "--snapshot"))
     with hold(layout.storage, snap.lock_uri, f"snapshot {snap.uri}"):
         summary = _dedup(layout, snap, recipe, input_dir, force, stop_after, log)
     if recipe.dedup.scope == "all" and recipe.dedup.enabled:

@@ -22,7 +22,7 @@ import pyarrow.parquet as pq
 
 from crawlproc.store.fingerprint import digest
 from crawlproc.store.layout import ExportDir
-from crawlproc.store.storage import Storage, normalize
+from crawlproc.store.storage import Storage, clean_stage_partials, normalize
 from tokenizer.exports import ExportError, LlmcWriter, MegatronWriter
 from tokenizer.shards import SPLITS
 from tokenizer.tokenset import ShardError, open_token_set
@@ -32,13 +32,18 @@ DEFAULT_LLMC_MAX_TOKENS = 100_000_000  # llm.c's own shard size for FineWeb
 Log = Callable[[str], None]
 
 
-def documents(storage: Storage, uri: str) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """(values, offsets) of each row group of a shard's tokens column."""
+def documents(storage: Storage, uri: str, vocab_size: int | None = None) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """(values, offsets) of each row group of a shard's tokens column; an id at or above `vocab_size` is a
+    ShardError (the footers were checked when the set was opened; this covers shards without statistics)."""
     with storage.open_input(uri) as f:
         pf = pq.ParquetFile(f)
         for g in range(pf.num_row_groups):
             arr = pf.read_row_group(g, columns=["tokens"]).column("tokens").combine_chunks()
-            yield arr.values.to_numpy(zero_copy_only=False), arr.offsets.to_numpy()
+            values = arr.values.to_numpy(zero_copy_only=False)
+            if vocab_size is not None and values.size and int(values.max()) >= vocab_size:
+                raise ShardError(f"{uri} row group {g}: token id {int(values.max())} is outside the vocabulary of "
+                                 f"{vocab_size} its manifest declares")
+            yield values, arr.offsets.to_numpy()
 
 
 def plan_llmc_files(shards: list[dict], max_tokens: int) -> list[list[dict]]:
@@ -68,39 +73,15 @@ def run_export(tokens: str, fmt: str, out: str, storage: Storage, max_tokens: in
         raise ExportError(str(e)) from None
     tok = tokset.tokenizer
     dest = ExportDir(normalize(out), storage)
+    clean_stage_partials(storage, dest.uri)  # what killed exports left half-written
     previous = storage.read_json(dest.record_uri) or {}
     plan = digest({"manifest": tokset.digest, "format": fmt, "max_tokens": max_tokens})[:12]
     storage.delete_tree(dest.staging(plan))  # a staging folder of a crashed export of the same plan: start it over
-    files = []
-    for split in SPLITS:
-        shards = tokset.shards(split)
-        if not shards:
-            continue
-        if fmt == "llmc":
-            for i, group in enumerate(plan_llmc_files(shards, max_tokens)):
-                name = f"{split}_{i:06d}.bin"
-                n = sum(s["tokens"] + s["documents"] for s in group)
-                with storage.open_output(dest.staging(plan, name)) as sink:
-                    w = LlmcWriter(sink, n, tok["eot_id"], tok["vocab_size"])
-                    for s in group:
-                        for values, offsets in documents(storage, tokset.dir.path(s["file"])):
-                            w.add(values, offsets)
-                    w.close()
-                files.append({"file": name, "split": split, "tokens": n, "documents": sum(s["documents"] for s in group),
-                              "bytes": 1024 + n * w.dtype.itemsize})
-                log(f"export: {name}: {n:,} tokens")
-        else:
-            prefix = f"{split}_text_document"
-            with tempfile.TemporaryFile(prefix="crawlproc-idx-") as spill:
-                with storage.open_output(dest.staging(plan, f"{prefix}.bin")) as sink:
-                    w = MegatronWriter(sink, spill, tok["eot_id"], tok["vocab_size"])
-                    for s in shards:
-                        for values, offsets in documents(storage, tokset.dir.path(s["file"])):
-                            w.add(values, offsets)
-                with storage.open_output(dest.staging(plan, f"{prefix}.idx")) as idx:
-                    info = w.finish(idx)
-            files.append({"file": f"{prefix}.bin", "index": f"{prefix}.idx", "split": split, **info})
-            log(f"export: {prefix}: {info['documents']:,} documents, {info['tokens']:,} tokens")
+    try:
+        files = _write_files(tokset, fmt, storage, dest, plan, max_tokens, log)
+    except BaseException:
+        storage.delete_tree(dest.staging(plan))  # an export that failed (a damaged shard, ...) leaves nothing
+        raise
     record = {"format": fmt, "tokens": tokset.uri, "manifest_sha256": tokset.digest, "name": tokset.manifest.get("name"),
               "tokenizer": {k: tok.get(k) for k in ("sha256", "vocab_size", "eot_id", "eot_token")},
               "separator": "eot before each document" if fmt == "llmc" else "eod after each document",
@@ -117,3 +98,39 @@ def run_export(tokens: str, fmt: str, out: str, storage: Storage, max_tokens: in
     storage.delete_tree(dest.staging(plan))
     log(f"export: {len(files)} file(s) in {dest.uri} in {time.perf_counter() - started:.1f}s")
     return record
+
+
+def _write_files(tokset, fmt: str, storage: Storage, dest: ExportDir, plan: str, max_tokens: int, log: Log) -> list[dict]:
+    """Every file of the export into the plan's staging folder; their records."""
+    tok = tokset.tokenizer
+    files = []
+    for split in SPLITS:
+        shards = tokset.shards(split)
+        if not shards:
+            continue
+        if fmt == "llmc":
+            for i, group in enumerate(plan_llmc_files(shards, max_tokens)):
+                name = f"{split}_{i:06d}.bin"
+                n = sum(s["tokens"] + s["documents"] for s in group)
+                with storage.open_output(dest.staging(plan, name)) as sink:
+                    w = LlmcWriter(sink, n, tok["eot_id"], tok["vocab_size"])
+                    for s in group:
+                        for values, offsets in documents(storage, tokset.dir.path(s["file"]), tokset.vocab_size):
+                            w.add(values, offsets)
+                    w.close()
+                files.append({"file": name, "split": split, "tokens": n, "documents": sum(s["documents"] for s in group),
+                              "bytes": 1024 + n * w.dtype.itemsize})
+                log(f"export: {name}: {n:,} tokens")
+        else:
+            prefix = f"{split}_text_document"
+            with tempfile.TemporaryFile(prefix="crawlproc-idx-") as spill:
+                with storage.open_output(dest.staging(plan, f"{prefix}.bin")) as sink:
+                    w = MegatronWriter(sink, spill, tok["eot_id"], tok["vocab_size"])
+                    for s in shards:
+                        for values, offsets in documents(storage, tokset.dir.path(s["file"]), tokset.vocab_size):
+                            w.add(values, offsets)
+                with storage.open_output(dest.staging(plan, f"{prefix}.idx")) as idx:
+                    info = w.finish(idx)
+            files.append({"file": f"{prefix}.bin", "index": f"{prefix}.idx", "split": split, **info})
+            log(f"export: {prefix}: {info['documents']:,} documents, {info['tokens']:,} tokens")
+    return files

@@ -19,11 +19,11 @@ from crawlproc.extract.units import extract_file
 from crawlproc.extract.stats import FileStats, snapshot_stats
 from crawlproc.store.fingerprint import file_fingerprint
 from crawlproc.store.inputs import Candidate, Plan, Planned, plan_inputs
-from crawlproc.store.layout import FILE_KINDS, Layout, Snapshot, warc_stem
+from crawlproc.store.layout import FILE_KINDS, Layout, Snapshot, check_snapshot_name, warc_stem
 from crawlproc.store.lock import hold
 from crawlproc.extract.file import extract_fingerprint, extract_view
 from crawlproc.recipe import Recipe
-from crawlproc.store.storage import Storage, is_remote, join, storage_for
+from crawlproc.store.storage import Storage, check_local_file, clean_stage_partials, is_remote, join, storage_for
 from pipelines.engine.runner import StageResult, StageSummary, Unit, run_stage
 
 
@@ -57,17 +57,26 @@ class ExtractSummary(StageSummary):
 
 def expand_inputs(patterns: list[str], storage: Storage | None = None) -> list[str]:
     """Expand globs and folders (local or object-store) into a sorted, de-duplicated list of WARC files; a
-    pattern that matches nothing is an error (a typo must not silently process nothing)."""
+    pattern that matches nothing is an error (a typo must not silently process nothing), and so is a local
+    match that is not a regular file (a named pipe would block its reader forever, a device never end):
+    StorageError, one line, before any work."""
     storage = storage or Storage()
     found: list[str] = []
     for pat in patterns:
         if is_remote(pat):
             matches = _remote_matches(pat, storage)
-        elif Path(pat).is_dir():
-            matches = sorted(str(x) for x in Path(pat).rglob("*") if x.is_file() and ".warc" in x.name)
         else:
-            matches = sorted(glob.glob(pat, recursive=True)) or ([pat] if Path(pat).is_file() else [])
+            named = sorted(glob.glob(pat, recursive=True)) if glob.has_magic(pat) else \
+                ([pat] if os.path.lexists(pat) else [])
+            matches = []
+            for m in named:
+                if Path(m).is_dir():  # a folder: the WARC files under it
+                    matches += sorted(str(x) for x in Path(m).rglob("*") if ".warc" in x.name and not x.is_dir())
+                else:
+                    matches.append(m)
             matches = [os.path.abspath(m) for m in matches]
+            for m in matches:
+                check_local_file(m, "input")
         if not matches:
             raise FileNotFoundError(f"no input matches {pat!r}")
         found.extend(matches)
@@ -102,7 +111,7 @@ def extract_snapshot(
     those still to do (`shared` may be a callable, called only when there is work). Raises
     crawlproc.store.inputs.RecipeChanged (nothing started) when done files used another recipe."""
     storage = snap.storage
-    storage.clean_partials(snap.uri)  # only temporary files of writers that died
+    clean_stage_partials(storage, snap.uri)  # only temporary files of writers that died
     fp = extract_fingerprint(recipe)
     plan = plan_inputs(snap, candidates, fp, recipe.to_dict(), force=force, view=extract_view)
     storage.write_json(snap.recipe_for(fp), recipe.to_dict())
@@ -161,7 +170,7 @@ def run_extract(
     """Process WARC files into <out>/<dump>/{docs,removed,_done}; files already done are skipped.
     Ray must be initialised (pipelines.engine.ray_runtime.init_ray)."""
     layout = Layout(out, storage or storage_for(recipe))
-    snap = layout.snapshot(dump)
+    snap = layout.snapshot(check_snapshot_name(dump, "--dump (snapshot name)"))
     summary = ExtractSummary(snapshot=dump, out=layout.root, files=len(inputs))
     with hold(layout.storage, snap.lock_uri, f"snapshot {join(layout.root, dump)}"):
         candidates = [Candidate(source=p, name=warc_stem(p), input_fp=file_fingerprint(layout.storage, p))

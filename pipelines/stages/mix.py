@@ -35,7 +35,8 @@ from dataclasses import dataclass, field
 from crawlproc.store.fingerprint import digest
 from crawlproc.store.layout import Layout, Markers
 from crawlproc.store.lock import hold
-from crawlproc.store.storage import basename, join, storage_for
+from crawlproc.store.sizes import MAX_BUCKETS, MAX_SHARDS
+from crawlproc.store.storage import basename, clean_stage_partials, join, storage_for
 from pipelines.engine.runner import StageResult, StageSummary, Unit, run_stage
 from tokenizer.mix.config import MixConfig
 from tokenizer.mix.decide import MixError
@@ -128,6 +129,7 @@ def run_mix(out: str, cfg: MixConfig, recipe, force: bool = False, progress: boo
     rec_fp = digest(rec)
     summary = MixSummary()
     with hold(storage, tokset.lock_uri, f"token set {tokset.uri}"):
+        clean_stage_partials(storage, tokset.uri)  # what killed runs left half-written
         found = read_manifest(tokset)
         existing = found[0] if found else None
         if existing and (existing.get("mix") or {}).get("digest") == rec_fp and not force:
@@ -164,6 +166,9 @@ def run_mix(out: str, cfg: MixConfig, recipe, force: bool = False, progress: boo
         # 2. plan (a mix it cannot make is refused here, before anything of the finished version is touched)
         plan = make_plan(cfg, sources, scans, storage, tokset.work())
         plan_fp = digest({"mix": rec_fp, "cuts": plan["cuts"], "buckets": plan["buckets"]})
+        if plan["bucket_tokens"] != cfg.bucket_tokens:
+            log(f"mix: {cfg.bucket_tokens:,} tokens per bucket would make more than {MAX_BUCKETS:,} shuffle tasks per "
+                f"split: raised to {plan['bucket_tokens']:,}")
         log(f"mix: plan {plan_fp}: " + "; ".join(
             f"{p['uri']} {p['spec']}: {p['selected_train_tokens']:,} of {p['available']['train']['tokens']:,} "
             "train tokens" for p in plan["sources"]) + f"; buckets {plan['buckets']}")
@@ -187,7 +192,10 @@ def run_mix(out: str, cfg: MixConfig, recipe, force: bool = False, progress: boo
         # 4. gather
         pieces = bucket_index(storage, [u.args[7] for u in units], [u.args[1] for u in units])  # scatter_uri, split
         gather = _Pass("gather", tokset.markers, recipe, progress)
-        shard_tokens = cfg.shard_tokens or cfg.bucket_tokens
+        shard_tokens = max(cfg.shard_tokens or cfg.bucket_tokens, plan["min_shard_tokens"])
+        if shard_tokens != (cfg.shard_tokens or cfg.bucket_tokens):
+            log(f"mix: {cfg.shard_tokens or cfg.bucket_tokens:,} tokens per shard would write more than {MAX_SHARDS:,} "
+                f"shards per split: raised to {shard_tokens:,}")
         # shards are named after what the mix is made of (the sources' manifests, not where they lie)
         version = digest({**{k: v for k, v in rec.items() if k != "sources"}, "cuts": plan["cuts"],
                           "sources": [[s.digest, s.spec.text] for s in sources]})[:8]

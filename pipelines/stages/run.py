@@ -20,7 +20,7 @@ from pathlib import Path
 from crawlproc.extract.units import fetch_and_extract, fetch_selected_and_extract
 from crawlproc.store.fingerprint import digest
 from crawlproc.store.inputs import Candidate
-from crawlproc.store.layout import Layout, Snapshot, now_iso
+from crawlproc.store.layout import Layout, Snapshot, check_snapshot_name, now_iso
 from crawlproc.crawl.listing import ListedFile, Listing, check_snapshot, read_listing
 from crawlproc.store.lock import hold
 from crawlproc.recipe import Recipe
@@ -80,6 +80,7 @@ def run_snapshot(
     RecipeChanged when the snapshot was extracted with another recipe (and not `force`). Ray must be
     initialised."""
     check_snapshot(snapshot)
+    check_snapshot_name(snapshot, "--snapshot")
     layout = Layout(str(out), storage_for(recipe))
     snap = layout.snapshot(snapshot)
     base_url = base_url or recipe.download.base_url

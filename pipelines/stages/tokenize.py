@@ -27,7 +27,7 @@ from crawlproc.recipe import Recipe
 from crawlproc.store.fingerprint import digest
 from crawlproc.store.layout import Layout, TokenSetDir
 from crawlproc.store.lock import hold
-from crawlproc.store.storage import basename, storage_for
+from crawlproc.store.storage import basename, clean_stage_partials, storage_for
 from pipelines.engine.runner import StageSummary, Unit, ensure_ray, run_stage
 from tokenizer import BPETokenizer, load_tokenizer
 from tokenizer.encode import EncodeError, encode_part, train_from_inputs
@@ -197,6 +197,7 @@ def run_tokenize(
     storage = layout.storage
     tokset = layout.tokens(cfg.name)
     with hold(storage, tokset.lock_uri, f"token set {tokset.uri}"):
+        clean_stage_partials(storage, tokset.uri)  # what killed runs left half-written
         if source == "decontaminated":
             snapshots = list(snapshots) if snapshots else snapshots_with(layout, recipe.decontaminate_source())
             _decontaminate_first(out, snapshots, recipe, log)
@@ -234,6 +235,10 @@ def run_tokenize(
         base.update(settings, tokenizer=info, name=cfg.name)
         parts, summary.dropped = _current_parts(tokset, base, fresh, {u.key for u in units}, set(snapshots), log)
         merged = merge_parts(base, parts)
+        t = merged["totals"]
+        if result.ok and t["val"]["documents"] and not t["train"]["documents"]:
+            raise TokenizeError(f"val_fraction {cfg.val_fraction} put every document ({t['val']['documents']:,}) in "
+                                "the val split: the train split is empty. Lower [tokenize] val_fraction")
         merged["updated_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
         write_manifest(tokset, merged)
         remove_unlisted_shards(tokset, merged)

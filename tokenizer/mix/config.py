@@ -7,6 +7,7 @@ import tomllib
 from dataclasses import dataclass
 
 from crawlproc.store.storage import Storage
+from crawlproc.store.sizes import MIN_BUCKET_TOKENS, MIN_SHARD_TOKENS
 from tokenizer.mix.decide import MixError, Spec, parse_rehydrate, parse_spec, parse_tokens, split_source
 
 DEFAULT_BUCKET_TOKENS = 25_000_000
@@ -32,8 +33,12 @@ class MixConfig:
     def __post_init__(self):
         if not self.sources:
             raise MixError("a mix needs at least one --source")
-        if self.bucket_tokens < 1:
-            raise MixError(f"bucket_tokens must be >= 1, got {self.bucket_tokens}")
+        if self.bucket_tokens < MIN_BUCKET_TOKENS:
+            raise MixError(f"bucket tokens {self.bucket_tokens:,} is below the floor of {MIN_BUCKET_TOKENS}: every "
+                           "bucket is a task and a file (default 25M; memory of a gather task)")
+        if self.shard_tokens is not None and self.shard_tokens < MIN_SHARD_TOKENS:
+            raise MixError(f"shard tokens {self.shard_tokens:,} is below the floor of {MIN_SHARD_TOKENS}: every shard "
+                           "is a file (default: the bucket size)")
         weighted = [s for s in self.sources if s.spec.kind == "weight"]
         if weighted and self.budget is None:
             raise MixError("weighted sources need a token budget (--tokens 50M, or tokens = ... in [mix])")

@@ -19,6 +19,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from crawlproc.store.sizes import MAX_BUCKETS, MAX_SHARDS, MIN_SHARD_TOKENS, raised
 from crawlproc.store.layout import Layout, TokenSetDir
 from crawlproc.store.storage import Storage, is_remote, join, normalize
 from tokenizer.mix.config import MixConfig
@@ -273,9 +274,12 @@ def make_plan(cfg: MixConfig, sources: list[OpenSource], scans: dict[str, dict],
     val_total = sum(e["available"]["val"]["tokens"] * (e["selected_train_tokens"] / max(1, e["available"]["train"]["tokens"])
                                                         if s.spec.kind == "weight" else 1)
                     for s, e in zip(sources, plan_sources))
-    buckets = {"train": max(1, math.ceil(train_total / cfg.bucket_tokens)) if train_total else 0,
-               "val": max(1, math.ceil(val_total / cfg.bucket_tokens)) if val_total else 0}
-    return {"cuts": cuts, "buckets": buckets, "sources": plan_sources}
+    # a bucket is a gather task: at most MAX_BUCKETS of them per split, whatever --bucket-tokens says
+    bucket_tokens = raised(cfg.bucket_tokens, int(max(train_total, val_total)), MAX_BUCKETS)
+    buckets = {"train": max(1, math.ceil(train_total / bucket_tokens)) if train_total else 0,
+               "val": max(1, math.ceil(val_total / bucket_tokens)) if val_total else 0}
+    return {"cuts": cuts, "buckets": buckets, "sources": plan_sources, "bucket_tokens": bucket_tokens,
+            "min_shard_tokens": raised(MIN_SHARD_TOKENS, int(max(train_total, val_total)), MAX_SHARDS)}
 
 
 def bucket_index(storage: Storage, scatter_uris: list[str], splits: list[str]) -> dict[tuple[str, int], list]:
