@@ -105,6 +105,7 @@ def _state() -> dict:
         "lists": {name: [type(x).__name__ for x in v] for name, v in vars(xpaths).items() if isinstance(v, list)},
         "form_class": type(tree.find(".//form")).__name__,
         "copy": core.copy,
+        "stoplist": type(trafilatura.external.JT_STOPLIST).__name__,
         "prune": [getattr(m, "prune_unwanted_nodes", None) for m in (core, trafilatura.main_extractor, trafilatura.external)],
     }
 
@@ -124,6 +125,7 @@ def test_nothing_is_changed_outside_our_calls(pages, monkeypatch):
     acc = Accelerator(levers=LEVERS + accelerate.OPTIONAL_LEVERS, **CALL)
     assert acc.extract(*pages[0])
     assert seen["form_class"] == "HtmlElement" and seen["copy"] is not real_copy  # in place during the call
+    assert seen["stoplist"] == "HashedStopList" and before["stoplist"] == "tuple"
     assert all(t == "Select" for t in seen["lists"]["OVERALL_DISCARD_XPATH"])
     assert seen["prune"] != before["prune"]
     assert _state() == before  # and taken back after it
@@ -197,6 +199,48 @@ def test_the_source_scans_notice_a_use_a_compiled_selection_cannot_stand_in_for(
         assert selection_misuses({"b.py": bad}), bad
     assert form_api_uses({"c.py": "x = form.fields['q']\ny = el.value\n"}) == ["c.py:1 .fields", "c.py:2 .value"]
     assert form_api_uses({"c.py": "x = el.text_content()\n"}) == []
+
+
+def test_the_hashed_stop_list_is_the_stop_list():
+    from justext.core import define_stoplist
+    from trafilatura import external
+
+    words = external.JT_STOPLIST or external.jt_stoplist_init()
+    hashed = accelerate.HashedStopList(words)
+    assert hashed == words and hash(hashed) == hash(words) and len(words) > 100_000
+    assert define_stoplist(hashed) == define_stoplist(words)
+
+
+def test_the_lean_paragraph_maker_makes_jusTexts_paragraphs_on_every_real_page():
+    """The paragraphs themselves, field by field, from the tree trafilatura hands jusText (basic_cleaning of the
+    cleaned tree), and on trees with comments and processing instructions around the root."""
+    import copy
+
+    from justext.core import ParagraphMaker
+    from lxml import etree
+    from trafilatura.baseline import basic_cleaning
+    from trafilatura.htmlprocessing import tree_cleaning
+    from trafilatura.settings import Extractor as Options
+
+    lean = accelerate._lean_paragraph_maker(ParagraphMaker)
+    opts = Options(precision=True, comments=False)
+
+    def fields(paragraphs):
+        return [(p.dom_path, p.xpath, p.text_nodes, p.chars_count_in_links, p.tags_count) for p in paragraphs]
+
+    trees = []
+    for _name, _url, html in real_pages():
+        tree = utils.load_html(html)
+        if tree is not None:
+            trees.append(basic_cleaning(tree_cleaning(copy.copy(tree), opts)))
+    xml = etree.fromstring(b"<?pi one?><!--c--><root>a<!--x-->b<?pi two?>c<p>d<br/>e</p>f<a>g</a></root>")
+    trees += [xml, xml.getroottree()]
+    checked = 0
+    for tree in trees:
+        expected = fields(ParagraphMaker.make_paragraphs(tree))
+        assert fields(lean.make_paragraphs(tree)) == expected
+        checked += len(expected)
+    assert checked > 10_000
 
 
 def test_the_compiled_lists_are_trafilaturas_own_lists():

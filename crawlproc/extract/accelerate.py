@@ -12,6 +12,14 @@ Each lever is exact, not a heuristic; none changes what trafilatura decides:
   readability comparison, and never reads that tree again afterwards: readability gets it without the copy.
 - **options**: the `trafilatura.settings.Extractor` options object (configuration parsing, about 0.2 ms) is
   built once per Accelerator and given to `extract(options=...)`, its public parameter, with the page's URL.
+- **stoplist_hash**: when trafilatura falls back on jusText, it hands it its combined stop list (154,484 words
+  of every language, a tuple), and jusText's `define_stoplist` is an lru_cache keyed on that tuple: Python
+  hashes all 154,484 strings at every call, ~10 ms, more than the rest of jusText. The same tuple with its hash
+  computed once stands in for it.
+- **paragraph_events**: jusText's ParagraphMaker reads the tree through lxml.sax.saxify, which builds a
+  namespace map, an attribute dictionary and qualified names for every element; ParagraphMaker reads none of
+  them. The same events in the same order (start, text, children, end, tail; comments and processing
+  instructions as saxify gives them) come from a lean walk instead.
 
 Nothing is changed for code outside our calls: the swaps are made on entering `Accelerator.extract` and undone
 on leaving it (a count keeps them in place while any thread is inside). A thread that calls trafilatura during
@@ -40,7 +48,7 @@ from crawlproc.extract.attrxpath import Unsupported, compile_union, try_compile
 
 LOG = logging.getLogger(__name__)
 
-LEVERS = ("selections", "element_lookup", "raw_tree_copy", "options")  # on by default
+LEVERS = ("selections", "element_lookup", "raw_tree_copy", "options", "stoplist_hash", "paragraph_events")
 # Measured, not used by default: one combined pass (with one function reading each attribute once) for each
 # list that trafilatura prunes with, instead of one pass per expression. It reads every attribute any of the
 # expressions needs on every element the widest of them visits, and came out ~8% slower than "selections"
@@ -60,6 +68,17 @@ VERIFIED = {
         "core._prepare_tree": "9595f0642825c2c7",
         "external.compare_extraction": "2d3d1ffea3ba469f",
     },
+    "stoplist_hash": {
+        "external.try_justext": "6f0fa6cffc365def",
+        "external.jt_stoplist_init": "ea87de5a416844d8",
+        "justext.core.define_stoplist": "9149bbf4aa8ac519",
+        "justext.core.classify_paragraphs": "37149c0348a99b3c",
+    },
+    "paragraph_events": {
+        "external.try_justext": "6f0fa6cffc365def",
+        "justext.core.ParagraphMaker": "b41fe77fbc5b6a64",
+        "lxml.sax.ElementTreeProducer": "5f96e114e133dda2",
+    },
     "options": {
         "core.extract": "e0fa59198274f62e",
         "core._internal_extraction": "bdf38a3bab82427b",
@@ -69,21 +88,33 @@ VERIFIED = {
 
 
 def _resolve(dotted: str):
+    """trafilatura.<module>.<name>, or <package>.<module>.<name> for the packages named in _PACKAGES."""
     import importlib
 
-    module, _, attr = dotted.partition(".")
-    obj = importlib.import_module(f"trafilatura.{module}")
+    package = next((p for p in _PACKAGES if dotted.startswith(f"{p}.")), "trafilatura")
+    module, _, attr = dotted.removeprefix(f"{package}.").partition(".")
+    obj = importlib.import_module(f"{package}.{module}")
     for part in attr.split("."):
         obj = getattr(obj, part)
     return obj
 
 
+_PACKAGES = ("justext", "lxml")
+
+
 def source_digest(dotted: str) -> str:
-    """sha256 (16 hex digits) of the source of trafilatura.<dotted>; "" when it does not exist."""
+    """sha256 (16 hex digits) of the source of trafilatura.<dotted> (or <package>.<dotted>); "" when it does
+    not exist. A module compiled from its .py (lxml.sax) is taken as the whole .py file beside it."""
     try:
         src = inspect.getsource(_resolve(dotted))
     except (AttributeError, ImportError, OSError, TypeError):
-        return ""
+        try:
+            import importlib
+
+            module = importlib.import_module(dotted.rsplit(".", 1)[0])
+            src = Path(module.__file__).with_name(Path(module.__file__).name.split(".")[0] + ".py").read_text()
+        except (ImportError, OSError, AttributeError):
+            return ""
     return hashlib.sha256(src.encode()).hexdigest()[:16]
 
 
@@ -191,6 +222,8 @@ class _Swaps:
     parser: object = None  # trafilatura.utils.HTML_PARSER
     lookups: tuple = ()  # (original lookup, C lookup)
     copy_wrapper: object = None
+    stoplist: tuple | None = None  # (trafilatura's combined jusText stop list, the same with a cached hash)
+    paragraph_maker: tuple | None = None  # (jusText's ParagraphMaker, the lean one)
 
 
 _LOCK = threading.Lock()
@@ -307,7 +340,78 @@ def _build_swaps(levers: tuple[str, ...]) -> _Swaps:
         )
     if "raw_tree_copy" in levers:
         swaps.copy_wrapper = _no_copy_of_the_dead_raw_tree()
+    if "stoplist_hash" in levers:
+        from trafilatura import external
+
+        words = external.JT_STOPLIST or external.jt_stoplist_init()
+        swaps.stoplist = (words, HashedStopList(words))
+    if "paragraph_events" in levers:
+        from trafilatura import external
+
+        swaps.paragraph_maker = (external.ParagraphMaker, _lean_paragraph_maker(external.ParagraphMaker))
     return swaps
+
+
+def _lean_paragraph_maker(paragraph_maker: type) -> type:
+    """jusText's ParagraphMaker fed by a walk that gives it lxml.sax.saxify's events without what it ignores."""
+    from lxml.etree import Comment, ProcessingInstruction
+
+    def ns_tag(tag):  # as lxml/sax.py splits "{namespace}name" (compiled there, not importable)
+        if tag[0] == "{" and "}" in tag:
+            return tuple(tag[1:].split("}", 1))
+        return None, tag
+
+    def element_events(handler, element) -> None:  # lxml.sax ElementTreeProducer._recursive_saxify, lean
+        tag = element.tag
+        if tag is Comment or tag is ProcessingInstruction:
+            if tag is ProcessingInstruction:
+                handler.processingInstruction(element.target, element.text)
+            if element.tail:
+                handler.characters(element.tail)
+            return
+        name = ns_tag(tag)
+        handler.startElementNS(name, name[1], None)
+        if element.text:
+            handler.characters(element.text)
+        for child in element:
+            element_events(handler, child)
+        handler.endElementNS(name, name[1])
+        if element.tail:
+            handler.characters(element.tail)
+
+    class LeanParagraphMaker(paragraph_maker):
+        @classmethod
+        def make_paragraphs(cls, root):
+            handler = cls()
+            handler.startDocument()
+            element = root.getroot() if hasattr(root, "getroot") else root
+            before, sibling = [], element.getprevious()
+            while getattr(sibling, "tag", None) is ProcessingInstruction:
+                before.append(sibling)
+                sibling = sibling.getprevious()
+            for sibling in reversed(before):
+                element_events(handler, sibling)
+            element_events(handler, element)
+            sibling = element.getnext()
+            while getattr(sibling, "tag", None) is ProcessingInstruction:
+                element_events(handler, sibling)
+                sibling = sibling.getnext()
+            handler.endDocument()
+            return handler.paragraphs
+
+    return LeanParagraphMaker
+
+
+class HashedStopList(tuple):
+    """A tuple equal to the one it is built from, whose hash is computed once."""
+
+    def __new__(cls, words):
+        obj = super().__new__(cls, words)
+        obj._hash = tuple.__hash__(obj)
+        return obj
+
+    def __hash__(self) -> int:
+        return self._hash
 
 
 def _pruning_by_union():
@@ -378,6 +482,14 @@ def _apply(swaps: _Swaps) -> None:
         from trafilatura import core
 
         core.copy = swaps.copy_wrapper
+    if swaps.stoplist is not None:
+        from trafilatura import external
+
+        external.JT_STOPLIST = swaps.stoplist[1]
+    if swaps.paragraph_maker is not None:
+        from trafilatura import external
+
+        external.ParagraphMaker = swaps.paragraph_maker[1]
 
 
 def _undo(swaps: _Swaps | None) -> None:
@@ -395,6 +507,14 @@ def _undo(swaps: _Swaps | None) -> None:
         from trafilatura import core
 
         core.copy = real_copy
+    if swaps.stoplist is not None:
+        from trafilatura import external
+
+        external.JT_STOPLIST = swaps.stoplist[0]
+    if swaps.paragraph_maker is not None:
+        from trafilatura import external
+
+        external.ParagraphMaker = swaps.paragraph_maker[0]
 
 
 if __name__ == "__main__":  # print the digests of the functions the levers rely on, for VERIFIED
