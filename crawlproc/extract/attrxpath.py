@@ -68,21 +68,19 @@ def _pick(el, values: tuple, names: frozenset[str]) -> str:
     return _first(el, names)
 
 
-class MemoSearch:
-    """`pattern.search(s) is not None`, remembered per string: the same class and id values recur all over a
-    page and across the pages of a site. Bounded: the memory is dropped when it holds `limit` strings."""
-
-    __slots__ = ("pattern", "seen", "limit")
+class MemoSearch(dict):
+    """`memo[s]` is `pattern.search(s) is not None`, remembered per string: the same class and id values recur
+    all over a page and across the pages of a site, and a hit is a dictionary lookup in C. Bounded: forgets
+    everything when it holds `limit` strings."""
 
     def __init__(self, pattern: re.Pattern, limit: int = 50_000):
-        self.pattern, self.seen, self.limit = pattern, {}, limit
+        super().__init__()
+        self.pattern, self.limit = pattern, limit
 
-    def __call__(self, s: str) -> bool:
-        hit = self.seen.get(s)
-        if hit is None:
-            if len(self.seen) >= self.limit:
-                self.seen.clear()
-            hit = self.seen[s] = self.pattern.search(s) is not None
+    def __missing__(self, s: str) -> bool:
+        if len(self) >= self.limit:
+            self.clear()
+        hit = self[s] = self.pattern.search(s) is not None
         return hit
 
 
@@ -281,7 +279,7 @@ class _Compiler:
         if name == "re:test" and len(args) in (2, 3) and all(a[0] == "lit" for a in args[1:]):
             flags = args[2][1] if len(args) == 3 else ""
             pattern = re.compile(args[1][1], re.UNICODE | (re.IGNORECASE if "i" in flags else 0))
-            return ("bool", f"{self.const(MemoSearch(pattern))}({self.as_str(args[0])})")
+            return ("bool", f"{self.const(MemoSearch(pattern))}[{self.as_str(args[0])}]")
         raise Unsupported(f"function {name} with {len(args)} argument(s)")
 
 
@@ -331,6 +329,8 @@ class Select:
             raise TypeError("a compiled selection runs on an element")
         it = el.iterdescendants(*self.tags) if self.tags else el.iterdescendants(etree.Element)
         test = self.test
+        if not self.first:
+            return test.select(it) if test is not None else list(it)
         if self.first == "overall":
             for e in it:
                 if test is None or test(e, e.get):
@@ -364,7 +364,7 @@ class Union:
             raise TypeError("a compiled selection runs on an element")
         it = el.iterdescendants(*self.tags) if self.tags else el.iterdescendants(etree.Element)
         test = self.test
-        return list(it) if test is None else [e for e in it if test(e, e.get)]
+        return list(it) if test is None else test.select(it)
 
     def __repr__(self) -> str:
         return f"Union({' | '.join(' '.join(p.split()) for p in self.path.split(' | '))!r})"
@@ -487,15 +487,21 @@ def _is_gated(expr: str, attrs: dict[str, str], consts: dict, tags) -> bool:
 
 def _build_test(expr: str, attrs: dict[str, str], consts: dict, gated: bool) -> Callable:
     """`test(el, get) -> bool` for `expr`, reading each attribute once; with `gated`, it returns False at once
-    on an element without any of those attributes."""
+    on an element without any of those attributes. `test.select(elements)` is the list of those that pass, the
+    same test inlined in one loop (no call per element)."""
     reads = "".join(f"    {v} = g({a!r})\n" for a, v in attrs.items())
-    gate = ("    if " + " and ".join(f"{v} is None" for v in attrs.values()) + ":\n        return False\n"
-            if gated and attrs else "")
+    none = " and ".join(f"{v} is None" for v in attrs.values())
+    gate = f"    if {none}:\n        return False\n" if gated and attrs else ""
     src = f"def _test(el, g):\n{reads}{gate}    return bool({expr})\n"
+    loop_reads = "".join(f"        {v} = g({a!r})\n" for a, v in attrs.items())
+    loop_gate = f"        if {none}:\n            continue\n" if gate else ""
+    loop = (f"def _select(elements):\n    out = []\n    keep = out.append\n    for el in elements:\n"
+            f"        g = el.get\n{loop_reads}{loop_gate}        if {expr}:\n            keep(el)\n    return out\n")
     scope = dict(consts)
     exec(src, scope)  # noqa: S102  (code generated from the parsed expressions only)
+    exec(loop, scope)  # noqa: S102
     test = scope["_test"]
-    test.source, test.gated = src, bool(gate)
+    test.source, test.gated, test.select = src + loop, bool(gate), scope["_select"]
     return test
 
 
