@@ -399,8 +399,10 @@ def compare(ours: dict, peer: dict, show: int) -> dict:
     disagree = [{"id": i, "ours": stage_of(ours, i), "peer": stage_of(peer, i)} for i in sorted(a ^ b)]
     both = sorted(set(ours["texts"]) & set(peer["texts"]))
     jac = [token_jaccard(ours["texts"][i], peer["texts"][i]) for i in both]
+    read = (a | set(ours["removed"])) & (b | set(peer["removed"]))  # documents both readers produced
     return {
         "jaccard": jaccard(a, b), "kept_both": len(a & b), "only_ours": len(a - b), "only_peer": len(b - a),
+        "jaccard_both_read": jaccard(a & read, b & read), "read_by_one_only": len((a | b) - read),
         "stages": table,
         "disagreement_kinds": dict(Counter(f"{d['ours'][0]} vs {d['peer'][0]}" for d in disagree).most_common()),
         "disagreements": disagree[:show],
@@ -477,13 +479,13 @@ def bench_input(name: str, files: list[Path], sides: list[str], setup: Path, arg
         row["load_after"] = round(os.getloadavg()[0], 2)
         rounds.append(row)
     summary = {"files": [str(f) for f in files], "html_documents": n, "copies": copies, "rounds": rounds}
-    summary["throughput"] = {s: {k: statistics.median([r[s][k] for r in rounds]) for k in rounds[0][s]}
+    summary["throughput"] = {s: {k: round(statistics.median([r[s][k] for r in rounds]), 2) for k in rounds[0][s]}
                              for s in sides}
     for s in sides:
         if s == "datatrove":
             continue
         per_round = [ratio(r[s]["docs_per_cpu_s"], r["datatrove"]["docs_per_cpu_s"]) for r in rounds]
-        summary[f"ratio_{s}"] = {"median": statistics.median(per_round), "rounds": per_round}
+        summary[f"ratio_{s}"] = {"median": round(statistics.median(per_round), 3), "rounds": per_round}
         summary[f"agreement_{s}"] = compare(results[s], results["datatrove"], args.show)
     summary["seconds"] = {s: results[s]["seconds"] for s in sides}
     print_input(name, summary, sides)
@@ -505,7 +507,8 @@ def print_input(name: str, s: dict, sides: list[str]) -> None:
         r, a = s[f"ratio_{x}"], s[f"agreement_{x}"]
         print(f"RATIO {x} / datatrove, docs per CPU-second: {r['median']} (rounds {r['rounds']}; load {loads})")
         print(f"AGREEMENT kept sets {x} vs datatrove: Jaccard {a['jaccard']} (both {a['kept_both']}, only {x} "
-              f"{a['only_ours']}, only datatrove {a['only_peer']})")
+              f"{a['only_ours']}, only datatrove {a['only_peer']}); {a['jaccard_both_read']} on the documents both "
+              f"readers produced ({a['read_by_one_only']} kept documents only one reader produced)")
         tx = a["text"]
         print(f"TEXT {x} vs datatrove on the {tx['extracted_by_both']} documents both extracted: {tx['identical']} "
               f"identical; token Jaccard mean {tx['mean_token_jaccard']}, min {tx['min_token_jaccard']}, "
@@ -540,14 +543,14 @@ def precheck_sweep(setup: Path, args) -> dict:
                                   if v[0] == "language" and (v[1] or "").startswith("precheck:"))
         docs = runs["ours"]["main"]["docs_in"]
         not_kept = sum(1 for v in runs["ours"]["main"]["removed"].values() if v[0] == "language")
-        rows[share] = {"english_share_of_articles": share, "docs": docs,
+        rows[str(share)] = {"english_share_of_articles": share, "docs": docs,
                        "removed_by_language_without_precheck": not_kept,
                        "share_removed_by_language": round(not_kept / max(docs, 1), 3),
                        "removed_by_precheck": removed_by_precheck, "gain_median": statistics.median(per_round),
                        "gain_rounds": per_round, "kept_jaccard": jac}
         print(f"  English {share:.2f} of the articles: {not_kept}/{docs} documents removed by the language filter "
               f"({not_kept / max(docs, 1):.0%}); the pre-check removes {removed_by_precheck} unextracted; gain "
-              f"{rows[share]['gain_median']} (rounds {per_round}); kept-set Jaccard {jac}", flush=True)
+              f"{rows[str(share)]['gain_median']} (rounds {per_round}); kept-set Jaccard {jac}", flush=True)
     return rows
 
 
@@ -595,8 +598,9 @@ def main(argv: list[str] | None = None) -> int:
         for name, s in summary["inputs"].items():
             a = s["agreement_ours"]
             print(f"  {name:12} {s['html_documents']:>5} documents: ours / datatrove {s['ratio_ours']['median']} "
-                  f"per CPU-second; kept-set Jaccard {a['jaccard']}; texts identical {a['text']['identical']}/"
-                  f"{a['text']['extracted_by_both']} (min token Jaccard {a['text']['min_token_jaccard']})")
+                  f"per CPU-second; kept-set Jaccard {a['jaccard']} ({a['jaccard_both_read']} on documents both "
+                  f"read); texts identical {a['text']['identical']}/{a['text']['extracted_by_both']} (min token "
+                  f"Jaccard {a['text']['min_token_jaccard']})")
     summary["load_average_end"] = [round(x, 2) for x in os.getloadavg()]
     name = "extract-precheck-sweep.json" if args.precheck_sweep else "extract.json"
     write_json(OUT / name, summary)
