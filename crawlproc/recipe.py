@@ -1,6 +1,7 @@
 """The recipe: every knob of the pipeline, as plain dataclasses with the FineWeb constants as defaults.
 
-A recipe file is TOML with one table per section (see pipelines/recipes/fineweb.toml). The quality filters'
+A recipe file is TOML with one table per section (see pipelines/recipes/fineweb.toml); it may begin with
+`extends = "<recipe>"` and list only what it changes. The quality filters'
 sections come from the step registry (crawlproc/extract/registry.py): each filter module defines its own. `load_recipe`
 rejects an unknown section or key, a value of the wrong type, a number that is not finite or out of range,
 and a credential, *before any work starts*, with an error that names the key and the reason.
@@ -34,7 +35,7 @@ from crawlproc.quality import langcodes
 from crawlproc.store.layout import SAFE_NAME, LayoutError, check_name
 from crawlproc.store.sizes import MIN_SHARD_TOKENS
 
-__all__ = ["RecipeError", "Recipe", "load_recipe", "recipe_from_dict", "recorded_recipe"]
+__all__ = ["RecipeError", "Recipe", "load_recipe", "read_recipe_data", "recipe_from_dict", "recorded_recipe"]
 
 
 @dataclass
@@ -67,6 +68,9 @@ class UrlFilterConfig(Section):
 @dataclass
 class ExtractConfig(Section):
     engine: str = "trafilatura"  # or "resiliparse": ~10x faster, a little less precise
+    # trafilatura's own code with its slow machinery swapped out during our calls: the same text (checked on
+    # every real page; crawlproc/extract/accelerate.py); false: trafilatura.extract untouched
+    accelerate: bool = True
     favor_precision: bool = True
     include_tables: bool = True  # trafilatura's default, so FineWeb's
     deduplicate: bool = True
@@ -117,7 +121,7 @@ class LanguageConfig(Section):
     # language but English; crawlproc/quality/langsettings.py) or "recipe" (the filter sections for every language)
     thresholds: str = "fineweb2"
     # skip extraction of a page whose cheap main text is confidently in a language not kept (crawlproc/extract/precheck.py)
-    precheck: bool = True
+    precheck: bool = False  # FineWeb extracts every page; pipelines/recipes/fineweb-fast.toml turns this on
     precheck_min_score: float = 0.8  # the pre-check's top language score needed (never below min_score)
 
     def check(self):
@@ -494,17 +498,58 @@ def recorded_recipe(path: str | Path) -> Recipe | None:
     return recipe_from_dict(json.loads(p.read_text(encoding="utf-8")))
 
 
-def load_recipe(path: str | Path | None = None, overrides: dict | None = None) -> Recipe:
-    """Load and validate a TOML recipe; None gives the default (FineWeb) recipe."""
-    data: dict = {}
-    if path is not None:
-        p = Path(path)
-        if not p.is_file():
-            raise RecipeError("<file>", f"recipe file {str(p)!r} does not exist")
-        try:
-            data = tomllib.loads(p.read_text(encoding="utf-8"))
-        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
-            raise RecipeError("<file>", f"{p} is not valid TOML: {e}") from None
+MAX_EXTENDS_DEPTH = 8  # a chain of recipes extending one another longer than this is an error
+
+
+def _merge(base: dict, child: dict) -> dict:
+    """`child` over `base`: tables merge key by key (recursively), any other value replaces the base's."""
+    out = dict(base)
+    for key, value in child.items():
+        out[key] = _merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
+
+
+def _find_base(name: str, here: Path, search: list[Path]) -> Path:
+    """The recipe file `extends = name` means: a path (relative to the extending file's folder), or a recipe
+    name looked up as <name>.toml in that folder, then in `search` (the bundled recipes)."""
+    candidates = [here / name] if name.endswith(".toml") or "/" in name else []
+    candidates += [folder / f"{name}.toml" for folder in [here, *search]]
+    for c in candidates:
+        if c.is_file():
+            return c
+    places = ", ".join(str(c) for c in candidates)
+    raise RecipeError("extends", f"no recipe {name!r} (looked for {places})")
+
+
+def read_recipe_data(path: str | Path, search: list[Path] | None = None, _chain: tuple = ()) -> dict:
+    """A recipe file's tables with `extends = "<recipe>"` resolved: the base recipe's tables, then this file's
+    keys over them (a table merges key by key; a list or value replaces). The base may extend another."""
+    p = Path(path)
+    if not p.is_file():
+        raise RecipeError("<file>", f"recipe file {str(p)!r} does not exist")
+    try:
+        data = tomllib.loads(p.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+        raise RecipeError("<file>", f"{p} is not valid TOML: {e}") from None
+    base_name = data.pop("extends", None)
+    if base_name is None:
+        return data
+    if not isinstance(base_name, str) or not base_name.strip():
+        raise RecipeError("extends", f"must be the name or path of a recipe, got {base_name!r}")
+    chain = (*_chain, p.resolve())
+    base = _find_base(base_name.strip(), p.parent, list(search or [])).resolve()
+    if base in chain:
+        raise RecipeError("extends", f"recipes extend each other in a cycle: {' -> '.join(str(c) for c in (*chain, base))}")
+    if len(chain) >= MAX_EXTENDS_DEPTH:
+        raise RecipeError("extends", f"more than {MAX_EXTENDS_DEPTH} recipes extend one another")
+    return _merge(read_recipe_data(base, search, chain), data)
+
+
+def load_recipe(path: str | Path | None = None, overrides: dict | None = None,
+                search: list[Path] | None = None) -> Recipe:
+    """Load and validate a TOML recipe; None gives the default (FineWeb) recipe. A recipe may start with
+    `extends = "<name or path>"` (see read_recipe_data); `search` lists folders where a name is looked up."""
+    data: dict = read_recipe_data(path, search) if path is not None else {}
     for section, values in (overrides or {}).items():
         data.setdefault(section, {}).update(values)
     return recipe_from_dict(data)

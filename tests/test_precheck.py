@@ -136,9 +136,10 @@ def test_declared_language():
 
 
 def test_the_switch():
-    assert enabled(LanguageConfig())
-    assert not enabled(LanguageConfig(keep=[]))  # label only: every language is kept
-    assert not enabled(LanguageConfig(enabled=False))
+    assert not enabled(LanguageConfig())  # off in FineWeb's recipe: every page is extracted
+    assert enabled(LanguageConfig(precheck=True))
+    assert not enabled(LanguageConfig(keep=[], precheck=True))  # label only: every language is kept
+    assert not enabled(LanguageConfig(enabled=False, precheck=True))
     off = LanguageConfig()
     off.precheck = False
     assert not enabled(off)

@@ -93,6 +93,73 @@ def test_every_bundled_recipe_loads():
         assert isinstance(resolve_recipe(str(path)), Recipe), path
 
 
+def test_fineweb_is_fineweb_stage_one_as_published():
+    """Every page is extracted (no pre-check) with trafilatura's own decisions: the accelerated call gives the
+    same text (tests/test_accelerate.py)."""
+    r = resolve_recipe("fineweb")
+    assert r.language.precheck is False and r.extract.engine == "trafilatura" and r.extract.favor_precision
+
+
+def test_fineweb_fast_extends_fineweb_and_changes_only_the_precheck():
+    fast, base = resolve_recipe("fineweb-fast"), resolve_recipe("fineweb")
+    assert fast.language.precheck is True
+    diff = {(section, key) for section, values in fast.to_dict().items() for key, value in values.items()
+            if base.to_dict()[section][key] != value}
+    assert diff == {("language", "precheck")}
+    assert tomllib.loads((RECIPES / "fineweb-fast.toml").read_text())["extends"] == "fineweb"
+
+
+def _write(path, text):
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_a_recipe_extends_another_and_lists_only_what_it_changes(tmp_path):
+    _write(tmp_path / "base.toml", "[language]\nkeep = ['de', 'fr']\nmin_score = 0.7\n[gopher_quality]\n"
+           "min_doc_words = 80\n")
+    _write(tmp_path / "mid.toml", "extends = 'base'\n[language]\nmin_score = 0.8\n")
+    child = _write(tmp_path / "child.toml", "extends = 'mid.toml'\n[language]\nkeep = ['it']\n[c4]\nenabled = false\n")
+    r = load_recipe(child)
+    assert r.language.keep == ["it"]  # a list replaces the base's
+    assert r.language.min_score == 0.8  # from the middle recipe; a table merges key by key
+    assert r.gopher_quality.min_doc_words == 80 and r.c4.enabled is False
+    assert r.language.precheck is False  # not set anywhere: the default
+
+
+def test_a_user_recipe_extends_a_bundled_one_by_name(tmp_path):
+    mine = _write(tmp_path / "mine.toml", "extends = 'fineweb-fast'\n[language]\nkeep = ['en', 'de']\n")
+    r = resolve_recipe(str(mine))
+    assert r.language.precheck is True and r.language.keep == ["en", "de"]
+    with pytest.raises(RecipeError) as err:
+        load_recipe(mine)  # without the bundled folder to look in
+    assert err.value.key == "extends" and "fineweb-fast" in str(err.value)
+
+
+@pytest.mark.parametrize("files, words", [
+    ({"a.toml": "extends = 'b'\n", "b.toml": "extends = 'a'\n"}, "cycle"),
+    ({"a.toml": "extends = 'a'\n"}, "cycle"),
+    ({"a.toml": "extends = 'nowhere'\n"}, "no recipe 'nowhere'"),
+    ({"a.toml": "extends = 3\n"}, "name or path"),
+    ({"a.toml": "extends = 'b'\n", "b.toml": "[language]\nmin_scor = 1\n"}, "unknown key"),
+    ({"a.toml": "extends = 'b'\n", "b.toml": "[language\n"}, "not valid TOML"),
+])
+def test_a_bad_extends_is_rejected_naming_the_key(tmp_path, files, words):
+    for name, text in files.items():
+        _write(tmp_path / name, text)
+    with pytest.raises(RecipeError) as err:
+        load_recipe(tmp_path / "a.toml")
+    assert words in str(err.value)
+
+
+def test_a_long_chain_is_refused(tmp_path):
+    for i in range(12):
+        _write(tmp_path / f"r{i}.toml", f"extends = 'r{i + 1}'\n" if i < 11 else "[c4]\nenabled = false\n")
+    with pytest.raises(RecipeError) as err:
+        load_recipe(tmp_path / "r0.toml")
+    assert "extend one another" in str(err.value)
+    assert load_recipe(tmp_path / "r5.toml").c4.enabled is False
+
+
 def test_overrides_and_int_for_float():
     r = recipe_from_dict({"language": {"keep": ["en", "de"], "min_score": 1}, "extract": {"engine": "resiliparse"}})
     assert r.language.keep == ["en", "de"] and r.language.min_score == 1
@@ -121,6 +188,7 @@ BAD = [
     ("url_filter", "extra_domains", ["bad domain"], "bad entry"),
     ("url_filter", "extra_urls", [""], "bad entry"),
     ("extract", "engine", "magic", "one of"),
+    ("extract", "accelerate", "fast", "expected bool"),
     ("extract", "favor_precision", "no", "expected bool"),
     ("extract", "include_tables", 0, "expected bool"),
     ("extract", "deduplicate", "x", "expected bool"),
