@@ -248,7 +248,7 @@ def main() -> int:
     shutil.rmtree(work, ignore_errors=True)
     chain = Bigrams()
     t = time.perf_counter()
-    planted = generate(work / "input", args.docs, args.per_file, args.dup_frac, args.seed, chain, words=args.words)
+    planted = generate(work / "input", args.docs, args.per_file, args.dup_frac, args.seed, chain, mean_words=args.words)
     gen_s = time.perf_counter() - t
     real = [] if args.no_real else dedup_real.build(OUT / "dedup_real_docs.jsonl")
     if real:
@@ -326,7 +326,7 @@ def main() -> int:
     if args.peer_docs:
         n = min(args.peer_docs, args.docs)
         sub = work / "peer-input"
-        generate(sub, n, max(1, min(args.per_file, n // 4)), args.dup_frac, args.seed + 1, chain, words=args.words)
+        generate(sub, n, max(1, min(args.per_file, n // 4)), args.dup_frac, args.seed + 1, chain, mean_words=args.words)
         ours_small = run_ours(sub, work / "peer-ours", 16, 1, args.components)
         peer = run_datatrove(sub, work / "peer-dt")
         ratio = peer["dedup_s"] / ours_small["dedup_s"]

@@ -124,9 +124,9 @@ class Planted:
 
 
 def generate(folder: Path, n_docs: int, per_file: int, dup_frac: float, seed: int,
-             chain: Bigrams | None = None, words: int = 250) -> Planted:
+             chain: Bigrams | None = None, mean_words: int = 250) -> Planted:
     """Write n_docs documents as Parquet files of per_file documents (document schema); a document that is
-    not a copy has a length drawn uniformly from 0.4x to 1.6x `words` (so `words` on average)."""
+    not a copy has a length drawn uniformly from 0.4x to 1.6x `mean_words` (so that on average)."""
     chain = chain or Bigrams()
     rng = np.random.default_rng(seed)
     folder.mkdir(parents=True, exist_ok=True)
@@ -135,7 +135,7 @@ def generate(folder: Path, n_docs: int, per_file: int, dup_frac: float, seed: in
     doc = 0
     for file_no in range((n_docs + per_file - 1) // per_file):
         n = min(per_file, n_docs - doc)
-        lengths = rng.integers(round(0.4 * words), round(1.6 * words) + 1, n)
+        lengths = rng.integers(round(0.4 * mean_words), round(1.6 * mean_words) + 1, n)
         walks = chain.walk(rng, n, int(lengths.max()))
         is_copy = rng.random(n) < dup_frac
         texts, made_from, made = [], [], []
