@@ -49,7 +49,8 @@ sys.path.insert(0, str(ROOT / "bench"))
 OUT = ROOT / "bench" / "out"
 
 import dedup_real  # noqa: E402
-from dedup_corpus import Bigrams, generate, score  # noqa: E402
+import numpy as np  # noqa: E402
+from dedup_corpus import Bigrams, Planted, generate, score  # noqa: E402
 from dedup_projection import project  # noqa: E402
 
 from crawlproc.recipe import Recipe  # noqa: E402
@@ -248,8 +249,17 @@ def main() -> int:
     shutil.rmtree(work, ignore_errors=True)
     chain = Bigrams()
     t = time.perf_counter()
-    planted = generate(work / "input", args.docs, args.per_file, args.dup_frac, args.seed, chain, mean_words=args.words)
+    # the generated input is kept (bench/out/dedup-input-*, git-ignored) and reused by a run with the same
+    # settings: making 1M documents of 500 words takes longer than deduplicating them
+    cached = OUT / f"dedup-input-{args.docs}-{args.words}-{args.dup_frac}-{args.per_file}-{args.seed}"
+    if not (cached / "planted.npz").is_file():
+        shutil.rmtree(cached, ignore_errors=True)
+        p = generate(cached / "input", args.docs, args.per_file, args.dup_frac, args.seed, chain, mean_words=args.words)
+        np.savez(cached / "planted.npz", copy=p.copy, base=p.base, jaccard=p.jaccard)
+    saved = np.load(cached / "planted.npz")
+    planted = Planted(saved["copy"], saved["base"], saved["jaccard"])
     gen_s = time.perf_counter() - t
+    shutil.copytree(cached / "input", work / "input")
     real = [] if args.no_real else dedup_real.build(OUT / "dedup_real_docs.jsonl")
     if real:
         dedup_real.write(work / "input", real)
@@ -258,7 +268,7 @@ def main() -> int:
     real_words = sum(len(d["text"].split()) for d in real) / len(real) if real else 0.0
     print(f"input: {docs} documents = {args.docs} generated ({gen_words:.0f} words on average, {len(planted.copy)} "
           f"planted copies = {len(planted.copy) / args.docs:.1%} duplicates, exact Jaccard "
-          f"{planted.jaccard.min():.2f}-{planted.jaccard.max():.2f}; made in {gen_s:.0f}s)"
+          f"{planted.jaccard.min():.2f}-{planted.jaccard.max():.2f}; made or loaded in {gen_s:.0f}s)"
           + (f" + {len(real)} real ({real_words:.0f} words on average, {len({d['page'] for d in real})} pages in "
              "2-3 versions each: bench/dedup_real.py)" if real else ""))
     gc.collect()

@@ -63,7 +63,7 @@ def pages() -> list[tuple[str, str, str, str | None]]:
 def build(cache: Path) -> list[dict]:
     """The real documents, [{"id", "page", "version", "text"}], built once and kept in `cache` (JSON lines)."""
     if cache.is_file():
-        return [json.loads(line) for line in cache.read_text(encoding="utf-8").splitlines()]
+        return [json.loads(line) for line in cache.read_text(encoding="utf-8").split("\n") if line]
     from resiliparse.extract.html2text import extract_plain_text
 
     from crawlproc.extract.html import Extractor
@@ -80,7 +80,7 @@ def build(cache: Path) -> list[dict]:
                 docs.append({"id": f"<urn:{PREFIX}{key}-{version}>", "page": key, "version": version, "text": text})
         extractor.reset()
     cache.parent.mkdir(parents=True, exist_ok=True)
-    cache.write_text("".join(json.dumps(d, ensure_ascii=False) + "\n" for d in docs), encoding="utf-8")
+    cache.write_text("".join(json.dumps(d) + "\n" for d in docs), encoding="utf-8")
     return docs
 
 
