@@ -1,8 +1,9 @@
 """The whole dedup (`pipelines.stages.dedup.run_dedup`, Ray started by the stage as `crawlproc dedup` does) on
 generated documents made from real text, with near-duplicates planted across Jaccard 0.5-1.0
-(bench/dedup_corpus.py says how), plus the real near-duplicates of bench/dedup_real.py: CPU seconds of every
-process per document, time, the largest task's peak memory per step, recall and precision against exact
-Jaccard on the generated documents, precision by page and recall on the real ones; on a subset, the same
+(bench/dedup_corpus.py says how): CPU seconds of every process per document, time, the largest task's peak
+memory per step, recall and precision against exact Jaccard; then, deduplicated on their own (the generated
+text walks and quotes the same articles), the real near-duplicates of bench/dedup_real.py: precision by
+page and recall; on a subset, the same
 dedup by datatrove 0.10.1's four MinHash steps for the ratio; with --project, the cost of one real Common
 Crawl snapshot extrapolated from these figures (bench/dedup_projection.py).
 
@@ -12,8 +13,8 @@ Crawl snapshot extrapolated from these figures (bench/dedup_projection.py).
     python bench/bench_dedup_million.py --docs 1000000 --peer-docs 0 --compare-single   # distributed vs one task
 
 Input: --words (default 500, FineWeb's length: a document that is not a copy has 0.4x-1.6x that many words)
-and --dup-frac (default 0.35: the share of documents that are planted copies, FineWeb's 30-40%), and the
-~900 real documents of bench/dedup_real.py in one more file. Both are printed beside the figures.
+and --dup-frac (default 0.35: the share of documents that are planted copies, FineWeb's 30-40%), printed
+beside the figures.
 Ours: a fresh interpreter (`--child`) runs the stage with the recipe defaults (word 5-grams, 14 bands x 8
 rows, exact dedup first, PII on; components "auto"), --partitions key and node partitions (default: one per
 62,500 documents, at least 16), 20,000 documents per input file, --cpus Ray CPUs. Cold start by default:
@@ -136,20 +137,30 @@ def child_main(spec_json: str, result_path: str) -> int:
     return 0
 
 
-def idle_estimate(res: dict, cores: int) -> dict:
-    """Wall seconds on `cores` idle cores, from the CPU: the parallel part (every step with more tasks than
-    one, Ray's workers' time outside tasks, Ray's daemons) divided by the cores, plus the serial part (the
-    driver: imports, compilation, planning; single-task steps) at full length. Ray's daemons poll while
-    they wait, so under load their CPU grows with the wall time: the estimate counts them as measured."""
+def idle_estimate(res: dict, cores: int, docs: int) -> dict:
+    """Wall seconds on `cores` idle cores, derived from the CPU: the parallel part (every step with more than
+    one task, Ray's workers' time outside tasks, Ray's daemons) divided by the cores, plus the serial part
+    (the driver: imports, compilation, planning; single-task steps) at full length. Per million documents:
+    the tasks' CPU scaled to 1M documents, the rest (the driver, Ray's daemons, the workers' start-up: the
+    same for any size) as measured. Ray's daemons poll while they wait, so under load their CPU grows with
+    the wall time: counted as measured, not lowered."""
     tasks = res["summary"]["tasks"]
     serial_tasks = sum(u["cpu_s"] for u in tasks.values() if u["tasks"] <= 1)
     task_cpu = sum(u["cpu_s"] for u in tasks.values())
     cpu = res["cpu"]
-    parallel = cpu["ray_workers"] - serial_tasks + cpu["ray_daemons"]
-    serial = cpu["driver"] + serial_tasks
-    return {"serial_cpu_s": round(serial, 2), "parallel_cpu_s": round(parallel, 2), "task_cpu_s": round(task_cpu, 2),
-            "estimate_s": round(serial + parallel / cores, 1),
-            "lower_bound_s": round((serial + parallel) / cores, 1)}
+    fixed_parallel = cpu["ray_workers"] - task_cpu + cpu["ray_daemons"]
+    scale = 1e6 / docs
+    out = {"task_cpu_s": round(task_cpu, 2), "fixed_serial_cpu_s": round(cpu["driver"], 2),
+           "fixed_parallel_cpu_s": round(fixed_parallel, 2)}
+    for name, k in (("", 1.0), ("_per_million", scale)):
+        serial = cpu["driver"] + serial_tasks * k
+        parallel = fixed_parallel + (task_cpu - serial_tasks) * k
+        out[f"cpu_s{name}"] = round(serial + parallel, 2)
+        out[f"serial_cpu_s{name}"] = round(serial, 2)
+        out[f"parallel_cpu_s{name}"] = round(parallel, 2)
+        out[f"estimate_s{name}"] = round(serial + parallel / cores, 1)
+        out[f"lower_bound_s{name}"] = round((serial + parallel) / cores, 1)
+    return out
 
 
 def run_datatrove(inp: Path, work: Path) -> dict:
@@ -261,16 +272,11 @@ def main() -> int:
     gen_s = time.perf_counter() - t
     shutil.copytree(cached / "input", work / "input")
     real = [] if args.no_real else dedup_real.build(OUT / "dedup_real_docs.jsonl")
-    if real:
-        dedup_real.write(work / "input", real)
-    gen_words = input_words(work / "input", exclude_real=True)
-    docs = args.docs + len(real)
-    real_words = sum(len(d["text"].split()) for d in real) / len(real) if real else 0.0
-    print(f"input: {docs} documents = {args.docs} generated ({gen_words:.0f} words on average, {len(planted.copy)} "
-          f"planted copies = {len(planted.copy) / args.docs:.1%} duplicates, exact Jaccard "
-          f"{planted.jaccard.min():.2f}-{planted.jaccard.max():.2f}; made or loaded in {gen_s:.0f}s)"
-          + (f" + {len(real)} real ({real_words:.0f} words on average, {len({d['page'] for d in real})} pages in "
-             "2-3 versions each: bench/dedup_real.py)" if real else ""))
+    gen_words = input_words(work / "input")
+    docs = args.docs
+    print(f"input: {docs} generated documents ({gen_words:.0f} words on average, {len(planted.copy)} planted copies = "
+          f"{len(planted.copy) / args.docs:.1%} duplicates, exact Jaccard {planted.jaccard.min():.2f}-"
+          f"{planted.jaccard.max():.2f}; made or loaded in {gen_s:.0f}s)")
     gc.collect()
     load0 = os.getloadavg()
     ours = run_child(work / "input", work / "out", partitions, args.cpus, args.components, cold=not args.warm)
@@ -278,19 +284,20 @@ def main() -> int:
     s = ours["summary"]
     cpu = ours["cpu"]
     total_cpu = cpu["driver"] + cpu["ray_workers"] + cpu["ray_daemons"]
-    est = idle_estimate(ours, args.cpus)
+    est = idle_estimate(ours, args.cpus, docs)
     per_m = 1e6 / docs
     print(f"ours ({'cold start: empty numba cache' if not args.warm else 'warm numba cache'}; Ray started by the stage): "
-          f"{docs} documents of {(gen_words * args.docs + real_words * len(real)) / docs:.0f} words on average, "
-          f"{len(planted.copy) / docs:.1%} planted duplicates; load average {load0[0]:.1f} before, {load1[0]:.1f} after")
-    print(f"  CPU {total_cpu:.1f} s = {total_cpu / docs * 1e6:.1f} CPU-us per document = {total_cpu * per_m:.1f} CPU-s "
-          f"per million documents (driver {cpu['driver']:.1f}: imports, compilation, planning; Ray workers "
-          f"{cpu['ray_workers']:.1f}, of which tasks {est['task_cpu_s']:.1f}; Ray daemons {cpu['ray_daemons']:.1f}; "
+          f"{docs} documents of {gen_words:.0f} words on average, {len(planted.copy) / docs:.1%} planted duplicates; "
+          f"load average {load0[0]:.1f} before, {load1[0]:.1f} after")
+    print(f"  CPU {total_cpu:.1f} s = {total_cpu / docs * 1e6:.1f} CPU-us per document (driver {cpu['driver']:.1f}: "
+          f"imports, compilation, planning; Ray workers {cpu['ray_workers']:.1f}, of which tasks {est['task_cpu_s']:.1f} "
+          f"= {est['task_cpu_s'] / docs * 1e6:.1f} CPU-us per document; Ray daemons {cpu['ray_daemons']:.1f}; "
           f"{cpu['processes']} processes)")
-    print(f"  on {args.cpus} idle cores, derived: serial {est['serial_cpu_s']:.1f} CPU-s + parallel "
-          f"{est['parallel_cpu_s']:.1f} CPU-s / {args.cpus} = {est['estimate_s']:.1f} s wall = "
-          f"{est['estimate_s'] * per_m:.1f} s per million documents (perfect packing, all CPU in parallel: "
-          f"{est['lower_bound_s'] * per_m:.1f} s; target 45 s)")
+    print(f"  PER MILLION DOCUMENTS, {args.cpus} idle cores, derived (tasks' CPU x {per_m:.2f}, the rest as measured "
+          f"once): {est['cpu_s_per_million']:.1f} CPU-s; serial {est['serial_cpu_s_per_million']:.1f} CPU-s + parallel "
+          f"{est['parallel_cpu_s_per_million']:.1f} CPU-s / {args.cpus} = {est['estimate_s_per_million']:.1f} s wall "
+          f"(all in parallel: {est['lower_bound_s_per_million']:.1f} s; target 45 s)")
+    print(f"  this run on {args.cpus} idle cores, derived the same way: {est['estimate_s']:.1f} s wall")
     print(f"  measured wall here: {ours['process_wall_s']:.1f}s for the whole process ({ours['dedup_s']:.1f}s in "
           f"run_dedup, of which Ray's start {ours['ray_start_s']:.1f}s) = {ours['process_wall_s'] * per_m:.1f} s per "
           f"million under this load; {partitions} partitions, {s['components']} components ({s['component_rounds']} rounds)")
@@ -311,18 +318,21 @@ def main() -> int:
     result = {"docs": docs, "generated_docs": args.docs, "words": gen_words, "dup_frac": args.dup_frac,
               "cpus": args.cpus, "partitions": partitions, "generate_s": gen_s,
               "load_average": [load0[0], load1[0]], **ours, "cpu_total_s": total_cpu,
-              "cpu_s_per_million": total_cpu * per_m, "idle_estimate": est, "quality": quality}
-    if real:
-        rq = dedup_real.score(work / "out" / "BENCH" / "dedup", real)
+              "cpu_s_per_million": est["cpu_s_per_million"], "idle_estimate": est, "quality": quality}
+    if real:  # apart: the generated text walks and quotes these same articles, which would join clusters
+        dedup_real.write(work / "real-input", real)
+        again = run_child(work / "real-input", work / "real-out", 16, args.cpus, args.components, cold=False)
+        rq = dedup_real.score(work / "real-out" / "BENCH" / "dedup", real)
         result["real"] = rq
-        print(f"      real near-duplicates ({rq['documents']} documents, {rq['pages']} pages, {rq['mean_words']:.0f} words "
-              f"on average): {rq['dropped']} dropped; precision by page (kept in favour of a version of the same "
-              f"page) {rq['precision_same_page']}; exact Jaccard >= 0.5 with the kept one {rq['precision_jaccard_0.5']}; "
+        print(f"real near-duplicates, deduplicated on their own (bench/dedup_real.py: {rq['documents']} documents, "
+              f"{rq['pages']} real pages in 2-3 versions, {rq['mean_words']:.0f} words on average; {again['dedup_s']:.0f}s):"
+              f" {rq['dropped']} dropped; precision by page (kept in favour of a version of the same page) "
+              f"{rq['precision_same_page']}, exact Jaccard >= 0.5 with the kept one {rq['precision_jaccard_0.5']}; "
               f"recall on the {rq['pairs_jaccard_ge_0.8']} version pairs with exact Jaccard >= 0.8: "
-              f"{rq['recall_jaccard_ge_0.8']} (LSH theory {rq['lsh_theory_jaccard_ge_0.8']}); pairs below 0.8 "
+              f"{rq['recall_jaccard_ge_0.8']} (LSH theory {rq['lsh_theory_jaccard_ge_0.8']}); version pairs below 0.8 "
               f"merged: {rq['pairs_jaccard_below_0.8_merged']} of {rq['pairs'] - rq['pairs_jaccard_ge_0.8']}")
         for w in rq["dropped_for_another_page"]:
-            print(f"        dropped for another page: {w['dropped']} kept {w['kept']}")
+            print(f"        dropped for another page: {w['dropped']} kept {w['kept']} (exact Jaccard {w['jaccard']})")
 
     if args.compare_single:
         other = "distributed" if s["components"] == "single" else "single"
@@ -355,15 +365,13 @@ def main() -> int:
     return 0 if quality["precision_j_0.5"] >= 0.95 and not bad_recall and same else 1
 
 
-def input_words(folder: Path, exclude_real: bool = False) -> float:
+def input_words(folder: Path) -> float:
     """Mean whitespace-separated words per document of the input files."""
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
     n = words = 0
     for f in sorted(folder.glob("*.parquet")):
-        if exclude_real and f.name.endswith("-real.parquet"):
-            continue
         text = pq.read_table(f, columns=["text"]).column("text")
         words += pc.sum(pc.list_value_length(pc.utf8_split_whitespace(text))).as_py() or 0
         n += len(text)

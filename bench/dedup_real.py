@@ -85,8 +85,7 @@ def build(cache: Path) -> list[dict]:
 
 
 def write(folder: Path, docs: list[dict], dump: str = "BENCH") -> None:
-    """The real documents as one more input file of the bench (document schema), named after the generated
-    ones so that it is read last."""
+    """The real documents as an input file of the dedup stage (document schema)."""
     folder.mkdir(parents=True, exist_ok=True)
     table = conform(pa.table({"text": [d["text"] for d in docs], "id": [d["id"] for d in docs],
                               "dump": [dump] * len(docs), "url": [f"https://real.example/{d['page']}" for d in docs]}))
@@ -105,11 +104,10 @@ def score(dedup_dir: Path, docs: list[dict]) -> dict:
             if i in by_id:
                 kept_of[i] = k
     dropped = sorted(kept_of)
-    same_page = [by_id.get(kept_of[i], {}).get("page") == by_id[i]["page"] for i in dropped]
-    with_real = [i for i in dropped if kept_of[i] in by_id]
-    j_drop = _jaccard_pairs([by_id[i]["text"] for i in with_real], [by_id[kept_of[i]]["text"] for i in with_real]) \
-        if with_real else np.empty(0)
-    wrong = [(i, kept_of[i]) for i, ok in zip(dropped, same_page) if not ok]
+    same_page = [by_id[kept_of[i]]["page"] == by_id[i]["page"] for i in dropped]
+    j_drop = _jaccard_pairs([by_id[i]["text"] for i in dropped], [by_id[kept_of[i]]["text"] for i in dropped]) \
+        if dropped else np.empty(0)
+    wrong = [(i, kept_of[i], float(j)) for i, ok, j in zip(dropped, same_page, j_drop) if not ok]
     # pairs of versions of one page
     groups: dict[str, list[str]] = {}
     for d in docs:
@@ -128,8 +126,8 @@ def score(dedup_dir: Path, docs: list[dict]) -> dict:
         "mean_words": round(float(np.mean([len(d["text"].split()) for d in docs])), 1),
         "dropped": len(dropped),
         "precision_same_page": round(float(np.mean(same_page)), 4) if dropped else None,
-        "precision_jaccard_0.5": round(float(np.mean(j_drop >= 0.5)), 4) if len(j_drop) else None,
-        "dropped_for_another_page": [{"dropped": a, "kept": b} for a, b in wrong[:10]],
+        "precision_jaccard_0.5": round(float(np.mean(j_drop >= 0.5)), 4) if dropped else None,
+        "dropped_for_another_page": [{"dropped": a, "kept": b, "jaccard": round(j, 3)} for a, b, j in wrong[:10]],
         "pairs": len(pairs), "pairs_jaccard_ge_0.8": int(high.sum()),
         "recall_jaccard_ge_0.8": round(float(merged[high].mean()), 4) if high.any() else None,
         "lsh_theory_jaccard_ge_0.8": round(float(lsh_probability(j_pairs[high]).mean()), 4) if high.any() else None,
