@@ -15,7 +15,8 @@ from crawlproc.recipe import Recipe, TokenizeConfig
 from crawlproc.schema import docs_table
 from pipelines.cli import main as cli_main
 from pipelines.stages.tokenize import TokenizeError, run_tokenize
-from tokenizer import load_tokenizer, save_tokenizer
+from tokenizer import EOT, load_tokenizer, save_tokenizer
+from tokenizer.encode import PY_WHITESPACE
 from tokenizer.shards import cut_shards, is_val, tokens_table
 
 CFG = TokenizeConfig(name="bpe", vocab_size=600, sample_bytes=2_000_000, shard_tokens=4000, val_fraction=0.2,
@@ -207,6 +208,43 @@ def test_shards_are_cut_at_document_boundaries():
     assert [(p.column("id").to_pylist(), n) for p, n in pieces] == [
         (["d0", "d1"], 8), (["d2"], 4), (["d3"], 25), (["d4", "d5"], 10)]
     assert pieces[2][0].column("tokens").to_pylist() == [list(range(25))]
+
+
+def test_whitespace_set_is_pythons():
+    """encode_documents finds whitespace-only texts in Arrow with this set: it must be str.isspace's."""
+    assert set(PY_WHITESPACE) == {c for c in map(chr, range(0x110000)) if c.isspace()}
+
+
+def test_encode_documents_skips_counts_and_splits_as_a_plain_loop(tmp_path, texts):
+    """The column-at-once checks, the joined encoding and the split cut from the token array give what a
+    plain per-document loop gives (the oracle below: str checks, one encode per text, is_val)."""
+    from tokenizer import train_bpe
+    from tokenizer.encode import encode_documents
+
+    tok = train_bpe(texts, 600)
+    odd = ["", " ", "\u3000\u2028 \x1c", "\n\nstarts with newlines", "\tx", "y" * 300, "é" * 250, "😀" * 200,
+           f"holds {EOT} inside", None, "x\u200by"]
+    docs = [t for pair in zip(texts, odd * 10) for t in pair][:120]
+    ids = [None if i % 17 == 3 else "" if i % 23 == 5 else f"id-{i}" for i in range(len(docs))]
+    got = encode_documents(tok, pa.chunked_array([pa.array(ids[:50]), pa.array(ids[50:])]),
+                           pa.chunked_array([pa.array(docs[:70]), pa.array(docs[70:])]), 0.3, 250)
+    want: dict = {"train": [], "val": []}
+    skipped: dict = {}
+    for doc_id, text in zip(ids, docs):
+        reason = ("missing_id" if not doc_id else "empty" if not text or text.isspace()
+                  else "too_long" if len(text) > 250 else None)
+        if reason:
+            skipped[reason] = skipped.get(reason, 0) + 1
+        else:
+            want["val" if is_val(doc_id, 0.3) else "train"].append((doc_id, tok.encode(text)))
+    assert got["skipped"] == skipped and set(skipped) == {"missing_id", "empty", "too_long"}
+    kept = [tokens for split in want.values() for _, tokens in split]
+    assert tok.encode("é" * 250) in kept  # more bytes than the limit but not more characters: kept
+    for split in ("train", "val"):
+        table = got[split]
+        assert table.schema.field("tokens").type == pa.list_(pa.uint16())
+        assert list(zip(table.column("id").to_pylist(), table.column("tokens").to_pylist())) == want[split]
+    assert got["train"].num_rows and got["val"].num_rows
 
 
 def test_cli_tokenize_reports_and_reuses(ray_local, tmp_path, texts, capsys):

@@ -8,13 +8,14 @@ from __future__ import annotations
 import time
 from collections import Counter
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from crawlproc.store.layout import TokenSetDir
 from crawlproc.store.storage import Storage
 from tokenizer.core import BPETokenizer
-from tokenizer.shards import cut_shards, is_val, shard_name, tokens_table
+from tokenizer.shards import cut_shards, is_val, shard_name, tokens_table_from_flat
 from tokenizer.tokenset import write_shard
 from tokenizer.train import train_bpe
 
@@ -23,28 +24,109 @@ class EncodeError(RuntimeError):
     """Nothing to encode or to train on."""
 
 
-def encode_documents(tok: BPETokenizer, ids: list, texts: list, val_fraction: float, max_doc_chars: int) -> dict:
-    """Encode one file's documents. Returns {"train": table, "val": table, "skipped": {...}, "repaired": {...}};
-    empty, missing-id and over-long documents are skipped and counted, never fatal."""
-    out: dict[str, tuple[list, list]] = {"train": ([], []), "val": ([], [])}
-    skipped: Counter = Counter()
+_CHUNK_BYTES = 1 << 20  # text per tiktoken call: amortizes the per-call and per-chunk costs, bounds memory
+# The characters for which str.isspace() is true (tests/test_tokenize_stage.py checks this against Python's)
+PY_WHITESPACE = ("\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005"
+                 "\u2006\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000")
+_WHITESPACE = pa.array(list(PY_WHITESPACE), pa.string())
+
+
+def encode_documents(tok: BPETokenizer, ids, texts, val_fraction: float, max_doc_chars: int) -> dict:
+    """Encode one file's documents (`ids`, `texts`: Arrow string columns, or lists). Returns {"train": table,
+    "val": table, "skipped": {...}, "repaired": {...}}; documents without an id, empty or whitespace-only
+    (str.isspace) and longer than `max_doc_chars` characters are skipped and counted, never fatal.
+
+    The documents stay in Arrow: the checks run on whole columns; the texts are joined into strings of
+    about _CHUNK_BYTES, each encoded in one tiktoken call (BPETokenizer.encode_joined); the splits are cut
+    from the token array and the input's id column. No Python object per document but its id (hashed for
+    the split), unless a chunk needs the one-by-one path."""
     before = Counter(tok.stats)
-    for doc_id, text in zip(ids, texts):
-        if doc_id is None or doc_id == "":
-            skipped["missing_id"] += 1
-            continue
-        if not text or text.isspace():  # isspace stops at the first visible character; strip would copy
-            skipped["empty"] += 1
-            continue
-        if len(text) > max_doc_chars:
-            skipped["too_long"] += 1
-            continue
-        split = "val" if is_val(doc_id, val_fraction) else "train"
-        out[split][0].append(doc_id)
-        out[split][1].append(tok.encode_to_numpy(text))
+    skipped: Counter = Counter()
+    kept_ids, val, values, lengths = [], [], [], []
+    # record batch by record batch: an Arrow string array holds at most 2 GB, a column may hold more
+    for batch in pa.table({"id": _strings(ids), "text": _strings(texts)}).to_batches():
+        batch_ids, batch_texts = batch.column(0), batch.column(1)
+        keep = _keep(batch_ids, batch_texts, max_doc_chars, skipped)
+        if not keep.all():
+            batch_ids, batch_texts = batch_ids.filter(pa.array(keep)), batch_texts.filter(pa.array(keep))
+        kept_ids.append(batch_ids)
+        val.append(np.fromiter((is_val(i, val_fraction) for i in batch_ids.to_pylist()), bool,
+                               count=len(batch_ids)))
+        batch_values, batch_lengths = _encode_texts(tok, batch_texts)
+        values.append(batch_values)
+        lengths.append(batch_lengths)
+    ids = pa.concat_arrays(kept_ids) if kept_ids else pa.array([], pa.string())
+    val = np.concatenate(val) if val else np.zeros(0, bool)
+    values = np.concatenate(values) if values else np.zeros(0, tok.dtype)
+    lengths = np.concatenate(lengths) if lengths else np.zeros(0, np.int64)
+    tables = {name: _select(ids, values, lengths, mask) for name, mask in (("train", ~val), ("val", val))}
     repaired = {k: v - before.get(k, 0) for k, v in tok.stats.items() if v - before.get(k, 0)}
-    return {**{s: tokens_table(i, a, tok.dtype) for s, (i, a) in out.items()}, "skipped": dict(skipped),
-            "repaired": repaired}
+    return {**tables, "skipped": dict(skipped), "repaired": repaired}
+
+
+def _encode_texts(tok: BPETokenizer, texts: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """(every text's ids one after the other, in the tokenizer's dtype; ids per text), encoded a chunk of
+    about _CHUNK_BYTES at a time."""
+    dtype, sep = tok.dtype, tok.separator  # dtype scans the vocabulary: once per file
+    values, lengths = [], []
+    ends = np.cumsum(pc.binary_length(texts).to_numpy(zero_copy_only=False))
+    lo = 0
+    while lo < len(texts):
+        hi = max(lo + 1, int(np.searchsorted(ends, (ends[lo - 1] if lo else 0) + _CHUNK_BYTES, side="right")))
+        chunk = texts.slice(lo, hi - lo)
+        found = None
+        if sep is not None:
+            joined = pc.binary_join(pa.ListArray.from_arrays(pa.array([0, len(chunk)], pa.int32()), chunk), sep)
+            found = tok.encode_joined(joined[0].as_py(), len(chunk))
+        chunk_values, offsets = found if found is not None else tok.encode_many(chunk.to_pylist())
+        values.append(chunk_values.astype(dtype))  # the ids fit: dtype holds the whole vocabulary
+        lengths.append(np.diff(offsets))
+        lo = hi
+    if not values:
+        return np.zeros(0, dtype), np.zeros(0, np.int64)
+    return np.concatenate(values), np.concatenate(lengths)
+
+
+def _select(ids: pa.Array, values: np.ndarray, lengths: np.ndarray, mask: np.ndarray) -> pa.Table:
+    """The (id, tokens) table of the documents in `mask`: their tokens copied run by run (a split's
+    documents come in long runs: val is a small fraction)."""
+    if mask.all():
+        return tokens_table_from_flat(ids, values, lengths)
+    offsets = np.concatenate(([0], np.cumsum(lengths)))
+    edges = np.flatnonzero(np.diff(np.concatenate(([False], mask, [False])).astype(np.int8)))
+    runs = [values[offsets[a]: offsets[b]] for a, b in zip(edges[0::2], edges[1::2])]
+    picked = np.concatenate(runs) if runs else np.zeros(0, values.dtype)
+    return tokens_table_from_flat(ids.filter(pa.array(mask)), picked, lengths[mask])
+
+
+def _strings(values) -> pa.ChunkedArray | pa.Array:
+    """A column of strings as Arrow (a list is converted; large_string read from Parquet becomes string)."""
+    if isinstance(values, list):
+        return pa.array(values, pa.string())
+    return values.cast(pa.string()) if values.type != pa.string() else values
+
+
+def _keep(ids: pa.Array, texts: pa.Array, max_doc_chars: int, skipped: Counter) -> np.ndarray:
+    """Which documents to encode; the others counted in `skipped` by their first reason."""
+    missing = _np(pc.or_kleene(pc.is_null(ids), pc.equal(ids, "")).fill_null(True))
+    nbytes = _np(pc.binary_length(texts).fill_null(0))
+    empty = nbytes == 0  # null or ""
+    # whitespace only, exactly as str.isspace(): only a text that starts with whitespace can be
+    first_space = _np(pc.is_in(pc.utf8_slice_codeunits(texts, 0, 1), value_set=_WHITESPACE))
+    for i in np.flatnonzero(first_space & ~empty):
+        empty[i] = texts[int(i)].as_py().isspace()
+    too_long = np.zeros(len(nbytes), bool)
+    if (nbytes > max_doc_chars).any():  # fewer bytes than the limit: fewer characters too
+        too_long = _np(pc.greater(pc.utf8_length(texts), max_doc_chars).fill_null(False))
+    for reason, n in (("missing_id", missing.sum()), ("empty", (empty & ~missing).sum()),
+                      ("too_long", (too_long & ~empty & ~missing).sum())):
+        if n:
+            skipped[reason] += int(n)
+    return ~(missing | empty | too_long)
+
+
+def _np(mask: pa.Array) -> np.ndarray:
+    return mask.to_numpy(zero_copy_only=False)
 
 
 def encode_part(uri: str, part: str, tok: BPETokenizer, settings: dict, tokset: TokenSetDir) -> dict:
@@ -53,8 +135,8 @@ def encode_part(uri: str, part: str, tok: BPETokenizer, settings: dict, tokset: 
     overwrites the shards the token set's current manifest lists."""
     started = time.perf_counter()
     table = tokset.storage.read_table(uri, columns=["id", "text"])
-    enc = encode_documents(tok, table.column("id").to_pylist(), table.column("text").to_pylist(),
-                           settings["val_fraction"], settings["max_doc_chars"])
+    enc = encode_documents(tok, table.column("id"), table.column("text"), settings["val_fraction"],
+                           settings["max_doc_chars"])
     shards = []
     for split in ("train", "val"):
         for i, (shard, n_tokens) in enumerate(cut_shards(enc[split], settings["shard_tokens"])):

@@ -47,13 +47,19 @@ def is_val(doc_id: str, val_fraction: float) -> bool:
 
 
 def tokens_table(ids: list[str], arrays: list[np.ndarray], dtype: np.dtype) -> pa.Table:
-    """(id, tokens) with tokens as list<uint16|uint32>, built from one flat array and offsets."""
+    """(id, tokens) with tokens as list<uint16|uint32>, from one token array per document."""
     lengths = np.fromiter((len(a) for a in arrays), dtype=np.int64, count=len(arrays))
+    values = np.concatenate(arrays).astype(dtype, copy=False) if arrays else np.zeros(0, dtype)
+    return tokens_table_from_flat(ids, values, lengths)
+
+
+def tokens_table_from_flat(ids: list[str] | pa.Array, values: np.ndarray, lengths: np.ndarray) -> pa.Table:
+    """(id, tokens) from every document's tokens one after the other (`values`, already of the token dtype)
+    and their counts: the list column is built on `values` as they are (no copy)."""
     if int(lengths.sum()) >= 2**31:
         raise ValueError("more than 2**31 tokens in one table: split the input file")
-    offsets = np.zeros(len(arrays) + 1, dtype=np.int32)
+    offsets = np.zeros(len(lengths) + 1, dtype=np.int32)
     np.cumsum(lengths, out=offsets[1:])
-    values = np.concatenate(arrays).astype(dtype, copy=False) if arrays else np.zeros(0, dtype)
     return pa.table({"id": pa.array(ids, pa.string()),
                      "tokens": pa.ListArray.from_arrays(pa.array(offsets), pa.array(values))})
 

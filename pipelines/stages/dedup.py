@@ -33,6 +33,7 @@ from crawlproc.dedup.clusters import run_clusters
 from crawlproc.dedup.components import single_task_stars
 from crawlproc.dedup.edges import partition_edges
 from crawlproc.dedup.finalize import finalize_file
+from crawlproc.dedup.minhash import compile_kernels_in_background
 from crawlproc.dedup.shuffle import shuffle_files
 from crawlproc.dedup.index import index_part, index_record
 from crawlproc.dedup.signatures import compute_signatures, open_docs_file, signature_fingerprint
@@ -385,7 +386,10 @@ def _dedup(layout: Layout, snap: Snapshot, recipe: Recipe, input_dir, force, sto
         if stop_after == name:
             raise StopAfter(name)
 
-    ensure_ray()
+    compiling = compile_kernels_in_background() if recipe.dedup.enabled else None
+    ensure_ray()  # while the kernels compile: a cold start pays for the two at once
+    if compiling is not None:
+        compiling.join()  # before the first task: this machine's workers then load the compiled code
     waves = _Waves(recipe, snap.dedup, digest(plan))
     with TaskUsage() as driver:  # the driver's own memory: per-file and per-task values only
         if recipe.dedup.enabled:
