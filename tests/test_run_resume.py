@@ -286,12 +286,12 @@ def kill_recipe(tmp_path_factory):
 @pytest.fixture(scope="module")
 def full_reference(ray_local, minicc, server, kill_recipe, tmp_path_factory):
     """One uninterrupted `crawlproc run` of the whole listing through extract (trafilatura), dedup, tokenize."""
-    from pipelines.stages.chain import build_steps
+    from pipelines.stages.chain import build_chain
 
     write_listing(minicc.root, SNAP, minicc.paths)
     out = tmp_path_factory.mktemp("full-reference")
     summary = run_snapshot(SNAP, out, resolve_recipe(str(kill_recipe)), base_url=server.base_url, progress=False,
-                           steps=build_steps(["extract", "dedup", "tokenize"]))
+                           chain=build_chain(["extract", "dedup", "tokenize"]))
     assert summary.ok and summary.done == 5
     return out
 
