@@ -31,9 +31,10 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 STAGE_MODULES = ("pipelines.stages.extract", "pipelines.stages.dedup", "pipelines.stages.tokenize",
-                 "pipelines.stages.mix", "pipelines.stages.classify", "pipelines.stages.index")
+                 "pipelines.stages.mix", "pipelines.stages.classify", "pipelines.stages.index",
+                 "pipelines.stages.decontaminate")
 LOCK_MODULES = ("pipelines.stages.run", "pipelines.stages.extract", "pipelines.stages.dedup",
-                "pipelines.stages.tokenize", "pipelines.stages.mix")
+                "pipelines.stages.tokenize", "pipelines.stages.mix", "pipelines.stages.decontaminate")
 
 
 def _die(why: str) -> None:
