@@ -6,16 +6,15 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 from collections import Counter
 from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
 
+from crashpoint import run_killed
 from crawlproc.schema import docs_table
 from crawlproc.store.layout import Layout
 
@@ -79,29 +78,22 @@ def test_decontaminate_killed_at_several_points_then_resumed(ray_local, tmp_path
     def done() -> int:
         return len(snap.decontam_markers().done())
 
-    kill_points = [
-        ("plan written", lambda start: snap.storage.exists(snap.decontam.plan_uri)),
-        ("first file done", lambda start: done() >= start + 1),
-        ("one more file", lambda start: done() >= start + 1),
-        ("half of the files", lambda start: done() >= FILES // 2),
-    ]
+    # Each kill is a SIGKILL of the command's own process at a point it always reaches (tests/crashpoint.py):
+    # the stage's start (its plan just written), or after the K-th file came back, the others dying mid-write.
+    kill_points = [("plan written", 0), ("first file done", 1), ("one more file", 1), ("up to half of the files", None)]
     report = []
-    for name, reached in kill_points:
+    for name, k in kill_points:
         start = done()
-        proc = subprocess.Popen(cmd(out), cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 120
-        while proc.poll() is None and not reached(start) and time.monotonic() < deadline:
-            time.sleep(0.005)
-        alive = proc.poll() is None
-        if alive:
-            proc.send_signal(signal.SIGKILL)
-        proc.wait()
-        report.append({"kill_point": name, "killed_while_running": alive, "done_before": start, "done_after": done()})
+        k = max(1, FILES // 2 - start) if k is None else k
+        assert start + k < FILES, name  # this kill interrupts work still to do
+        got = run_killed(cmd(out)[3:], f"decontaminate:{k}")
+        report.append({"kill_point": name, "exit": got.returncode, "done_before": start, "done_after": done()})
+        assert got.landed, (name, got.returncode, got.stderr[-2000:])
+        assert done() >= start + k and not snap.storage.exists(snap.decontam.done_uri)
+    assert snap.storage.exists(snap.decontam.plan_uri)
     final = subprocess.run(cmd(out), check=False, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
     assert final.returncode == 0, final.stderr[-3000:]
     print("\nkill-and-resume:", json.dumps(report, indent=1))
-    assert sum(r["killed_while_running"] for r in report) >= 3  # the kills really interrupted runs
-    assert any(0 < r["done_after"] < FILES for r in report)  # one landed between two files
     for kind in ("decontaminated", "decontaminated_removed"):
         assert ids(out, kind) == ids(ref, kind) and max(ids(out, kind).values()) == 1
     for f in sorted((ref / SNAP / "decontaminated").glob("*.parquet")):

@@ -19,6 +19,7 @@ tests and the demo exercise the downloader against a real socket.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gzip
 import hashlib
 import json
@@ -315,6 +316,20 @@ class MiniCCServer(ThreadingHTTPServer):
         self.stop()
 
 
+def _wait_acknowledged(sock: socket.socket, timeout: float = 5.0) -> None:
+    """Wait until the peer has acknowledged every byte sent (Linux TIOCOUTQ: bytes not yet acknowledged): a
+    reset sent earlier could overtake data still in flight, and the client would not see how much it got."""
+    import fcntl
+    import termios
+
+    deadline = time.monotonic() + timeout
+    with contextlib.suppress(OSError):
+        while time.monotonic() < deadline:
+            if struct.unpack("i", fcntl.ioctl(sock.fileno(), termios.TIOCOUTQ, b"\0\0\0\0"))[0] == 0:
+                return
+            time.sleep(0.005)
+
+
 class _Handler(BaseHTTPRequestHandler):
     server: MiniCCServer
     protocol_version = "HTTP/1.1"
@@ -402,6 +417,7 @@ class _Handler(BaseHTTPRequestHandler):
                 self.wfile.write(body[:fault.after_bytes])
                 self.wfile.flush()
                 if fault.kind == "reset":  # SO_LINGER 0: close() sends RST instead of FIN
+                    _wait_acknowledged(self.connection)  # so that the client reads every byte sent
                     self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
                 else:
                     self.connection.shutdown(socket.SHUT_WR)
