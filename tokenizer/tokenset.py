@@ -154,6 +154,25 @@ def write_tokenizer(d: TokenSetDir, tok: BPETokenizer) -> dict:
     return tokenizer_info(tok, files[HF_FILE])
 
 
+def write_piece(d: TokenSetDir, name: str, table: pa.Table) -> None:
+    d.storage.write_table(d.piece(name), table, row_group_size=ROW_GROUP_DOCS)
+
+
+def read_piece(d: TokenSetDir, name: str) -> pa.Table:
+    return d.storage.read_table(d.piece(name))
+
+
+def remove_unlisted_pieces(d: TokenSetDir, manifest: dict) -> int:
+    """Delete the val pieces no part of the (just committed) manifest names. Returns how many."""
+    listed = {p["val_piece"]["file"] for p in (manifest.get("parts") or {}).values() if p.get("val_piece")}
+    n = 0
+    for e in d.storage.list(d.pieces_dir, suffix=".parquet"):
+        if e.name not in listed:
+            d.storage.delete(e.uri)
+            n += 1
+    return n
+
+
 def copy_tokenizer(src: TokenSet, d: TokenSetDir) -> None:
     """The source's tokenizer files into another token set (a mix keeps its sources' tokenizer)."""
     for name in TOKENIZER_FILES:

@@ -279,6 +279,14 @@ class TokenSetDir:
     def manifest_uri(self) -> str:
         return self.path(self.MANIFEST)
 
+    def piece(self, name: str) -> str:
+        """pieces/<name>: an input's validation documents, merged into the val shards by size (tokenize)."""
+        return self.path("pieces", check_name(name, "piece name"))
+
+    @property
+    def pieces_dir(self) -> str:
+        return self.path("pieces")
+
     @property
     def markers(self) -> Markers:
         """One marker per encoded unit (an input of tokenize, a bucket of mix): its part record."""

@@ -70,6 +70,12 @@ def _measured(args: tuple, fn, storage: Storage) -> dict:
     return {**result, "usage": usage.stats()}
 
 
+# what each wave's tasks process, for its progress line (a wave not named here counts its tasks)
+_WAVE_COUNTS = {"compute_signatures": ("documents", "docs"), "finalize_file": ("documents", "docs"),
+                "shuffle_files": ("rows", "band keys"), "partition_edges": ("edges", "edges"),
+                "index_part": ("keys", "band keys")}
+
+
 class _Waves:
     """Each wave (one function over many argument tuples) is one stage of the stage runner, with its own
     markers under dedup/work/<wave>/ and the plan's fingerprint, so a wave resumes unit by unit and every
@@ -95,7 +101,8 @@ class _Waves:
                       fingerprint=self.fingerprint) for i, args in enumerate(arg_tuples)]
         result = run_stage(f"dedup {name}", units, _measured, shared=(fn, self.folder.storage), markers=markers,
                            num_cpus=self.recipe.ray.num_cpus_per_task, max_retries=self.recipe.ray.max_retries,
-                           progress=f"dedup {name}" if len(units) >= 16 else False, fail_fast=3, keep_stats=True)
+                           progress=f"dedup {name}" if len(units) >= 16 else False, fail_fast=3, keep_stats=True,
+                           unit="tasks", count=_WAVE_COUNTS.get(fn.__name__, (None, "")))
         if result.stopped or result.failed:
             first = result.stopped or next(iter(result.failed.values()))
             raise DedupError(f"{name}: {len(result.failed)} of {len(units)} tasks failed; first: {first.line()}")

@@ -125,7 +125,12 @@ def extract_snapshot(
         summary.kept = int(result.totals["kept"])
         summary.removed = int(result.totals["removed"])
         summary.records = int(result.totals["records"])
-    summary.total_kept, summary.total_removed = snapshot_totals(snap)
+    total = snapshot_total(snap)
+    if total is not None:
+        summary.total_kept, summary.total_removed = total.kept, total.removed
+        summary.stage_info["extract"] = {
+            "responses": total.responses, "documents": total.kept + total.removed, "kept": total.kept,
+            "removed": total.removed, "removed_by": {k: v["removed"] for k, v in total.steps.items() if v["removed"]}}
     return plan, result
 
 
@@ -139,13 +144,13 @@ def remove_file_outputs(snap: Snapshot, stem: str) -> None:
     snap.markers.clear_failed(stem)
 
 
-def snapshot_totals(snap: Snapshot) -> tuple[int | None, int | None]:
-    """Documents kept and removed by every done file (from their markers). Counted on local disks only:
-    on an object store it would cost a request per file (see `crawlproc status`)."""
+def snapshot_total(snap: Snapshot) -> FileStats | None:
+    """The counts of every done file (from their markers), summed. Counted on local disks only: on an object
+    store it would cost a request per file (see `crawlproc status`)."""
     if snap.storage.local_path(snap.uri) is None:
-        return None, None
-    total = FileStats.total(snapshot_stats(snap, failed=False)[0].values())
-    return total.kept, total.removed
+        return None
+    return FileStats.total(snapshot_stats(snap, failed=False)[0].values())
+
 
 
 def run_extract(
