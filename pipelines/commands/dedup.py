@@ -26,6 +26,9 @@ def register(sub) -> None:
                    "files whose extract is done)")
     p.add_argument("--recipe", help="recipe TOML file or bundled name (default: fineweb)")
     p.add_argument("--scope", choices=["snapshot", "all"], help="override the recipe's dedup.scope")
+    p.add_argument("--ids-from-content", action="store_true",
+                   help="documents have no `id` column: make each one's id from its file, row and text hash "
+                   "(<stem>:<row>:<xxh64>; recipe: dedup.ids = \"content\")")
     p.add_argument("--force", action="store_true", help="redo even if dedup/_done.json exists")
     p.add_argument("--address", help="Ray cluster address (default: RAY_ADDRESS, else a local Ray)")
     p.set_defaults(func=main)
@@ -36,9 +39,17 @@ def main(args) -> int:
 
 
 def _main(args) -> int:
-    from pipelines.stages.dedup import DedupError, run_dedup
+    from crawlproc.store.storage import storage_for
+    from pipelines.stages.dedup import DedupError, check_input_dir, run_dedup
 
-    recipe = load_recipe(args, {"dedup": {"scope": args.scope}} if args.scope else None)
+    overrides = {k: v for k, v in {"scope": args.scope, "ids": "content" if args.ids_from_content else None}.items()
+                 if v is not None}
+    recipe = load_recipe(args, {"dedup": overrides} if overrides else None)
+    if args.input_dir:  # a foreign folder: say what is wrong with it before Ray starts
+        why = check_input_dir(args.input_dir, recipe, storage_for(recipe))
+        if why:
+            print(f"crawlproc dedup: {why}", file=sys.stderr)
+            return 2
     start_ray(args, recipe)
     try:
         summary = run_dedup(args.out, args.snapshot, recipe, input_dir=args.input_dir, force=args.force,

@@ -26,6 +26,7 @@ import time
 from dataclasses import asdict
 from datetime import UTC, datetime
 
+import pyarrow.parquet as pq
 import ray
 
 from crawlproc.dedup import DedupError, files
@@ -35,7 +36,9 @@ from crawlproc.dedup.edges import partition_edges
 from crawlproc.dedup.finalize import finalize_file
 from crawlproc.dedup.shuffle import shuffle_files
 from crawlproc.dedup.index import index_part, index_record
-from crawlproc.dedup.signatures import compute_signatures, open_docs_file, signature_fingerprint
+from crawlproc.dedup.signatures import (
+    NO_ID_HINT, compute_signatures, missing_columns, open_docs_file, signature_fingerprint,
+)
 from crawlproc.dedup.stars import run_components
 from crawlproc.dedup.usage import TaskUsage
 from crawlproc.store.fingerprint import digest
@@ -188,7 +191,8 @@ def _build_index(layout: Layout, name: str, recipe: Recipe, log) -> dict | None:
         P = recipe.dedup.num_partitions
         sig = [folder.path("signatures", f"{s}.parquet") for s in stems]
         waves("index signatures", compute_signatures,
-              [(f, p, recipe.minhash, recipe.dedup.signature_batch) for f, p in zip(inputs, sig)])
+              [(f, p, recipe.minhash, recipe.dedup.signature_batch, recipe.dedup.by_language, recipe.dedup.ids)
+               for f, p in zip(inputs, sig)])
         k = recipe.dedup.shuffle_files_per_task
         groups = [list(zip(sig[i: i + k], range(i, i + k))) for i in range(0, len(sig), k)]
         shuffled = [folder.work("shuffle", f"group-{g:05d}.arrow") for g in range(len(groups))]
@@ -230,7 +234,8 @@ def _find_duplicates(waves, recipe, snap, files_, stems, work, earlier, step, lo
     t = time.monotonic()
     sig = [snap.path("signatures", s) for s in stems]
     counts = waves("signatures", compute_signatures,
-                   [(f, p, recipe.minhash, recipe.dedup.signature_batch, recipe.dedup.by_language)
+                   [(f, p, recipe.minhash, recipe.dedup.signature_batch, recipe.dedup.by_language,
+                     recipe.dedup.ids)
                     for f, p in zip(files_, sig)])
     step("signatures", t)
 
@@ -329,6 +334,26 @@ def stale_against_older(layout: Layout, name: str, recipe: Recipe) -> str | None
     return None
 
 
+def check_input_dir(input_dir: str, recipe: Recipe, storage: Storage, sample: int = 100) -> str | None:
+    """Why a folder of documents cannot be deduplicated as it is (no Parquet file, a file without `text`, or
+    without `id` when ids come from a column), read from the first `sample` files' footers, before any work
+    starts; None when it looks right (every file is checked again by its task)."""
+    found = storage.list(str(input_dir), suffix=".parquet")
+    if not found:
+        return f"no Parquet documents in {input_dir}"
+    for e in found[:sample]:
+        try:
+            with storage.open_input(e.uri) as f:
+                names = pq.ParquetFile(f).schema_arrow.names
+        except Exception as err:  # noqa: BLE001 -- whatever the reader says, the file is not usable
+            return f"{e.uri}: not a readable Parquet file ({err})"
+        missing = missing_columns(names, recipe.dedup.ids)
+        if missing:
+            return (f"{e.uri} has no {missing[0]!r} column (it has {', '.join(names)})"
+                    + (NO_ID_HINT if missing[0] == "id" else ""))
+    return None
+
+
 def _no_inputs(snap: Snapshot, docs_dir: str) -> str:
     """Why a snapshot has nothing to deduplicate, and what to run: docs files without their done marker are
     what a stopped or failed extract leaves (their rows may be partial), so they are never inputs."""
@@ -398,14 +423,14 @@ def _dedup(layout: Layout, snap: Snapshot, recipe: Recipe, input_dir, force, sto
         if recipe.dedup.enabled:
             documents, cstats = _find_duplicates(waves, recipe, snap, inputs, stems, work, earlier, step, log)
         else:  # PII only: every document survives
-            documents = sum(open_docs_file(f).metadata.num_rows for f in inputs)
+            documents = sum(open_docs_file(f, ids=recipe.dedup.ids).metadata.num_rows for f in inputs)
             cstats = {"exact_duplicates": 0, "near_duplicates": 0, "matched_earlier": 0, "matched_by": {},
                       "clusters": 0, "cluster_sizes": {}, "edges": 0, "rounds": 0}
         t = time.monotonic()
         clusters = snap.dedup.path("clusters")
         fstats = waves("finalize", finalize_file, [
             (f, join(clusters, f"{s}.parquet") if recipe.dedup.enabled else None,
-             snap.dedup.file("duplicates", s), snap.path("final", s), recipe.pii)
+             snap.dedup.file("duplicates", s), snap.path("final", s), recipe.pii, recipe.dedup.ids)
             for f, s in zip(inputs, stems)
         ])
         step("finalize", t)
