@@ -16,6 +16,7 @@ COMMANDS = [
     "mix",
     "export",
     "train",
+    "sample",
     "report",
     "explain",
     "demo",
