@@ -151,21 +151,21 @@ def test_resume_with_another_schedule_is_refused_or_kept_or_accepted(tokens, tmp
 
 def test_ctrl_c_in_train_checkpoints_that_step_and_resume_is_exact(tokens, tmp_path):
     common = ["--tokens", str(tokens), "--preset", "tiny", "--batch-size", "4", "--lr", "3e-3", "--eval-iters", "2",
-              "--eval-interval", "500", "--max-steps", "400", "--sample-tokens", "0", "--no-export",
+              "--eval-interval", "500", "--max-steps", "120", "--sample-tokens", "0", "--no-export",
               "--device", "cpu", "--log-interval", "1"]
     run = tmp_path / "run"
     cmd = [sys.executable, "-m", "pipelines.cli", "train", "--out", str(run), *common]
-    code, out, err = interrupt(cmd, lambda text: "step 20/400" in text)
+    code, out, err = interrupt(cmd, lambda text: "step 20/120" in text)
     assert code == 130, err[-2000:]
     assert "Traceback" not in err
     last = err.strip().splitlines()[-1]
     assert last.startswith("crawlproc train: interrupted at step ") and last.endswith("; add --resume to continue")
     step = int(last.split("at step ")[1].split()[0])
-    assert 20 <= step < 400
+    assert 20 <= step < 120
     latest = json.loads((run / "ckpt" / "latest.json").read_text())
     assert latest["step"] == step  # the step it stopped at is kept: --resume goes on from there
     # the resumed run reads exactly the batches of an uninterrupted one: the same losses, bit for bit
-    assert crawlproc(["train", "--out", str(run), *common, "--resume", "--max-steps", "400"]) == 0
+    assert crawlproc(["train", "--out", str(run), *common, "--resume"]) == 0
     ref = tmp_path / "ref"
     assert crawlproc(["train", "--out", str(ref), *common]) == 0
 
@@ -173,7 +173,7 @@ def test_ctrl_c_in_train_checkpoints_that_step_and_resume_is_exact(tokens, tmp_p
         return [(r["step"], r["train_loss"]) for r in map(json.loads, (d / "metrics.jsonl").read_text().splitlines())
                 if "train_loss" in r]
 
-    assert losses(run) == losses(ref) and len(losses(ref)) == 400
+    assert losses(run) == losses(ref) and len(losses(ref)) == 120
 
 
 # --- Ctrl-C in a Ray command (a private local Ray, as a user gets it) ----------------------------------------

@@ -22,7 +22,7 @@ from crawlproc.extract.steps import pipeline_for
 from crawlproc.quality import splitters
 from crawlproc.quality.words import is_symbol_word
 from crawlproc.recipe import Recipe
-from crawlproc.schema import REMOVED_SCHEMA, docs_table
+from crawlproc.schema import REMOVED_SCHEMA, docs_table, extracted_table
 from crawlproc.store.failure import PartialFailure
 from crawlproc.store.fingerprint import digest, file_fingerprint
 from crawlproc.store.layout import Layout, warc_stem
@@ -84,6 +84,7 @@ def process_warc(
     steps = pipe.counts(seconds)
     kept: list[dict] = []
     removed: list[dict] = []
+    extracted: list[dict] = []  # the filters' input text of documents a filter edited (C4 drops lines)
     error: Exception | None = None
 
     try:
@@ -114,6 +115,8 @@ def process_warc(
             doc = Doc(rec.url, html)
             removal = pipe.run(doc, steps)
             row = base | {"text": doc.text, "language": doc.language, "language_score": doc.language_score}
+            if doc.extracted is not None and doc.extracted != doc.text:
+                extracted.append({"id": base["id"], "text": doc.extracted})
             if doc.language:
                 languages[doc.language] += 1
             mine = by_language.setdefault(doc.language or "und", _language_counts())
@@ -139,6 +142,7 @@ def process_warc(
     t = time.perf_counter()
     snap.storage.write_table(snap.path("docs", stem), docs_table(kept))
     snap.storage.write_table(snap.path("removed", stem), docs_table(removed, REMOVED_SCHEMA))
+    snap.storage.write_table(snap.path("extracted", stem), extracted_table(extracted))
     seconds["write"] += time.perf_counter() - t
     seconds["total"] = time.perf_counter() - started
 

@@ -4,6 +4,7 @@ The output root (a local folder or an object-store URI) is the whole state; no d
 
     <out>/<snapshot>/docs/<stem>.parquet         kept documents           (written by the extract stage)
     <out>/<snapshot>/removed/<stem>.parquet      removed documents + stage and reason
+    <out>/<snapshot>/extracted/<stem>.parquet    the text extraction gave, of documents a filter edited (refilter)
     <out>/<snapshot>/_done/<stem>.<fp>.json      commit point of a file, written last (with its FileStats)
     <out>/<snapshot>/_failed/<stem>.json         the root cause of a file that failed (retried on the next run)
     <out>/<snapshot>/listing.json                the validated listing of a `crawlproc run`
@@ -46,8 +47,8 @@ from crawlproc.store.storage import Storage, basename, default_storage, join, no
 _WARC_SUFFIX = re.compile(r"(\.warc)?(\.gz|\.zst|\.zstd)?$", re.IGNORECASE)
 _MARKER = re.compile(r"^(?P<key>.+)\.(?P<fp>[0-9a-f]{16})\.json$")
 SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+=~@-]{0,199}$")
-FILE_KINDS = ("docs", "removed", "signatures", "final", "decontaminated", "decontaminated_removed", "classified",
-              "classified_removed")
+FILE_KINDS = ("docs", "removed", "extracted", "signatures", "final", "decontaminated", "decontaminated_removed",
+              "classified", "classified_removed")
 RESERVED = {"tokens", "train", "_index", "minicc"}  # top-level folders that are not snapshots
 _SNAPSHOT_PARTS = ("docs", "removed", "_done", "_failed", "final", "listing.json", "dedup", "classify",
                    "classified", "decontam", "decontaminated")
@@ -243,6 +244,11 @@ class Snapshot:
     def classify(self) -> StageDir:
         """classify/: summary, thresholds, _done.json, scores/<classifier>/<stem>.parquet, work/."""
         return self.stage("classify")
+
+    @property
+    def refilter(self) -> StageDir:
+        """refilter/: staging/<fp>/<kind>/<stem>.parquet and ready/<fp>/<stem>.json while files are switched."""
+        return self.stage("refilter")
 
     @property
     def selection(self) -> StageDir:

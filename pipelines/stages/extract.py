@@ -18,7 +18,7 @@ from pathlib import Path
 from crawlproc.extract.units import extract_file
 from crawlproc.extract.stats import FileStats, snapshot_stats
 from crawlproc.store.fingerprint import file_fingerprint
-from crawlproc.store.inputs import Candidate, Plan, Planned, plan_inputs
+from crawlproc.store.inputs import Candidate, Plan, Planned, RecipeChanged, plan_inputs
 from crawlproc.store.layout import FILE_KINDS, Layout, Snapshot, warc_stem
 from crawlproc.store.lock import hold
 from crawlproc.extract.file import extract_fingerprint, extract_view
@@ -104,7 +104,14 @@ def extract_snapshot(
     storage = snap.storage
     storage.clean_partials(snap.uri)  # only temporary files of writers that died
     fp = extract_fingerprint(recipe)
-    plan = plan_inputs(snap, candidates, fp, recipe.to_dict(), force=force, view=extract_view)
+    try:
+        plan = plan_inputs(snap, candidates, fp, recipe.to_dict(), force=force, view=extract_view)
+    except RecipeChanged as e:
+        if _only_filters_changed(snap, recipe):
+            e.args = (f"{e} Only quality-filter settings changed: `crawlproc refilter --out {snap.layout.root} "
+                      f"--snapshot {snap.name} --recipe <this recipe>` applies them to the extracted text without "
+                      "downloading or extracting again.",)
+        raise
     storage.write_json(snap.recipe_for(fp), recipe.to_dict())
     storage.write_json(snap.recipe_uri, recipe.to_dict())
     for stem in plan.remove:
@@ -132,6 +139,16 @@ def extract_snapshot(
             "responses": total.responses, "documents": total.kept + total.removed, "kept": total.kept,
             "removed": total.removed, "removed_by": {k: v["removed"] for k, v in total.steps.items() if v["removed"]}}
     return plan, result
+
+
+def _only_filters_changed(snap: Snapshot, recipe: Recipe) -> bool:
+    from crawlproc.extract.refilter import RefilterError
+    from pipelines.stages.refilter import refilter_check
+
+    try:
+        return bool(refilter_check(snap, recipe)[1])
+    except RefilterError:
+        return False
 
 
 def remove_file_outputs(snap: Snapshot, stem: str) -> None:
