@@ -149,7 +149,8 @@ def test_resume_with_another_schedule_is_refused_or_kept_or_accepted(tokens, tmp
     assert done["step"] == 8
 
 
-def test_ctrl_c_in_train_checkpoints_that_step_and_resume_is_exact(tokens, tmp_path):
+def test_ctrl_c_in_train_checkpoints_that_step_and_resume_is_exact(tokens, tmp_path, one_torch_thread):
+    # one thread in this process as in the interrupted one (OMP_NUM_THREADS=1): the same float sums
     common = ["--tokens", str(tokens), "--preset", "tiny", "--batch-size", "4", "--lr", "3e-3", "--eval-iters", "2",
               "--eval-interval", "500", "--max-steps", "120", "--sample-tokens", "0", "--no-export",
               "--device", "cpu", "--log-interval", "1"]
@@ -308,7 +309,7 @@ def test_val_shards_are_cut_by_size_not_one_per_input(ray_local, tmp_path, data_
     recipe = Recipe(tokenize=TokenizeConfig(vocab_size=400, val_fraction=0.3, shard_tokens=1_000_000))
     m = run_tokenize(str(out), recipe, ["S"], progress=False, log=lambda _m: None).manifest
     pieces = [p for p in m["parts"].values() if p.get("val_piece")]
-    assert len(pieces) >= 20 and m["totals"]["val"]["shards"] == 1  # 20+ inputs with val documents, one shard
+    assert len(pieces) >= 12 and m["totals"]["val"]["shards"] == 1  # 12+ inputs with val documents, one shard
     assert m["totals"]["val"]["documents"] == sum(p["val_piece"]["documents"] for p in pieces)
     assert not list((out / "tokens" / "bpe").glob("val-S~*"))  # no per-input val shard
 

@@ -143,6 +143,26 @@ def with_ids(table: pa.Table, stem: str, ids: str, start: int = 0) -> pa.Table:
     return table.append_column("id", content_ids(stem, start, table.column("text")))
 
 
+def check_input_dir(input_dir: str, ids: str, storage, sample: int = 100) -> str | None:
+    """Why a folder of documents cannot be deduplicated as it is (no Parquet file, a file without `text`, or
+    without `id` when ids come from a column), read from the first `sample` files' footers, before any work
+    starts; None when it looks right (every file is checked again by its task)."""
+    found = storage.list(str(input_dir), suffix=".parquet")
+    if not found:
+        return f"no Parquet documents in {input_dir}"
+    for e in found[:sample]:
+        try:
+            with storage.open_input(e.uri) as f:
+                names = pq.ParquetFile(f).schema_arrow.names
+        except Exception as err:  # noqa: BLE001 -- whatever the reader says, the file is not usable
+            return f"{e.uri}: not a readable Parquet file ({err})"
+        missing = missing_columns(names, ids)
+        if missing:
+            return (f"{e.uri} has no {missing[0]!r} column (it has {', '.join(names)})"
+                    + (NO_ID_HINT if missing[0] == "id" else ""))
+    return None
+
+
 def is_current(sig_path: str, config: MinHashConfig, docs: str, rows: int, by_language: bool = False) -> bool:
     """True when `sig_path` exists, was made with `config` from the docs file whose fingerprint is `docs`,
     and has its `rows` rows."""

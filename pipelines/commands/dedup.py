@@ -39,17 +39,19 @@ def main(args) -> int:
 
 
 def _main(args) -> int:
+    from crawlproc.dedup.signatures import check_input_dir
     from crawlproc.store.storage import storage_for
-    from pipelines.stages.dedup import DedupError, check_input_dir, run_dedup
 
     overrides = {k: v for k, v in {"scope": args.scope, "ids": "content" if args.ids_from_content else None}.items()
                  if v is not None}
     recipe = load_recipe(args, {"dedup": overrides} if overrides else None)
     if args.input_dir:  # a foreign folder: say what is wrong with it before Ray starts
-        why = check_input_dir(args.input_dir, recipe, storage_for(recipe))
+        why = check_input_dir(args.input_dir, recipe.dedup.ids, storage_for(recipe))
         if why:
             print(f"crawlproc dedup: {why}", file=sys.stderr)
             return 2
+    from pipelines.stages.dedup import DedupError, run_dedup
+
     start_ray(args, recipe)
     try:
         summary = run_dedup(args.out, args.snapshot, recipe, input_dir=args.input_dir, force=args.force,

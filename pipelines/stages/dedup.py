@@ -26,7 +26,6 @@ import time
 from dataclasses import asdict
 from datetime import UTC, datetime
 
-import pyarrow.parquet as pq
 import ray
 
 from crawlproc.dedup import DedupError, files
@@ -36,9 +35,7 @@ from crawlproc.dedup.edges import partition_edges
 from crawlproc.dedup.finalize import finalize_file
 from crawlproc.dedup.shuffle import shuffle_files
 from crawlproc.dedup.index import index_part, index_record
-from crawlproc.dedup.signatures import (
-    NO_ID_HINT, compute_signatures, missing_columns, open_docs_file, signature_fingerprint,
-)
+from crawlproc.dedup.signatures import compute_signatures, open_docs_file, signature_fingerprint
 from crawlproc.dedup.stars import run_components
 from crawlproc.dedup.usage import TaskUsage
 from crawlproc.store.fingerprint import digest
@@ -331,26 +328,6 @@ def stale_against_older(layout: Layout, name: str, recipe: Recipe) -> str | None
         changed = sorted({n for n, _ in now} ^ {n for n, _ in used}) or [
             n for (n, a), (_, b) in zip(now, used) if a != b]
         return f"an older state of {', '.join(changed) or 'the older snapshots'}"
-    return None
-
-
-def check_input_dir(input_dir: str, recipe: Recipe, storage: Storage, sample: int = 100) -> str | None:
-    """Why a folder of documents cannot be deduplicated as it is (no Parquet file, a file without `text`, or
-    without `id` when ids come from a column), read from the first `sample` files' footers, before any work
-    starts; None when it looks right (every file is checked again by its task)."""
-    found = storage.list(str(input_dir), suffix=".parquet")
-    if not found:
-        return f"no Parquet documents in {input_dir}"
-    for e in found[:sample]:
-        try:
-            with storage.open_input(e.uri) as f:
-                names = pq.ParquetFile(f).schema_arrow.names
-        except Exception as err:  # noqa: BLE001 -- whatever the reader says, the file is not usable
-            return f"{e.uri}: not a readable Parquet file ({err})"
-        missing = missing_columns(names, recipe.dedup.ids)
-        if missing:
-            return (f"{e.uri} has no {missing[0]!r} column (it has {', '.join(names)})"
-                    + (NO_ID_HINT if missing[0] == "id" else ""))
     return None
 
 
