@@ -245,7 +245,9 @@ def test_dedup_input_without_ids_names_the_flag_before_ray_then_the_flag_works(t
 
     src = tmp_path / "noid"
     src.mkdir()
-    texts = [f"Document number {i} says something different about topic {i * 7}. " * 20 for i in range(6)]
+    from warcs import articles
+
+    texts = [a["text"] for a in articles()[:6]]  # six different real articles, and a copy of the first
     pq.write_table(pa.table({"text": texts + [texts[0]], "url": ["u"] * 7}), src / "part-0.parquet")
     cmd = [sys.executable, "-m", "pipelines.cli", "dedup", "--out", str(tmp_path / "out"), "--snapshot", "N",
            "--input-dir", str(src)]
@@ -260,7 +262,7 @@ def test_dedup_input_without_ids_names_the_flag_before_ray_then_the_flag_works(t
     assert crawlproc(["dedup", "--out", str(tmp_path / "out"), "--snapshot", "N", "--input-dir", str(src),
                       "--ids-from-content"]) == 0
     summary = json.loads(capsys.readouterr().out)
-    assert summary["documents"] == 7 and summary["exact_duplicates"] == 1
+    assert summary["documents"] == 7 and summary["exact_duplicates"] == 1 and summary["kept"] == 6
     ids = pq.read_table(tmp_path / "out" / "N" / "final" / "part-0.parquet").column("id").to_pylist()
     assert len(ids) == 6 and len(set(ids)) == 6 and all(i.startswith("part-0:") for i in ids)
 
