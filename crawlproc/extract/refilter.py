@@ -102,6 +102,7 @@ def refilter_file(stem: str, old_fp: str, new_fp: str, layout: Layout, recipe: R
             kept_rows.append(out)
         else:
             out["removed_by"], out["removed_reason"] = verdict
+            out["token_count"] = None  # as the extract writes removed documents: counted only when kept
             removed_rows.append(out)
     removed_rows = sorted(unchanged + removed_rows, key=lambda r: (r["warc_offset"] is None, r["warc_offset"] or 0))
 
