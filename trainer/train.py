@@ -460,6 +460,9 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, FileExistsError, FileNotFoundError) as e:  # ShardError, CheckpointError: one line
         print(f"python -m trainer.train: error: {e}", file=sys.stderr)
         return 2
+    except TrainingInterrupted as e:
+        print(f"python -m trainer.train: {e}; add --resume to continue", file=sys.stderr)
+        return 130
     return 0
 
 
