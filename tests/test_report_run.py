@@ -63,14 +63,16 @@ def test_the_run_summary_gives_in_and_out_for_every_stage(run, capsys):
     out = capsys.readouterr().out
     info = run["summary"].stage_info
     lines = {ln.split()[0]: ln for ln in out.splitlines()[1:]}
-    assert set(lines) == {"extract", "dedup", "tokenize"}
+    assert set(lines) == {"extract", "dedup", "decontam", "tokenize"}
     ex, dd, tk = info["extract"], info["dedup"], info["tokenize"]
     assert f"{ex['responses']:,} HTML pages in -> {ex['kept']:,} documents kept, {ex['removed']:,} removed" in out
     assert ex["kept"] + ex["removed"] == ex["documents"] and sum(ex["removed_by"].values()) == ex["removed"]
     assert dd["documents"] == ex["kept"] and dd["kept"] + dd["exact_duplicates"] + dd["near_duplicates"] == dd["documents"]
     assert (f"removed {dd['exact_duplicates']:,} exact and {dd['near_duplicates']:,} near duplicates" in
             lines["dedup"])
-    assert tk["documents"] + tk["skipped"] == dd["kept"]
+    dc = info["decontaminate"]
+    assert dc["documents"] == dd["kept"] and f"{dc['documents']:,} documents in" in lines["decontam"]
+    assert tk["documents"] + tk["skipped"] == dd["kept"] - dc["removed"]
     assert f"-> {tk['train_tokens']:,} train + {tk['val_tokens']:,} val tokens" in lines["tokenize"]
 
 

@@ -119,19 +119,13 @@ def process_warc(
                 extracted.append({"id": base["id"], "text": doc.extracted})
             if doc.language:
                 languages[doc.language] += 1
-            mine = by_language.setdefault(doc.language or "und", _language_counts())
             if removal is None:
                 row["token_count"] = words_in(doc)
                 kept.append(row)
-                mine["kept"] += 1
-                mine["kept_words"] += row["token_count"]
-                mine["kept_chars"] += len(doc.text)
             else:
                 row["removed_by"], row["removed_reason"] = removal
                 removed.append(row)
-                mine["removed"] += 1
-                reason = removal[0] if removal[0] == "language" else f"{removal[0]}:{removal[1]}"
-                mine["reasons"][reason] = mine["reasons"].get(reason, 0) + 1
+            count_language(by_language, doc.language, removal, row.get("token_count"), len(doc.text))
             t_read = time.perf_counter()
     except WarcReadError as e:
         error = e
@@ -162,6 +156,20 @@ def process_warc(
 
 def _language_counts() -> dict:
     return {"kept": 0, "removed": 0, "kept_words": 0, "kept_chars": 0, "reasons": {}}
+
+
+def count_language(by_language: dict, language: str | None, removal: tuple[str, str] | None,
+                   words: int | None, chars: int) -> None:
+    """One document in FileStats.by_language: kept (with its words and characters) or removed (by reason)."""
+    mine = by_language.setdefault(language or "und", _language_counts())
+    if removal is None:
+        mine["kept"] += 1
+        mine["kept_words"] += words or 0
+        mine["kept_chars"] += chars
+    else:
+        mine["removed"] += 1
+        reason = removal[0] if removal[0] == "language" else f"{removal[0]}:{removal[1]}"
+        mine["reasons"][reason] = mine["reasons"].get(reason, 0) + 1
 
 
 def words_in(doc: Doc) -> int:

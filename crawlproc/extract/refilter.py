@@ -21,7 +21,9 @@ import time
 from collections import Counter
 
 from crawlproc.doc import Doc
+from crawlproc.quality import splitters
 from crawlproc.extract import registry
+from crawlproc.extract.file import count_language, words_in
 from crawlproc.extract.stats import FileStats
 from crawlproc.extract.steps import pipeline_for
 from crawlproc.recipe import Recipe
@@ -86,6 +88,7 @@ def refilter_file(stem: str, old_fp: str, new_fp: str, layout: Layout, recipe: R
     seconds: Counter = Counter()
     counts = pipe.counts(seconds)
     kept_rows, removed_rows, extracted_rows = [], [], []
+    by_language: dict[str, dict] = {}
     candidates = docs.to_pylist() + [r for r in removed.to_pylist() if r["removed_by"] not in first_steps]
     unchanged = [r for r in removed.to_pylist() if r["removed_by"] in first_steps]
     for row in sorted(candidates, key=lambda r: (r["warc_offset"] is None, r["warc_offset"] or 0)):
@@ -98,15 +101,20 @@ def refilter_file(stem: str, old_fp: str, new_fp: str, layout: Layout, recipe: R
         if doc.text != text:
             extracted_rows.append({"id": row["id"], "text": text})
         if verdict is None:
-            out["token_count"] = len(doc.text.split())
+            out["token_count"] = words_in(doc)
             kept_rows.append(out)
         else:
             out["removed_by"], out["removed_reason"] = verdict
             out["token_count"] = None  # as the extract writes removed documents: counted only when kept
             removed_rows.append(out)
     removed_rows = sorted(unchanged + removed_rows, key=lambda r: (r["warc_offset"] is None, r["warc_offset"] or 0))
+    for row in sorted(kept_rows + removed_rows, key=lambda r: (r["warc_offset"] is None, r["warc_offset"] or 0)):
+        removal = (row["removed_by"], row["removed_reason"]) if "removed_by" in row else None
+        count_language(by_language, row["language"], removal, row.get("token_count"), len(row["text"]))
 
     new = _new_stats(old, counts, seconds, len(kept_rows), len(removed_rows), recipe)
+    new.by_language = by_language
+    new.words_fallback = {k: v for k, v in splitters.fallbacks().items() if k in by_language}
     new.seconds["refilter"] = round(time.perf_counter() - started, 4)
     st.write_table(staged(snap, new_fp, "docs", stem), docs_table(kept_rows))
     st.write_table(staged(snap, new_fp, "removed", stem), docs_table(removed_rows, REMOVED_SCHEMA))

@@ -182,6 +182,12 @@ def stage_lines(info: dict[str, dict]) -> list[str]:
         lines.append(f"dedup     {dd['documents']:,} documents in -> {dd.get('kept') or 0:,} kept; removed "
                      f"{dd.get('exact_duplicates') or 0:,} exact and {dd.get('near_duplicates') or 0:,} near "
                      f"duplicates ({dd.get('clusters') or 0:,} clusters){earlier}")
+    dc = info.get("decontaminate")
+    if dc and dc.get("documents") is not None:
+        by = ", ".join(f"{k} {v:,}" for k, v in sorted(dc.get("benchmarks", {}).items(), key=lambda kv: -kv[1]))
+        lines.append(f"decontam  {dc['documents']:,} documents in -> {dc['documents'] - dc['removed']:,} kept; removed "
+                     f"{dc['removed']:,} holding benchmark items" + (f", cut items out of {dc['cut']:,}" if dc.get("cut")
+                                                                      else "") + (f" ({by})" if by else ""))
     cl = info.get("classify")
     if cl:
         lines.append(f"classify  {cl['documents']:,} documents in -> {cl['kept']:,} kept, {cl['removed']:,} removed "
