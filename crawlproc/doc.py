@@ -22,7 +22,7 @@ class Doc:
     forgets all of it.
     """
 
-    __slots__ = ("url", "html", "language", "language_score", "precheck", "_text", "_memo")
+    __slots__ = ("url", "html", "language", "language_score", "precheck", "extracted", "_text", "_memo")
 
     def __init__(self, url: str = "", html: str = "", text: str = ""):
         self.url = url
@@ -30,6 +30,7 @@ class Doc:
         self.language: str | None = None
         self.language_score: float | None = None
         self.precheck = None  # a crawlproc.extract.precheck.PrecheckVerdict: not extracted, the language step removes it
+        self.extracted: str | None = None  # the text as the filters received it (before any filter edited it)
         self._text = text
         self._memo: dict[str, object] = {}
 

@@ -218,9 +218,13 @@ class DedupConfig(Section):
     # per language, as FineWeb-2: documents of two languages are never duplicates of each other, and the word
     # n-grams of Chinese, Japanese, Korean and Thai are made of their segmenters' words (crawlproc/dedup/signatures.py)
     by_language: bool = True
+    # "column": each document's `id` column; "content": ids made from the file, row and text hash, for a folder
+    # of documents without ids (`crawlproc dedup --input-dir ... --ids-from-content`)
+    ids: str = "column"
 
     def check(self):
         one_of(self, "scope", ("snapshot", "all"))
+        one_of(self, "ids", ("column", "content"))
         for name in self.order:
             require(isinstance(name, str) and SAFE_NAME.match(name) is not None, "order",
                     f"{name!r} is not a snapshot name")

@@ -338,14 +338,15 @@ def test_cli_on_a_foreign_folder_and_bad_input(articles, tmp_path, ray_local, ca
     bad.mkdir()
     shutil.copy(src / "000_00000.parquet", bad / "a.parquet")
     (bad / "b.parquet").write_bytes(b"not parquet at all")
+    # a folder that cannot be deduplicated is refused before any work (issue 31: before Ray starts), exit 2
     rc = main(["dedup", "--out", str(tmp_path / "out"), "--snapshot", "BAD", "--input-dir", str(bad)])
-    assert rc == 1
+    assert rc == 2
     assert "b.parquet" in capsys.readouterr().err
     pq.write_table(pa.table({"body": ["x"], "id": ["1"]}), bad / "b.parquet")
     rc = main(["dedup", "--out", str(tmp_path / "out"), "--snapshot", "BAD", "--input-dir", str(bad)])
-    assert rc == 1
+    assert rc == 2
     assert "'text'" in capsys.readouterr().err
-    assert not (tmp_path / "out" / "BAD" / "dedup" / "_done.json").exists()
+    assert not (tmp_path / "out" / "BAD").exists()
 
 
 def test_pii_is_applied_to_survivors_and_dedup_can_be_disabled(articles, tmp_path, ray_local):

@@ -229,7 +229,14 @@ def test_collect_funnel_and_counts(run_output):
                             "language:ko", "language:pt", "c4:too_few_sentences"}
     assert reasons["language:ko"]["examples"][0]["url"].startswith("http://entermedia.co.kr/")
     assert reasons["url_filter:domain"]["examples"] == [
-        {"url": "http://casino-bonus.example.xxx/free", "id": expect["removed0"][0]["id"], "reason": "domain"}]
+        {"url": "http://casino-bonus.example.xxx/free", "id": expect["removed0"][0]["id"], "reason": "domain",
+         "snippet": ""}]  # removed by the URL filter: never extracted, no text
+    # every other reason shows the start of its example's text, on one line (issue 31)
+    short = reasons["gopher_quality:gopher_short_doc"]["examples"][0]
+    assert short["snippet"] == "Subscribe now to read more."
+    rep = reasons["gopher_repetition:dup_para_frac"]["examples"][0]
+    assert rep["snippet"].endswith(" …") and " ".join(expect["removed0"][1]["text"].split()).startswith(
+        rep["snippet"][:-2])
     assert s1["languages"]["en"] == expect["kept_snap1"] + 3  # the kept ones and three quality removals
     assert s1["languages"]["ko"] == 1 and "url_filter" not in s1["languages"]
 

@@ -73,7 +73,15 @@ def check_totals(manifest: dict) -> None:
         shards = [s for s in manifest["shards"] if s["split"] == split]
         assert manifest["totals"][split]["tokens"] == sum(s["tokens"] for s in shards)
         assert manifest["totals"][split]["documents"] == sum(s["documents"] for s in shards)
-    assert manifest["shards"] == [s for k in sorted(manifest["parts"]) for s in manifest["parts"][k]["shards"]]
+    # train shards per input, in input order, then the val shards cut by size from every input's val piece
+    train = [s for k in sorted(manifest["parts"]) for s in manifest["parts"][k]["shards"]]
+    val = [s for s in manifest["shards"] if s["split"] == "val"]
+    assert manifest["shards"] == train + val and {s["split"] for s in train} <= {"train"}
+    assert [s["file"] for s in val] == manifest["val_pieces"]["shards"]
+    pieces = [p["val_piece"] for p in manifest["parts"].values() if p.get("val_piece")]
+    assert sum(p["tokens"] for p in pieces) == manifest["totals"]["val"]["tokens"]
+    # cut to a size: every val shard but the last is at least half full (never one per input)
+    assert all(s["tokens"] * 2 >= CFG.shard_tokens or s["documents"] == 1 for s in val[:-1])
 
 
 def shard_files(directory: Path) -> set[str]:

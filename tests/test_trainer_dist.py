@@ -16,7 +16,7 @@ from pipelines.cli import main as crawlproc
 
 ROOT = Path(__file__).resolve().parents[1]
 COMMON = ["--preset", "tiny", "--max-steps", "4", "--eval-interval", "2", "--eval-iters", "2", "--lr", "3e-3",
-          "--device", "cpu", "--no-export", "--sample-tokens", "0"]
+          "--device", "cpu", "--no-export", "--sample-tokens", "0", "--log-interval", "1"]
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -75,7 +75,7 @@ def test_ddp_resume_with_dropout_is_bit_exact(tokens, tmp_path):
     restoring rank 0's state on every rank would give rank 1 rank 0's masks after the resume."""
     args = ["--tokens", str(tokens), "--batch-size", "2", "--preset", "tiny", "--lr", "3e-3", "--device", "cpu",
             "--no-export", "--sample-tokens", "0", "--eval-interval", "2", "--eval-iters", "1", "--dropout", "0.2",
-            "--decay-steps", "4", "--warmup-steps", "1"]
+            "--decay-steps", "4", "--warmup-steps", "1", "--log-interval", "1"]
     torchrun([*args, "--out", str(tmp_path / "whole"), "--max-steps", "4"])
     torchrun([*args, "--out", str(tmp_path / "split"), "--max-steps", "2"])
     torchrun([*args, "--out", str(tmp_path / "split"), "--max-steps", "4", "--resume"])

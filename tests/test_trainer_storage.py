@@ -86,7 +86,7 @@ def train(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
     cmd = [sys.executable, "-m", "trainer.train", "--preset", "tiny", "--batch-size", "4", "--lr", "3e-3",
            "--device", "cpu", "--sample-tokens", "0", "--eval-interval", "3", "--eval-iters", "1",
-           "--dropout", "0.1", "--decay-steps", "8", "--warmup-steps", "2", *args]
+           "--dropout", "0.1", "--decay-steps", "8", "--warmup-steps", "2", "--log-interval", "1", *args]
     proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=300, check=False)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return proc

@@ -15,8 +15,8 @@ import pyarrow.compute as pc
 from crawlproc.store.layout import TokenSetDir
 from crawlproc.store.storage import Storage
 from tokenizer.core import BPETokenizer
-from tokenizer.shards import cut_shards, is_val, shard_name, tokens_table_from_flat
-from tokenizer.tokenset import write_shard
+from tokenizer.shards import cut_shards, doc_lengths, is_val, shard_name, tokens_table_from_flat, val_shard_name
+from tokenizer.tokenset import read_piece, write_piece, write_shard
 from tokenizer.train import train_bpe
 
 
@@ -130,25 +130,71 @@ def _np(mask: pa.Array) -> np.ndarray:
 
 
 def encode_part(uri: str, part: str, tok: BPETokenizer, settings: dict, tokset: TokenSetDir) -> dict:
-    """Encode one input file into shards `<split>-<part>-NNN.parquet` of the token set; return its part record.
-    `part` names this version of the input (its key and fingerprint), so that a re-encoded input never
-    overwrites the shards the token set's current manifest lists."""
+    """Encode one input file into train shards `train-<part>-NNN.parquet` of the token set and its validation
+    documents into the piece `val-<part>.parquet` (merge_val_pieces cuts the val shards from all pieces);
+    return its part record. `part` names this version of the input (its key and fingerprint), so that a
+    re-encoded input never overwrites what the token set's current manifest lists."""
     started = time.perf_counter()
     table = tokset.storage.read_table(uri, columns=["id", "text"])
     enc = encode_documents(tok, table.column("id"), table.column("text"), settings["val_fraction"],
                            settings["max_doc_chars"])
     shards = []
-    for split in ("train", "val"):
-        for i, (shard, n_tokens) in enumerate(cut_shards(enc[split], settings["shard_tokens"])):
-            name = shard_name(split, part, i)
-            write_shard(tokset, name, shard)
-            shards.append({"split": split, "file": name, "tokens": n_tokens, "documents": shard.num_rows})
+    for i, (shard, n_tokens) in enumerate(cut_shards(enc["train"], settings["shard_tokens"])):
+        name = shard_name("train", part, i)
+        write_shard(tokset, name, shard)
+        shards.append({"split": "train", "file": name, "tokens": n_tokens, "documents": shard.num_rows})
+    piece = None
+    if enc["val"].num_rows:
+        piece = {"file": f"val-{part}.parquet", "documents": enc["val"].num_rows,
+                 "tokens": int(doc_lengths(enc["val"].column("tokens")).sum())}
+        write_piece(tokset, piece["file"], enc["val"])
+    counted = shards + ([piece] if piece else [])
     return {
-        "source": uri, "shards": shards, "skipped": enc["skipped"], "repaired": enc["repaired"],
-        "documents": sum(s["documents"] for s in shards), "tokens": sum(s["tokens"] for s in shards),
+        "source": uri, "shards": shards, "val_piece": piece, "skipped": enc["skipped"], "repaired": enc["repaired"],
+        "documents": sum(s["documents"] for s in counted), "tokens": sum(s["tokens"] for s in counted),
         "bytes": int(pc.sum(pc.binary_length(table.column("text"))).as_py() or 0),
         "seconds": round(time.perf_counter() - started, 3),
     }
+
+
+def merge_val_pieces(pieces: list[dict], digest: str, tokset: TokenSetDir, shard_tokens: int,
+                     read_ahead: int = 8) -> dict:
+    """Cut the val shards `val-<digest>-NNN.parquet` of at most `shard_tokens` tokens from the pieces, in order
+    (cut at document boundaries; at most one shard's worth held at a time, plus `read_ahead` pieces being
+    read). Returns {"shards": [{split, file, tokens, documents}]}."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    shards: list[dict] = []
+    held: list[pa.Table] = []
+    held_tokens = 0
+
+    def emit(final: bool) -> None:
+        nonlocal held, held_tokens
+        if not held:
+            return
+        table = pa.concat_tables(held)
+        pieces = list(cut_shards(table, shard_tokens))
+        keep = pieces if final else pieces[:-1]  # the last piece may still grow
+        for shard, n in keep:
+            name = val_shard_name(digest, len(shards))
+            write_shard(tokset, name, shard)
+            shards.append({"split": "val", "file": name, "tokens": n, "documents": shard.num_rows})
+        rest = [] if final else [pieces[-1][0]]
+        held, held_tokens = rest, sum(pieces[-1][1] for _ in rest)
+
+    with ThreadPoolExecutor(max_workers=read_ahead) as pool:  # many small reads: an object store answers slowly
+        futures = [pool.submit(read_piece, tokset, p["file"]) for p in pieces[:read_ahead]]
+        for i in range(len(pieces)):
+            table = futures[i].result()
+            if i + read_ahead < len(pieces):
+                futures.append(pool.submit(read_piece, tokset, pieces[i + read_ahead]["file"]))
+            futures[i] = None
+            held.append(table.select(["id", "tokens"]))
+            held_tokens += int(doc_lengths(table.column("tokens")).sum())
+            if held_tokens >= shard_tokens:
+                emit(final=False)
+    emit(final=True)
+    return {"shards": shards}
 
 
 def sample_texts(storage: Storage, uris: list[str], sample_bytes: int) -> list[str]:

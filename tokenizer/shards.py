@@ -5,9 +5,11 @@
     tokens/<name>/<split>-<part>-NNN.parquet     shards: columns id (string) and tokens (list<uint16|uint32>)
 
 A shard holds whole documents WITHOUT end-of-text tokens (the loader puts one between documents), in row
-groups of ROW_GROUP_DOCS documents so that a loader can stream it. Shards are produced per input (a "part":
-one final/ file of a snapshot), so that each input is encoded, resumed and replaced on its own; the manifest
-is merged from the parts. Everything here is pure (tables and dicts): tokenizer/tokenset.py reads and writes
+groups of ROW_GROUP_DOCS documents so that a loader can stream it. Train shards are produced per input (a
+"part": one final/ file of a snapshot), so that each input is encoded, resumed and replaced on its own; the
+manifest is merged from the parts. An input's validation documents (a small fraction) go to a piece
+(pieces/val-<part>.parquet), and the val shards are cut from all the pieces by size (`val_shard_names`): a
+snapshot of 90,000 inputs gives a few val shards, not 90,000 tiny ones. Everything here is pure (tables and dicts): tokenizer/tokenset.py reads and writes
 the files, crawlproc.store.layout.TokenSetDir says where they lie.
 
 A mix (pipelines/stages/mix.py) is a token set like any other, whose manifest also has a "mix" entry: its
@@ -89,12 +91,16 @@ def new_manifest(name: str, tokenizer_info: dict, dtype: np.dtype, settings: dic
             "inputs": []}
 
 
-def merge_parts(manifest: dict, parts: dict[str, dict]) -> dict:
+def merge_parts(manifest: dict, parts: dict[str, dict], val: dict | None = None) -> dict:
     """The manifest with `parts` ({key: part}) as its parts: shards in key order, totals and counters summed.
-    A part is {"fingerprint", "source", "shards": [{split, file, tokens, documents}], "skipped", "repaired"}."""
+    A part is {"fingerprint", "source", "shards": [{split, file, tokens, documents}], "skipped", "repaired"}
+    and, when its validation documents went to a piece, "val_piece": {file, tokens, documents}. `val`: the
+    val shards cut from the pieces, {"digest", "shards"} (listed after the parts' shards)."""
     out = dict(manifest)
     out["parts"] = {k: parts[k] for k in sorted(parts)}
-    out["shards"] = [s for k in sorted(parts) for s in parts[k]["shards"]]
+    out["shards"] = [s for k in sorted(parts) for s in parts[k]["shards"]] + list((val or {}).get("shards") or [])
+    if val is not None:
+        out["val_pieces"] = {"digest": val["digest"], "shards": [s["file"] for s in val["shards"]]}
     out["totals"] = totals(out["shards"])
     out["inputs"] = [parts[k]["source"] for k in sorted(parts)]
     for field in ("skipped", "repaired"):
@@ -104,6 +110,18 @@ def merge_parts(manifest: dict, parts: dict[str, dict]) -> dict:
                 acc[reason] = acc.get(reason, 0) + int(n)
         out[field] = dict(sorted(acc.items()))
     return out
+
+
+def val_pieces(parts: dict[str, dict]) -> tuple[list[tuple[str, dict]], str]:
+    """([(key, piece)] in key order, digest): the val pieces of the parts, and what identifies their merge (the
+    parts' keys and fingerprints): the same digest means the same val shards."""
+    pieces = [(k, parts[k]["val_piece"]) for k in sorted(parts) if parts[k].get("val_piece")]
+    ident = json.dumps([[k, parts[k].get("fingerprint"), p["file"]] for k, p in pieces]).encode()
+    return pieces, hashlib.sha256(ident).hexdigest()[:12]
+
+
+def val_shard_name(digest: str, index: int) -> str:
+    return f"val-{digest}-{index:03d}.parquet"
 
 
 def totals(shards: list[dict]) -> dict:

@@ -30,7 +30,7 @@ from crawlproc.store.storage import Storage, default_storage, json_bytes, normal
 from tokenizer.core import EOT, BPETokenizer
 from tokenizer.formats import HF_FILE, TOKENIZER_FILES, tokenizer_files, tokenizer_from_json_bytes, tokenizer_info
 from tokenizer.shards import (
-    ROW_GROUP_DOCS, SPLITS, ShardError, check_manifest, manifest_digest, merge_parts, new_manifest,
+    ROW_GROUP_DOCS, SPLITS, ShardError, check_manifest, doc_lengths, manifest_digest, merge_parts, new_manifest,
     parse_manifest, shard_name, token_dtype, tokens_table,
 )
 
@@ -116,6 +116,52 @@ class TokenSet:
         if sha and hashlib.sha256(data).hexdigest() != sha:
             raise ShardError(f"{self.dir.path(HF_FILE)} is not the tokenizer its manifest names (sha256 differs)")
         return tokenizer_from_json_bytes(data, name or self.name, self.dir.path(HF_FILE))
+
+
+    # --- reading documents back (`crawlproc tokens`) ----------------------------------------------------------
+    def documents(self, split: str | None = None, ids: bool = True):
+        """(split, shard file, id, tokens as numpy) of every document, in manifest order, row group by row
+        group (one row group in memory at a time)."""
+        import pyarrow.parquet as pq
+
+        columns = ["id", "tokens"] if ids else ["tokens"]
+        for s in self.shards(split):
+            with self.storage.open_input(self.dir.path(s["file"])) as f:
+                pf = pq.ParquetFile(f)
+                for g in range(pf.num_row_groups):
+                    t = pf.read_row_group(g, columns=columns)
+                    tok = t.column("tokens").combine_chunks()
+                    values, offsets = tok.values.to_numpy(zero_copy_only=False), tok.offsets.to_numpy()
+                    names = t.column("id").to_pylist() if ids else [None] * t.num_rows
+                    for i, doc_id in enumerate(names):
+                        yield s["split"], s["file"], doc_id, values[offsets[i]:offsets[i + 1]]
+
+    def find(self, doc_id: str) -> tuple[str, str, np.ndarray] | None:
+        """(split, shard file, tokens) of the document with this id, or None. Reads each shard's id column
+        first and the tokens of the one row group that holds it."""
+        import pyarrow.compute as pc
+        import pyarrow.parquet as pq
+
+        for s in self.shards():
+            with self.storage.open_input(self.dir.path(s["file"])) as f:
+                pf = pq.ParquetFile(f)
+                for g in range(pf.num_row_groups):
+                    hits = pc.index(pf.read_row_group(g, columns=["id"]).column("id"), doc_id).as_py()
+                    if hits >= 0:
+                        tokens = pf.read_row_group(g, columns=["tokens"]).column("tokens")[hits].values
+                        return s["split"], s["file"], tokens.to_numpy(zero_copy_only=False)
+        return None
+
+    def lengths(self, split: str) -> np.ndarray:
+        """Tokens per document of a split (reads only the tokens column's list offsets)."""
+        import pyarrow.parquet as pq
+
+        out = [np.zeros(0, dtype=np.int64)]
+        for s in self.shards(split):
+            with self.storage.open_input(self.dir.path(s["file"])) as f:
+                t = pq.read_table(f, columns=["tokens"])
+            out.append(doc_lengths(t.column("tokens")))
+        return np.concatenate(out)
 
 
 def read_manifest(where: str | TokenSetDir, storage: Storage | None = None) -> tuple[dict, str] | None:
@@ -216,6 +262,25 @@ def write_tokenizer(d: TokenSetDir, tok: BPETokenizer) -> dict:
     for name, data in files.items():
         d.storage.write_bytes(d.path(name), data)
     return tokenizer_info(tok, files[HF_FILE])
+
+
+def write_piece(d: TokenSetDir, name: str, table: pa.Table) -> None:
+    d.storage.write_table(d.piece(name), table, row_group_size=ROW_GROUP_DOCS)
+
+
+def read_piece(d: TokenSetDir, name: str) -> pa.Table:
+    return d.storage.read_table(d.piece(name))
+
+
+def remove_unlisted_pieces(d: TokenSetDir, manifest: dict) -> int:
+    """Delete the val pieces no part of the (just committed) manifest names. Returns how many."""
+    listed = {p["val_piece"]["file"] for p in (manifest.get("parts") or {}).values() if p.get("val_piece")}
+    n = 0
+    for e in d.storage.list(d.pieces_dir, suffix=".parquet"):
+        if e.name not in listed:
+            d.storage.delete(e.uri)
+            n += 1
+    return n
 
 
 def copy_tokenizer(src: TokenSet, d: TokenSetDir) -> None:

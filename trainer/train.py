@@ -38,6 +38,7 @@ from trainer.model import GPT
 from trainer.plot import loss_png
 from trainer.presets import GPTConfig, preset_config
 from trainer.sample import load_sampling_tokenizer, sample_texts
+from trainer.sanity import DataCheck, resume_refusal, schedule_changes
 from tokenizer.tokenset import TokenSet, open_token_set
 
 log = logging.getLogger("trainer")
@@ -129,6 +130,42 @@ class RunFiles:
         png = loss_png(self.records[TrainRunDir.METRICS]) if self.enabled else None
         if png is not None:
             self.storage.write_bytes(self.run.path(TrainRunDir.PLOT), png)
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Ctrl-C stopped the run; `step` is the last step done, `checkpoint` the step --resume continues from."""
+
+    def __init__(self, step: int, max_steps: int, checkpoint: int | None):
+        super().__init__(f"interrupted at step {step} of {max_steps}")
+        self.step, self.max_steps, self.checkpoint = step, max_steps, checkpoint
+
+
+class CtrlC:
+    """A first Ctrl-C only asks the loop to stop after the step it is in (it then checkpoints that step, so
+    --resume continues exactly there); a second one interrupts at once. Single-process runs in the main thread
+    only: the ranks of a distributed run would not agree on where to stop."""
+
+    def __init__(self, enabled: bool):
+        import signal
+        import threading
+
+        self.stop, self._previous = False, None
+        if enabled and threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, self._handler)
+
+    def _handler(self, signum, frame) -> None:
+        import signal
+
+        self.stop = True
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        print("stopping after this step (Ctrl-C again to stop at once)", file=sys.stderr, flush=True)
+
+    def restore(self) -> None:
+        import signal
+
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+            self._previous = None
 
 
 def training_seed(seed: int, rank: int) -> int:
@@ -225,6 +262,11 @@ def _train(cfg: TrainConfig, d: Dist, device: torch.device, report, storage: Sto
         saved = GPTConfig(**ckpt["config"]["model"])
         if saved != mcfg:
             raise ValueError(f"checkpoint model {saved} differs from the requested {mcfg}")
+        changes = schedule_changes(ckpt["config"]["train"], dataclasses.asdict(cfg))
+        if changes and not cfg.reschedule:
+            raise ValueError(resume_refusal(changes, ckpt["config"]["train"], ckpt["step"]))
+        if changes:
+            log.warning("resuming with a new schedule from step %d: %s", ckpt["step"], "; ".join(changes))
         trained_on = (ckpt["config"].get("tokens") or {}).get("manifest_sha256")
         if trained_on and trained_on != tokset.digest:
             log.warning("resuming on another token set than the checkpoint's (manifest sha256 %s, was %s): the "
@@ -266,6 +308,9 @@ def _train(cfg: TrainConfig, d: Dist, device: torch.device, report, storage: Sto
         files.truncate_after(0)  # a fresh run does not inherit an earlier, checkpoint-less run's logs
     del ckpt
 
+    if cfg.compile and d.master:  # torch.compile works on the first step: say so, or it looks stuck
+        print("compiling the model (torch.compile): the first step waits for it (a minute or more on a CPU)",
+              flush=True)
     model = torch.compile(raw) if cfg.compile else raw
     if d.world_size > 1:
         model = DDP(model, device_ids=[device.index] if device.type == "cuda" else None)
@@ -289,6 +334,11 @@ def _train(cfg: TrainConfig, d: Dist, device: torch.device, report, storage: Sto
         print(f"model {raw.num_params() / 1e6:.2f}M params, {d.world_size} process(es) on {device} "
               f"({device_name}), {tokens_per_step} tokens/step, bf16={use_bf16}, compile={cfg.compile}, "
               f"data {tokset.uri} (manifest sha256 {tokset.digest[:12]})", flush=True)
+        check = DataCheck((tokset.manifest.get("totals") or {}).get("train", {}).get("tokens", 0),
+                          raw.num_params(), tokens_per_step * cfg.max_steps)
+        print(check.line(), flush=True)
+        if check.warning():
+            log.warning(check.warning())
 
     train_losses: list[float] = []
     val_loss = None
@@ -296,6 +346,8 @@ def _train(cfg: TrainConfig, d: Dist, device: torch.device, report, storage: Sto
     # tokens/s: wall time from the first step after a log to the next log (whose .item() waits for the GPU);
     # evaluation, samples and checkpoints that follow a log are left out
     t_mark, steps_since = time.perf_counter(), 0
+    t_loop, first_step = time.perf_counter(), step
+    ctrl_c = CtrlC(d.world_size == 1)
     try:
         while step < cfg.max_steps:
             lr = lr_at(step, cfg)
@@ -316,6 +368,8 @@ def _train(cfg: TrainConfig, d: Dist, device: torch.device, report, storage: Sto
             optimizer.zero_grad(set_to_none=True)
             step += 1
             steps_since += 1
+            if cfg.compile and step == first_step + 1 and d.master:
+                print(f"compiled: the first step took {time.perf_counter() - t_loop:.1f}s", flush=True)
 
             logged = step % cfg.log_interval == 0 or step == cfg.max_steps
             if logged:
@@ -327,8 +381,10 @@ def _train(cfg: TrainConfig, d: Dist, device: torch.device, report, storage: Sto
                 files.append(TrainRunDir.METRICS, rec)
                 if d.master:
                     mfu_s = f"{100 * mfu:.1f}%" if mfu is not None else "-"
+                    spent = time.perf_counter() - t_loop
+                    left = spent / (step - first_step) * (cfg.max_steps - step)
                     print(f"step {step}/{cfg.max_steps} loss {train_loss:.4f} lr {lr:.2e} "
-                          f"{tps:,.0f} tok/s mfu {mfu_s}", flush=True)
+                          f"{tps:,.0f} tok/s mfu {mfu_s} | {_clock(spent)} elapsed, ~{_clock(left)} left", flush=True)
                 if report:
                     report(rec)
 
@@ -360,7 +416,21 @@ def _train(cfg: TrainConfig, d: Dist, device: torch.device, report, storage: Sto
                     dist.barrier()  # no rank runs ahead of a checkpoint that might be resumed from
             if logged:
                 t_mark, steps_since = time.perf_counter(), 0
+            if ctrl_c.stop and step < cfg.max_steps:  # Ctrl-C: keep this step, so --resume continues here
+                if step % ckpt_every:
+                    save_checkpoint(ckpt_dir, step, raw, optimizer, train_loader.state_dict(), run_config,
+                                    cfg.keep_checkpoints, rng=gather_rng(d, device), storage=storage)
+                    files.flush()
+                    files.write_plot()
+                raise TrainingInterrupted(step, cfg.max_steps, step)
+    except TrainingInterrupted:
+        raise
+    except KeyboardInterrupt:  # a second Ctrl-C, or one outside the steps: --resume takes the last checkpoint
+        saved = latest_checkpoint(ckpt_dir, storage) if d.master else None
+        raise TrainingInterrupted(step, cfg.max_steps,
+                                  int(saved.rsplit("step-", 1)[1][:-3]) if saved else None) from None
     finally:
+        ctrl_c.restore()
         train_loader.close()
         if val_loader is not None:
             val_loader.close()
@@ -376,6 +446,11 @@ def _train(cfg: TrainConfig, d: Dist, device: torch.device, report, storage: Sto
     return {"step": step, "train_losses": train_losses, "val_loss": val_loss, "out": out}
 
 
+def _clock(seconds: float) -> str:
+    s = int(round(max(seconds, 0)))
+    return f"{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}" if s >= 3600 else f"{s // 60}:{s % 60:02d}"
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m trainer.train", description=__doc__.split("\n")[0])
     add_train_args(p)
@@ -386,6 +461,9 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, FileExistsError, FileNotFoundError) as e:  # ShardError, CheckpointError: one line
         print(f"python -m trainer.train: error: {e}", file=sys.stderr)
         return 2
+    except TrainingInterrupted as e:
+        print(f"python -m trainer.train: {e}; add --resume to continue", file=sys.stderr)
+        return 130
     return 0
 
 

@@ -13,6 +13,7 @@ from crawlproc.dedup import files
 from crawlproc.dedup.buckets import read_all
 from crawlproc.dedup.nodes import KIND_NAMES, split_nodes
 from crawlproc.dedup.schemas import CLUSTER_SCHEMA, DUP_SCHEMA
+from crawlproc.dedup.signatures import with_ids
 from crawlproc.dedup.pii import PiiAnonymizer, candidate_rows
 from crawlproc.recipe import PiiConfig
 from crawlproc.schema import DOC_SCHEMA, conform
@@ -21,14 +22,14 @@ STATS_KEY = b"crawlproc.dedup"
 
 
 def finalize_file(docs_path: str, cluster_path: str | None, dup_path: str, final_path: str,
-                  pii: PiiConfig) -> dict:
+                  pii: PiiConfig, ids: str = "column") -> dict:
     """Write this file's dropped ids (from its clusters part; none without one) and its survivors; skipped
     when both exist (final is written last)."""
     if files.exists(final_path) and files.exists(dup_path):
         return json.loads((files.parquet_file(final_path).schema_arrow.metadata or {}).get(STATS_KEY, b"{}"))
     dups = read_all([cluster_path], CLUSTER_SCHEMA) if cluster_path else CLUSTER_SCHEMA.empty_table()
     _, dropped = split_nodes(dups.column("node").to_numpy())
-    docs = conform(files.read_table(docs_path))
+    docs = conform(with_ids(files.read_table(docs_path), files.basename(docs_path)[: -len(".parquet")], ids))
     kind_names = pa.array([KIND_NAMES[k] for k in dups.column("kind").to_pylist()], pa.string())
     files.write_table(
         dup_path,

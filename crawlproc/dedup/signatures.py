@@ -106,17 +106,61 @@ def signature_table(ids, texts: list[str], config: MinHashConfig | None = None, 
     return table.replace_schema_metadata({FINGERPRINT_KEY: fp, DOCS_KEY: docs})
 
 
-def open_docs_file(path: str, data: bytes | None = None) -> pq.ParquetFile:
-    """The docs file as Parquet, checked for the columns dedup needs; a DedupError names the file."""
+def open_docs_file(path: str, data: bytes | None = None, ids: str = "column") -> pq.ParquetFile:
+    """The docs file as Parquet, checked for the columns dedup needs (`id` only with ids = "column"); a
+    DedupError names the file."""
     try:
         f = pq.ParquetFile(pa.BufferReader(data)) if data is not None else files.parquet_file(path)
     except Exception as e:  # noqa: BLE001 - any reader error means the same thing: not a Parquet file
         raise DedupError(f"{path}: not a readable Parquet file ({e})") from None
-    names = f.schema_arrow.names
-    for col in ("text", "id"):
-        if col not in names:
-            raise DedupError(f"{path}: lacks required column {col!r} (has {names})")
+    missing = missing_columns(f.schema_arrow.names, ids)
+    if missing:
+        raise DedupError(f"{path}: lacks required column {missing[0]!r} (has {f.schema_arrow.names})"
+                         + (NO_ID_HINT if missing[0] == "id" else ""))
     return f
+
+
+NO_ID_HINT = (": dedup needs a unique id per document. Add --ids-from-content (recipe: dedup.ids = \"content\") "
+              "to make one from each document's file, row and text hash, or add an `id` column")
+
+
+def missing_columns(names: list[str], ids: str = "column") -> list[str]:
+    """The columns dedup needs that a docs file lacks."""
+    return [c for c in ("text", "id") if c not in names and not (c == "id" and ids == "content")]
+
+
+def content_ids(stem: str, start: int, text: pa.Array | pa.ChunkedArray) -> pa.Array:
+    """Ids for documents without one: `<stem>:<row>:<xxh64 of the text>`: unique in a folder (stems are), the
+    same on every rerun over the same files, and they say where the document is."""
+    return pa.array([f"{stem}:{start + i}:{xxhash.xxh64_hexdigest((t or '').encode('utf-8', 'surrogatepass'))}"
+                     for i, t in enumerate(text.to_pylist())], pa.string())
+
+
+def with_ids(table: pa.Table, stem: str, ids: str, start: int = 0) -> pa.Table:
+    """The table with its `id` column, made from the content when ids = "content" and it has none."""
+    if ids != "content" or "id" in table.column_names:
+        return table
+    return table.append_column("id", content_ids(stem, start, table.column("text")))
+
+
+def check_input_dir(input_dir: str, ids: str, storage, sample: int = 100) -> str | None:
+    """Why a folder of documents cannot be deduplicated as it is (no Parquet file, a file without `text`, or
+    without `id` when ids come from a column), read from the first `sample` files' footers, before any work
+    starts; None when it looks right (every file is checked again by its task)."""
+    found = storage.list(str(input_dir), suffix=".parquet")
+    if not found:
+        return f"no Parquet documents in {input_dir}"
+    for e in found[:sample]:
+        try:
+            with storage.open_input(e.uri) as f:
+                names = pq.ParquetFile(f).schema_arrow.names
+        except Exception as err:  # noqa: BLE001 -- whatever the reader says, the file is not usable
+            return f"{e.uri}: not a readable Parquet file ({err})"
+        missing = missing_columns(names, ids)
+        if missing:
+            return (f"{e.uri} has no {missing[0]!r} column (it has {', '.join(names)})"
+                    + (NO_ID_HINT if missing[0] == "id" else ""))
+    return None
 
 
 def is_current(sig_path: str, config: MinHashConfig, docs: str, rows: int, by_language: bool = False) -> bool:
@@ -131,11 +175,12 @@ def is_current(sig_path: str, config: MinHashConfig, docs: str, rows: int, by_la
 
 
 def compute_signatures(docs_path: str, sig_path: str, config: MinHashConfig, batch: int = 500,
-                       by_language: bool = True) -> dict:
+                       by_language: bool = True, ids: str = "column") -> dict:
     """Signatures of one docs file, written atomically, unless a current one is there already. by_language:
-    dedup per language (a `language` column, when the file has one, salts the keys; see signature_table)."""
+    dedup per language (a `language` column, when the file has one, salts the keys; see signature_table).
+    ids = "content": a file without an `id` column gets ids made from its content (`with_ids`)."""
     data = files.read_bytes(docs_path)  # read once: fingerprinted, then parsed from memory
-    f = open_docs_file(docs_path, data)
+    f = open_docs_file(docs_path, data, ids)
     docs = docs_fingerprint(data)
     # per language only matters with a document in another language than English: otherwise the signatures are
     # the same as without, and so is their fingerprint (signatures written elsewhere stay reusable)
@@ -145,7 +190,11 @@ def compute_signatures(docs_path: str, sig_path: str, config: MinHashConfig, bat
         return {"documents": f.metadata.num_rows, "reused": True}
     hasher = MinHasher(config)
     parts = []
-    for b in f.iter_batches(batch_size=batch, columns=["id", "text", "language"] if per_language else ["id", "text"]):
+    stem, row = files.basename(docs_path)[: -len(".parquet")], 0
+    columns = [c for c in ("id", "text") if c in f.schema_arrow.names] + (["language"] if per_language else [])
+    for b in f.iter_batches(batch_size=batch, columns=columns):
+        b = with_ids(pa.Table.from_batches([b]), stem, ids, row)
+        row += b.num_rows
         parts.append(signature_table(b.column("id"), b.column("text"), batch=batch, hasher=hasher, docs=docs,
                                      languages=b.column("language") if per_language else None))
     table = pa.concat_tables(parts) if parts else signature_table([], [], config, docs=docs,

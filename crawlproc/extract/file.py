@@ -22,7 +22,7 @@ from crawlproc.extract.steps import pipeline_for
 from crawlproc.quality import splitters
 from crawlproc.quality.words import is_symbol_word
 from crawlproc.recipe import Recipe
-from crawlproc.schema import REMOVED_SCHEMA, docs_table
+from crawlproc.schema import REMOVED_SCHEMA, docs_table, extracted_table
 from crawlproc.store.failure import PartialFailure
 from crawlproc.store.fingerprint import digest, file_fingerprint
 from crawlproc.store.layout import Layout, warc_stem
@@ -84,6 +84,7 @@ def process_warc(
     steps = pipe.counts(seconds)
     kept: list[dict] = []
     removed: list[dict] = []
+    extracted: list[dict] = []  # the filters' input text of documents a filter edited (C4 drops lines)
     error: Exception | None = None
 
     try:
@@ -114,21 +115,17 @@ def process_warc(
             doc = Doc(rec.url, html)
             removal = pipe.run(doc, steps)
             row = base | {"text": doc.text, "language": doc.language, "language_score": doc.language_score}
+            if doc.extracted is not None and doc.extracted != doc.text:
+                extracted.append({"id": base["id"], "text": doc.extracted})
             if doc.language:
                 languages[doc.language] += 1
-            mine = by_language.setdefault(doc.language or "und", _language_counts())
             if removal is None:
                 row["token_count"] = words_in(doc)
                 kept.append(row)
-                mine["kept"] += 1
-                mine["kept_words"] += row["token_count"]
-                mine["kept_chars"] += len(doc.text)
             else:
                 row["removed_by"], row["removed_reason"] = removal
                 removed.append(row)
-                mine["removed"] += 1
-                reason = removal[0] if removal[0] == "language" else f"{removal[0]}:{removal[1]}"
-                mine["reasons"][reason] = mine["reasons"].get(reason, 0) + 1
+            count_language(by_language, doc.language, removal, row.get("token_count"), len(doc.text))
             t_read = time.perf_counter()
     except WarcReadError as e:
         error = e
@@ -139,6 +136,7 @@ def process_warc(
     t = time.perf_counter()
     snap.storage.write_table(snap.path("docs", stem), docs_table(kept))
     snap.storage.write_table(snap.path("removed", stem), docs_table(removed, REMOVED_SCHEMA))
+    snap.storage.write_table(snap.path("extracted", stem), extracted_table(extracted))
     seconds["write"] += time.perf_counter() - t
     seconds["total"] = time.perf_counter() - started
 
@@ -159,6 +157,20 @@ def process_warc(
 
 def _language_counts() -> dict:
     return {"kept": 0, "removed": 0, "kept_words": 0, "kept_chars": 0, "reasons": {}}
+
+
+def count_language(by_language: dict, language: str | None, removal: tuple[str, str] | None,
+                   words: int | None, chars: int) -> None:
+    """One document in FileStats.by_language: kept (with its words and characters) or removed (by reason)."""
+    mine = by_language.setdefault(language or "und", _language_counts())
+    if removal is None:
+        mine["kept"] += 1
+        mine["kept_words"] += words or 0
+        mine["kept_chars"] += chars
+    else:
+        mine["removed"] += 1
+        reason = removal[0] if removal[0] == "language" else f"{removal[0]}:{removal[1]}"
+        mine["reasons"][reason] = mine["reasons"].get(reason, 0) + 1
 
 
 def words_in(doc: Doc) -> int:

@@ -37,6 +37,7 @@ class PrecheckVerdict:
     language: str
     score: float
     paragraphs: tuple[str, ...] = ()  # the page's main-text lines, for the extractor's duplicate cache
+    text: str = ""  # the main text the verdict was made on: what removed/ keeps for the page
 
     @property
     def reason(self) -> str:
@@ -87,4 +88,5 @@ class LanguagePrecheck:
         # any kept language, in whatever form `keep` names it, goes on to extraction
         if code == "und" or self.cfg.wants(code) or score < self.min_score:
             return None
-        return PrecheckVerdict(code, round(float(score), 4), tuple(p for p in map(str.strip, text.split("\n")) if p))
+        return PrecheckVerdict(code, round(float(score), 4), tuple(p for p in map(str.strip, text.split("\n")) if p),
+                               text)

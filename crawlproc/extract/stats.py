@@ -109,9 +109,11 @@ class FileStats:
         return out
 
 
-def snapshot_stats(snap: Snapshot, failed: bool = True) -> tuple[dict[str, FileStats], list[str]]:
+def snapshot_stats(snap: Snapshot, failed: bool = True,
+                   records_out: dict | None = None) -> tuple[dict[str, FileStats], list[str]]:
     """({stem: FileStats}, problems) of a snapshot's files: the done ones from their markers and, with
-    `failed`, the partial counts of files that broke part-way. A malformed record is a problem, not a crash."""
+    `failed`, the partial counts of files that broke part-way. A malformed record is a problem, not a crash.
+    `records_out` (a dict) receives each done file's whole marker record (when it finished, where)."""
     out: dict[str, FileStats] = {}
     problems: list[str] = []
     records = []
@@ -121,6 +123,8 @@ def snapshot_stats(snap: Snapshot, failed: bool = True) -> tuple[dict[str, FileS
             problems.append(f"{snap.markers.done_uri(stem, fp)}: unreadable done marker of {stem}; not counted")
             continue
         records.append((stem, rec))
+        if records_out is not None:
+            records_out[stem] = rec
     if failed:
         records += [(stem, rec) for stem, rec in snap.markers.failed().items()]
     for stem, rec in records:

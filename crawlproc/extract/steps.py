@@ -51,6 +51,9 @@ class ExtractStep:
     def run(self, doc: Doc) -> str | None:
         if self.precheck is not None and (verdict := self.precheck.rules_out(doc.html)) is not None:
             doc.precheck = verdict  # not extracted; the language step removes it
+            # removed/ keeps the text the verdict was read from (resiliparse's main text), so every language
+            # removal can be checked; trafilatura's would cost the time the pre-check saves
+            doc.text = verdict.text
             self.extractor.count_paragraphs(verdict.paragraphs)
             return None
         doc.text = self.extractor.main_text(doc.html, doc.url)
@@ -111,19 +114,22 @@ class StepCounts:
 
 
 class ExtractPipeline:
-    """The steps of one recipe, built once and reused across files (models and lists stay loaded)."""
+    """The steps of one recipe, built once and reused across files (models and lists stay loaded).
+    `filters_only`: the quality filters alone, for documents already extracted (crawlproc refilter)."""
 
-    def __init__(self, recipe: Recipe):
+    def __init__(self, recipe: Recipe, filters_only: bool = False):
         self.recipe = recipe
         self.budget_s = recipe.extract.timeout_s
         self.step_names = registry.step_names(recipe.extract.plugins)
         self.steps: list = []
-        if recipe.url_filter.enabled:
+        if recipe.url_filter.enabled and not filters_only:
             self.steps.append(UrlFilterStep(recipe))
-        self.steps.append(TextStep(recipe) if recipe.fetch.mode == "wet" else ExtractStep(recipe))
-        if recipe.language.enabled:
+        if not filters_only:
+            self.steps.append(TextStep(recipe) if recipe.fetch.mode == "wet" else ExtractStep(recipe))
+        if recipe.language.enabled and not filters_only:
             self.steps.append(LanguageStep(recipe))
         mode = recipe.language.thresholds if recipe.language.enabled else "recipe"
+        self.first_filter = len(self.steps)  # the steps from here on are quality filters
         for f in registry.filters(recipe.extract.plugins):
             cfg = recipe.filters[f.name]
             # a filter off in the recipe may still be on for some language only through its [<filter>.lang.<code>]
@@ -158,6 +164,8 @@ class ExtractPipeline:
                 used0 = time.process_time()
                 with cpu_budget(left) as budget:
                     while i < len(steps):
+                        if i == self.first_filter and doc.extracted is None:
+                            doc.extracted = doc.text  # what the filters start from (a refilter starts there too)
                         step = steps[i]
                         counts.seen[step.name] += 1
                         i += 1
@@ -194,12 +202,12 @@ class ExtractPipeline:
         return step.name, reason
 
 
-_PIPELINES: dict[int, ExtractPipeline] = {}
+_PIPELINES: dict[tuple[int, bool], ExtractPipeline] = {}
 
 
-def pipeline_for(recipe: Recipe) -> ExtractPipeline:
+def pipeline_for(recipe: Recipe, filters_only: bool = False) -> ExtractPipeline:
     """One pipeline per recipe per process: a Ray worker reuses the loaded models across tasks."""
-    key = hash(repr(recipe))
+    key = (hash(repr(recipe)), filters_only)
     if key not in _PIPELINES:
-        _PIPELINES[key] = ExtractPipeline(recipe)
+        _PIPELINES[key] = ExtractPipeline(recipe, filters_only)
     return _PIPELINES[key]

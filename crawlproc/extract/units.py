@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+import time
 from pathlib import Path
 
 from crawlproc.crawl.download import download_file, download_slot, safe_join
@@ -62,12 +63,17 @@ def fetch_and_extract(entry: dict, stem: str, layout: Layout, recipe: Recipe, du
         else:
             tmp_dir = task_download_dir()
             dest = tmp_dir / Path(f.cache_path).name
+        waited = time.perf_counter()
         with (slots() if slots is not None else download_slot(recipe.download.concurrency)):
+            started = time.perf_counter()
             got = download_file(f.url, dest, recipe.download, allowed_hosts=set(allowed_hosts),
                                 storage=layout.storage)
+        done = time.perf_counter()
         stats = process_warc(dest, layout, recipe, dump=dump, file_path=f.path, stem=stem, raise_on_error=True)
+        # the report's timeline and cost projection: the time in the network, and waiting for a download slot
         stats["download"] = {"bytes": got.bytes, "attempts": got.attempts, "resumed": got.resumed,
-                             "from_cache": got.from_cache, "gzip_members": got.gzip_members}
+                             "from_cache": got.from_cache, "gzip_members": got.gzip_members,
+                             "seconds": round(done - started, 3), "slot_wait_s": round(started - waited, 3)}
         return stats
     finally:
         if tmp_dir:

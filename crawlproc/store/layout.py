@@ -4,6 +4,7 @@ The output root (a local folder or an object-store URI) is the whole state; no d
 
     <out>/<snapshot>/docs/<stem>.parquet         kept documents           (written by the extract stage)
     <out>/<snapshot>/removed/<stem>.parquet      removed documents + stage and reason
+    <out>/<snapshot>/extracted/<stem>.parquet    the text extraction gave, of documents a filter edited (refilter)
     <out>/<snapshot>/_done/<stem>.<fp>.json      commit point of a file, written last (with its FileStats)
     <out>/<snapshot>/_failed/<stem>.json         the root cause of a file that failed (retried on the next run)
     <out>/<snapshot>/listing.json                the validated listing of a `crawlproc run`
@@ -46,14 +47,14 @@ from crawlproc.store.storage import Storage, basename, default_storage, join, no
 _WARC_SUFFIX = re.compile(r"(\.warc)?(\.gz|\.zst|\.zstd)?$", re.IGNORECASE)
 _MARKER = re.compile(r"^(?P<key>.+)\.(?P<fp>[0-9a-f]{16})\.json$")
 SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+=~@-]{0,199}$")
-FILE_KINDS = ("docs", "removed", "signatures", "final", "decontaminated", "decontaminated_removed", "classified",
-              "classified_removed")
+FILE_KINDS = ("docs", "removed", "extracted", "signatures", "final", "decontaminated", "decontaminated_removed",
+              "classified", "classified_removed")
 # the names the output root itself uses: top-level folders and files that are not snapshots (the demo's crawl is
 # built in minicc/, the report is written to report.html)
 RESERVED = {"tokens", "train", "_index", "minicc", "report.html"}
-_SNAPSHOT_PARTS = ("docs", "removed", "stats", "_done", "_failed", "final", "listing.json", "dedup", "classify",
-                   "classified", "classified_removed", "decontam", "decontaminated", "decontaminated_removed",
-                   "signatures", "recipes", "recipe.json")
+_SNAPSHOT_PARTS = ("docs", "removed", "extracted", "stats", "_done", "_failed", "final", "listing.json", "dedup",
+                   "classify", "classified", "classified_removed", "decontam", "decontaminated",
+                   "decontaminated_removed", "signatures", "recipes", "recipe.json")
 
 
 class LayoutError(ValueError):
@@ -259,6 +260,11 @@ class Snapshot:
         return self.stage("classify")
 
     @property
+    def refilter(self) -> StageDir:
+        """refilter/: staging/<fp>/<kind>/<stem>.parquet and ready/<fp>/<stem>.json while files are switched."""
+        return self.stage("refilter")
+
+    @property
     def selection(self) -> StageDir:
         """selection/ (fetch.mode = "index"): parts/<p>/ (wave 1), files/b<k>.parquet and .json (wave 2), work/."""
         return self.stage("selection")
@@ -292,6 +298,14 @@ class TokenSetDir:
     @property
     def manifest_uri(self) -> str:
         return self.path(self.MANIFEST)
+
+    def piece(self, name: str) -> str:
+        """pieces/<name>: an input's validation documents, merged into the val shards by size (tokenize)."""
+        return self.path("pieces", check_name(name, "piece name"))
+
+    @property
+    def pieces_dir(self) -> str:
+        return self.path("pieces")
 
     @property
     def markers(self) -> Markers:

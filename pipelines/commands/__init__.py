@@ -7,6 +7,7 @@ dependency missing) is reported when its command is used, never breaks the other
 COMMANDS = [
     "extract",
     "run",
+    "refilter",
     "status",
     "dedup",
     "decontaminate",
@@ -16,6 +17,7 @@ COMMANDS = [
     "mix",
     "export",
     "train",
+    "sample",
     "report",
     "explain",
     "demo",

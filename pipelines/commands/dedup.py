@@ -26,6 +26,9 @@ def register(sub) -> None:
                    "files whose extract is done)")
     p.add_argument("--recipe", help="recipe TOML file or bundled name (default: fineweb)")
     p.add_argument("--scope", choices=["snapshot", "all"], help="override the recipe's dedup.scope")
+    p.add_argument("--ids-from-content", action="store_true",
+                   help="documents have no `id` column: make each one's id from its file, row and text hash "
+                   "(<stem>:<row>:<xxh64>; recipe: dedup.ids = \"content\")")
     p.add_argument("--force", action="store_true", help="redo even if dedup/_done.json exists")
     p.add_argument("--address", help="Ray cluster address (default: RAY_ADDRESS, else a local Ray)")
     p.set_defaults(func=main)
@@ -36,11 +39,18 @@ def main(args) -> int:
 
 
 def _main(args) -> int:
-
+    from crawlproc.dedup.signatures import check_input_dir
     from crawlproc.store.storage import storage_for
 
-    recipe = load_recipe(args, {"dedup": {"scope": args.scope}} if args.scope else None)
+    overrides = {k: v for k, v in {"scope": args.scope, "ids": "content" if args.ids_from_content else None}.items()
+                 if v is not None}
+    recipe = load_recipe(args, {"dedup": overrides} if overrides else None)
     preflight(storage_for(recipe), reads=[("--input-dir", args.input_dir, "dir")], writes=[("--out", args.out)])
+    if args.input_dir:  # a foreign folder: say what is wrong with it before Ray starts
+        why = check_input_dir(args.input_dir, recipe.dedup.ids, storage_for(recipe))
+        if why:
+            print(f"crawlproc dedup: {why}", file=sys.stderr)
+            return 2
     from pipelines.stages.dedup import DedupError, run_dedup  # after the checks: they end in seconds
 
     start_ray(args, recipe)

@@ -64,6 +64,9 @@ def _main(args) -> int:
         print(f"tokenize: {summary.inputs} input files, {summary.encoded} encoded in {summary.seconds:.1f}s; "
               f"totals: train {m['totals']['train']['tokens']:,} tokens, val {m['totals']['val']['tokens']:,} "
               f"tokens; skipped documents: {skipped}")
+        if args.quiet:  # otherwise the log said them already
+            for w in summary.warnings:
+                print(f"crawlproc tokenize: warning: {w}", file=sys.stderr)
     if summary.stopped:
         print(f"crawlproc tokenize: stopped: {summary.stopped}", file=sys.stderr)
         return 2

@@ -166,13 +166,17 @@ def run_stage(
     max_retries: int = 3,
     memory: int | None = None,
     progress: bool | str = True,
+    count: tuple[str, str] | None = None,
+    unit: str = "files",
     fail_fast: int = 3,
     force: bool = False,
     keep_stats: bool = False,
     on_result: Callable[[Unit, dict], None] | None = None,
 ) -> StageResult:
     """Run fn over `units` on Ray; see the module docstring. `force` redoes units already done.
-    `on_result(unit, stats)` is called in the driver for every unit that succeeded."""
+    `on_result(unit, stats)` is called in the driver for every unit that succeeded. `progress`: a label (or
+    True: the stage's name) to print progress lines, False for none; `count` = (stats key, noun) of what the
+    units process when it is not documents; `unit` names the units ("files", "partitions", "inputs")."""
     started = time.monotonic()
     result = StageResult(stage, total=len(units))
     done = markers.done() if markers is not None else {}
@@ -186,9 +190,12 @@ def run_stage(
                 markers.clear_failed(u.key)
         else:
             todo.append(u)
+    label = progress if isinstance(progress, str) else stage
     if not todo:
         result.seconds = time.monotonic() - started
         return result
+    # always tracked (a Ctrl-C says how far the command got), printed only when asked
+    bar = Progress(len(units), label, already=result.skipped, unit=unit, count=count, show=bool(progress))
 
     ensure_ray()
     options = {"num_cpus": num_cpus, "max_retries": max_retries, "retry_exceptions": False}
@@ -198,63 +205,70 @@ def run_stage(
     fn_ref = ray.put(fn)
     shared_ref = ray.put(tuple(shared))
     markers_ref = ray.put(markers)
-    label = progress if isinstance(progress, str) else stage
-    bar = Progress(len(todo), label) if progress else None
     window = _window(num_cpus)
     pending: dict = {}
     first_failures: list[Failure] = []
     stop = False
-    while (todo and not stop) or pending:
-        while todo and not stop and len(pending) < window:
-            u = todo.popleft()
-            previous = done.get(u.key) if markers is not None else None
-            ref = task.remote(fn_ref, u.args, shared_ref, markers_ref, u.key, u.fingerprint, previous,
-                              u.source, stage)
-            pending[ref] = u
-        ready, _ = ray.wait(list(pending), num_returns=1)
-        u = pending.pop(ready[0])
-        try:
-            out = ray.get(ready[0])
-        except Exception as e:  # noqa: BLE001 -- the task itself died or could not run
-            out = {"ok": False, "failure": failure_from_ray_error(e).to_dict()}
-        stats = out.get("stats") or {}
-        if stop and not out["ok"] and out["failure"].get("kind") == "cancelled":
-            continue  # cancelled because the stage stopped early: not run, not failed
-        if out["ok"]:
-            result.done += 1
-            if markers is not None and u.key in had_failed:
-                try:
-                    markers.clear_failed(u.key)
-                except OSError:
-                    pass  # a stale record only: the unit's done marker wins (Markers.failed)
-            if on_result is not None:
-                on_result(u, stats)
-        else:
-            failure = Failure.from_dict(out["failure"])
-            result.failed[u.key] = failure
-            result.sources[u.key] = u.source
-            if markers is not None:
-                record = {"stage": stage, "source": u.source, "error": failure.line(), "failure": failure.to_dict()}
-                if stats:  # what a unit that broke part-way did count (its outputs before the fault)
-                    record["stats"] = stats
-                try:
-                    markers.mark_failed(u.key, record)
-                except OSError:
-                    pass  # the disk that failed the unit may refuse its record too: the summary still has it
-            if not stop and (failure.output_unusable or result.done == 0 and fail_fast):
-                first_failures.append(failure)
-                if failure.output_unusable or _same_environment_failure(first_failures, fail_fast, len(units)):
-                    result.stopped = failure
-                    stop = True
-                    for ref in pending:
-                        ray.cancel(ref)
-        _count(result.totals, stats)
-        if keep_stats and out["ok"]:
-            result.stats[u.key] = stats
-        if bar:
+    try:
+        while (todo and not stop) or pending:
+            while todo and not stop and len(pending) < window:
+                u = todo.popleft()
+                previous = done.get(u.key) if markers is not None else None
+                ref = task.remote(fn_ref, u.args, shared_ref, markers_ref, u.key, u.fingerprint, previous,
+                                  u.source, stage)
+                pending[ref] = u
+            ready, _ = ray.wait(list(pending), num_returns=1, timeout=bar.every_s)
+            if not ready:  # nothing finished yet: still say the time (the first unit waits for workers)
+                bar.tick()
+                continue
+            u = pending.pop(ready[0])
+            try:
+                out = ray.get(ready[0])
+            except Exception as e:  # noqa: BLE001 -- the task itself died or could not run
+                out = {"ok": False, "failure": failure_from_ray_error(e).to_dict()}
+            stats = out.get("stats") or {}
+            if stop and not out["ok"] and out["failure"].get("kind") == "cancelled":
+                continue  # cancelled because the stage stopped early: not run, not failed
+            if out["ok"]:
+                result.done += 1
+                if markers is not None and u.key in had_failed:
+                    try:
+                        markers.clear_failed(u.key)
+                    except OSError:
+                        pass  # a stale record only: the unit's done marker wins (Markers.failed)
+                if on_result is not None:
+                    on_result(u, stats)
+            else:
+                failure = Failure.from_dict(out["failure"])
+                result.failed[u.key] = failure
+                result.sources[u.key] = u.source
+                if markers is not None:
+                    record = {"stage": stage, "source": u.source, "error": failure.line(), "failure": failure.to_dict()}
+                    if stats:  # what a unit that broke part-way did count (its outputs before the fault)
+                        record["stats"] = stats
+                    try:
+                        markers.mark_failed(u.key, record)
+                    except OSError:
+                        pass  # the disk that failed the unit may refuse its record too: the summary still has it
+                if not stop and (failure.output_unusable or result.done == 0 and fail_fast):
+                    first_failures.append(failure)
+                    if failure.output_unusable or _same_environment_failure(first_failures, fail_fast, len(units)):
+                        result.stopped = failure
+                        stop = True
+                        for ref in pending:
+                            ray.cancel(ref)
+            _count(result.totals, stats)
+            if keep_stats and out["ok"]:
+                result.stats[u.key] = stats
             bar.update(stats, failed=not out["ok"])
-    if bar:
-        bar.close()
+    except KeyboardInterrupt:  # Ctrl-C: stop what is running (its unit has no marker, so a rerun redoes it)
+        for ref in pending:
+            try:
+                ray.cancel(ref, force=True)
+            except Exception:  # noqa: BLE001 -- a task that finished meanwhile, a lost connection
+                pass
+        raise
+    bar.close()
     result.seconds = time.monotonic() - started
     return result
 

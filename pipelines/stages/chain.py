@@ -23,7 +23,8 @@ def dedup_stage(ctx) -> None:
 
     summary = run_dedup(ctx.layout.root, ctx.snapshot, ctx.recipe, log=_log)
     ctx.summary.stage_info["dedup"] = {
-        k: summary.get(k) for k in ("documents", "exact_duplicates", "near_duplicates", "clusters")
+        k: summary.get(k) for k in ("documents", "kept", "exact_duplicates", "near_duplicates", "matched_earlier",
+                                    "clusters")
     }
 
 
@@ -61,11 +62,16 @@ def tokenize_stage(ctx) -> None:
     if not result.ok:
         ctx.summary.failed.update({f"tokenize {k}": v for k, v in result.failed.items()})
         ctx.summary.stopped = ctx.summary.stopped or result.stopped
-    totals = (result.manifest or {}).get("totals", {})
+    manifest = result.manifest or {}
+    totals = manifest.get("totals", {})
     ctx.summary.stage_info["tokenize"] = {
         "tokens_dir": ctx.layout.tokens(ctx.recipe.tokenize.name).uri,
+        "documents": sum(totals.get(s, {}).get("documents", 0) for s in ("train", "val")),
+        "skipped": sum((manifest.get("skipped") or {}).values()),
         "train_tokens": totals.get("train", {}).get("tokens"),
         "val_tokens": totals.get("val", {}).get("tokens"),
+        "vocab_size": (manifest.get("tokenizer") or {}).get("vocab_size"),
+        "warnings": result.warnings,
     }
 
 
@@ -81,7 +87,11 @@ def make_train_stage(run_name: str = "run", **overrides) -> Callable:
         # resume: continue the run's checkpoints if there are any (on a disk or in a bucket), else start fresh
         cfg = train_config(ctx.recipe, tokens=ctx.layout.tokens(ctx.recipe.tokenize.name).uri, out=run_dir,
                            resume=True, **{k: v for k, v in overrides.items() if v is not None})
-        result = run_training(cfg)
+        try:
+            result = run_training(cfg)
+        except ValueError as e:  # a resume the run cannot make (another model, another schedule): say why
+            ctx.summary.failed["train"] = str(e)
+            return
         ctx.summary.stage_info["train"] = {"out": cfg.out, "step": result.get("step"),
                                            "val_loss": result.get("val_loss")}
 

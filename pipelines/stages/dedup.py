@@ -71,6 +71,12 @@ def _measured(args: tuple, fn, storage: Storage) -> dict:
     return {**result, "usage": usage.stats()}
 
 
+# what each wave's tasks process, for its progress line (a wave not named here counts its tasks)
+_WAVE_COUNTS = {"compute_signatures": ("documents", "docs"), "finalize_file": ("documents", "docs"),
+                "shuffle_files": ("rows", "band keys"), "partition_edges": ("edges", "edges"),
+                "index_part": ("keys", "band keys")}
+
+
 class _Waves:
     """Each wave (one function over many argument tuples) is one stage of the stage runner, with its own
     markers under dedup/work/<wave>/ and the plan's fingerprint, so a wave resumes unit by unit and every
@@ -96,7 +102,8 @@ class _Waves:
                       fingerprint=self.fingerprint) for i, args in enumerate(arg_tuples)]
         result = run_stage(f"dedup {name}", units, _measured, shared=(fn, self.folder.storage), markers=markers,
                            num_cpus=self.recipe.ray.num_cpus_per_task, max_retries=self.recipe.ray.max_retries,
-                           progress=f"dedup {name}" if len(units) >= 16 else False, fail_fast=3, keep_stats=True)
+                           progress=f"dedup {name}" if len(units) >= 16 else False, fail_fast=3, keep_stats=True,
+                           unit="tasks", count=_WAVE_COUNTS.get(fn.__name__, (None, "")))
         if result.stopped or result.failed:
             first = result.stopped or next(iter(result.failed.values()))
             raise DedupError(f"{name}: {len(result.failed)} of {len(units)} tasks failed; first: {first.line()}")
@@ -182,7 +189,8 @@ def _build_index(layout: Layout, name: str, recipe: Recipe, log) -> dict | None:
         P = recipe.dedup.num_partitions
         sig = [folder.path("signatures", f"{s}.parquet") for s in stems]
         waves("index signatures", compute_signatures,
-              [(f, p, recipe.minhash, recipe.dedup.signature_batch) for f, p in zip(inputs, sig)])
+              [(f, p, recipe.minhash, recipe.dedup.signature_batch, recipe.dedup.by_language, recipe.dedup.ids)
+               for f, p in zip(inputs, sig)])
         k = recipe.dedup.shuffle_files_per_task
         groups = [list(zip(sig[i: i + k], range(i, i + k))) for i in range(0, len(sig), k)]
         shuffled = [folder.work("shuffle", f"group-{g:05d}.arrow") for g in range(len(groups))]
@@ -224,7 +232,8 @@ def _find_duplicates(waves, recipe, snap, files_, stems, work, earlier, step, lo
     t = time.monotonic()
     sig = [snap.path("signatures", s) for s in stems]
     counts = waves("signatures", compute_signatures,
-                   [(f, p, recipe.minhash, recipe.dedup.signature_batch, recipe.dedup.by_language)
+                   [(f, p, recipe.minhash, recipe.dedup.signature_batch, recipe.dedup.by_language,
+                     recipe.dedup.ids)
                     for f, p in zip(files_, sig)])
     step("signatures", t)
 
@@ -395,14 +404,14 @@ def _dedup(layout: Layout, snap: Snapshot, recipe: Recipe, input_dir, force, sto
         if recipe.dedup.enabled:
             documents, cstats = _find_duplicates(waves, recipe, snap, inputs, stems, work, earlier, step, log)
         else:  # PII only: every document survives
-            documents = sum(open_docs_file(f).metadata.num_rows for f in inputs)
+            documents = sum(open_docs_file(f, ids=recipe.dedup.ids).metadata.num_rows for f in inputs)
             cstats = {"exact_duplicates": 0, "near_duplicates": 0, "matched_earlier": 0, "matched_by": {},
                       "clusters": 0, "cluster_sizes": {}, "edges": 0, "rounds": 0}
         t = time.monotonic()
         clusters = snap.dedup.path("clusters")
         fstats = waves("finalize", finalize_file, [
             (f, join(clusters, f"{s}.parquet") if recipe.dedup.enabled else None,
-             snap.dedup.file("duplicates", s), snap.path("final", s), recipe.pii)
+             snap.dedup.file("duplicates", s), snap.path("final", s), recipe.pii, recipe.dedup.ids)
             for f, s in zip(inputs, stems)
         ])
         step("finalize", t)

@@ -18,7 +18,7 @@ from pathlib import Path
 from crawlproc.extract.units import extract_file
 from crawlproc.extract.stats import FileStats, snapshot_stats
 from crawlproc.store.fingerprint import file_fingerprint
-from crawlproc.store.inputs import Candidate, Plan, Planned, plan_inputs
+from crawlproc.store.inputs import Candidate, Plan, Planned, RecipeChanged, plan_inputs
 from crawlproc.store.layout import FILE_KINDS, Layout, Snapshot, check_snapshot_name, warc_stem
 from crawlproc.store.lock import hold
 from crawlproc.extract.file import extract_fingerprint, extract_view
@@ -113,7 +113,14 @@ def extract_snapshot(
     storage = snap.storage
     clean_stage_partials(storage, snap.uri)  # only temporary files of writers that died
     fp = extract_fingerprint(recipe)
-    plan = plan_inputs(snap, candidates, fp, recipe.to_dict(), force=force, view=extract_view)
+    try:
+        plan = plan_inputs(snap, candidates, fp, recipe.to_dict(), force=force, view=extract_view)
+    except RecipeChanged as e:
+        if _only_filters_changed(snap, recipe):
+            e.args = (f"{e} Only quality-filter settings changed: `crawlproc refilter --out {snap.layout.root} "
+                      f"--snapshot {snap.name} --recipe <this recipe>` applies them to the extracted text without "
+                      "downloading or extracting again.",)
+        raise
     storage.write_json(snap.recipe_for(fp), recipe.to_dict())
     storage.write_json(snap.recipe_uri, recipe.to_dict())
     for stem in plan.remove:
@@ -134,8 +141,23 @@ def extract_snapshot(
         summary.kept = int(result.totals["kept"])
         summary.removed = int(result.totals["removed"])
         summary.records = int(result.totals["records"])
-    summary.total_kept, summary.total_removed = snapshot_totals(snap)
+    total = snapshot_total(snap)
+    if total is not None:
+        summary.total_kept, summary.total_removed = total.kept, total.removed
+        summary.stage_info["extract"] = {
+            "responses": total.responses, "documents": total.kept + total.removed, "kept": total.kept,
+            "removed": total.removed, "removed_by": {k: v["removed"] for k, v in total.steps.items() if v["removed"]}}
     return plan, result
+
+
+def _only_filters_changed(snap: Snapshot, recipe: Recipe) -> bool:
+    from crawlproc.extract.refilter import RefilterError
+    from pipelines.stages.refilter import refilter_check
+
+    try:
+        return bool(refilter_check(snap, recipe)[1])
+    except RefilterError:
+        return False
 
 
 def remove_file_outputs(snap: Snapshot, stem: str) -> None:
@@ -148,13 +170,13 @@ def remove_file_outputs(snap: Snapshot, stem: str) -> None:
     snap.markers.clear_failed(stem)
 
 
-def snapshot_totals(snap: Snapshot) -> tuple[int | None, int | None]:
-    """Documents kept and removed by every done file (from their markers). Counted on local disks only:
-    on an object store it would cost a request per file (see `crawlproc status`)."""
+def snapshot_total(snap: Snapshot) -> FileStats | None:
+    """The counts of every done file (from their markers), summed. Counted on local disks only: on an object
+    store it would cost a request per file (see `crawlproc status`)."""
     if snap.storage.local_path(snap.uri) is None:
-        return None, None
-    total = FileStats.total(snapshot_stats(snap, failed=False)[0].values())
-    return total.kept, total.removed
+        return None
+    return FileStats.total(snapshot_stats(snap, failed=False)[0].values())
+
 
 
 def run_extract(

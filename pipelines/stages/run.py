@@ -153,14 +153,54 @@ def _index_candidates(snap: Snapshot, recipe: Recipe, selected: list[ListedFile]
 
 
 def print_summary(summary: RunSummary, stream=None) -> None:
+    """The run in one line, then each stage's documents in and out (what it removed, and why)."""
     stream = stream or sys.stdout
-    total = (f"; documents kept {summary.total_kept}, removed {summary.total_removed} "
+    total = (f"; documents kept {summary.total_kept:,}, removed {summary.total_removed:,} "
              if summary.total_kept is not None else "; ")
     print(
         f"run {summary.snapshot}: {summary.listed} files listed"
-        + (f" (of {summary.listed_total})" if summary.listed != summary.listed_total else "")
+        + (f" (of {summary.listed_total:,})" if summary.listed != summary.listed_total else "")
         + f", {summary.skipped_done} already done, {summary.done} processed, {len(summary.failed)} failed"
         + (f", {len(summary.rejected)} listing lines rejected" if summary.rejected else "")
         + total + f"(this run: {summary.kept} / {summary.removed}); output in {summary.out}/{summary.snapshot}/",
         file=stream,
     )
+    for line in stage_lines(summary.stage_info):
+        print("  " + line, file=stream)
+
+
+def stage_lines(info: dict[str, dict]) -> list[str]:
+    """In and out of every stage that ran (the whole snapshot's figures, not only this command's)."""
+    lines = []
+    ex = info.get("extract")
+    if ex:
+        why = ", ".join(f"{step} {n:,}" for step, n in sorted(ex["removed_by"].items(), key=lambda kv: -kv[1]))
+        lines.append(f"extract   {ex['responses']:,} HTML pages in -> {ex['kept']:,} documents kept, "
+                     f"{ex['removed']:,} removed" + (f" ({why})" if why else ""))
+    dd = info.get("dedup")
+    if dd and dd.get("documents") is not None:
+        earlier = f", {dd['matched_earlier']:,} of them seen in older snapshots" if dd.get("matched_earlier") else ""
+        lines.append(f"dedup     {dd['documents']:,} documents in -> {dd.get('kept') or 0:,} kept; removed "
+                     f"{dd.get('exact_duplicates') or 0:,} exact and {dd.get('near_duplicates') or 0:,} near "
+                     f"duplicates ({dd.get('clusters') or 0:,} clusters){earlier}")
+    dc = info.get("decontaminate")
+    if dc and dc.get("documents") is not None:
+        by = ", ".join(f"{k} {v:,}" for k, v in sorted(dc.get("benchmarks", {}).items(), key=lambda kv: -kv[1]))
+        lines.append(f"decontam  {dc['documents']:,} documents in -> {dc['documents'] - dc['removed']:,} kept; removed "
+                     f"{dc['removed']:,} holding benchmark items" + (f", cut items out of {dc['cut']:,}" if dc.get("cut")
+                                                                      else "") + (f" ({by})" if by else ""))
+    cl = info.get("classify")
+    if cl:
+        lines.append(f"classify  {cl['documents']:,} documents in -> {cl['kept']:,} kept, {cl['removed']:,} removed "
+                     "by the classifiers")
+    tk = info.get("tokenize")
+    if tk and tk.get("train_tokens") is not None:
+        skipped = f", {tk['skipped']:,} skipped" if tk.get("skipped") else ""
+        lines.append(f"tokenize  {tk.get('documents', 0):,} documents in{skipped} -> {tk['train_tokens']:,} train + "
+                     f"{tk['val_tokens']:,} val tokens (vocabulary {tk.get('vocab_size') or '?'})")
+        lines += [f"          warning: {w}" for w in tk.get("warnings") or []]
+    tr = info.get("train")
+    if tr and tr.get("step") is not None:
+        val = f", val loss {tr['val_loss']:.3f}" if tr.get("val_loss") is not None else ""
+        lines.append(f"train     {tr['step']:,} steps{val} -> {tr['out']}")
+    return lines

@@ -8,12 +8,13 @@ stage has finished; `final/` or `docs/` (`tokenize.source = "docs"`, a recipe wi
 `[decontaminate] enabled = false`. Never two of them.
 
 Each input file is a unit of the stage runner: its own task encodes it (tiktoken over our ranks) into its own
-shards and returns its part record; the runner writes that record as the unit's marker
+train shards and a val piece, and returns its part record; the runner writes that record as the unit's marker
 (tokens/<name>/parts/<snapshot>~<stem>.<fp>.json), fp being the fingerprint of the tokenizer, the settings and
 the input's identity (the snapshot's finished dedup, or the file's extract marker). So a crash after N of M
 inputs redoes only the rest; an input whose identity changed (dedup redone, a file re-extracted) is encoded
-again and its old shards dropped; an input that disappeared from a snapshot loses its shards. manifest.json
-is then merged from the parts. The tokenizer is the token set's own (tokenizer.json), else the one given,
+again and its old shards dropped; an input that disappeared from a snapshot loses its shards. The val shards
+are then cut by size from every input's val piece (one task; redone only when a part changed), and
+manifest.json is merged from the parts, written last. The tokenizer is the token set's own (tokenizer.json), else the one given,
 else trained on a sample of the inputs the first time. A command holds the token set's lock.
 """
 
@@ -21,7 +22,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from crawlproc.recipe import Recipe
 from crawlproc.store.fingerprint import digest
@@ -30,10 +31,13 @@ from crawlproc.store.lock import hold
 from crawlproc.store.storage import basename, clean_stage_partials, storage_for
 from pipelines.engine.runner import StageSummary, Unit, ensure_ray, run_stage
 from tokenizer import BPETokenizer, load_tokenizer
-from tokenizer.encode import EncodeError, encode_part, train_from_inputs
+from pipelines.engine.progress import note_activity
+from tokenizer.encode import EncodeError, encode_part, merge_val_pieces, train_from_inputs
 from tokenizer.formats import HF_FILE, tokenizer_from_json_bytes, tokenizer_info
-from tokenizer.shards import merge_parts, new_manifest
-from tokenizer.tokenset import read_manifest, remove_unlisted_shards, write_manifest, write_tokenizer
+from tokenizer.shards import merge_parts, new_manifest, val_pieces
+from tokenizer.tokenset import (
+    read_manifest, remove_unlisted_pieces, remove_unlisted_shards, write_manifest, write_tokenizer,
+)
 
 Log = Callable[[str], None]
 
@@ -152,6 +156,7 @@ def ensure_tokenizer(tokset: TokenSetDir, cfg, tokenizer_path: str | None, input
         if not inputs:
             raise TokenizeError("no inputs to train a tokenizer on, and no --tokenizer given")
         log(f"tokenize: training a {cfg.vocab_size}-token BPE on up to {cfg.sample_bytes:,} bytes of text")
+        note_activity(f"training the tokenizer of {tokset.uri}")
         t0 = time.perf_counter()
         ensure_ray()
         task = ray.remote(train_from_inputs).options(num_cpus=1, max_retries=1)
@@ -177,6 +182,7 @@ class TokenizeSummary(StageSummary):
     encoded: int = 0  # inputs encoded by this command
     dropped: int = 0  # parts of inputs that no longer exist, removed
     trained: bool = False
+    warnings: list[str] = field(default_factory=list)  # what the user should know about the result
 
 
 def run_tokenize(
@@ -219,7 +225,7 @@ def run_tokenize(
         result = run_stage("tokenize", units, encode_part, shared=(tok, settings, tokset),
                            markers=tokset.markers, num_cpus=recipe.ray.num_cpus_per_task,
                            max_retries=recipe.ray.max_retries, force=force,
-                           progress=f"tokenize {cfg.name}" if progress else False,
+                           progress=f"tokenize {cfg.name}" if progress else False, unit="inputs",
                            on_result=lambda u, stats: fresh.__setitem__(u.key, stats))
         summary = TokenizeSummary(manifest=manifest, inputs=len(inputs), encoded=result.done, trained=trained)
         summary.absorb(result, basename)
@@ -234,7 +240,11 @@ def run_tokenize(
         base = manifest or new_manifest(cfg.name, info, tok.dtype, settings)
         base.update(settings, tokenizer=info, name=cfg.name)
         parts, summary.dropped = _current_parts(tokset, base, fresh, {u.key for u in units}, set(snapshots), log)
-        merged = merge_parts(base, parts)
+        val = _val_shards(tokset, base, parts, cfg.shard_tokens, recipe, summary)
+        if val is None:  # the merge task failed: the previous manifest stays
+            summary.seconds = time.perf_counter() - started
+            return summary
+        merged = merge_parts(base, parts, val)
         t = merged["totals"]
         if result.ok and t["val"]["documents"] and not t["train"]["documents"]:
             raise TokenizeError(f"val_fraction {cfg.val_fraction} put every document ({t['val']['documents']:,}) in "
@@ -242,12 +252,16 @@ def run_tokenize(
         merged["updated_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
         write_manifest(tokset, merged)
         remove_unlisted_shards(tokset, merged)
+        remove_unlisted_pieces(tokset, merged)
     summary.manifest = merged
     summary.seconds = time.perf_counter() - started
     t = merged["totals"]
     log(f"tokenize: {result.done} input(s) encoded, {result.skipped} already encoded; totals train "
         f"{t['train']['tokens']} tokens / {t['train']['documents']} docs, val {t['val']['tokens']} tokens / "
-        f"{t['val']['documents']} docs")
+        f"{t['val']['documents']} docs in {t['val']['shards']} shard(s)")
+    summary.warnings = sanity_warnings(merged, cfg, recipe, tokenizer_path)
+    for w in summary.warnings:
+        log(f"tokenize: warning: {w}")
     return summary
 
 
@@ -267,6 +281,62 @@ def _decontaminate_first(out: str, snapshots: list[str], recipe: Recipe, log: Lo
             run_decontaminate(out, name, recipe, log=log, index=index)
     except DecontaminateError as e:
         raise TokenizeError(str(e)) from None
+
+
+def _val_shards(tokset: TokenSetDir, manifest: dict, parts: dict[str, dict], shard_tokens: int, recipe: Recipe,
+                summary: TokenizeSummary) -> dict | None:
+    """{"digest", "shards"}: the val shards cut from the parts' val pieces; those of the manifest when its pieces
+    are the same (nothing to redo), else merged now in one task. None (summary.failed set) when it failed."""
+    pieces, digest_ = val_pieces(parts)
+    done = manifest.get("val_pieces") or {}
+    if done.get("digest") == digest_:
+        listed = {s["file"]: s for s in manifest.get("shards") or []}
+        if all(name in listed for name in done.get("shards") or []):
+            return {"digest": digest_, "shards": [listed[n] for n in done.get("shards") or []]}
+    if not pieces:
+        return {"digest": digest_, "shards": []}
+    unit = Unit(key="val", args=([p for _, p in pieces], digest_), source=f"{len(pieces)} val pieces")
+    result = run_stage("tokenize val", [unit], merge_val_pieces, shared=(tokset, shard_tokens), markers=None,
+                       num_cpus=recipe.ray.num_cpus_per_task, max_retries=recipe.ray.max_retries, progress=False,
+                       keep_stats=True, unit="merges")
+    summary.absorb(result)
+    return {"digest": digest_, "shards": result.stats["val"]["shards"]} if result.ok else None
+
+
+def eval_tokens(recipe: Recipe) -> tuple[int, str]:
+    """(tokens one evaluation of the trainer reads, how that is made up), with the recipe's [train] settings."""
+    from pipelines.recipes import train_config
+    from trainer.presets import PRESETS
+
+    cfg = train_config(recipe, tokens="", out="")
+    block = cfg.block_size or PRESETS[cfg.preset][3]
+    return cfg.eval_iters * cfg.batch_size * (block + 1), (
+        f"eval_iters {cfg.eval_iters} x batch_size {cfg.batch_size} x (block_size {block} + 1) with the recipe's "
+        "[train] settings")
+
+
+def sanity_warnings(manifest: dict, cfg, recipe: Recipe, tokenizer_path: str | None) -> list[str]:
+    """What a user must hear about a token set: a vocabulary smaller than asked, a validation split that is
+    empty or smaller than one evaluation of the trainer."""
+    out = []
+    vocab = (manifest.get("tokenizer") or {}).get("vocab_size") or 0
+    if tokenizer_path is None and vocab < cfg.vocab_size:
+        out.append(f"the tokenizer has {vocab:,} tokens, not the {cfg.vocab_size:,} asked for: its training text "
+                   "was too small to learn more merges (every pair of tokens it holds is merged already). "
+                   "Tokenize more text (more files or snapshots) with a new --name to get the full vocabulary")
+    t = manifest["totals"]
+    docs = t["train"]["documents"] + t["val"]["documents"]
+    if t["val"]["tokens"] == 0:
+        out.append(f"the validation split is empty: val_fraction {cfg.val_fraction} of {docs:,} documents drew "
+                   "none, so training reports no validation loss. Tokenize more documents, or raise "
+                   "tokenize.val_fraction (with a new --name)")
+    else:
+        need, how = eval_tokens(recipe)
+        if t["val"]["tokens"] < need:
+            out.append(f"the validation split has {t['val']['tokens']:,} tokens ({t['val']['documents']:,} "
+                       f"documents), fewer than one evaluation reads ({need:,} = {how}): the validation loss "
+                       "repeats the same text. Tokenize more documents or raise tokenize.val_fraction")
+    return out
 
 
 def _current_parts(tokset: TokenSetDir, base: dict, fresh: dict[str, dict], keys: set[str], scope: set[str],

@@ -21,6 +21,7 @@ from crawlproc.extract.registry import step_names
 from crawlproc.extract.stats import FileStats, snapshot_stats
 from pipelines.inspect.report.classify import collect_classify
 from pipelines.inspect.report.decontam import collect_decontam
+from pipelines.inspect.report.timeline import collect_timeline, project_snapshot
 from tokenizer.tokenset import ShardError, read_manifest
 
 # The extract stage's steps in pipeline order (crawlproc/extract/registry.py); others (plugins') are appended after them.
@@ -30,6 +31,8 @@ EXAMPLES_PER_REASON = 3
 # What reading a damaged or foreign Parquet file raises: it is listed under "problems" and skipped.
 PARQUET_ERRORS = (pa.ArrowException, OSError, ValueError)
 MAX_CURVE_POINTS = 2000
+SNIPPET_CHARS = 280  # of a removed document's text, shown beside its removal reason
+DEFAULT_PRICE = 0.05  # per core-hour, for the whole-snapshot projection (an assumption the report shows)
 
 
 def reason_key(removed_by: str, reason: str | None) -> str:
@@ -110,8 +113,18 @@ def _funnel(totals: dict, dedup: dict | None, final_rows: int | None, tokens: di
     return steps
 
 
+def snippet(text: str | None, n: int = SNIPPET_CHARS) -> str:
+    """The start of a text on one line (runs of white space as one space), cut at a word with an ellipsis."""
+    flat = " ".join((text or "").split())
+    if len(flat) <= n:
+        return flat
+    cut = flat[:n].rsplit(" ", 1)[0] if " " in flat[: n] else flat[:n]
+    return cut + " …"
+
+
 def _removal_examples(storage: Storage, files: list[str], problems: list[str]) -> tuple[dict[str, list[dict]], Counter]:
-    """Up to EXAMPLES_PER_REASON (url, id) per reason key, and the per-key counts, from removed/*.parquet."""
+    """Up to EXAMPLES_PER_REASON (url, id, text snippet) per reason key, and the per-key counts, from
+    removed/*.parquet. The text column is read only from files that give an example."""
     examples: dict[str, list[dict]] = {}
     counts: Counter = Counter()
     for f in files:
@@ -120,12 +133,22 @@ def _removal_examples(storage: Storage, files: list[str], problems: list[str]) -
         except PARQUET_ERRORS as e:
             problems.append(f"{f}: unreadable Parquet ({e})")
             continue
-        for row in t.to_pylist():
+        wanted: list[tuple[int, dict]] = []
+        for i, row in enumerate(t.to_pylist()):
             key = reason_key(row["removed_by"] or "?", row["removed_reason"])
             counts[key] += 1
             ex = examples.setdefault(key, [])
             if len(ex) < EXAMPLES_PER_REASON:
-                ex.append({"url": row["url"], "id": row["id"], "reason": row["removed_reason"]})
+                ex.append({"url": row["url"], "id": row["id"], "reason": row["removed_reason"], "snippet": ""})
+                wanted.append((i, ex[-1]))
+        if wanted:
+            try:
+                text = storage.read_table(f, columns=["text"]).column("text")
+            except PARQUET_ERRORS as e:
+                problems.append(f"{f}: unreadable Parquet ({e})")
+                continue
+            for i, ex in wanted:
+                ex["snippet"] = snippet(text[i].as_py())
     return examples, counts
 
 
@@ -169,9 +192,12 @@ def _failed(snap: Snapshot) -> list[dict]:
             for key, rec in snap.markers.failed().items()]
 
 
-def collect_snapshot(snap: Snapshot, problems: list[str], tokens_by_source: dict[str, dict]) -> dict:
+def collect_snapshot(snap: Snapshot, problems: list[str], tokens_by_source: dict[str, dict],
+                     token_sets: list[str] = (), price: float = DEFAULT_PRICE,
+                     snapshot_files: int | None = None) -> dict:
     storage = snap.storage
-    by_stem, bad = snapshot_stats(snap)
+    records: dict[str, dict] = {}
+    by_stem, bad = snapshot_stats(snap, records_out=records)
     problems.extend(bad)
     stats = list(by_stem.values())
     totals = _sum_stats(stats)
@@ -207,7 +233,10 @@ def collect_snapshot(snap: Snapshot, problems: list[str], tokens_by_source: dict
     tokens = tokens_by_source.get(snap.name)
     decontam = collect_decontam(snap, problems)
     done = len(snap.markers.done())
+    timeline = collect_timeline(snap.layout, snap.name, records, dedup, list(token_sets))
     return {
+        "timeline": timeline,
+        "projection": project_snapshot(snap.name, snap.layout, records, timeline, price, snapshot_files),
         "name": snap.name,
         "files": {
             "stats": len(stats), "done": done, "failed": _failed(snap),
@@ -395,7 +424,8 @@ def collect_training(layout: Layout, problems: list[str], extra_runs: list[str] 
     return runs
 
 
-def collect_report(out: str, train_runs: list[str] | tuple = ()) -> dict:
+def collect_report(out: str, train_runs: list[str] | tuple = (), price: float = DEFAULT_PRICE,
+                   snapshot_files: int | None = None) -> dict:
     """Everything the report shows, as a plain dict; missing parts are None/empty, never an error.
     `out` is a folder or an object-store URI; `train_runs` adds training run directories that are not under
     <out>/train/."""
@@ -405,7 +435,9 @@ def collect_report(out: str, train_runs: list[str] | tuple = ()) -> dict:
         problems.append(f"{layout.root}: output folder does not exist")
     token_sets = collect_tokens(layout, problems)
     by_source = tokens_by_source(token_sets)
-    snapshots = [collect_snapshot(layout.snapshot(name), problems, by_source) for name in layout.snapshots()]
+    set_dirs = [ts["dir"] for ts in token_sets]
+    snapshots = [collect_snapshot(layout.snapshot(name), problems, by_source, set_dirs, price, snapshot_files)
+                 for name in layout.snapshots()]
     return {
         "out": layout.root,
         "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
