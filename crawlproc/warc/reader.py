@@ -34,7 +34,7 @@ from warcio.recordloader import ArcWarcRecordLoader
 from warcio.statusandheaders import StatusAndHeadersParser
 
 from crawlproc.warc.httpbody import read_payload
-from crawlproc.warc.stream import OverBudget, WarcReadError, WarcStream
+from crawlproc.warc.stream import SkipBudgetExceeded, WarcReadError, WarcStream
 
 __all__ = ["HTML_TYPES", "HtmlRecord", "ReadCounts", "WarcReadError", "iter_html_records", "skip_limit"]
 
@@ -140,9 +140,9 @@ class _Block:
         return parts[0] if len(parts) == 1 else b"".join(parts)
 
     def skip_rest(self, budget: int | None) -> int:
-        """Drop the rest of the block; raises OverBudget when that would inflate more than `budget`."""
+        """Drop the rest of the block; raises SkipBudgetExceeded when that would inflate more than `budget`."""
         if budget is not None and self.s.gzipped and self.end - self.s.tell() > budget:
-            raise OverBudget(self.end - self.s.tell())
+            raise SkipBudgetExceeded(self.end - self.s.tell())
         done = 0
         while k := self._room(1 << 30):
             n = self.s.skip_piece(k)
@@ -198,7 +198,7 @@ class _Reader:
                 if pending is not None and (e.member is None or e.member > pending_member):
                     yield pending  # it ended before the fault, its own member is whole
                 raise
-            except OverBudget:
+            except SkipBudgetExceeded:
                 # its member never ends: `pending` (in that member) cannot be verified and is counted instead
                 self._past_limit(f"the blank bytes after record {self.seen}", 1)
                 pending = None
@@ -224,10 +224,10 @@ class _Reader:
                 self.counts.skipped[f"malformed:{m.what}"] += 1
                 try:
                     self._resync(start_member, m)
-                except OverBudget:
+                except SkipBudgetExceeded:
                     self._past_limit(f"the gzip member of record {self.seen}, malformed ({m.what}),", 0)
                 continue
-            except OverBudget as e:
+            except SkipBudgetExceeded as e:
                 self.per_record &= not shares
                 uncounted = 0 if sum(self.counts.skipped.values()) > counted else 1
                 self._past_limit(f"record {self.seen} (at byte {self._offset(start_member, start)}), which needs "
@@ -265,7 +265,7 @@ class _Reader:
         if self.seen == 1 and m.what.startswith("warc_headers"):
             raise WarcReadError(f"not a WARC file: {_short(m)}")
         if self.s.gzipped:
-            self.s.skip_member(member, self.max_skip)  # OverBudget: see records()
+            self.s.skip_member(member, self.max_skip)  # SkipBudgetExceeded: see records()
         else:
             self.s.skip_blank()
             if self.s.peek(5) != b"WARC/":  # unless the next record begins right where this one broke
@@ -276,7 +276,7 @@ class _Reader:
         s, counts = self.s, self.counts
         try:
             record = self.loader.parse_record_stream(_Lines(lambda n: s.readline(n)), no_record_parse=True)
-        except (WarcReadError, OverBudget):
+        except (WarcReadError, SkipBudgetExceeded):
             raise
         except _TooLong:
             raise _Malformed("warc_headers_too_long") from None
@@ -314,7 +314,7 @@ class _Reader:
             return None
         try:
             http = self.http_parser.parse(_Lines(block.readline))
-        except (WarcReadError, OverBudget):
+        except (WarcReadError, SkipBudgetExceeded):
             raise
         except _TooLong:
             counts.skipped["malformed:http_headers_too_long"] += 1
@@ -338,7 +338,7 @@ class _Reader:
         try:
             payload = read_payload(block.read, block.readline, http.get_header("Transfer-Encoding"),
                                    http.get_header("Content-Encoding"), self.max_payload)
-        except (WarcReadError, OverBudget):
+        except (WarcReadError, SkipBudgetExceeded):
             raise
         if len(payload) > self.max_payload:
             counts.skipped["too_large"] += 1

@@ -40,7 +40,7 @@ class WarcReadError(Exception):
         self.member = member
 
 
-class OverBudget(Exception):
+class SkipBudgetExceeded(Exception):
     """Skipping would inflate more bytes than the caller allowed."""
 
 
@@ -199,7 +199,7 @@ class WarcStream:
             if m:
                 return done
             if budget is not None and done > budget:
-                raise OverBudget(done)
+                raise SkipBudgetExceeded(done)
 
     def skip_member(self, member: int, budget: int | None = None) -> int:
         """Discard everything up to the first byte of the member after `member`; return bytes skipped."""
@@ -212,7 +212,7 @@ class WarcStream:
             done += len(self._buf) - self._pos
             self._pos = len(self._buf)
             if budget is not None and done > budget:
-                raise OverBudget(done)
+                raise SkipBudgetExceeded(done)
 
     # -- resynchronising after a member too large to inflate ------------------------------------------------
     def next_record_member(self) -> bool:
