@@ -244,7 +244,10 @@ TRAIN_BAD = [
     ("ckpt_interval", 0, ">= 1"), ("keep_checkpoints", 0, ">= 1"), ("log_interval", 0, ">= 1"),
     ("sample_tokens", -1, ">= 0"), ("prompts", [3], "expected list"), ("resume", "yes", "expected bool"),
     ("compile", 1, "expected bool"), ("device", 3, "expected str"), ("dtype", "float8", "dtype"),
-    ("peak_tflops", 0, "> 0"), ("export", "x", "expected bool"),
+    ("peak_tflops", 0, "> 0"), ("export", "x", "expected bool"), ("arch", "mamba", "unknown arch"),
+    ("eval_tasks", "suite", "expected list"), ("eval_tasks", ["hellaswg"], "unknown task"),
+    ("eval_refs", [1], "expected list"), ("eval_refs", ["wiki"], "unknown reference"), ("eval_limit", -1, ">= 0"),
+    ("eval_ref_limit", -1, ">= 0"), ("eval_fewshot", -2, ">= 0"), ("eval_batch_size", 0, ">= 1"),
     ("tokens", "/elsewhere", "set by the command"), ("out", "/elsewhere", "set by the command"),
 ]
 

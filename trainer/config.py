@@ -59,7 +59,7 @@ class TrainConfig:
     eval_tasks: list[str] = field(default_factory=lambda: ["suite"])
     eval_refs: list[str] = field(default_factory=lambda: ["suite"])
     eval_limit: int = 500
-    eval_ref_limit: int = 0
+    eval_ref_limit: int = 8
     eval_fewshot: int = 0
     eval_batch_size: int = 32
     ckpt_interval: int | None = None  # default: eval_interval
@@ -87,6 +87,13 @@ class TrainConfig:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
         if self.eval_batch_size < 1:
             raise ValueError(f"eval_batch_size must be >= 1, got {self.eval_batch_size}")
+        from crawlproc.evalsuite import EvalSuiteError, resolve_paths
+
+        for name, kind in (("eval_tasks", "task"), ("eval_refs", "reference")):
+            try:
+                resolve_paths(getattr(self, name), kind)  # names only: files are read when training starts
+            except EvalSuiteError as e:
+                raise ValueError(f"{name}: {e}") from None
         if self.dtype not in ("auto", "float32", "bfloat16"):
             raise ValueError(f"dtype must be auto, float32 or bfloat16, got {self.dtype!r}")
 
@@ -146,7 +153,7 @@ def add_train_args(p: argparse.ArgumentParser, with_defaults: bool = True) -> No
     p.add_argument("--eval-limit", type=int, default=d(config.eval_limit),
                    help=f"first N items of each task at each eval (default {config.eval_limit}; 0: all)")
     p.add_argument("--eval-ref-limit", type=int, default=d(config.eval_ref_limit),
-                   help="first N documents of each reference set (default 0: all)")
+                   help=f"first N documents of each reference set (default {config.eval_ref_limit}; 0: all)")
     p.add_argument("--eval-fewshot", type=int, default=d(config.eval_fewshot), help="few-shot examples")
     p.add_argument("--ckpt-interval", type=int, default=d(None))
     p.add_argument("--log-interval", type=int, default=d(config.log_interval))

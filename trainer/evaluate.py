@@ -135,15 +135,21 @@ def score_requests(lm: LM, requests: Sequence[Request], batch_size: int = 32) ->
         batch = rows[start:start + batch_size]
         width = len(batch[0][1])
         idx = torch.zeros((len(batch), width), dtype=torch.long)
-        for b, (_, inp, _) in enumerate(batch):
+        target = torch.zeros((len(batch), width), dtype=torch.long)
+        mask = torch.zeros((len(batch), width), dtype=torch.bool)
+        for b, (_, inp, cont) in enumerate(batch):
             idx[b, :len(inp)] = torch.tensor(inp, dtype=torch.long)
-        logp = F.log_softmax(lm.logits(idx.to(lm.device)).float(), dim=-1)
-        for b, (i, inp, cont) in enumerate(batch):
-            n = len(cont)
-            rows_logp = logp[b, len(inp) - n:len(inp)]
-            target = torch.tensor(cont, dtype=torch.long, device=rows_logp.device)
-            lls[i] += rows_logp.gather(1, target[:, None]).sum().item()
-            greedy[i] = greedy[i] and bool((rows_logp.argmax(dim=-1) == target).all().item())
+            # the continuation is predicted at the last len(cont) positions of the input
+            target[b, len(inp) - len(cont):len(inp)] = torch.tensor(cont, dtype=torch.long)
+            mask[b, len(inp) - len(cont):len(inp)] = True
+        idx, target, mask = idx.to(lm.device), target.to(lm.device), mask.to(lm.device)
+        logp = F.log_softmax(lm.logits(idx).float(), dim=-1)
+        token_ll = logp.gather(2, target[..., None])[..., 0]
+        sums = (token_ll * mask).sum(dim=1).tolist()
+        hits = ((logp.argmax(dim=-1) == target) | ~mask).all(dim=1).tolist()
+        for (i, _, _), ll, hit in zip(batch, sums, hits):
+            lls[i] += ll
+            greedy[i] = greedy[i] and hit
     return list(zip(lls, greedy))
 
 

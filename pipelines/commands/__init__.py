@@ -15,6 +15,8 @@ COMMANDS = [
     "mix",
     "export",
     "train",
+    "eval",
+    "ablate",
     "report",
     "explain",
     "demo",
