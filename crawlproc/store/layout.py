@@ -18,6 +18,8 @@ The output root (a local folder or an object-store URI) is the whole state; no d
     <out>/_index/bands/<snapshot>/...            band index for cross-snapshot dedup
     <out>/tokens/<name>/...                      token shards, tokenizer, manifest
     <out>/train/<run>/...                        training runs
+    <out>/ablate/<name>/...                      an ablation: spec.json, tokenizer/, arms/<arm>/ (each snapshot
+                                                 arm's own output root), runs/<arm>~s<seed>/, _done/, table.json
 
 A unit of work (a file, a partition) is done when its marker `_done/<key>.<fp>.json` exists, where fp is
 the fingerprint of what produced it (the input's content and the recipe sections the stage reads). The
@@ -40,7 +42,7 @@ _WARC_SUFFIX = re.compile(r"(\.warc)?(\.gz|\.zst|\.zstd)?$", re.IGNORECASE)
 _MARKER = re.compile(r"^(?P<key>.+)\.(?P<fp>[0-9a-f]{16})\.json$")
 SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+=~@-]{0,199}$")
 FILE_KINDS = ("docs", "removed", "signatures", "final", "classified", "classified_removed")
-RESERVED = {"tokens", "train", "_index", "minicc"}  # top-level folders that are not snapshots
+RESERVED = {"tokens", "train", "_index", "minicc", "ablate"}  # top-level folders that are not snapshots
 _SNAPSHOT_PARTS = ("docs", "removed", "stats", "_done", "_failed", "final", "listing.json", "dedup", "classify",
                    "classified")
 
@@ -219,6 +221,54 @@ class TokenSet:
         return self.path("_lock")
 
 
+class Ablation:
+    """ablate/<name>/: one ablation's arms, runs (one per arm and seed), markers and tables."""
+
+    def __init__(self, layout: Layout, name: str):
+        self.storage = layout.storage
+        self.name = check_name(name, "ablation name")
+        self.uri = join(layout.root, "ablate", name)
+
+    def path(self, *parts: str) -> str:
+        return join(self.uri, *parts)
+
+    def arm_root(self, arm: str) -> str:
+        """A snapshot arm's own output root: its snapshot folders and tokens/ live under it."""
+        return self.path("arms", check_name(arm, "arm name"))
+
+    def unit_key(self, arm: str, seed: int) -> str:
+        return f"{check_name(arm, 'arm name')}~s{int(seed)}"
+
+    def run(self, arm: str, seed: int) -> str:
+        """The training run (checkpoints, metrics, hf/, eval) of one arm and seed."""
+        return self.path("runs", self.unit_key(arm, seed))
+
+    @property
+    def tokenizer_dir(self) -> str:
+        return self.path("tokenizer")
+
+    @property
+    def markers(self) -> Markers:
+        """One marker per finished arm x seed unit, holding its scores."""
+        return Markers(self.storage, self.path("_done"), self.path("_failed"))
+
+    @property
+    def spec_uri(self) -> str:
+        return self.path("spec.json")
+
+    @property
+    def table_uri(self) -> str:
+        return self.path("table.json")
+
+    @property
+    def table_md_uri(self) -> str:
+        return self.path("table.md")
+
+    @property
+    def lock_uri(self) -> str:
+        return self.path("_lock")
+
+
 class Layout:
     """Every path under one output root, local or on an object store."""
 
@@ -239,6 +289,13 @@ class Layout:
     @property
     def index_root(self) -> str:
         return join(self.root, "_index", "bands")
+
+    def ablation(self, name: str) -> Ablation:
+        return Ablation(self, name)
+
+    def ablations(self) -> list[str]:
+        return sorted(e.name for e in self.storage.list(join(self.root, "ablate"), include_dirs=True)
+                      if e.is_dir and SAFE_NAME.match(e.name))
 
     def train_run(self, name: str) -> str:
         return join(self.root, "train", check_name(name, "training run name"))

@@ -7,9 +7,10 @@ import time
 
 
 class Progress:
-    def __init__(self, total_files: int, label: str, stream=None, every_s: float = 2.0):
+    def __init__(self, total_files: int, label: str, stream=None, every_s: float = 2.0, unit: str = "files"):
         self.total = total_files
         self.label = label
+        self.unit = unit  # what is counted; documents are shown only for files
         self.stream = stream or sys.stderr
         self.every_s = every_s
         self.done = self.failed = self.kept = self.removed = self.records = 0
@@ -35,9 +36,10 @@ class Progress:
         elapsed = max(time.monotonic() - self.start, 1e-9)
         docs = self.kept + self.removed
         return (
-            f"[{self.label}] files {self.done + self.failed}/{self.total}"
+            f"[{self.label}] {self.unit} {self.done + self.failed}/{self.total}"
             + (f" ({self.failed} failed)" if self.failed else "")
-            + f" | docs {docs} (kept {self.kept}) | {docs / elapsed:.1f} docs/s | {elapsed:.0f}s"
+            + (f" | docs {docs} (kept {self.kept}) | {docs / elapsed:.1f} docs/s" if self.unit == "files" else "")
+            + f" | {elapsed:.0f}s"
         )
 
     def _print(self, final: bool) -> None:

@@ -140,15 +140,18 @@ def run_stage(
     shared: tuple = (),
     markers: Markers | None = None,
     num_cpus: float = 1.0,
+    num_gpus: float = 0.0,
     max_retries: int = 3,
     memory: int | None = None,
     progress: bool | str = True,
+    progress_unit: str = "files",
     fail_fast: int = 3,
     force: bool = False,
     keep_stats: bool = False,
     on_result: Callable[[Unit, dict], None] | None = None,
 ) -> StageResult:
-    """Run fn over `units` on Ray; see the module docstring. `force` redoes units already done.
+    """Run fn over `units` on Ray; see the module docstring. `force` redoes units already done. `num_gpus`:
+    GPUs per unit (Ray sets each task's CUDA_VISIBLE_DEVICES to its own).
     `on_result(unit, stats)` is called in the driver for every unit that succeeded."""
     started = time.monotonic()
     result = StageResult(stage, total=len(units))
@@ -169,6 +172,8 @@ def run_stage(
 
     ensure_ray()
     options = {"num_cpus": num_cpus, "max_retries": max_retries, "retry_exceptions": False}
+    if num_gpus:
+        options["num_gpus"] = num_gpus
     if memory:
         options["memory"] = memory
     task = _remote_execute.options(**options)
@@ -176,7 +181,7 @@ def run_stage(
     shared_ref = ray.put(tuple(shared))
     markers_ref = ray.put(markers)
     label = progress if isinstance(progress, str) else stage
-    bar = Progress(len(todo), label) if progress else None
+    bar = Progress(len(todo), label, unit=progress_unit) if progress else None
     window = _window(num_cpus)
     pending: dict = {}
     first_failures: list[Failure] = []
