@@ -168,6 +168,15 @@ def load_spec(path: str) -> AblateSpec:
 
 
 def check_spec(spec: AblateSpec) -> None:
+    from crawlproc.store.layout import LayoutError
+
+    try:
+        _check_spec(spec)
+    except LayoutError as e:
+        raise AblateError(str(e)) from None
+
+
+def _check_spec(spec: AblateSpec) -> None:
     if len(spec.arms) < 2:
         raise AblateError("an ablation compares at least 2 arms")
     names = [a.name for a in spec.arms]
