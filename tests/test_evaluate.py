@@ -309,10 +309,13 @@ def test_benchmarks_in_the_training_loop_are_the_eval_commands_scores(tokens, sm
     refs = small_suite[1][:1]
     run = tmp_path / "run"
     summary = run_training(TrainConfig(tokens=str(tokens), out=str(run), preset="tiny", max_steps=6, batch_size=4,
-                                       lr=3e-3, eval_interval=3, eval_iters=1, sample_tokens=0, device="cpu",
-                                       eval_tasks=tasks, eval_refs=refs, eval_limit=12, eval_ref_limit=0))
+                                       lr=3e-3, eval_interval=2, eval_iters=1, sample_tokens=0, device="cpu",
+                                       eval_tasks=tasks, eval_refs=refs, eval_limit=12, eval_ref_limit=0,
+                                       eval_bench_interval=3))
     recs = bench_records(run)
-    assert [r["step"] for r in recs] == [3, 6]
+    assert [r["step"] for r in recs] == [3, 6]  # eval_bench_interval; the val loss keeps eval_interval
+    assert [json.loads(x)["step"] for x in (run / "metrics.jsonl").read_text().splitlines()
+            if "val_loss" in x] == [2, 4, 6]
     assert set(recs[0]["tasks"]) == {"piqa", "lambada_openai", "hellaswag"} and set(recs[0]["bpb"]) == {Path(refs[0]).stem}
     assert recs[0]["bpb"] != recs[1]["bpb"]  # scored on the model as it is at each step
     assert summary["eval"]["tasks"][0]["n"] == 12

@@ -248,6 +248,7 @@ TRAIN_BAD = [
     ("eval_tasks", "suite", "expected list"), ("eval_tasks", ["hellaswg"], "unknown task"),
     ("eval_refs", [1], "expected list"), ("eval_refs", ["wiki"], "unknown reference"), ("eval_limit", -1, ">= 0"),
     ("eval_ref_limit", -1, ">= 0"), ("eval_fewshot", -2, ">= 0"), ("eval_batch_size", 0, ">= 1"),
+    ("eval_bench_interval", 0, ">= 1"),
     ("tokens", "/elsewhere", "set by the command"), ("out", "/elsewhere", "set by the command"),
 ]
 

@@ -62,6 +62,7 @@ class TrainConfig:
     eval_ref_limit: int = 8
     eval_fewshot: int = 0
     eval_batch_size: int = 32
+    eval_bench_interval: int | None = None  # benchmarks every N steps (and at the end); default: eval_interval
     ckpt_interval: int | None = None  # default: eval_interval
     keep_checkpoints: int = 2
     log_interval: int = 1
@@ -85,6 +86,8 @@ class TrainConfig:
         for name in ("eval_limit", "eval_ref_limit", "eval_fewshot"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if self.eval_bench_interval is not None and self.eval_bench_interval < 1:
+            raise ValueError(f"eval_bench_interval must be >= 1, got {self.eval_bench_interval}")
         if self.eval_batch_size < 1:
             raise ValueError(f"eval_batch_size must be >= 1, got {self.eval_batch_size}")
         from crawlproc.evalsuite import EvalSuiteError, resolve_paths
@@ -155,6 +158,8 @@ def add_train_args(p: argparse.ArgumentParser, with_defaults: bool = True) -> No
     p.add_argument("--eval-ref-limit", type=int, default=d(config.eval_ref_limit),
                    help=f"first N documents of each reference set (default {config.eval_ref_limit}; 0: all)")
     p.add_argument("--eval-fewshot", type=int, default=d(config.eval_fewshot), help="few-shot examples")
+    p.add_argument("--eval-bench-interval", type=int, default=d(None),
+                   help="benchmarks every N steps and at the end (default: every --eval-interval)")
     p.add_argument("--ckpt-interval", type=int, default=d(None))
     p.add_argument("--log-interval", type=int, default=d(config.log_interval))
     p.add_argument("--sample-tokens", type=int, default=d(config.sample_tokens), help="0 disables samples")

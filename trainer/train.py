@@ -340,7 +340,7 @@ def _train(cfg: TrainConfig, d: Dist, device: torch.device, report, storage: Sto
                     print(f"step {step} val_loss {val_loss:.4f}", flush=True)
                 if report:
                     report({"step": step, "val_loss": val_loss})
-            if evaluator is not None and (step % cfg.eval_interval == 0 or last):
+            if evaluator is not None and (step % (cfg.eval_bench_interval or cfg.eval_interval) == 0 or last):
                 last_eval = run_benchmarks(evaluator, raw, d)
                 files.append("metrics.jsonl", {"step": step, "event": "bench", **compact_eval(last_eval)})
                 if d.master:

@@ -68,7 +68,7 @@ def make_train_step(run_name: str = "run", **overrides) -> Callable:
                            resume=True, **{k: v for k, v in overrides.items() if v is not None})
         result = run_training(cfg)
         ctx.summary.steps_info["train"] = {"out": cfg.out, "step": result.get("step"),
-                                           "val_loss": result.get("val_loss")}
+                                           "val_loss": result.get("val_loss"), "eval": result.get("eval")}
 
     return train_step
 
