@@ -322,6 +322,18 @@ def test_benchmarks_in_the_training_loop_are_the_eval_commands_scores(tokens, sm
     assert json.loads((run / "eval.json").read_text())["step"] == 6
     # the loop's last record is what `crawlproc eval` says of the final checkpoint
     assert_same_scores(recs[-1], eval_final(run, tasks, refs, 12, tmp_path / "final.json"))
+    # the report draws each benchmark over the steps, bits per byte, and the last evaluation's table
+    from pipelines.inspect.report import write_report
+
+    (tmp_path / "empty").mkdir()
+    where, data = write_report(str(tmp_path / "empty"), train_runs=[str(run)])
+    html = Path(where).read_text()
+    for chart in ("bench:run:piqa", "bench:run:hellaswag", "bench:run:lambada_openai", "bpb:run"):
+        assert f'data-chart="{chart}"' in html
+    (r,) = data["training"]
+    assert r["benchmarks"]["tasks"]["piqa"]["acc_norm"] == [(3.0, recs[0]["tasks"]["piqa"]["acc_norm"]),
+                                                            (6.0, recs[1]["tasks"]["piqa"]["acc_norm"])]
+    assert "Evaluation (eval.json" in html and r["eval"]["step"] == 6
 
 
 def test_benchmarks_in_a_ddp_training_loop_gather_every_rank(tokens, small_suite, tmp_path):
