@@ -1,5 +1,6 @@
 """The layering the design promises, checked on the source: crawlproc/ never imports ray (Ray lives in
-pipelines/), tokenizer/ imports nothing of ours but itself, trainer/ only tokenizer/ and crawlproc.store.storage (URIs)."""
+pipelines/), tokenizer/ imports nothing of ours but itself, trainer/ only tokenizer/, crawlproc.store.storage (URIs)
+and crawlproc.evalsuite (the one reader of benchmark items, which imports nothing of ours)."""
 
 from __future__ import annotations
 
@@ -42,6 +43,12 @@ def test_the_scan_sees_imports():
     assert any(m.startswith("crawlproc.") for ms in mods.values() for m in ms)
 
 
+def test_the_benchmark_reader_imports_nothing_of_ours():
+    """trainer/ reads benchmark items through crawlproc.evalsuite: it must stay a leaf."""
+    mods = imported_modules("crawlproc")["crawlproc/evalsuite.py"]
+    assert not [m for m in mods if _ours(m)]
+
+
 def test_crawlproc_never_imports_ray():
     assert offenders("crawlproc", lambda m: m.split(".")[0] != "ray") == []
 
@@ -49,7 +56,7 @@ def test_crawlproc_never_imports_ray():
 @pytest.mark.parametrize("package,allowed_ours", [
     ("crawlproc", {"crawlproc"}),
     ("tokenizer", {"tokenizer"}),
-    ("trainer", {"trainer", "tokenizer", "crawlproc.store.storage"}),
+    ("trainer", {"trainer", "tokenizer", "crawlproc.store.storage", "crawlproc.evalsuite"}),
 ])
 def test_core_packages_import_only_what_sits_below_them(package, allowed_ours):
     def allowed(m):

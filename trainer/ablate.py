@@ -18,15 +18,9 @@ import time
 
 import torch
 
-from crawlproc.store.fingerprint import digest
 from crawlproc.store.storage import Storage, default_storage, join, normalize
 
 SCORE = "all_tasks/score"  # the mean over tasks of acc_norm (acc for one-choice tasks), as FineWeb aggregates
-
-
-def train_fingerprint(tokens_digest: str, train: dict, seed: int) -> str:
-    """What a unit's training depends on: the token set's manifest, the training settings, the seed."""
-    return digest({"tokens": tokens_digest, "train": train, "seed": int(seed)})
 
 
 def lower_is_better(metric: str) -> bool:
@@ -41,7 +35,8 @@ def _finished_step(run: str, storage: Storage) -> int:
 def train_and_evaluate(arm: str, seed: int, tokens: str, run: str, train: dict, eval_spec: dict, train_fp: str,
                        threads: int = 1, storage: Storage | None = None) -> dict:
     """One arm x seed: train `train` (TrainConfig fields) on `tokens` into `run`, then score the final weights.
-    A run folder left by another training setup (another train_fp) is cleared first; a run with checkpoints
+    `train_fp` names what the training depends on (the caller's fingerprint of the token set, the settings and
+    the seed): a run folder left by another training setup (another train_fp) is cleared first; a run with checkpoints
     continues from the last one; a finished run is not trained again. Returns the unit's record."""
     from trainer.config import TrainConfig
     from trainer.eval_run import evaluate_model
