@@ -222,6 +222,7 @@ def test_spec_file_paths_are_relative_to_the_file(tmp_path, arms):
 # --- exactly once, killed --------------------------------------------------------------------------------
 
 
+@pytest.mark.slow  # ~3 min on 2 busy cores: two runs of the command, 4 units of 60 steps
 def test_a_driver_killed_mid_arm_resumes_from_the_checkpoint_and_retrains_no_finished_arm(
         ray_local, arms, small_eval, tmp_path):
     """SIGKILL `crawlproc ablate` once one unit is finished and another is mid-training (a checkpoint, no

@@ -354,3 +354,17 @@ def test_benchmarks_in_a_ddp_training_loop_gather_every_rank(tokens, small_suite
     assert json.loads((run / "config.json").read_text())["world_size"] == 2
     assert rec["tasks"]["arc_easy"]["n"] == 15 and rec["tasks"]["lambada_openai"]["n"] == 15
     assert_same_scores(rec, eval_final(run, tasks, refs, 15, tmp_path / "final.json"))
+
+
+def test_eval_reads_an_hf_export_from_a_bucket(gpt2_run, small_suite, s3_server, tmp_path):
+    from crawlproc.store.storage import Storage
+    from trainer.checkpoint import upload_file
+
+    bucket = s3_server.bucket(f"ev-{os.getpid()}") + "/model/hf"
+    for f in (gpt2_run / "hf").iterdir():
+        upload_file(Storage(), f, f"{bucket}/{f.name}")
+    args = ["--tasks", small_suite[0][0], "--refs", "none", "--limit", "8", "--items", "--device", "cpu"]
+    assert crawlproc(["eval", bucket, "--out", str(tmp_path / "s3.json"), *args]) == 0
+    assert crawlproc(["eval", str(gpt2_run / "hf"), "--out", str(tmp_path / "local.json"), *args]) == 0
+    remote, local = (json.loads((tmp_path / n).read_text()) for n in ("s3.json", "local.json"))
+    assert remote["model"]["source"] == bucket and remote["tasks"][0]["items"] == local["tasks"][0]["items"]
