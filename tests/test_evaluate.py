@@ -363,8 +363,11 @@ def test_eval_reads_an_hf_export_from_a_bucket(gpt2_run, small_suite, s3_server,
     bucket = s3_server.bucket(f"ev-{os.getpid()}") + "/model/hf"
     for f in (gpt2_run / "hf").iterdir():
         upload_file(Storage(), f, f"{bucket}/{f.name}")
-    args = ["--tasks", small_suite[0][0], "--refs", "none", "--limit", "8", "--items", "--device", "cpu"]
-    assert crawlproc(["eval", bucket, "--out", str(tmp_path / "s3.json"), *args]) == 0
-    assert crawlproc(["eval", str(gpt2_run / "hf"), "--out", str(tmp_path / "local.json"), *args]) == 0
+    task = small_suite[0][0]
+    remote_task = bucket.rsplit("/", 2)[0] + "/tasks/" + Path(task).name  # in the bucket, without a few-shot file
+    upload_file(Storage(), task, remote_task)
+    args = ["--refs", "none", "--limit", "8", "--items", "--device", "cpu"]
+    assert crawlproc(["eval", bucket, "--tasks", remote_task, "--out", str(tmp_path / "s3.json"), *args]) == 0
+    assert crawlproc(["eval", str(gpt2_run / "hf"), "--tasks", task, "--out", str(tmp_path / "local.json"), *args]) == 0
     remote, local = (json.loads((tmp_path / n).read_text()) for n in ("s3.json", "local.json"))
     assert remote["model"]["source"] == bucket and remote["tasks"][0]["items"] == local["tasks"][0]["items"]

@@ -15,7 +15,7 @@ import torch
 import torch.distributed as dist
 
 from crawlproc.store.storage import Storage, default_storage, join, normalize
-from trainer.evaluate import EvalSpec, Evaluator, Gather
+from trainer.evaluate import EvalSpec, Evaluator, Gather, storage_reader
 
 
 def default_output(target: str, loaded) -> str:
@@ -40,7 +40,7 @@ def evaluate_model(target: str, spec: EvalSpec, device: str = "auto", tokenizer:
         autocast = (torch.autocast(device_type="cuda", dtype=torch.bfloat16)
                     if dev.type == "cuda" and torch.cuda.is_bf16_supported() else None)
         loaded = load_lm(target, dev, tokenizer, storage, autocast)
-        evaluator = Evaluator(spec, loaded.lm, read=lambda p: storage.read_bytes(normalize(p)))
+        evaluator = Evaluator(spec, loaded.lm, read=storage_reader(storage))
         with torch.no_grad():
             result = evaluator.run(Gather(d.rank, d.world_size), keep_items=keep_items)
         result = {"model": {"source": loaded.source, "kind": loaded.kind, "step": loaded.step, **(loaded.info or {})},

@@ -294,6 +294,25 @@ class EvalSpec:
     batch_size: int = 32
 
 
+def storage_reader(storage) -> Callable[[str], bytes]:
+    """read(path or URI) -> bytes for crawlproc.evalsuite's loaders: a missing object is FileNotFoundError on
+    every back end (an optional few-shot file is looked for, not required)."""
+    from crawlproc.store.storage import normalize
+
+    def read(path: str) -> bytes:
+        uri = normalize(path)
+        try:
+            return storage.read_bytes(uri)
+        except FileNotFoundError:
+            raise
+        except OSError as e:
+            if not storage.exists(uri):
+                raise FileNotFoundError(uri) from e
+            raise
+
+    return read
+
+
 class Evaluator:
     """Loads the spec's files once, tokenizes their requests once, and scores a model on them as often as
     asked (the training loop calls it at every eval)."""

@@ -391,7 +391,7 @@ def make_evaluator(cfg: TrainConfig, tokset: TokenSet, raw: torch.nn.Module, dev
     """The Evaluator for cfg.eval_tasks / eval_refs over the run's tokenizer, or None when there is nothing to
     score. Bad task files are an error here, before the first step."""
     from crawlproc.evalsuite import resolve_paths
-    from trainer.evaluate import EvalSpec, Evaluator, lm_from_model
+    from trainer.evaluate import EvalSpec, Evaluator, lm_from_model, storage_reader
 
     tasks, refs = resolve_paths(cfg.eval_tasks, "task"), resolve_paths(cfg.eval_refs, "reference")
     if not tasks and not refs:
@@ -403,7 +403,7 @@ def make_evaluator(cfg: TrainConfig, tokset: TokenSet, raw: torch.nn.Module, dev
     spec = EvalSpec(tasks, refs, cfg.eval_limit or None, cfg.eval_ref_limit or None, cfg.eval_fewshot,
                     cfg.eval_batch_size)
     lm = lm_from_model(raw, tok.encode, tokset.eot_id, device, autocast if device.type == "cuda" else None)
-    return Evaluator(spec, lm, read=lambda p: storage.read_bytes(normalize(p)))
+    return Evaluator(spec, lm, read=storage_reader(storage))
 
 
 def run_benchmarks(evaluator, raw: torch.nn.Module, d: Dist) -> dict:

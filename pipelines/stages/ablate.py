@@ -398,6 +398,7 @@ def run_ablation(out: str, spec: AblateSpec, storage: Storage | None = None, log
     """Prepare the arms, run every arm x seed not yet done, and write the table. Ray starts on first use."""
     from crawlproc.evalsuite import load_reference, load_task
     from trainer.ablate import ablation_table, table_markdown, train_and_evaluate
+    from trainer.evaluate import storage_reader
     from trainer.shards import open_token_set
 
     storage = storage or default_storage()
@@ -405,10 +406,7 @@ def run_ablation(out: str, spec: AblateSpec, storage: Storage | None = None, log
     ab = Layout(out, storage).ablation(spec.name)
     train = spec.train_config()
     eval_spec = spec.eval_spec()
-
-    def read(path: str) -> bytes:
-        return storage.read_bytes(normalize(path))
-
+    read = storage_reader(storage)
     eval_ids = {"tasks": [load_task(p, read).sha256 for p in eval_spec["tasks"]],
                 "references": [load_reference(p, read).sha256 for p in eval_spec["references"]],
                 **{k: eval_spec[k] for k in ("limit", "ref_limit", "fewshot")}}
