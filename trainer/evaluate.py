@@ -143,13 +143,17 @@ def score_requests(lm: LM, requests: Sequence[Request], batch_size: int = 32) ->
             target[b, len(inp) - len(cont):len(inp)] = torch.tensor(cont, dtype=torch.long)
             mask[b, len(inp) - len(cont):len(inp)] = True
         idx, target, mask = idx.to(lm.device), target.to(lm.device), mask.to(lm.device)
-        logp = F.log_softmax(lm.logits(idx).float(), dim=-1)
-        token_ll = logp.gather(2, target[..., None])[..., 0]
-        sums = (token_ll * mask).sum(dim=1).tolist()
-        hits = ((logp.argmax(dim=-1) == target) | ~mask).all(dim=1).tolist()
-        for (i, _, _), ll, hit in zip(batch, sums, hits):
+        # log-softmax only where a continuation token is predicted: (tokens, vocab), not (rows, width, vocab)
+        logp = F.log_softmax(lm.logits(idx)[mask].float(), dim=-1)
+        wanted = target[mask]
+        token_ll = logp.gather(1, wanted[:, None])[:, 0]
+        row = mask.nonzero()[:, 0]
+        sums = torch.zeros(len(batch), dtype=torch.float64, device=logp.device).index_add_(0, row, token_ll.double())
+        misses = torch.zeros(len(batch), dtype=torch.long, device=logp.device).index_add_(
+            0, row, (logp.argmax(dim=-1) != wanted).long())
+        for (i, _, _), ll, miss in zip(batch, sums.tolist(), misses.tolist()):
             lls[i] += ll
-            greedy[i] = greedy[i] and hit
+            greedy[i] = greedy[i] and miss == 0
     return list(zip(lls, greedy))
 
 
