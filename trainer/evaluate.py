@@ -42,6 +42,16 @@ class LM:
     max_length: int
     prefix_id: int  # conditions the first token of an empty context and of a reference document
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+    # optional split of `logits` into hidden states (B, T, d) and the output head (N, d) -> (N, vocab), so
+    # that the head (the largest matmul of a small model) runs only where a continuation token is scored
+    hidden: Callable[[torch.Tensor], torch.Tensor] | None = None
+    head: Callable[[torch.Tensor], torch.Tensor] | None = None
+
+    def logits_at(self, idx: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """The logits of the positions `mask` selects, (N, vocab)."""
+        if self.hidden is not None and self.head is not None:
+            return self.head(self.hidden(idx)[mask])
+        return self.logits(idx)[mask]
 
 
 def lm_from_model(model: torch.nn.Module, encode: Callable[[str], list[int]], eot_id: int,
@@ -52,13 +62,14 @@ def lm_from_model(model: torch.nn.Module, encode: Callable[[str], list[int]], eo
 
     raw = unwrap(model)
 
-    def logits(idx: torch.Tensor) -> torch.Tensor:
+    def run(fn, x):
         if autocast is not None:
             with autocast:
-                return raw(idx)[0]
-        return raw(idx)[0]
+                return fn(x)
+        return fn(x)
 
-    return LM(encode, logits, raw.cfg.block_size, eot_id, torch.device(device))
+    return LM(encode, lambda idx: run(lambda x: raw(x)[0], idx), raw.cfg.block_size, eot_id, torch.device(device),
+              hidden=lambda idx: run(raw.hidden_states, idx), head=lambda h: run(raw.lm_head, h))
 
 
 # --- requests -----------------------------------------------------------------------------------------------
@@ -144,7 +155,7 @@ def score_requests(lm: LM, requests: Sequence[Request], batch_size: int = 32) ->
             mask[b, len(inp) - len(cont):len(inp)] = True
         idx, target, mask = idx.to(lm.device), target.to(lm.device), mask.to(lm.device)
         # log-softmax only where a continuation token is predicted: (tokens, vocab), not (rows, width, vocab)
-        logp = F.log_softmax(lm.logits(idx)[mask].float(), dim=-1)
+        logp = F.log_softmax(lm.logits_at(idx, mask).float(), dim=-1)
         wanted = target[mask]
         token_ll = logp.gather(1, wanted[:, None])[:, 0]
         row = mask.nonzero()[:, 0]

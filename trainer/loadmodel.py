@@ -125,7 +125,12 @@ def _load_hf_local(path: Path, device: torch.device, source: str, dtype) -> Load
     def logits(idx: torch.Tensor) -> torch.Tensor:
         return model(idx).logits
 
-    lm = LM(lambda s: tok.encode(s), logits, _max_length(model.config, tok), prefix, device)
+    # the base model's last hidden state (its final norm applied) and the output embeddings: the logits of
+    # a causal LM, computed only where they are needed
+    base, head = getattr(model, "base_model", None), model.get_output_embeddings()
+    hidden = (lambda idx: base(idx).last_hidden_state) if base is not None and base is not model and head else None
+    lm = LM(lambda s: tok.encode(s), logits, _max_length(model.config, tok), prefix, device,
+            hidden=hidden, head=head if hidden else None)
     return Loaded(lm, "hf", source, None, model, {"architecture": type(model).__name__})
 
 
