@@ -3,7 +3,7 @@ the same hf/ export and the same items: agreement item by item, and speed per CP
 
     python bench/bench_eval.py [--items 300] [--docs 4] [--steps 60]
 
-- The model: the tiny preset with a 256-token window (every continuation of the suite fits; lm-eval refuses
+- The model: the tiny preset with a 512-token window (every continuation of the suite fits; lm-eval refuses
   longer ones), trained `--steps` steps on tests/data/trainer's articles with a 512-token BPE, exported to
   hf/ (GPT2LMHeadModel).
 - The items: the first `--items` of each bundled task (HellaSwag, ARC-Easy, ARC-Challenge, PIQA, OpenBookQA,
@@ -44,7 +44,7 @@ def build_model(out: Path, steps: int) -> Path:
         return run
     shutil.rmtree(out, ignore_errors=True)
     tokens = build_tokens(out / "tokens")
-    run_training(TrainConfig(tokens=str(tokens), out=str(run), preset="tiny", block_size=256, batch_size=4,
+    run_training(TrainConfig(tokens=str(tokens), out=str(run), preset="tiny", block_size=512, batch_size=4,
                              max_steps=steps, lr=3e-3, eval_interval=steps, eval_iters=1, sample_tokens=0,
                              device="cpu", eval_tasks=[], eval_refs=[]))
     return run
