@@ -143,6 +143,11 @@ def test_a_new_evaluation_rescores_without_training(ray_local, arms, small_eval,
     assert all(r["trained"] is False and r["resumed_from_step"] == 8 for r in again.table["records"])
     evals = json.loads((tmp_path / "ablate" / "ablation" / "runs" / "all~s0" / "ablate_eval.json").read_text())
     assert evals["tasks"][0]["n"] == 5
+    # settings the weights do not depend on (logging, checkpoints, the loop's benchmarks): nothing to redo
+    quiet = run_ablation(str(tmp_path), spec(arms, small_eval, limit=5, train={"log_interval": 1, "ckpt_interval": 2,
+                                                                             "eval_tasks": ["piqa"]}),
+                         progress=False, log=lambda m: None)
+    assert quiet.trained == 0 and quiet.skipped == 4 and metrics_bytes(tmp_path) == before
     # other training settings: that arm starts over (its old checkpoints are not continued with new settings)
     third = run_ablation(str(tmp_path), spec(arms, small_eval, limit=5, train={"lr": 1e-3}), progress=False,
                          log=lambda m: None)

@@ -265,6 +265,13 @@ def test_a_bad_train_value_is_rejected_naming_the_key(tmp_path, key, value, word
         resolve_recipe(str(path))
 
 
+def test_every_train_field_says_whether_the_weights_depend_on_it():
+    from trainer.config import OTHER_FIELDS, WEIGHT_FIELDS
+
+    assert not set(WEIGHT_FIELDS) & set(OTHER_FIELDS)
+    assert {f.name for f in dataclasses.fields(TrainConfig)} == set(WEIGHT_FIELDS) | set(OTHER_FIELDS)
+
+
 def test_every_train_field_has_a_bad_value_case():
     assert {f.name for f in dataclasses.fields(TrainConfig)} == {k for k, _, _ in TRAIN_BAD}
 

@@ -105,6 +105,19 @@ class TrainConfig:
         return self.decay_steps or self.max_steps
 
 
+# What the trained weights depend on (with the data): a run resumed or redone with other values of these is
+# another model. The other fields change what is logged, scored, saved or how fast (eval_*, log_interval,
+# sample_tokens, ckpt_interval, device, compile, ...), not the weights; `crawlproc ablate` fingerprints a
+# unit by these only, so rescoring or logging differently never retrains it. tests/test_recipe.py makes every
+# new field pick a side.
+WEIGHT_FIELDS = ("preset", "arch", "block_size", "dropout", "batch_size", "grad_accum", "max_steps", "lr", "min_lr",
+                 "warmup_steps", "decay_steps", "weight_decay", "beta1", "beta2", "grad_clip", "seed", "dtype")
+OTHER_FIELDS = ("tokens", "out", "eval_interval", "eval_iters", "eval_tasks", "eval_refs", "eval_limit",
+                "eval_ref_limit", "eval_fewshot", "eval_batch_size", "eval_bench_interval", "ckpt_interval",
+                "keep_checkpoints", "log_interval", "sample_tokens", "prompts", "resume", "compile", "device",
+                "peak_tflops", "export")
+
+
 def lr_at(step: int, cfg: TrainConfig) -> float:
     """Linear warmup to lr, then cosine down to min_lr at decay_steps, flat after. `step` counts from 0."""
     decay = cfg.total_decay_steps

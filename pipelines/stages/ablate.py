@@ -398,6 +398,7 @@ def run_ablation(out: str, spec: AblateSpec, storage: Storage | None = None, log
     """Prepare the arms, run every arm x seed not yet done, and write the table. Ray starts on first use."""
     from crawlproc.evalsuite import load_reference, load_task
     from trainer.ablate import ablation_table, table_markdown, train_and_evaluate
+    from trainer.config import WEIGHT_FIELDS
     from trainer.evaluate import storage_reader
     from trainer.shards import open_token_set
 
@@ -419,7 +420,8 @@ def run_ablation(out: str, spec: AblateSpec, storage: Storage | None = None, log
             ts = open_token_set(arm_tokens[arm.name], storage)
             arm_train = spec.train_config(arm)
             for seed in spec.seeds:
-                train_fp = digest({"tokens": ts.digest, "train": arm_train, "seed": int(seed)})
+                weights = {k: arm_train[k] for k in WEIGHT_FIELDS if k != "seed"}  # what the model depends on
+                train_fp = digest({"tokens": ts.digest, "train": weights, "seed": int(seed)})
                 units.append(Unit(key=ab.unit_key(arm.name, seed),
                                   args=(arm.name, seed, ts.uri, ab.run(arm.name, seed), arm_train, eval_spec,
                                         train_fp),
