@@ -14,7 +14,7 @@ $(BIN)/python:
 # torch is pinned first so that pip takes the local CPU build instead of a multi-GB CUDA one.
 $(STAMP): $(BIN)/python pyproject.toml
 	$(BIN)/python -m pip install -q "torch==2.13.0"
-	$(BIN)/python -m pip install -q -e ".[dev]"
+	$(BIN)/python -m pip install -q -e ".[dev,languages]"
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -26,7 +26,7 @@ test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
 bench: $(STAMP)
-	$(BIN)/python -m pip install -q -e ".[dev,bench]"
+	$(BIN)/python -m pip install -q -e ".[dev,languages,bench]"
 	$(BIN)/python bench/run_all.py
 
 clean:

@@ -8,9 +8,11 @@ next record should start). The files are written streamed (never held in memory)
 Each side runs in a fresh interpreter per file; CPU seconds and peak RSS (ru_maxrss) come from wait4:
 - ours: crawlproc.warc.reader.iter_html_records(path, max_payload_bytes=5,000,000). It reads the bomb's payload up to
   the cap and counts it `too_large`; then it skips the rest by inflating it in 256 KB pieces, up to
-  skip_limit(5 MB) = 320 MiB. A bomb bigger than that ends the file with a WarcReadError (the records before
-  it kept, the ones after it not read): time proportional to the cap, not to the bomb. The lying shape: the
-  junk after the record is counted `malformed:warc_headers` and skipped to the next member, up to the limit.
+  skip_limit(5 MB) = 320 MiB. Past that it abandons the bomb's gzip member and resumes at the next member that
+  starts a WARC record, found in the compressed bytes (never inflated) and checked by inflating its first
+  bytes: the records after the bomb are kept, and time is proportional to the cap plus the compressed size,
+  not to the bomb. The lying shape: the junk after the record is counted `malformed:warc_headers` and skipped
+  to the next member the same way.
 - peer: warcio's own ArchiveIterator over the same file, reading each response's content_stream() up to the
   same 5 MB cap (what a careful warcio user writes). Moving to the next record, warcio reads the bomb to its
   end (16 KB compressed blocks, each inflated without a limit), so it keeps the records after the bomb at the
@@ -97,7 +99,7 @@ def run_ours(path: str) -> dict:
     except WarcReadError as e:
         error = str(e)
     return {"kept": len(urls), "too_large": counts.skipped["too_large"], "error": error,
-            "inflated_mib": round(counts.decompressed_bytes / MiB, 1)}
+            "inflated_mib": round(counts.decompressed_bytes / MiB, 1), "resynced": counts.resynced}
 
 
 def run_peer(path: str) -> dict:

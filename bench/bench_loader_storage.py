@@ -33,9 +33,8 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 from crawlproc.store.storage import Storage, join  # noqa: E402
 from s3 import MotoServer, free_port, session_env  # noqa: E402
-from tokenizer.mixing import parse_tokens  # noqa: E402
-from tokenizer.shards import write_token_set  # noqa: E402
-from trainer.checkpoint import upload_file  # noqa: E402
+from tokenizer.mix.decide import parse_tokens  # noqa: E402
+from tokenizer.tokenset import write_token_set  # noqa: E402
 from trainer.data import ShardLoader  # noqa: E402
 
 
@@ -84,7 +83,7 @@ def main() -> int:
             bucket = server.bucket(f"bench-{uuid.uuid4().hex[:8]}")
             remote = join(bucket, "tokens")
             for f in sorted(local.iterdir()):
-                upload_file(storage, f, join(remote, f.name))
+                storage.upload(f, join(remote, f.name))
             size = sum(f.stat().st_size for f in local.iterdir()) / 1e6
             print(f"{n_tokens:,} tokens in {len(list(local.glob('*.parquet')))} shards ({size:.0f} MB), batch 16 x 1024, "
                   f"prefetch {args.prefetch}, best of {args.rounds}")

@@ -1,37 +1,50 @@
-"""MinHash signatures per CPU-second: ours (crawlproc.dedup.minhash) against rensa, datasketch and datatrove,
-on the same documents in one run; and how well each side's estimated Jaccard agrees with the exact one.
+"""MinHash per CPU-second: ours (crawlproc.dedup.minhash) against rensa, datasketch and datatrove on the same
+documents in one run -- first the hashing step alone on the same ready shingles, then the whole way from text
+(reported apart) -- and how well each side's estimated Jaccard agrees with the exact one.
 
     python bench/bench_minhash.py                      # 1,800 documents from the real article texts
     python bench/bench_minhash.py --docs 10000
     python bench/bench_minhash.py --jsonl texts.jsonl  # any texts: one JSON object with "text" per line
 
-What runs on each side (112 hashes = FineWeb's 14 bands x 8 rows, word 5-grams):
-  ours        MinHasher.band_keys_for_texts over batches of --batch texts: normalization, shingles,
-              112 64-bit permutations (loops compiled by numba, crawlproc.dedup.kernels; with
-              CRAWLPROC_NUMBA=0 the numpy code, same values), and the 14 band keys on top (work the peers
-              do not do).
-  rensa       rensa.RMinHash.digest_matrix_from_token_sets(shingles, 112, seed) over the same batches,
-              and before it, counted on rensa's side, the same shingles built in Python: the batch
-              normalized by our own normalization (crawlproc.dedup.normalize, compiled like ours: the
-              fastest way to get exactly our words), split into words, each run of 5 words joined by a space (a text
-              of fewer words is one shingle). The bench checks that every document has as many distinct
-              shingles on both sides.
-  datasketch  datasketch.MinHash(num_perm=112) with update_batch over the same shingle strings (encoded).
-  datatrove   datatrove 0.10.1's MinhashDedupSignature.get_shingles + get_signature, with its own
-              normalization and word tokenizer (spaCy for English): its step's inner loop without its
-              file writing. It hashes str with xxhash.xxh64_intdigest, which xxhash >= 3.5 refuses: the
-              bench gives its hash function the UTF-8 bytes instead (the same hash, no other change).
+1. The hashing step, given ready shingles (112 hashes = FineWeb's 14 bands x 8 rows). Every side gets the same
+   shingles: our 64-bit hashes of each document's word 5-grams (crawlproc.dedup.minhash.batch_shingles), in
+   the form its fastest input path takes.
+     ours        MinHasher.signatures_from_shingles: the minimum over a document's shingles of 112 affine
+                 permutations a*x+b mod 2**64 (64-bit values), loops compiled by numba (crawlproc.dedup.kernels).
+     rensa       RMinHash.digest_matrix_from_flat_token_hashes(hashes, row_offsets, 112, seed): its fastest
+                 path (one flat uint64 buffer and the row offsets; no Python object per token or document),
+                 one thread (RAYON_NUM_THREADS=1). What it computes is not the classic MinHash: rensa's RMinHash
+                 is a bucketed sketch (each token goes to one of the 112 coordinates in each of three rounds;
+                 a coordinate left empty falls back to affine permutations), so it evaluates about three hashes
+                 per token where classic MinHash evaluates 112; 32-bit values.
+     datasketch  MinHash(num_perm=112, hashfunc=identity).update_batch(hashes): classic MinHash like ours
+                 (permutations mod the Mersenne prime 2**61-1, 32-bit values), in numpy.
+   Ratios: ours / peer, > 1 = ours faster.
+2. From text (a separate figure, labelled so): normalization, shingles and the hashing step, and for ours the
+   14 band keys on top (work the peers do not do).
+     ours          MinHasher.band_keys_for_texts over batches of --batch texts.
+     rensa+ours    our compiled normalization and shingle hashes, then rensa's flat path: the fastest way to
+                   give rensa exactly our words.
+     rensa         as its users feed it: our normalization, then the 5-gram strings built in Python (a text of
+                   fewer words is one shingle), RMinHash.digest_matrix_from_token_sets.
+     datasketch    datasketch.MinHash(num_perm=112) with update_batch over the same shingle strings (encoded).
+     datatrove     datatrove 0.10.1's MinhashDedupSignature.get_shingles + get_signature, with its own
+                   normalization and word tokenizer (spaCy for English): its step's inner loop without its
+                   file writing. It hashes str with xxhash.xxh64_intdigest, which xxhash >= 3.5 refuses: the
+                   bench gives its hash function the UTF-8 bytes instead (the same hash, no other change).
+   The bench checks that every document has as many distinct shingles on the sides that build strings.
 CPU seconds of this one process (the machine is shared: wall time mostly measures the neighbours); each side
-runs --repeats times, interleaved, and its fastest run counts. Ratios are ours / peer, > 1 = ours faster.
+runs --repeats times, interleaved, and its fastest run counts. The load average is printed.
 Agreement: on near-duplicate pairs made from the texts (a share of words replaced, 0-60%), each side's
 estimated Jaccard against the exact Jaccard of the shingle sets (crawlproc.dedup.minhash.shingle_set).
-Target (issue 15): ours >= 1.0x rensa. Summary: bench/out/minhash.json.
+Target (issue 30): ours >= 1.0x rensa on the hashing step. Summary: bench/out/minhash.json.
 """
 
 from __future__ import annotations
 
 import argparse
 import gzip
+import os
 import importlib.metadata
 import json
 import random
@@ -40,6 +53,7 @@ from pathlib import Path
 
 import numpy as np
 
+os.environ.setdefault("RAYON_NUM_THREADS", "1")  # rensa's thread pool: one core, like ours
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
@@ -87,10 +101,68 @@ def batches(docs: list[str], size: int):
     return [docs[i: i + size] for i in range(0, len(docs), size)]
 
 
+# --- 1. the hashing step, on the same ready shingles ------------------------------------------------------
+
+
+def ready_shingles(docs, size):
+    """Our shingle hashes of each batch, with the row offsets rensa takes."""
+    from crawlproc.dedup.minhash import batch_shingles
+
+    out = []
+    for b in batches(docs, size):
+        sh = batch_shingles(b)
+        out.append((sh, np.concatenate(([0], np.cumsum(sh.counts))).astype(np.uint64)))
+    return out
+
+
+def hash_ours(ready):
+    hasher = MinHasher()
+    hasher.signatures_from_shingles(ready[0][0])  # warm-up
+    return lambda: [hasher.signatures_from_shingles(sh) for sh, _ in ready]
+
+
+def hash_rensa(ready):
+    from rensa import RMinHash
+
+    return lambda: [RMinHash.digest_matrix_from_flat_token_hashes(sh.hashes, offsets, NUM_PERM, SEED)
+                    for sh, offsets in ready]
+
+
+def hash_datasketch(ready):
+    from datasketch import MinHash
+
+    def run():
+        for sh, _ in ready:
+            for start, count in zip(sh.starts.tolist(), sh.counts.tolist()):
+                m = MinHash(num_perm=NUM_PERM, seed=SEED, hashfunc=lambda x: x)
+                m.update_batch(sh.hashes[start: start + count])
+                m.digest()
+    return run
+
+
+HASH_SIDES = {"ours": hash_ours, "rensa": hash_rensa, "datasketch": hash_datasketch}
+
+
+# --- 2. from text ------------------------------------------------------------------------------------------
+
+
 def side_ours(docs, size):
     hasher = MinHasher()
     hasher.band_keys_for_texts(docs[:10])  # warm-up: tables
     return lambda: [hasher.band_keys_for_texts(b) for b in batches(docs, size)]
+
+
+def side_rensa_ours(docs, size):
+    from rensa import RMinHash
+
+    from crawlproc.dedup.minhash import batch_shingles
+
+    def run():
+        for b in batches(docs, size):
+            sh = batch_shingles(b)
+            offsets = np.concatenate(([0], np.cumsum(sh.counts))).astype(np.uint64)
+            RMinHash.digest_matrix_from_flat_token_hashes(sh.hashes, offsets, NUM_PERM, SEED)
+    return run
 
 
 def side_rensa(docs, size):
@@ -128,7 +200,21 @@ def side_datatrove(docs, size):
     return run
 
 
-SIDES = {"ours": side_ours, "rensa": side_rensa, "datasketch": side_datasketch, "datatrove": side_datatrove}
+SIDES = {"ours": side_ours, "rensa+ours": side_rensa_ours, "rensa": side_rensa, "datasketch": side_datasketch,
+         "datatrove": side_datatrove}
+
+
+def fastest(runs: dict, repeats: int) -> dict:
+    """{side: the fastest of `repeats` interleaved runs, {cpu_s, wall_s}}."""
+    best: dict[str, dict] = {}
+    for _ in range(repeats):
+        for s, run in runs.items():
+            res: dict = {}
+            with measured(res):
+                run()
+            if s not in best or res["cpu_s"] < best[s]["cpu_s"]:
+                best[s] = res
+    return best
 
 
 def check_same_shingles(docs: list[str], size: int) -> int:
@@ -190,39 +276,53 @@ def main() -> int:
     ap.add_argument("--docs", type=int, default=1800)
     ap.add_argument("--jsonl", help="texts to use instead of tests/data/dedup/articles.jsonl.gz")
     ap.add_argument("--batch", type=int, default=500, help="texts per batch (dedup.signature_batch)")
-    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--pairs", type=int, default=300, help="near-duplicate pairs for the agreement check")
-    ap.add_argument("--sides", default="ours,rensa,datasketch,datatrove")
+    ap.add_argument("--sides", default="ours,rensa+ours,rensa,datasketch,datatrove", help="sides of the from-text part")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
     base = load_texts(args.jsonl)
     docs = make_docs(base, args.docs, args.seed)
     words = sum(len(d.split()) for d in docs) / len(docs)
+    load0 = os.getloadavg()[0]
+    ready = ready_shingles(docs, args.batch)
+    shingles = sum(len(sh.hashes) for sh, _ in ready)
+    hashed = fastest({s: f(ready) for s, f in HASH_SIDES.items()}, args.repeats)
     sides = [s for s in args.sides.split(",") if s]
-    runs = {s: SIDES[s](docs, args.batch) for s in sides}
-    best: dict[str, dict] = {}
-    for _ in range(args.repeats):
-        for s, run in runs.items():
-            res: dict = {}
-            with measured(res):
-                run()
-            if s not in best or res["cpu_s"] < best[s]["cpu_s"]:
-                best[s] = res
+    best = fastest({s: SIDES[s](docs, args.batch) for s in sides}, args.repeats)
+    load1 = os.getloadavg()[0]
     rate = {s: len(docs) / best[s]["cpu_s"] for s in sides}
+    hash_rate = {s: len(docs) / r["cpu_s"] for s, r in hashed.items()}
     mismatched = check_same_shingles(docs, args.batch) if "rensa" in sides else None
     summary = {
-        "docs": len(docs), "mean_words": round(words, 1), "source": args.jsonl or "tests/data/dedup/articles.jsonl.gz",
-        "versions": {p: version(p) for p in ("numpy", "rensa", "datasketch", "datatrove")},
-        "docs_per_cpu_s": {s: round(r, 1) for s, r in rate.items()},
-        "ratio_ours_over": {s: round(rate["ours"] / rate[s], 3) for s in sides if s != "ours" and "ours" in rate},
+        "docs": len(docs), "mean_words": round(words, 1), "shingles": shingles,
+        "source": args.jsonl or "tests/data/dedup/articles.jsonl.gz", "load_average": [load0, load1],
+        "versions": {p: version(p) for p in ("numpy", "numba", "rensa", "datasketch", "datatrove")},
+        "hashing_step": {"docs_per_cpu_s": {s: round(r, 1) for s, r in hash_rate.items()},
+                         "ratio_ours_over": {s: round(hash_rate["ours"] / r, 3) for s, r in hash_rate.items() if s != "ours"},
+                         "ours_ns_per_shingle_permutation": round(hashed["ours"]["cpu_s"] / shingles / NUM_PERM * 1e9, 3)},
+        "from_text": {"docs_per_cpu_s": {s: round(r, 1) for s, r in rate.items()},
+                      "ratio_ours_over": {s: round(rate["ours"] / rate[s], 3) for s in sides if s != "ours" and "ours" in rate}},
         "shingle_count_mismatches": mismatched,
     }
-    print(f"documents: {len(docs)} ({words:.0f} words on average) from {summary['source']}; 112 hashes, word 5-grams")
+    print(f"documents: {len(docs)} ({words:.0f} words on average, {shingles / len(docs):.0f} shingles) from "
+          f"{summary['source']}, real text with seeded word edits; 112 hashes, word 5-grams; CPU seconds, fastest of "
+          f"{args.repeats}; load average {load0:.1f} -> {load1:.1f}")
+    print("1. the hashing step alone, on the same ready shingles (our 64-bit shingle hashes):")
+    what = {"ours": "classic MinHash, 112 permutations, 64-bit (numba)",
+            "rensa": "digest_matrix_from_flat_token_hashes: a bucketed sketch, ~3 hashes per shingle, 32-bit",
+            "datasketch": "classic MinHash, 112 permutations mod 2**61-1 (numpy)"}
+    for s, r in hash_rate.items():
+        print(f"  {s:<11} {r:9.0f} documents per CPU-second ({hashed[s]['cpu_s']:.3f} CPU s; {what[s]})")
+    for s, r in summary["hashing_step"]["ratio_ours_over"].items():
+        print(f"  RATIO ours / {s} (hashing step): {r:.2f}x" + ("  (target >= 1.0x)" if s == "rensa" else ""))
+    print(f"  ours: {summary['hashing_step']['ours_ns_per_shingle_permutation']:.3f} ns per shingle and permutation")
+    print("2. from text (normalization + shingles + hashing; ours also makes the 14 band keys):")
     for s in sides:
         print(f"  {s:<11} {rate[s]:9.0f} documents per CPU-second ({best[s]['cpu_s']:.2f} CPU s, "
-              f"{version(s) if s != 'ours' else 'crawlproc'})")
-    for s, r in summary["ratio_ours_over"].items():
-        print(f"  ours / {s}: {r:.2f}x" + ("  (target >= 1.0x)" if s == "rensa" else ""))
+              f"{version(s.split('+')[0]) if s != 'ours' else 'crawlproc'})")
+    for s, r in summary["from_text"]["ratio_ours_over"].items():
+        print(f"  RATIO ours / {s} (from text): {r:.2f}x")
     if mismatched is not None:
         print(f"  documents whose distinct shingle count differs, ours vs the peers' strings: {mismatched}")
     if args.pairs:

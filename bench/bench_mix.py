@@ -34,11 +34,11 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tokenizer.mixing import parse_tokens  # noqa: E402
+from tokenizer.mix.decide import parse_tokens  # noqa: E402
 
 
 def make_inputs(root: Path, total: int) -> list[Path]:
-    from tokenizer.shards import write_token_set
+    from tokenizer.tokenset import write_token_set
 
     out = []
     for k, name in enumerate("ab"):
@@ -58,8 +58,9 @@ def run_ours(inputs: list[str], out: str, budget: int, bucket_tokens: int) -> di
     import ray
 
     from crawlproc.recipe import Recipe
-    from pipelines.stages.mix import MixConfig, MixSource, run_mix
-    from tokenizer.mixing import parse_spec
+    from pipelines.stages.mix import run_mix
+    from tokenizer.mix.config import MixConfig, MixSource
+    from tokenizer.mix.decide import parse_spec
 
     ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False,
              object_store_memory=256 << 20)
@@ -79,7 +80,7 @@ def run_naive(inputs: list[str], out: str, budget: int, bucket_tokens: int) -> d
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from tokenizer.mixing import select_keys
+    from tokenizer.mix.decide import select_keys
     from tokenizer.shards import cut_shards, doc_lengths
 
     t0 = time.perf_counter()

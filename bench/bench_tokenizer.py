@@ -1,21 +1,34 @@
-"""Tokenizer benchmark: ours against Hugging Face tokenizers and tiktoken on the same corpus, same run.
+"""Tokenizer benchmark: ours against bare tiktoken and Hugging Face tokenizers on the same corpus, same run.
 
-What runs on each side (ours is a thin layer over two Rust libraries, and says so):
+What runs on each side (ours is a layer over two Rust libraries, and says so):
+  encoding   ours = the tokenize stage's unit of work, `encode_part`, end to end: read a docs Parquet file
+             (id, text), skip and count bad documents, split train/val by id hash, encode with **tiktoken's
+             Rust encoder on our ranks** (tiktoken.Encoding built from our vocabulary; the texts joined by a
+             special token into about 1 MB per call, `BPETokenizer.encode_joined`), cut and write the token
+             shards (zstd Parquet, list<uint16>). Peers, on the same texts:
+               bare tiktoken   `encode_ordinary(text)` per document, the same Encoding (lists of ints), and
+                               `encode_to_numpy(text)` per document (arrays); the texts are fresh str objects
+                               each round, as a reader hands them over (CPython caches a str's UTF-8 form on
+                               the first encode: re-encoding the same objects would skip that conversion).
+                               Nothing read, nothing written: the ratio against it is what our whole stage
+                               costs over the encoder itself.
+               tiktoken batch  `encode_ordinary_batch` (its thread pool, 8 threads): CPU and wall.
+               tokenizers      `encode_batch` loading our tokenizer.json (same ids, checked below).
+             The bench first splits ours into its parts (CPU seconds in each: tiktoken's encode calls, Parquet
+             read, Parquet write, our own code), so that our code's share is printed first.
   training   ours = `tokenizer.train_bpe`, which runs **rustbpe** (Rust) to learn the merges, vs Hugging Face
              tokenizers' `BpeTrainer`: same text, same vocabulary size, same split regex, byte-level alphabet.
              The ratio compares rustbpe (+ our cleaning and rank export) with BpeTrainer, not our own BPE code.
-  encoding   ours = the tokenize stage's `encode_part` end to end (read a docs Parquet file, encode each text
-             with **tiktoken's Rust encoder on our ranks** -- tiktoken.Encoding built from our vocabulary --,
-             write the token shards); vs bare tiktoken `encode_ordinary` on the same ranks (so this ratio is our overhead
-             around the same encoder, at most ~1.0) and tokenizers' `encode_batch` loading our tokenizer.json.
   compression bytes per token on held-back text: our tokenizer vs the one BpeTrainer learned.
 It also checks that tokenizers (loading our tokenizer.json) gives our ids on every held-back document.
 
-All times are CPU seconds of this process (user + system, every thread; with --threads 1 that is one core),
-the median of --repeat interleaved runs. RATIOS are ours / peer as speed (> 1: ours is faster).
+All times are CPU seconds of this process (user + system, every thread; with --threads 1 that is one core).
+Sides take turns within each of --repeat rounds; a RATIO is ours / peer as a speed (> 1: ours is faster), the
+median over rounds of that round's ratio (each round's sides ran seconds apart, under the same load); the
+load average is printed.
 
-    python bench/bench_tokenizer.py                      # fixtures corpus (~1 MB), vocab 8192, 1 thread
-    python bench/bench_tokenizer.py --corpus a.parquet --corpus b.jsonl --vocab-size 32000 --repeat 5
+    python bench/bench_tokenizer.py                      # fixtures corpus (~1 MB real text), vocab 8192
+    python bench/bench_tokenizer.py --corpus a.parquet --corpus b.jsonl --vocab-size 32000 --repeat 15
 
 Corpus files: .parquet (a `text` column), .jsonl (objects with "text"), .json (ground-truth.json style
 {id: {"articleBody": ...}}) or plain text (one document per blank-line-separated block).
@@ -24,6 +37,7 @@ Corpus files: .parquet (a `text` column), .jsonl (objects with "text"), .json (g
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import statistics
 import sys
@@ -57,6 +71,26 @@ def read_corpus(paths: list[Path]) -> list[str]:
         else:
             texts += [b for b in path.read_text(encoding="utf-8").split("\n\n") if b.strip()]
     return [t for t in texts if t and t.strip()]
+
+
+def paired_rounds(repeat: int, fns: dict, before=None) -> dict:
+    """CPU times of each function over `repeat` rounds, the functions taking turns within each round
+    (`before()` runs untimed before each call): {name: [seconds per round]}, {name: last result}."""
+    times: dict[str, list[float]] = {name: [] for name in fns}
+    results = {}
+    for _ in range(repeat):
+        for name, fn in fns.items():
+            if before:
+                before()
+            t0 = time.process_time()
+            results[name] = fn()
+            times[name].append(time.process_time() - t0)
+    return times, results
+
+
+def paired_ratio(peer: list[float], ours: list[float]) -> float:
+    """Median over rounds of peer time / our time (> 1: ours is faster)."""
+    return statistics.median(p / o for p, o in zip(peer, ours))
 
 
 def interleaved_median(repeat: int, fns: dict) -> dict:
@@ -112,8 +146,9 @@ def main(argv: list[str] | None = None) -> int:
     import pyarrow as pa
 
     from crawlproc.store.storage import Storage
-    from pipelines.stages.tokenize import encode_part
-    from tokenizer import EOT, load_tokenizer, train_bpe
+    from crawlproc.store.layout import TokenSetDir
+    from tokenizer.encode import encode_part
+    from tokenizer import EOT, load_tokenizer, save_tokenizer, train_bpe
 
     texts = read_corpus(args.corpus or DEFAULT_CORPUS)
     if len(texts) < 10:
@@ -148,7 +183,7 @@ def main(argv: list[str] | None = None) -> int:
     # --- encoding on OUR vocabulary ----------------------------------------------------------------------
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        ours.save(tmp / "tok")
+        save_tokenizer(ours, tmp / "tok")
         ours = load_tokenizer(tmp / "tok")
         from tokenizers import Tokenizer
 
@@ -158,29 +193,85 @@ def main(argv: list[str] | None = None) -> int:
         docs = texts * args.encode_passes
         ids = [f"<urn:uuid:{i:08d}>" for i in range(len(docs))]
         mb = sum(len(t.encode()) for t in docs) / 1e6
+        column = pa.array(docs, pa.string())
         storage, docs_uri = Storage(), str(tmp / "docs.parquet")
         storage.write_table(docs_uri, pa.table({"id": ids, "text": docs}))
         settings = {"val_fraction": 0.005, "max_doc_chars": 10**9, "shard_tokens": 100_000_000}
+        shards = TokenSetDir(str(tmp / "shards"), storage)
+        fresh: dict = {}
+
+        def new_texts():  # the peers' input: new str objects each round, as a Parquet reader gives them
+            fresh["texts"] = column.to_pylist()
 
         def ours_end_to_end():  # the tokenize stage's unit of work: read the docs file, encode, write shards
-            return encode_part(docs_uri, "bench", ours, settings, str(tmp / "shards"), storage)["tokens"]
+            return encode_part(docs_uri, "bench", ours, settings, shards)["tokens"]
 
         def tiktoken_encode():
-            return sum(len(tk.encode_ordinary(t)) for t in docs)
+            return sum(len(tk.encode_ordinary(t)) for t in fresh["texts"])
+
+        def tiktoken_numpy():
+            return sum(len(tk.encode_to_numpy(t)) for t in fresh["texts"])
+
+        def tiktoken_batch():
+            return sum(len(x) for x in tk.encode_ordinary_batch(fresh["texts"]))
 
         def hf_encode():
-            return sum(len(e.ids) for e in hf_ours.encode_batch(docs, add_special_tokens=False))
+            return sum(len(e.ids) for e in hf_ours.encode_batch(fresh["texts"], add_special_tokens=False))
 
-        tiktoken_encode()  # warm up
-        timed = interleaved_median(args.repeat, {"tk": tiktoken_encode, "us": ours_end_to_end, "hf": hf_encode})
-        (t_tk, n_tk), (t_us, n_us), (t_hfe, n_hfe) = timed["tk"], timed["us"], timed["hf"]
-        assert n_us == n_tk == n_hfe, (n_us, n_tk, n_hfe)
-        print(f"\nencoding {mb:.2f} MB ({args.encode_passes} passes), our vocabulary, MB per CPU-second")
-        print(f"  ours end to end (tiktoken + Parquet)  {mb / t_us:7.2f} MB/CPU-s   {n_us:,} tokens")
-        print(f"  tiktoken encode_ordinary, our ranks   {mb / t_tk:7.2f} MB/CPU-s")
-        print(f"  tokenizers encode_batch               {mb / t_hfe:7.2f} MB/CPU-s")
-        print(f"  RATIO ours / bare tiktoken (same encoder: our overhead) = {t_tk / t_us:.2f}   (target >= 0.9)")
-        print(f"  RATIO ours (tiktoken encoder) / tokenizers             = {t_hfe / t_us:.2f}")
+        # our code's share: the same unit of work with its parts timed (tiktoken's calls, Parquet read and
+        # write); the rest is our own Python and Arrow code
+        parts = {"tiktoken": 0.0, "read": 0.0, "write": 0.0}
+
+        def timed(name, fn):
+            @functools.wraps(fn)
+            def wrapper(*a, **k):
+                t0 = time.process_time()
+                try:
+                    return fn(*a, **k)
+                finally:
+                    parts[name] += time.process_time() - t0
+            return wrapper
+
+        ours.encoding.encode_to_numpy = timed("tiktoken", ours.encoding.encode_to_numpy)
+        Storage.read_table, Storage.write_table = (timed("read", Storage.read_table),
+                                                    timed("write", Storage.write_table))
+        new_texts()
+        tiktoken_encode(), ours_end_to_end()  # warm up
+        share_rounds = []
+        for _ in range(args.repeat):
+            parts.update(dict.fromkeys(parts, 0.0))
+            t0 = time.process_time()
+            ours_end_to_end()
+            share_rounds.append({"total": time.process_time() - t0, **parts})
+        del ours.encoding.encode_to_numpy
+        Storage.read_table, Storage.write_table = Storage.read_table.__wrapped__, Storage.write_table.__wrapped__
+        share = {k: statistics.median(r[k] / r["total"] for r in share_rounds) for k in ("tiktoken", "read", "write")}
+        load0 = os.getloadavg()[0]
+        times, counts = paired_rounds(args.repeat, {"tk": tiktoken_encode, "tknp": tiktoken_numpy, "us": ours_end_to_end,
+                                                    "hf": hf_encode}, before=new_texts)
+        wall0, cpu0 = time.perf_counter(), time.process_time()
+        n_batch = tiktoken_batch()
+        batch_wall, batch_cpu = time.perf_counter() - wall0, time.process_time() - cpu0
+        load1 = os.getloadavg()[0]
+        assert counts["us"] == counts["tk"] == counts["tknp"] == counts["hf"] == n_batch, counts
+        med = {k: statistics.median(v) for k, v in times.items()}
+        ours_share = 1 - share["tiktoken"] - share["read"] - share["write"]
+        print(f"\nencoding {mb:.2f} MB of real text ({len(docs)} documents, {mb * 1e6 / len(docs):,.0f} bytes on "
+              f"average, {args.encode_passes} passes over the corpus), our vocabulary; load average "
+              f"{load0:.1f} -> {load1:.1f}")
+        print(f"  where ours goes (median of {args.repeat} runs of encode_part): tiktoken's encoding "
+              f"{share['tiktoken']:.1%}, Parquet write {share['write']:.1%}, Parquet read {share['read']:.1%}, "
+              f"our own code {ours_share:.1%}")
+        print(f"  ours end to end (read, encode, write)  {mb / med['us']:7.2f} MB/CPU-s   {counts['us']:,} tokens")
+        print(f"  bare tiktoken encode_ordinary         {mb / med['tk']:7.2f} MB/CPU-s   (nothing read or written)")
+        print(f"  bare tiktoken encode_to_numpy         {mb / med['tknp']:7.2f} MB/CPU-s")
+        print(f"  tiktoken encode_ordinary_batch        {mb / batch_cpu:7.2f} MB/CPU-s, {mb / batch_wall:.2f} MB/s wall "
+              f"(8 threads on {os.cpu_count()} cores; one run)")
+        print(f"  tokenizers encode_batch               {mb / med['hf']:7.2f} MB/CPU-s")
+        print(f"  RATIO ours end to end / bare tiktoken encode_ordinary = {paired_ratio(times['tk'], times['us']):.3f}"
+              f"   (target >= 0.95)")
+        print(f"  RATIO ours end to end / bare tiktoken encode_to_numpy = {paired_ratio(times['tknp'], times['us']):.3f}")
+        print(f"  RATIO ours end to end / tokenizers encode_batch       = {paired_ratio(times['hf'], times['us']):.3f}")
 
         # --- agreement and compression on held-back text -----------------------------------------------
         mismatched = sum(ours.encode(t) != hf_ours.encode(t, add_special_tokens=False).ids for t in held)

@@ -39,7 +39,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tokenizer.shards import write_token_set  # noqa: E402
+from tokenizer.tokenset import write_token_set  # noqa: E402
 from trainer.config import peak_tflops_for  # noqa: E402
 from trainer.model import GPT  # noqa: E402
 from trainer.presets import PRESETS, GPTConfig, padded_vocab  # noqa: E402

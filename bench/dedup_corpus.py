@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from crawlproc.dedup.minhash import batch_shingles
@@ -123,8 +124,9 @@ class Planted:
 
 
 def generate(folder: Path, n_docs: int, per_file: int, dup_frac: float, seed: int,
-             chain: Bigrams | None = None) -> Planted:
-    """Write n_docs documents as Parquet files of per_file documents (document schema)."""
+             chain: Bigrams | None = None, mean_words: int = 250) -> Planted:
+    """Write n_docs documents as Parquet files of per_file documents (document schema); a document that is
+    not a copy has a length drawn uniformly from 0.4x to 1.6x `mean_words` (so that on average)."""
     chain = chain or Bigrams()
     rng = np.random.default_rng(seed)
     folder.mkdir(parents=True, exist_ok=True)
@@ -133,7 +135,7 @@ def generate(folder: Path, n_docs: int, per_file: int, dup_frac: float, seed: in
     doc = 0
     for file_no in range((n_docs + per_file - 1) // per_file):
         n = min(per_file, n_docs - doc)
-        lengths = rng.integers(100, 401, n)
+        lengths = rng.integers(round(0.4 * mean_words), round(1.6 * mean_words) + 1, n)
         walks = chain.walk(rng, n, int(lengths.max()))
         is_copy = rng.random(n) < dup_frac
         texts, made_from, made = [], [], []
@@ -170,6 +172,8 @@ def survivors(dedup_dir: Path, n_docs: int) -> tuple[np.ndarray, np.ndarray, np.
     dropped, kept = [], []
     for f in sorted((dedup_dir / "duplicates").glob("*.parquet")):
         t = pq.read_table(f, columns=["id", "kept_id"])
+        generated = pc.and_(pc.starts_with(t.column("id"), "<urn:uuid:"), pc.starts_with(t.column("kept_id"), "<urn:uuid:"))
+        t = t.filter(generated)  # the real documents of bench/dedup_real.py are scored apart
         d, k = doc_no(t.column("id").to_pylist()), doc_no(t.column("kept_id").to_pylist())
         survivor[d] = k
         dropped.append(d), kept.append(k)

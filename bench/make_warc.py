@@ -23,6 +23,8 @@ text of about the same length made of labelled sentences of L from tests/data/la
 sentences). 5% of the English documents are the reverse: English article paragraphs inside a non-English
 page whose chrome stays in its own language, the case a language pre-check must not remove.
 Block-listed URLs are listed domains only (no exact entries of the UT1 URL list, which real crawls rarely hit).
+`--english-share S` (with `--mix cc`) sets English's share of the articles to S, the other languages keeping
+CC's proportions among themselves: the input of the pre-check's gain as a function of that share.
 The default mix (`--mix en`) is unchanged: ~90% English pages.
 """
 
@@ -590,17 +592,30 @@ def _with_content_type(p: Payload, rng: random.Random) -> Payload:
     return Payload(p.url, p.body, rng.choice(CONTENT_TYPES), ident)
 
 
+def mix_weights(english_share: float | None = None) -> dict[str, float]:
+    """Percent of articles per language: CC's (CC_MIX_WEIGHTS), or English at `english_share` (0..1) and the
+    other languages in CC's proportions among themselves."""
+    if english_share is None:
+        return dict(CC_MIX_WEIGHTS)
+    if not 0.0 <= english_share <= 1.0:
+        raise ValueError(f"english_share must be in [0, 1], got {english_share}")
+    return {k: 100 * english_share if k == "en" else v * 100 * (1 - english_share) / _OTHERS
+            for k, v in CC_LANGUAGES.items()}
+
+
 class CcMix:
     """The sources of `--mix cc`: real pages per language, page structures to wrap text in, labelled sentences."""
 
-    def __init__(self, pages: list[Payload], sentences: dict[str, list[str]], rng: random.Random):
+    def __init__(self, pages: list[Payload], sentences: dict[str, list[str]], rng: random.Random,
+                 english_share: float | None = None):
         self.rng = rng
-        self.langs = list(CC_MIX_WEIGHTS)
+        self.weights = mix_weights(english_share)
+        self.langs = [k for k, w in self.weights.items() if w > 0]
         self.drawn: Counter = Counter()
         self.pools: dict[str, list[Payload]] = {}
         labels = label_languages(pages)
         for page, (lang, _) in zip(pages, labels):
-            if lang in CC_MIX_WEIGHTS:
+            if lang in self.weights:
                 self.pools.setdefault(lang, []).append(page)
         missing = [k for k in self.langs if k not in sentences and k not in self.pools]
         if missing or "en" not in self.pools:
@@ -615,7 +630,7 @@ class CcMix:
         """The next article's language: the one furthest below its share so far, so that every prefix of the
         file (and so a small file) holds the mix in CC's proportions."""
         n = sum(self.drawn.values()) + 1
-        lang = max(self.langs, key=lambda k: CC_MIX_WEIGHTS[k] / 100 * n - self.drawn[k])
+        lang = max(self.langs, key=lambda k: self.weights[k] / 100 * n - self.drawn[k])
         self.drawn[lang] += 1
         return lang
 
@@ -658,9 +673,12 @@ def generate(
     mix: str = "en",
     multilingual_dir: Path = MULTILINGUAL_DIR,
     sentences: Path = SENTENCES,
+    english_share: float | None = None,
 ) -> dict:
     """Write the WARC; returns a summary (counts per record type and per capture kind). `mix`: "en" (the
-    English-heavy default) or "cc" (Common Crawl's language mix, see the module docstring)."""
+    English-heavy default) or "cc" (Common Crawl's language mix, see the module docstring); with "cc",
+    `english_share` (0..1) replaces CC's share of English articles, the other languages keeping their
+    proportions among themselves."""
     rng = random.Random(seed)
     articles = load_articles(html_dir)
     warc_html, others = load_warc_payloads(warc_dir)
@@ -682,7 +700,8 @@ def generate(
     blocked = load_blocked_urls(blocklist_dir, rng, from_url_list=0 if mix == "cc" else 10)
     cc = None
     if mix == "cc":
-        cc = CcMix(articles + warc_html + load_multilingual(multilingual_dir), load_sentences(sentences), rng)
+        cc = CcMix(articles + warc_html + load_multilingual(multilingual_dir), load_sentences(sentences), rng,
+                   english_share)
     kinds, weights = zip(*(CC_KIND_WEIGHTS if cc else KIND_WEIGHTS).items())
     start = datetime(2024, 5, 17, 23, 31, 22, tzinfo=UTC)
     seen: list[tuple[str, str, Payload]] = []  # (url, date, payload) of earlier HTML captures
@@ -747,6 +766,7 @@ def generate(
         "captures": captures,
         "seed": seed,
         "mix": mix,
+        "english_share": english_share,
         "records": dict(sorted(w.counts.items())),
         "kinds": dict(sorted(kind_counts.items())),
         "mutations": dict(sorted(mutations.items())),
@@ -798,11 +818,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--warc-dir", type=Path, default=WARC_DIR)
     ap.add_argument("--mix", choices=["en", "cc"], default="en",
                     help="en: ~90%% English pages (default); cc: Common Crawl's language mix")
+    ap.add_argument("--english-share", type=float, default=None,
+                    help="with --mix cc: the share of English articles (0..1) instead of CC's 0.46")
     ap.add_argument("--check", action="store_true", help="read the file back and verify records and digests")
     args = ap.parse_args(argv)
     if args.records < 1:
         ap.error("--records must be >= 1")
-    summary = generate(args.out, args.records, args.seed, args.html_dir, args.warc_dir, mix=args.mix)
+    summary = generate(args.out, args.records, args.seed, args.html_dir, args.warc_dir, mix=args.mix,
+                       english_share=args.english_share)
     if args.check:
         summary["check"] = verify(args.out)
     json.dump(summary, sys.stdout, indent=1)

@@ -28,6 +28,8 @@ BENCHES = [
     ("mix: external shuffle vs an in-memory one", ["bench_mix.py"]),
     ("the driver's memory for a 100k-file listing", ["bench_driver.py"]),
     ("fastText classifier vs datatrove; the transformers scorer", ["bench_classify.py"]),
+    ("decontamination vs datatrove's n-gram decontamination", ["bench_decontam.py"]),
+    ("per-document CPU time against text length on adversarial text", ["bench_linear.py"]),
     ("benchmark scoring vs lm-eval-harness: agreement and speed", ["bench_eval.py"]),
     ("ablation of the recipe's filters on the mini crawl (long: 12 trainings)", ["ablate_filters.py"]),
 ]

@@ -99,6 +99,8 @@ def _type_ok(value, hint) -> bool:
         return isinstance(value, (int, float)) and not isinstance(value, bool)
     if hint is str:
         return isinstance(value, str)
+    if hint is dict or origin is dict:
+        return isinstance(value, dict)
     if origin is list:
         (inner,) = typing.get_args(hint) or (typing.Any,)
         return isinstance(value, list) and all(inner is typing.Any or _type_ok(v, inner) for v in value)

@@ -5,7 +5,8 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
-from crawlproc.quality.words import split_words
+from crawlproc.quality import splitters
+from crawlproc.quality.words import split_sentences
 
 PARAGRAPH_SPLIT = re.compile(r"\n{2,}")
 _MISSING = object()
@@ -13,21 +14,23 @@ _MISSING = object()
 
 class Doc:
     """url and html come from the WARC record; the extract step sets `text` (or, when the language pre-check
-    rules the page out, `precheck` instead), the language step `language` and `language_score`.
+    rules the page out, `precheck` instead), the language step `language` (ISO 639-3 + script, "deu_Latn";
+    crawlproc/quality/langcodes.py) and `language_score`.
 
     What the filters measure on the text is computed once, by whichever filter asks first, and shared:
-    `words`, `lines`, `paragraphs`, and anything else through `memo`. Replacing the text (C4 drops lines)
+    `words`, `lines`, `sentences`, `paragraphs`, and anything else through `memo`. Replacing the text (C4 drops lines)
     forgets all of it.
     """
 
-    __slots__ = ("url", "html", "language", "language_score", "precheck", "_text", "_memo")
+    __slots__ = ("url", "html", "language", "language_score", "precheck", "extracted", "_text", "_memo")
 
     def __init__(self, url: str = "", html: str = "", text: str = ""):
         self.url = url
         self.html = html
         self.language: str | None = None
         self.language_score: float | None = None
-        self.precheck = None  # a crawlproc.extract.precheck.Verdict: not extracted, the language step removes it
+        self.precheck = None  # a crawlproc.extract.precheck.PrecheckVerdict: not extracted, the language step removes it
+        self.extracted: str | None = None  # the text as the filters received it (before any filter edited it)
         self._text = text
         self._memo: dict[str, object] = {}
 
@@ -51,13 +54,26 @@ class Doc:
 
     @property
     def words(self) -> list[str]:
-        """Words and punctuation tokens, as datatrove's English word split (crawlproc/quality/words.py)."""
-        return self.memo("words", lambda: split_words(self._text))
+        """Words and punctuation tokens, as datatrove splits words in the document's language (English when
+        it has none): crawlproc/quality/splitters.py."""
+        return self.memo("words", lambda: self.splitter.split(self._text))
+
+    @property
+    def splitter(self):
+        """The word splitter of the document's language."""
+        return splitters.splitter_for(self.language)
 
     @property
     def lines(self) -> list[str]:
         """`text.splitlines()`."""
         return self.memo("lines", self._text.splitlines)
+
+    @property
+    def sentences(self) -> list[str]:
+        """The sentences of every non-blank line, split as C4's sentence count splits them (spaCy's
+        sentencizer: a new sentence after a terminal token such as "." "!" "?")."""
+        return self.memo("sentences", lambda: [s for line in self.lines
+                                               for s in split_sentences(line, self.splitter.split)])
 
     @property
     def paragraphs(self) -> list[str]:

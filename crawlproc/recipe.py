@@ -1,6 +1,7 @@
 """The recipe: every knob of the pipeline, as plain dataclasses with the FineWeb constants as defaults.
 
-A recipe file is TOML with one table per section (see pipelines/recipes/fineweb.toml). The quality filters'
+A recipe file is TOML with one table per section (see pipelines/recipes/fineweb.toml); it may begin with
+`extends = "<recipe>"` and list only what it changes. The quality filters'
 sections come from the step registry (crawlproc/extract/registry.py): each filter module defines its own. `load_recipe`
 rejects an unknown section or key, a value of the wrong type, a number that is not finite or out of range,
 and a credential, *before any work starts*, with an error that names the key and the reason.
@@ -9,6 +10,7 @@ and a credential, *before any work starts*, with an error that names the key and
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import tomllib
 import typing
@@ -18,6 +20,7 @@ from pathlib import Path
 
 from crawlproc.extract import registry
 from crawlproc.classify import ClassifierConfig, ClassifyConfig, parse_classifiers
+from crawlproc.decontam.config import DecontaminateConfig
 from crawlproc.config import (
     RecipeError,
     Section,
@@ -28,9 +31,11 @@ from crawlproc.config import (
     one_of,
     require,
 )
-from crawlproc.store.layout import LayoutError, check_name
+from crawlproc.quality import langcodes
+from crawlproc.store.layout import SAFE_NAME, LayoutError, check_name
+from crawlproc.store.sizes import MIN_SHARD_TOKENS
 
-__all__ = ["RecipeError", "Recipe", "load_recipe", "recipe_from_dict", "recorded_recipe"]
+__all__ = ["RecipeError", "Recipe", "load_recipe", "read_recipe_data", "recipe_from_dict", "recorded_recipe"]
 
 
 @dataclass
@@ -63,6 +68,9 @@ class UrlFilterConfig(Section):
 @dataclass
 class ExtractConfig(Section):
     engine: str = "trafilatura"  # or "resiliparse": ~10x faster, a little less precise
+    # trafilatura's own code with its slow machinery swapped out during our calls: the same text (checked on
+    # every real page; crawlproc/extract/accelerate.py); false: trafilatura.extract untouched
+    accelerate: bool = True
     favor_precision: bool = True
     include_tables: bool = True  # trafilatura's default, so FineWeb's
     deduplicate: bool = True
@@ -85,32 +93,91 @@ def _lid176_labels() -> frozenset[str]:
 LID176_LABELS = _lid176_labels()
 
 
+@functools.lru_cache(maxsize=64)
+def _by_form(codes: tuple[str, ...]) -> tuple[frozenset, frozenset]:
+    """(the language-scripts named with their script, the ISO 639-3 codes named without one)."""
+    exact = frozenset(c for c in codes if langcodes.LANG_SCRIPT.fullmatch(c))
+    return exact, frozenset(langcodes.code3(c) for c in codes if c not in exact)
+
+
+@functools.lru_cache(maxsize=64)
+def _cuts_by_form(items: tuple) -> tuple[dict, dict]:
+    exact, _ = _by_form(tuple(c for c, _ in items))
+    return ({c: v for c, v in items if c in exact}, {langcodes.code3(c): v for c, v in items if c not in exact})
+
+
 @dataclass
 class LanguageConfig(Section):
     enabled: bool = True
-    keep: list[str] = field(default_factory=lambda: ["en"])  # empty list: keep every language, label only
+    # a fastText language-ID model file ("": lid.176, bundled); GlotLID (FineWeb-2's) works when you supply it
+    model: str = ""
+    # languages kept, in any form: "en", "deu", "srp_Latn" (a code without a script keeps every script).
+    # Empty: keep every language (label only; per-language cuts in min_scores still apply)
+    keep: list[str] = field(default_factory=lambda: ["en"])
     min_score: float = 0.65
+    min_scores: dict = field(default_factory=dict)  # per-language cuts, e.g. {de = 0.8, zho_Hani = 0.5}
+    fineweb2_min_scores: bool = False  # FineWeb-2's per-language cuts (GlotLID scores) where min_scores is silent
+    # the quality filters' settings per language: "fineweb2" (FineWeb-2's thresholds and stop words for every
+    # language but English; crawlproc/quality/langsettings.py) or "recipe" (the filter sections for every language)
+    thresholds: str = "fineweb2"
     # skip extraction of a page whose cheap main text is confidently in a language not kept (crawlproc/extract/precheck.py)
-    precheck: bool = True
+    precheck: bool = False  # FineWeb extracts every page; pipelines/recipes/fineweb-fast.toml turns this on
     precheck_min_score: float = 0.8  # the pre-check's top language score needed (never below min_score)
 
     def check(self):
         fraction(self, "min_score", "precheck_min_score")
+        one_of(self, "thresholds", ("fineweb2", "recipe"))
         for code in self.keep:
-            require(code in LID176_LABELS, "keep", f"{code!r} is not a language lid.176 identifies "
-                    f"(codes such as 'en', 'de', 'zh'; see crawlproc/data/langid/lid176_labels.txt)")
+            require(langcodes.known(code), "keep", f"{code!r} is not a language code crawlproc knows (codes such "
+                    "as 'en', 'deu' or 'srp_Latn'; see crawlproc/data/languages/codes.tsv)")
+        require(isinstance(self.min_scores, dict), "min_scores", "must be a table {language = score}")
+        for code, v in self.min_scores.items():
+            require(langcodes.known(code), f"min_scores.{code}", "not a language code crawlproc knows")
+            require(isinstance(v, (int, float)) and not isinstance(v, bool) and 0 <= v <= 1,
+                    f"min_scores.{code}", f"must be a fraction in [0, 1], got {v!r}")
+        if self.model and "://" not in self.model:
+            require(Path(self.model).expanduser().is_file(), "model",
+                    f"{self.model!r} is not a file (a fastText language-ID model, e.g. GlotLID's model.bin)")
 
-    # The language rule, in one place (the language step and `crawlproc explain` use it).
-    def wants(self, code: str | None) -> bool:
-        """Whether documents in `code` are kept (an empty `keep` list keeps every language)."""
-        return not self.keep or code in self.keep
+    # The language rule, in one place (the language step, the pre-check and `crawlproc explain` use it).
+    def _keep_sets(self) -> tuple[frozenset, frozenset]:
+        return _by_form(tuple(self.keep))
 
-    def score_ok(self, score: float | None) -> bool:
-        """Whether the top language's score is strictly above min_score (datatrove's rule)."""
-        return score is not None and score > self.min_score
+    def wants(self, lang: str | None) -> bool:
+        """Whether documents in `lang` ("deu_Latn", or any code) are kept (an empty `keep` keeps all)."""
+        if not self.keep:
+            return True
+        if not lang:
+            return False
+        ls = langcodes.normalize(lang)
+        exact, codes = self._keep_sets()
+        return ls in exact or ls.partition("_")[0] in codes
 
-    def keeps(self, code: str | None, score: float | None) -> bool:
-        return not self.keep or (self.wants(code) and self.score_ok(score))
+    def min_score_for(self, lang: str | None) -> float | None:
+        """The cut a document in `lang` must be strictly above: min_scores (the language-script's, then the
+        language's), FineWeb-2's when fineweb2_min_scores, else min_score; None: no cut (keep = [] and no
+        per-language cut)."""
+        ls = langcodes.normalize(lang) if lang else langcodes.UNDETERMINED
+        by_exact, by_code = _cuts_by_form(tuple(sorted(self.min_scores.items())))
+        if ls in by_exact:
+            return float(by_exact[ls])
+        if ls.partition("_")[0] in by_code:
+            return float(by_code[ls.partition("_")[0]])
+        if self.fineweb2_min_scores:
+            from crawlproc.quality.langsettings import fineweb2_min_score
+
+            cut = fineweb2_min_score(ls)
+            if cut is not None:
+                return cut
+        return self.min_score if self.keep else None
+
+    def score_ok(self, score: float | None, lang: str | None = None) -> bool:
+        """Whether the top language's score is strictly above its cut (datatrove's rule)."""
+        cut = self.min_score_for(lang)
+        return cut is None or (score is not None and score > cut)
+
+    def keeps(self, lang: str | None, score: float | None) -> bool:
+        return self.wants(lang) and self.score_ok(score, lang)
 
 
 MAX_HASHES = 1024  # MinHash signature length: 112 in FineWeb; beyond this, memory grows for nothing
@@ -137,7 +204,10 @@ class MinHashConfig(Section):
 class DedupConfig(Section):
     enabled: bool = True
     exact: bool = True  # content-hash dedup first
-    scope: str = "snapshot"  # or "all": also against the persisted band index of earlier snapshots
+    scope: str = "snapshot"  # or "all": also against the band indexes of the older snapshots under --out
+    # which snapshot is older, for scope "all" (the older crawl keeps a cluster's survivor): the names listed
+    # here, oldest first, before all others; the others by name (CC-MAIN-YYYY-WW sorts by crawl date)
+    order: list[str] = field(default_factory=list)
     num_partitions: int = 16  # the shuffle's partitions: one Ray task each finds the candidate pairs
     signature_batch: int = 500  # documents per vectorized signature batch (small batches stay in cache)
     # "distributed": Large-Star/Small-Star rounds over partitions; "single": one task holds every edge;
@@ -145,9 +215,20 @@ class DedupConfig(Section):
     components: str = "auto"
     max_component_rounds: int = 100  # rounds past this are an error (real dedup graphs take a few)
     shuffle_files_per_task: int = 8  # signature files per shuffle task (more: fewer, larger shuffle files)
+    # per language, as FineWeb-2: documents of two languages are never duplicates of each other, and the word
+    # n-grams of Chinese, Japanese, Korean and Thai are made of their segmenters' words (crawlproc/dedup/signatures.py)
+    by_language: bool = True
+    # "column": each document's `id` column; "content": ids made from the file, row and text hash, for a folder
+    # of documents without ids (`crawlproc dedup --input-dir ... --ids-from-content`)
+    ids: str = "column"
 
     def check(self):
         one_of(self, "scope", ("snapshot", "all"))
+        one_of(self, "ids", ("column", "content"))
+        for name in self.order:
+            require(isinstance(name, str) and SAFE_NAME.match(name) is not None, "order",
+                    f"{name!r} is not a snapshot name")
+        require(len(set(self.order)) == len(self.order), "order", "a snapshot is listed twice")
         require(1 <= self.num_partitions <= 100_000, "num_partitions", f"must be in 1..100000, got {self.num_partitions}")
         at_least(self, 1, "signature_batch", "max_component_rounds", "shuffle_files_per_task")
         one_of(self, "components", ("auto", "distributed", "single"))
@@ -186,6 +267,33 @@ class DownloadConfig(Section):
 
 
 @dataclass
+class FetchConfig(Section):
+    """What `crawlproc run` reads of each listed WARC (crawlproc/crawl/ccindex.py, crawlproc/crawl/ranged.py)."""
+
+    # "warc": every record of every file; "index": only the records Common Crawl's columnar index says this
+    # recipe can keep (HTML, status 200, a kept language, the URL filter), read with ranged requests; "wet":
+    # CC's own extracted text (WET files) into the same language ID, quality filters and dedup
+    mode: str = "warc"
+    index: str = ""  # the index Parquet (file, folder, glob or URI); "" = the snapshot's cc-index-table.paths.gz
+    language_positions: int = 3  # CLD2's listed languages looked at (1 = main only; measured: bench/README.md)
+    language_margin: list[str] = field(default_factory=list)  # more ISO 639-3 codes to select
+    select_unknown_language: bool = True  # select records CLD2 named no language for
+    max_gap_bytes: int = 4096  # records closer than this share one read (the gap is fetched and dropped)
+    max_range_bytes: int = 16 << 20  # at most this much per read
+    buckets: int = 0  # index selection shuffle: files per bucket ~ 100 (0 = listed files / 100, at least 1)
+
+    def check(self):
+        one_of(self, "mode", ("warc", "index", "wet"))
+        require(1 <= self.language_positions <= 3, "language_positions",
+                f"must be 1..3 (CLD2 lists up to 3), got {self.language_positions}")
+        for code in self.language_margin:
+            require(isinstance(code, str) and len(code) == 3 and code.isalpha() and code.islower(),
+                    "language_margin", f"{code!r} is not an ISO 639-3 code (three lower-case letters)")
+        at_least(self, 0, "max_gap_bytes", "buckets")
+        above(self, 0, "max_range_bytes")
+
+
+@dataclass
 class StorageConfig(Section):
     """Object storage (s3://): where and how to connect. Credentials never go here: they come from the
     environment or the profile named below."""
@@ -217,7 +325,8 @@ class TokenizeConfig(Section):
     val_fraction: float = 0.005
     max_doc_chars: int = 10_000_000  # longer documents are skipped and counted ("too_long")
     # "auto": "classified" when the recipe has classifiers, else "final"; "final": after dedup and PII; "docs":
-    # the filtered documents (recipes without dedup); "classified": what the classifiers kept
+    # the filtered documents (recipes without dedup); "classified": what the classifiers kept. With
+    # [decontaminate] on, "final" and "docs" are read decontaminated (Recipe.tokenize_source)
     source: str = "auto"
 
     def check(self):
@@ -227,8 +336,11 @@ class TokenizeConfig(Section):
             raise RecipeError("name", str(e)) from None
         require(257 <= self.vocab_size <= 1 << 20, "vocab_size",
                 f"must be in 257..{1 << 20} (above the byte alphabet), got {self.vocab_size}")
-        above(self, 0, "sample_bytes", "shard_tokens", "max_doc_chars")
+        above(self, 0, "sample_bytes", "max_doc_chars")
+        at_least(self, MIN_SHARD_TOKENS, "shard_tokens")  # smaller: a file per document or two, a flood of files
         fraction(self, "val_fraction")
+        require(self.val_fraction < 1, "val_fraction", f"must be < 1 (0 = no val split), got {self.val_fraction}: "
+                "1 puts every document in val and leaves the train split empty")
         one_of(self, "source", ("auto", "final", "docs", "classified"))
 
 
@@ -266,10 +378,12 @@ class Recipe:
     minhash: MinHashConfig = field(default_factory=MinHashConfig)
     dedup: DedupConfig = field(default_factory=DedupConfig)
     pii: PiiConfig = field(default_factory=PiiConfig)
+    decontaminate: DecontaminateConfig = field(default_factory=DecontaminateConfig)
     classify: ClassifyConfig = field(default_factory=ClassifyConfig)
     # [classifiers.<name>] tables (crawlproc/classify), in recipe order: the order removals are attributed in
     classifiers: dict[str, ClassifierConfig] = field(default_factory=dict)
     download: DownloadConfig = field(default_factory=DownloadConfig)
+    fetch: FetchConfig = field(default_factory=FetchConfig)
     storage: StorageConfig = field(default_factory=StorageConfig)
     tokenize: TokenizeConfig = field(default_factory=TokenizeConfig)
     ray: RayConfig = field(default_factory=RayConfig)
@@ -322,10 +436,26 @@ class Recipe:
         return out
 
     def tokenize_source(self) -> str:
-        """What the tokenize stage reads: tokenize.source, with "auto" resolved."""
-        if self.tokenize.source != "auto":
-            return self.tokenize.source
-        return "classified" if self.classifiers else "final"
+        """The folder the tokenize stage reads: "classified" (the recipe has classifiers), else
+        "decontaminated" when decontamination is on, else tokenize.source ("final" or "docs")."""
+        source = self.tokenize.source
+        if source == "auto":
+            source = "classified" if self.classifiers else "final"
+        if source in ("final", "docs") and self.decontaminate.enabled:
+            return "decontaminated"
+        return source
+
+    def decontaminate_source(self) -> str:
+        """What decontamination reads: docs/ where the recipe's documents skip dedup (tokenize.source or,
+        with classifiers, classify.source = "docs"), else final/."""
+        if self.tokenize.source == "docs" or (self.classifiers and self.classify.source == "docs"):
+            return "docs"
+        return "final"
+
+    def classify_input(self) -> str:
+        """The folder the classify stage reads: "decontaminated" when decontamination is on, else
+        classify.source."""
+        return "decontaminated" if self.decontaminate.enabled else self.classify.source
 
     def to_dict(self) -> dict:
         return {name: ({k: dataclasses.asdict(v) if dataclasses.is_dataclass(v) else v for k, v in s.items()}
@@ -372,17 +502,58 @@ def recorded_recipe(path: str | Path) -> Recipe | None:
     return recipe_from_dict(json.loads(p.read_text(encoding="utf-8")))
 
 
-def load_recipe(path: str | Path | None = None, overrides: dict | None = None) -> Recipe:
-    """Load and validate a TOML recipe; None gives the default (FineWeb) recipe."""
-    data: dict = {}
-    if path is not None:
-        p = Path(path)
-        if not p.is_file():
-            raise RecipeError("<file>", f"recipe file {str(p)!r} does not exist")
-        try:
-            data = tomllib.loads(p.read_text(encoding="utf-8"))
-        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
-            raise RecipeError("<file>", f"{p} is not valid TOML: {e}") from None
+MAX_EXTENDS_DEPTH = 8  # a chain of recipes extending one another longer than this is an error
+
+
+def _merge(base: dict, child: dict) -> dict:
+    """`child` over `base`: tables merge key by key (recursively), any other value replaces the base's."""
+    out = dict(base)
+    for key, value in child.items():
+        out[key] = _merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
+
+
+def _find_base(name: str, here: Path, search: list[Path]) -> Path:
+    """The recipe file `extends = name` means: a path (relative to the extending file's folder), or a recipe
+    name looked up as <name>.toml in that folder, then in `search` (the bundled recipes)."""
+    candidates = [here / name] if name.endswith(".toml") or "/" in name else []
+    candidates += [folder / f"{name}.toml" for folder in [here, *search]]
+    for c in candidates:
+        if c.is_file():
+            return c
+    places = ", ".join(str(c) for c in candidates)
+    raise RecipeError("extends", f"no recipe {name!r} (looked for {places})")
+
+
+def read_recipe_data(path: str | Path, search: list[Path] | None = None, _chain: tuple = ()) -> dict:
+    """A recipe file's tables with `extends = "<recipe>"` resolved: the base recipe's tables, then this file's
+    keys over them (a table merges key by key; a list or value replaces). The base may extend another."""
+    p = Path(path)
+    if not p.is_file():
+        raise RecipeError("<file>", f"recipe file {str(p)!r} does not exist")
+    try:
+        data = tomllib.loads(p.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+        raise RecipeError("<file>", f"{p} is not valid TOML: {e}") from None
+    base_name = data.pop("extends", None)
+    if base_name is None:
+        return data
+    if not isinstance(base_name, str) or not base_name.strip():
+        raise RecipeError("extends", f"must be the name or path of a recipe, got {base_name!r}")
+    chain = (*_chain, p.resolve())
+    base = _find_base(base_name.strip(), p.parent, list(search or [])).resolve()
+    if base in chain:
+        raise RecipeError("extends", f"recipes extend each other in a cycle: {' -> '.join(str(c) for c in (*chain, base))}")
+    if len(chain) >= MAX_EXTENDS_DEPTH:
+        raise RecipeError("extends", f"more than {MAX_EXTENDS_DEPTH} recipes extend one another")
+    return _merge(read_recipe_data(base, search, chain), data)
+
+
+def load_recipe(path: str | Path | None = None, overrides: dict | None = None,
+                search: list[Path] | None = None) -> Recipe:
+    """Load and validate a TOML recipe; None gives the default (FineWeb) recipe. A recipe may start with
+    `extends = "<name or path>"` (see read_recipe_data); `search` lists folders where a name is looked up."""
+    data: dict = read_recipe_data(path, search) if path is not None else {}
     for section, values in (overrides or {}).items():
         data.setdefault(section, {}).update(values)
     return recipe_from_dict(data)

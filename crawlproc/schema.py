@@ -1,4 +1,5 @@
-"""The one definition of the document schema. Every Parquet writer in the project uses it.
+"""The one definition of the document schema: every writer of documents (docs/, removed/, final/, classified/ ...)
+uses it. (Work files and token shards have their own schemas, beside their writers.)
 
 Columns follow FineWeb (text, id, dump, url, date, file_path, language, language_score, token_count) so that
 `datasets.load_dataset("parquet", ...)` and `ray.data.read_parquet` read our files as they read FineWeb,
@@ -33,6 +34,10 @@ REMOVED_SCHEMA = pa.schema(
     ]
 )
 
+# extracted/<stem>.parquet: the text extraction gave to the filters, for the documents whose stored text a
+# filter changed (C4 drops lines): what `crawlproc refilter` starts from
+EXTRACTED_SCHEMA = pa.schema([pa.field("id", pa.string(), nullable=False), pa.field("text", pa.large_string())])
+
 DOC_COLUMNS = [f.name for f in DOC_FIELDS]
 
 
@@ -40,6 +45,10 @@ def docs_table(rows: list[dict], schema: pa.Schema = DOC_SCHEMA) -> pa.Table:
     """Build a table in `schema` from row dicts; missing optional columns become null."""
     columns = {f.name: [r.get(f.name) for r in rows] for f in schema}
     return pa.Table.from_pydict(columns, schema=schema)
+
+
+def extracted_table(rows: list[dict]) -> pa.Table:
+    return docs_table(rows, EXTRACTED_SCHEMA)
 
 
 def conform(table: pa.Table, schema: pa.Schema = DOC_SCHEMA) -> pa.Table:

@@ -4,6 +4,7 @@ test session's included)."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -75,7 +76,10 @@ class Head:
     RAY_GRACEFUL_SHUTDOWN_DRAIN_TIMEOUT_S=0; SIGKILL: no cleanup, as when a head is killed, leaving Ray's
     address file behind)."""
 
-    def __init__(self, env: dict[str, str], log: Path, num_cpus: int = 1, tries: int = 2):
+    def __init__(self, env: dict[str, str], log: Path, num_cpus: int = 1, tries: int = 2, cwd: Path | None = None,
+                 name: str | None = None):
+        self.cwd = cwd  # the node's working folder (default: this process's)
+        self.name = name  # a machine name, given to the node as a resource (see node_names)
         for attempt in range(1, tries + 1):  # on an overloaded machine a head's own start can time out once
             self.port = free_port()
             self.address = f"127.0.0.1:{self.port}"
@@ -95,9 +99,11 @@ class Head:
     def _start(self, env: dict[str, str], log: Path, args: list[str]) -> None:
         self.env = {k: v for k, v in env.items() if k != "PYTHONPATH"}  # our code reaches workers via py_modules
         self.log = log.open("w")
+        if self.name:
+            args = [*args, "--resources", json.dumps({f"machine:{self.name}": 1})]
         self.proc = subprocess.Popen(
             [*RAY_CLI, "start", "--block", "--node-ip-address", "127.0.0.1", "--disable-usage-stats", *args],
-            env=self.env, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True,
+            env=self.env, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True, cwd=self.cwd,
         )
 
     def stop(self, sig: int = signal.SIGTERM) -> None:
@@ -128,8 +134,9 @@ class Head:
 class Worker(Head):
     """A second node: `ray start --address HEAD --block`, in its own RAY_TMPDIR."""
 
-    def __init__(self, head: Head, env: dict[str, str], log: Path, num_cpus: int = 1):
-        self.address = head.address
+    def __init__(self, head: Head, env: dict[str, str], log: Path, num_cpus: int = 1, cwd: Path | None = None,
+                 name: str | None = None):
+        self.address, self.cwd, self.name = head.address, cwd, name
         self._start(env, log, ["--address", head.address, "--num-cpus", str(num_cpus)])
 
 
@@ -141,6 +148,18 @@ def wait_for_nodes(address: str, env: dict[str, str], n: int, timeout: float = 1
         if have >= n or time.monotonic() > deadline:
             return have
         time.sleep(2)
+
+
+def node_names(address: str, env: dict[str, str]) -> dict[str, str]:
+    """{node id: machine name} of the cluster's alive nodes started with a `name` (every node of a test cluster
+    has the address 127.0.0.1: the name, a custom resource of the node, tells which is which)."""
+    code = (f"import json, ray; ray.init(address={address!r}, logging_level='ERROR');"
+            "print(json.dumps({n['NodeID']: [k for k in n['Resources'] if k.startswith('machine:')]"
+            " for n in ray.nodes() if n['Alive']}))")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    nodes = json.loads(out.stdout.strip().splitlines()[-1])
+    return {node: names[0].removeprefix("machine:") for node, names in nodes.items() if names}
 
 
 def cluster_nodes(address: str, env: dict[str, str]) -> int:

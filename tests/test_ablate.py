@@ -24,7 +24,7 @@ from pipelines.cli import main as crawlproc
 from pipelines.stages.ablate import AblateError, AblateSpec, Arm, load_spec, parse_spec, run_ablation
 from tokenizer import train_bpe
 from tokenizer.formats import tokenizer_files
-from tokenizer.shards import write_token_set
+from tokenizer.tokenset import write_token_set
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = Path(__file__).parent / "data"
@@ -346,6 +346,7 @@ def test_recipe_arms_are_processed_then_tokenized_with_one_shared_tokenizer(ray_
         assert manifest["tokenizer"]["sha256"] == hashlib.sha256(shared).hexdigest()
     tokens = result.table["tokens"]
     assert tokens["raw"]["train_tokens"] > tokens["fineweb"]["train_tokens"] > 0  # no filters keep more
-    kept = {arm: sum(json.loads(p.read_text())["kept"] for p in (ab / "arms" / arm / "local" / "stats").iterdir())
+    kept = {arm: sum(json.loads(p.read_text())["stats"]["kept"]  # each file's commit marker holds its counts
+                     for p in (ab / "arms" / arm / "local" / "_done").iterdir())
             for arm in ("fineweb", "raw")}
     assert kept["raw"] > kept["fineweb"]

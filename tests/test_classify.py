@@ -13,7 +13,7 @@ import pytest
 
 from classify_data import pages_split_fixture, tiny_transformers_model  # noqa: F401 -- the pages_split fixture
 from crawlproc.classify import build, parse_classifiers
-from crawlproc.classify.apply import Rule, apply_file, histogram, score_checks
+from crawlproc.classify.apply import KeepRule, apply_file, histogram, score_checks
 from crawlproc.classify.select import kth_highest_streamed
 from crawlproc.classify.fasttext import FastTextClassifier, FastTextConfig
 from crawlproc.classify.hf import TransformersClassifier, TransformersConfig
@@ -188,8 +188,8 @@ def test_apply_keeps_scores_and_attributes_removals_to_the_first_failing_classif
     snap = write_input(tmp_path, ["a", "b", "c", "", "e"])
     write_scores(snap, "x", [0.9, 0.1, 0.9, np.nan, 0.2])
     write_scores(snap, "y", [3.5, 3.5, 1.0, np.nan, 1.0])
-    rules = [Rule("x", "x_score", True, 0.5), Rule("y", "y_score", True, 3.0, bin=0.25),
-             Rule("z", "z_score", False, None)]
+    rules = [KeepRule("x", "x_score", True, 0.5), KeepRule("y", "y_score", True, 3.0, bin=0.25),
+             KeepRule("z", "z_score", False, None)]
     write_scores(snap, "z", [1.0, 2.0, 3.0, np.nan, 5.0])
     stats = apply_file(snap.path("final", "f"), "f", snap, rules)
     kept = pq.read_table(snap.path("classified", "f")).to_pylist()
@@ -212,7 +212,7 @@ def test_apply_refuses_scores_of_other_documents(tmp_path):
     snap = write_input(tmp_path, ["a", "b"])
     snap.storage.write_table(snap.scores_path("x", "f"), pa.table({"id": ["<other>", "<ids>"], "score": [0.1, 0.2]}))
     with pytest.raises(RuntimeError, match="not those of"):
-        apply_file(snap.path("final", "f"), "f", snap, [Rule("x", "x_score", True, 0.5)])
+        apply_file(snap.path("final", "f"), "f", snap, [KeepRule("x", "x_score", True, 0.5)])
 
 
 # --- transformers ------------------------------------------------------------------------------------------

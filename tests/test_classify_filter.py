@@ -42,7 +42,7 @@ def test_the_filter_removes_below_the_threshold_and_explain_shows_the_score(tmp_
     recipe = recipe_from_dict({"extract": {"plugins": [PLUGIN]},
                                "fasttext_quality": {"model": str(model), "threshold": threshold}})
     stats = process_warc(warc, tmp_path / "ft", recipe, dump="X")
-    ft = stats["stages"]["fasttext_quality"]
+    ft = stats["steps"]["fasttext_quality"]
     assert ft["in"] == plain["kept"] and stats["kept"] == plain["kept"] - ft["removed"] and ft["removed"] >= 1
     snap = Layout(str(tmp_path / "ft")).snapshot("X")
     removed = [r for r in pq.read_table(snap.path("removed", "dolma_sample-0000")).to_pylist()

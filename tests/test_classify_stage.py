@@ -20,7 +20,7 @@ from crawlproc.store.layout import Layout
 from crawlproc.recipe import Recipe, RecipeError, recipe_from_dict
 from crawlproc.schema import docs_table
 from pipelines.stages.classify import ClassifyError, run_classify
-from pipelines.stages.chain import build_steps
+from pipelines.stages.chain import build_chain
 
 QUIET = {"progress": False, "log": lambda _m: None}
 SNAP = "CC-MAIN-TEST"
@@ -180,9 +180,22 @@ def test_final_needs_a_finished_dedup_and_docs_can_be_read_instead(ray_local, tm
     _, held = pages_split
     make_snapshot(tmp_path, held[:3], files=1)
     (tmp_path / SNAP / "dedup" / "_done.json").unlink()
-    recipe = recipe_with({"q": {"kind": "fasttext", "model": str(models[0]), "threshold": 0.5}})
-    with pytest.raises(ClassifyError, match="no finished dedup"):
-        run_classify(str(tmp_path), SNAP, recipe, **QUIET)
+    table = {"q": {"kind": "fasttext", "model": str(models[0]), "threshold": 0.5}}
+    with pytest.raises(ClassifyError, match="no finished dedup") as e:
+        run_classify(str(tmp_path), SNAP, recipe_with(table), **QUIET)
+    assert 'classify.source = "docs"' in str(e.value)  # the message names the way out
+    assert not (tmp_path / SNAP / "classified").exists()
+    # which is real: the filtered documents (docs/, the files whose extract is done) classified without dedup
+    snap = Layout(str(tmp_path)).snapshot(SNAP)
+    (tmp_path / SNAP / "docs").mkdir()
+    (tmp_path / SNAP / "final" / "part-0.parquet").rename(snap.path("docs", "part-0"))
+    snap.markers.mark_done("part-0", "0123abcd4567ef89", {"stage": "extract"})  # recipe + input fp
+    docs_only = recipe_from_dict({"classify": {"source": "docs"}, "classifiers": table, "dedup": {"enabled": False}})
+    s = run_classify(str(tmp_path), SNAP, docs_only, **QUIET)
+    assert s.ok and s.inputs == 1
+    got = {r["id"] for r in read_rows(tmp_path, "classified") + read_rows(tmp_path, "classified_removed")}
+    want = set(pq.read_table(snap.path("docs", "part-0"), columns=["id"]).column("id").to_pylist())
+    assert got == want and len(got) == s.documents > 0
 
 
 def test_outputs_of_an_input_that_vanished_are_removed(ray_local, tmp_path, models, pages_split):
@@ -198,8 +211,9 @@ def test_outputs_of_an_input_that_vanished_are_removed(ray_local, tmp_path, mode
 
 
 def test_run_chains_classify_between_dedup_and_tokenize():
-    assert [n for n, _ in build_steps(["extract", "dedup", "tokenize"])] == ["dedup", "classify", "tokenize"]
-    assert [n for n, _ in build_steps(["extract", "dedup", "classify"])] == ["dedup", "classify"]
+    assert [n for n, _ in build_chain(["extract", "dedup", "tokenize"])] == [
+        "dedup", "decontaminate", "classify", "tokenize"]
+    assert [n for n, _ in build_chain(["extract", "dedup", "classify"])] == ["dedup", "decontaminate", "classify"]
 
 
 def test_report_and_explain_show_scores_against_the_threshold(ray_local, tmp_path, models, pages_split):

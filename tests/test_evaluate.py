@@ -358,14 +358,14 @@ def test_benchmarks_in_a_ddp_training_loop_gather_every_rank(tokens, small_suite
 
 def test_eval_reads_an_hf_export_from_a_bucket(gpt2_run, small_suite, s3_server, tmp_path):
     from crawlproc.store.storage import Storage
-    from trainer.checkpoint import upload_file
 
+    storage = Storage()
     bucket = s3_server.bucket(f"ev-{os.getpid()}") + "/model/hf"
     for f in (gpt2_run / "hf").iterdir():
-        upload_file(Storage(), f, f"{bucket}/{f.name}")
+        storage.upload(f, f"{bucket}/{f.name}")
     task = small_suite[0][0]
     remote_task = bucket.rsplit("/", 2)[0] + "/tasks/" + Path(task).name  # in the bucket, without a few-shot file
-    upload_file(Storage(), task, remote_task)
+    storage.upload(task, remote_task)
     args = ["--refs", "none", "--limit", "8", "--items", "--device", "cpu"]
     assert crawlproc(["eval", bucket, "--tasks", remote_task, "--out", str(tmp_path / "s3.json"), *args]) == 0
     assert crawlproc(["eval", str(gpt2_run / "hf"), "--tasks", task, "--out", str(tmp_path / "local.json"), *args]) == 0

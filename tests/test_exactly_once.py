@@ -3,11 +3,16 @@ command at a time per snapshot. Real WARCs, a real local Ray, the real commands.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
+import os
 import shutil
+import socket
 import subprocess
 import sys
 import time
+import uuid
 from collections import Counter
 from pathlib import Path
 
@@ -114,12 +119,12 @@ def test_another_recipe_is_refused_naming_the_keys_and_forced_consistently(ray_l
     # explain judges each document by the recipe its file was made with, not by the refused one
     from pipelines.inspect.explain import explain_document
 
-    removed = pq.read_table(sorted((out / "S" / "removed").glob("*.parquet"))[0]).to_pylist()
-    quality = next((r for r in removed if r["removed_by"] == "gopher_quality"), None)
-    if quality is not None:
-        shown = explain_document(str(out), quality["id"])["matches"][0]
-        gq = [c for c in shown["checks"] if c["stage"] == "gopher_quality"]
-        assert not gq or all(c.get("threshold") != 10 for c in gq)
+    kept = pq.read_table(sorted((out / "S" / "docs").glob("*.parquet"))[0], columns=["id"]).column("id")[0]
+    shown = explain_document(str(out), kept.as_py())["matches"][0]
+    assert shown["verdict"] == "kept"
+    (gq,) = [c for c in shown["checks"] if c["stage"] == "gopher_quality"]
+    short = next(v for v in gq["values"] if v["name"] == "gopher_short_doc")
+    assert short["threshold"] == recipe.gopher_quality.min_doc_words != 10  # the file's recipe, not the refused
     # a dedup/tokenize setting is not an extract change: no refusal
     run([w["d1/x"]], out, load_recipe(None, {**FAST, "dedup": {"num_partitions": 3}}))
     forced = run([w["d1/x"], w["d2/x"]], out, other, force=True)
@@ -202,22 +207,57 @@ def test_the_lock_is_reentrant_in_one_process_and_exclusive_across(tmp_path):
         assert code == 3
 
 
-def test_the_lease_on_an_object_store_keeps_others_out_until_released(s3_server):
+HOLD = ("import sys, time; sys.path.insert(0, sys.argv[1]);"
+        "from crawlproc.store.lock import hold; from crawlproc.store.storage import Storage;"
+        "ctx = hold(Storage(), sys.argv[2], sys.argv[3]); ctx.__enter__(); print('held', flush=True);"
+        "time.sleep(120)")
+TRY = ("import sys; sys.path.insert(0, sys.argv[1]);"
+       "from crawlproc.store.lock import hold, Busy; from crawlproc.store.storage import Storage\n"
+       "try:\n  hold(Storage(), sys.argv[2], sys.argv[3]).__enter__()\nexcept Busy as e:\n"
+       "  print(e, file=sys.stderr); sys.exit(3)")
+
+
+def test_the_lease_on_an_object_store_is_contested_by_another_process(s3_server, data_dir):
+    """On a bucket there is no OS lock: a lease object, refreshed by its holder. A second process (real, not
+    a flag in this one) is kept out while the holder lives, named in the message, and let in once it died."""
     import crawlproc.store.lock as lock
 
-    uri = s3_server.bucket("locks") + "/snap/_lock"
+    out = s3_server.bucket("locks") + f"/{uuid.uuid4().hex[:8]}"
+    uri = Layout(out).snapshot("S").lock_uri
     st = Storage()
-    with hold(st, uri, "snapshot on s3"):
-        lock._held.discard(uri)  # as if another process asked
-        with pytest.raises(Busy, match="busy"):
-            with hold(st, uri, "snapshot on s3"):
+    holder = subprocess.Popen([sys.executable, "-c", HOLD, str(REPO), uri, "snapshot S"], stdout=subprocess.PIPE,
+                              text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(Busy, match=f"pid {holder.pid} on {socket.gethostname()}"):
+            with hold(st, uri, "snapshot S"):
                 pass
-        lock._held.add(uri)
-    with hold(st, uri, "snapshot on s3"):  # released: free again
+        # a real command on that snapshot stops at once, naming the holder, and writes nothing
+        from pipelines.cli import main
+
+        before = sorted(e.uri for e in st.list(out, recursive=True))
+        err = io.StringIO()
+        with contextlib.redirect_stderr(err):
+            code = main(["extract", str(data_dir / "warc" / "dolma_sample-0000.warc.gz"), "--out", out, "--dump", "S",
+                         "--quiet"])
+        assert code == 2 and "busy" in err.getvalue() and f"pid {holder.pid}" in err.getvalue(), err.getvalue()
+        assert sorted(e.uri for e in st.list(out, recursive=True)) == before  # only the holder's lease
+        assert len(before) == 1 and before[0].startswith(uri + "/")
+    finally:
+        holder.kill()  # SIGKILL: its lease object stays behind, no cleanup ran
+        holder.wait()
+    assert [e.uri for e in st.list(uri, suffix=".json")] == before
+    # the holder's process is gone (same host): its lease no longer counts, without waiting LEASE_STALE_S
+    with hold(st, uri, "snapshot S"):
+        # and this process's lease keeps another process out in turn
+        other = subprocess.run([sys.executable, "-c", TRY, str(REPO), uri, "snapshot S"], capture_output=True,
+                               text=True, timeout=120)
+        assert other.returncode == 3 and f"pid {os.getpid()} on {socket.gethostname()}" in other.stderr
+    with hold(st, uri, "snapshot S"):  # released: free again
         pass
-    # a lease whose holder stopped beating is ignored
+    # a lease of another machine whose holder stopped beating is ignored (and left alone)
     st.write_json(uri + "/ghost.json", {"pid": 1, "host": "gone", "beat": time.time() - 10 * lock.LEASE_STALE_S})
-    with hold(st, uri, "snapshot on s3"):
+    with hold(st, uri, "snapshot S"):
         pass
     assert json.loads(st.read_bytes(uri + "/ghost.json"))["host"] == "gone"
 
@@ -227,7 +267,7 @@ def test_a_run_whose_tokenize_failed_is_not_ok(ray_local, tmp_path, texts, recip
     from pipelines.commands.common import exit_code
     from pipelines.demo.minicc import MiniCCServer, build_minicc
     from pipelines.stages.run import run_snapshot
-    from pipelines.stages.chain import dedup_step, tokenize_step
+    from pipelines.stages.chain import dedup_stage, tokenize_stage
 
     mini = build_minicc(tmp_path / "minicc", snapshot="CC-MAIN-2024-10", files=2)
 
@@ -238,7 +278,7 @@ def test_a_run_whose_tokenize_failed_is_not_ok(ray_local, tmp_path, texts, recip
     tok_recipe = load_recipe(None, {**FAST, "tokenize": {"vocab_size": 400}})
     with MiniCCServer(mini.root) as srv:
         summary = run_snapshot("CC-MAIN-2024-10", tmp_path / "out", tok_recipe, base_url=srv.base_url,
-                               progress=False, steps=[("dedup", dedup_step), ("break", break_one_final_file),
-                                                      ("tokenize", tokenize_step)])
+                               progress=False, chain=[("dedup", dedup_stage), ("break", break_one_final_file),
+                                                      ("tokenize", tokenize_stage)])
     assert not summary.ok and exit_code(summary) == 1
     assert any(k.startswith("tokenize ") for k in summary.failed)

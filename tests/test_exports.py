@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import json
+import pickle
 import uuid
 from pathlib import Path
 
@@ -16,7 +17,7 @@ from crawlproc.store.storage import Storage, copy_to_local, join
 from pipelines.cli import main as crawlproc
 from pipelines.stages.export import run_export
 from tokenizer.exports import ExportError, LlmcWriter
-from tokenizer.shards import write_token_set
+from tokenizer.tokenset import write_token_set
 
 EOT = 0
 
@@ -106,3 +107,106 @@ def test_a_header_that_would_lie_is_refused():
         w.close()
     with pytest.raises(ExportError, match="2\\*\\*31"):
         LlmcWriter(io.BytesIO(), 2**31, EOT, 100)
+
+
+# --- the readers' own code (issue 31: each format is read by what its name says reads it) -------------------
+# Reproduced exactly from karpathy/llm.c train_gpt2.py (commit f1e2ace, lines 317-327): how llm.c's PyTorch
+# reference reads a .bin shard.
+def _load_data_shard(filename):
+    with open(filename, "rb") as f:
+        # first read the header, which is 256 int32 integers (4 bytes each)
+        header = np.frombuffer(f.read(256*4), dtype=np.int32)
+        assert header[0] == 20240520, "magic number mismatch in the data .bin file"
+        assert header[1] == 1, "unsupported version"
+        ntok = header[2] # number of tokens (claimed)
+        # the rest of it are tokens, stored as uint16
+        tokens = np.frombuffer(f.read(), dtype=np.uint16)
+    assert len(tokens) == ntok, "number of tokens read does not match header?"
+    return tokens
+
+
+def nanogpt_get_batch(data_dir, split, block_size, batch_size):
+    """Reproduced exactly from karpathy/nanoGPT train.py (commit 3adf61e1, lines 116-125, get_batch): how
+    nanoGPT reads train.bin / val.bin (the device transfer after it left out)."""
+    import os
+
+    import torch
+
+    # We recreate np.memmap every batch to avoid a memory leak, as per
+    # https://stackoverflow.com/questions/45132940/numpy-memmap-memory-usage-want-to-iterate-once/61472122#61472122
+    if split == 'train':
+        data = np.memmap(os.path.join(data_dir, 'train.bin'), dtype=np.uint16, mode='r')
+    else:
+        data = np.memmap(os.path.join(data_dir, 'val.bin'), dtype=np.uint16, mode='r')
+    ix = torch.randint(len(data) - block_size, (batch_size,))
+    x = torch.stack([torch.from_numpy((data[i:i+block_size]).astype(np.int64)) for i in ix])
+    y = torch.stack([torch.from_numpy((data[i+1:i+1+block_size]).astype(np.int64)) for i in ix])
+    return x, y, ix
+
+
+def nanogpt_stream(docs: list[list[int]]) -> list[int]:
+    return [t for d in docs for t in [*d, EOT]]  # as nanoGPT's prepare.py: ids.append(enc.eot_token)
+
+
+@pytest.fixture(scope="module")
+def small_vocab_tokens(tmp_path_factory) -> Path:
+    """A token set whose ids fit nanoGPT's uint16 and its default 50304-id model."""
+    rng = np.random.default_rng(1)
+    docs = {"train": [rng.integers(1, 30_000, rng.integers(1, 300)).tolist() for _ in range(120)],
+            "val": [rng.integers(1, 30_000, rng.integers(1, 80)).tolist() for _ in range(12)]}
+    out = tmp_path_factory.mktemp("tokens") / "small"
+    write_token_set(out, docs, vocab_size=30_000, eot_id=EOT, docs_per_shard=50, docs_per_row_group=16)
+    return out
+
+
+def test_nanogpt_train_py_reads_train_and_val_bin_as_they_are(small_vocab_tokens, tmp_path):
+    import torch
+
+    out = tmp_path / "data" / "crawl"
+    assert crawlproc(["export", "--tokens", str(small_vocab_tokens), "--format", "nanogpt", "--out", str(out),
+                      "--quiet"]) == 0
+    assert {p.name for p in out.iterdir()} == {"train.bin", "val.bin", "export.json"}  # no tokenizer.json here
+    for split in ("train", "val"):
+        want = nanogpt_stream(documents(small_vocab_tokens, split))
+        torch.manual_seed(0)
+        x, y, ix = nanogpt_get_batch(str(out), split, block_size=32, batch_size=8)
+        assert x.shape == (8, 32) and x.dtype == torch.int64
+        for row, i in enumerate(ix.tolist()):  # every window nanoGPT draws is a window of our stream
+            assert x[row].tolist() == want[i:i + 32] and y[row].tolist() == want[i + 1:i + 33]
+        whole = np.memmap(out / f"{split}.bin", dtype=np.uint16, mode="r")  # no header: token 0 is a token
+        assert whole.tolist() == want
+    record = json.loads((out / "export.json").read_text())
+    assert record["separator"] == "eot after each document" and "nanoGPT" in record["reader"]
+
+
+def test_llmc_train_gpt2_reads_its_shards_and_refuses_the_nanogpt_ones(tokens, small_vocab_tokens, tmp_path):
+    llmc, nano = tmp_path / "llmc", tmp_path / "nano"
+    run_export(str(tokens), "llmc", str(llmc), Storage(), max_tokens=9000, log=lambda *_: None)
+    run_export(str(small_vocab_tokens), "nanogpt", str(nano), Storage(), log=lambda *_: None)
+    read = np.concatenate([_load_data_shard(str(p)) for p in sorted(llmc.glob("train_*.bin"))])
+    assert read.tolist() == llmc_stream(documents(tokens, "train"))
+    assert _load_data_shard(str(llmc / "val_000000.bin")).tolist() == llmc_stream(documents(tokens, "val"))
+    # the two formats are not interchangeable, and each reader says so or shows it
+    with pytest.raises(AssertionError, match="magic number"):
+        _load_data_shard(str(nano / "train.bin"))
+    header_as_tokens = np.memmap(llmc / "val_000000.bin", dtype=np.uint16, mode="r")[:4].tolist()
+    assert header_as_tokens == [20240520 & 0xFFFF, 20240520 >> 16, 1, 0]  # nanoGPT would train on the header
+
+
+def test_nanogpt_refuses_what_it_cannot_read(tokens, tmp_path):
+    from tokenizer.exports import ExportError
+
+    with pytest.raises(ExportError, match="uint16"):  # 50,257 ids fit uint16, but not 70,000
+        docs = {"train": [[1, 2, 69_999]], "val": [[3]]}
+        write_token_set(tmp_path / "big", docs, vocab_size=70_000, eot_id=EOT)
+        run_export(str(tmp_path / "big"), "nanogpt", str(tmp_path / "o1"), Storage(), log=lambda *_: None)
+    write_token_set(tmp_path / "noval", {"train": [[1, 2, 3]]}, vocab_size=100, eot_id=EOT)
+    with pytest.raises(ExportError, match="val.bin"):
+        run_export(str(tmp_path / "noval"), "nanogpt", str(tmp_path / "o2"), Storage(), log=lambda *_: None)
+    # a vocabulary past nanoGPT's default 50,304 ids gets the meta.pkl its train.py reads vocab_size from
+    write_token_set(tmp_path / "wide", {"train": [[1, 59_999]], "val": [[3]]}, vocab_size=60_000, eot_id=EOT)
+    run_export(str(tmp_path / "wide"), "nanogpt", str(tmp_path / "o3"), Storage(), log=lambda *_: None)
+    with open(tmp_path / "o3" / "meta.pkl", "rb") as f:
+        assert pickle.load(f)["vocab_size"] == 60_000
+    run_export(str(tokens), "nanogpt", str(tmp_path / "o4"), Storage(), log=lambda *_: None)
+    assert not (tmp_path / "o4" / "meta.pkl").exists()  # 50,257 ids: nanoGPT's default model holds them

@@ -236,8 +236,9 @@ json.dump(out, sys.stdout)
 
 
 def test_same_text_as_stock_trafilatura(pages):
-    """Our speed-ups around trafilatura (C element lookup, stop list built once) change no output: compare with
-    trafilatura in a fresh interpreter, as datatrove calls it."""
+    """Our speed-ups around trafilatura (crawlproc/extract/accelerate.py, the stop list built once) change no
+    output: compare with trafilatura in a fresh interpreter, as datatrove calls it (every real page, lever by
+    lever: tests/test_accelerate.py)."""
     import subprocess
     import sys
 
@@ -250,20 +251,7 @@ def test_same_text_as_stock_trafilatura(pages):
 
 
 # --- the private parts of trafilatura that Extractor relies on (tested with trafilatura 2.3.1; pin
-# trafilatura>=2.3,<2.4): each test fails when the part it names changes ------------------------------------
-
-def test_private_html_parser_takes_our_element_lookup():
-    """utils.HTML_PARSER is the parser trafilatura.utils.load_html parses with; Extractor gives it lxml's C
-    element lookup, so a <form> is a plain HtmlElement, not lxml.html's FormElement."""
-    from lxml import html as lxml_html
-    from trafilatura import utils
-
-    assert hasattr(utils, "HTML_PARSER")
-    Extractor(ExtractConfig())
-    tree = utils.load_html("<html><body><form><input name='q'></form><p>x</p></body></html>")
-    form = tree.find(".//form")
-    assert type(form) is lxml_html.HtmlElement and not isinstance(form, lxml_html.FormElement)
-
+# trafilatura>=2.3,<2.4): each test fails when the part it names changes (the accelerator's: test_accelerate.py)
 
 def test_private_stop_list_is_built_once(monkeypatch):
     """external.JT_STOPLIST is the lazily built stop-word list that try_justext reads (None until built) and

@@ -12,6 +12,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from crawlproc.extract.file import process_warc
+from crawlproc.extract.stats import FileStats
 from crawlproc.recipe import Recipe
 from crawlproc.schema import DOC_SCHEMA, REMOVED_SCHEMA
 from crawlproc.store.layout import Layout
@@ -55,8 +56,11 @@ def test_each_file_gets_outputs_and_a_done_marker(extracted):
     assert summary.done == len(WARCS)
     assert set(layout.markers.done()) == stems
     for stem in stems | {"truncated"}:
-        for kind in ("docs", "removed", "stats"):
+        for kind in ("docs", "removed"):
             assert Path(layout.path(kind, stem)).is_file(), (kind, stem)
+    for stem, fp in layout.markers.done().items():  # each file's stats live in its marker, nowhere else
+        assert FileStats.from_dict(layout.markers.read(stem, fp)["stats"]).stem == stem
+    assert not (Path(layout.uri) / "stats").exists()
     assert summary.kept > 10  # the English pages of the dolma samples survive the FineWeb filters
 
 
@@ -71,7 +75,7 @@ def test_truncated_file_fails_alone_keeping_records_before_the_fault(extracted):
     # the root cause is kept: the reader's own exception type and the frames where it was raised
     assert failed["failure"]["type"] == "WarcReadError" and failed["failure"]["frames"]
     assert any("crawlproc/warc/reader.py" in f for f in failed["failure"]["frames"])
-    stats = json.loads(Path(layout.path("stats", "truncated")).read_text())
+    stats = failed["stats"]  # what the file counted before the fault, kept with its failure
     assert stats["complete"] is False and stats["kept"] + stats["removed"] > 0
 
 
@@ -80,7 +84,7 @@ def test_counts_add_up_and_no_record_is_lost_or_doubled(extracted):
     layout = snap(out)
     for name in WARCS:
         stem = name.split(".")[0]
-        stats = json.loads(Path(layout.path("stats", stem)).read_text())
+        stats = layout.markers.read_any(stem)["stats"]
         docs = pq.read_table(layout.path("docs", stem))
         removed = pq.read_table(layout.path("removed", stem))
         assert docs.num_rows == stats["kept"] and removed.num_rows == stats["removed"]
@@ -88,8 +92,8 @@ def test_counts_add_up_and_no_record_is_lost_or_doubled(extracted):
         assert stats["responses"] == stats["kept"] + stats["removed"] + page_skips
         ids = docs.column("id").to_pylist() + removed.column("id").to_pylist()
         assert len(ids) == len(set(ids))
-        assert sum(s["removed"] for s in stats["stages"].values()) == stats["removed"]
-        assert set(removed.column("removed_by").to_pylist()) <= set(stats["stages"])
+        assert sum(s["removed"] for s in stats["steps"].values()) == stats["removed"]
+        assert set(removed.column("removed_by").to_pylist()) <= set(stats["steps"])
 
 
 def test_documents_follow_the_schema_and_fineweb_semantics(extracted):
@@ -98,7 +102,7 @@ def test_documents_follow_the_schema_and_fineweb_semantics(extracted):
     assert docs.schema.names == DOC_SCHEMA.names
     assert [f.type for f in docs.schema] == [f.type for f in DOC_SCHEMA]
     rows = docs.to_pylist()
-    assert rows and all(r["language"] == "en" and r["language_score"] > 0.65 for r in rows)
+    assert rows and all(r["language"] == "eng_Latn" and r["language_score"] > 0.65 for r in rows)  # ISO 639-3 + script
     assert all(r["dump"] == "CC-MAIN-TEST" and r["id"].startswith("<urn:") and r["text"] for r in rows)
     assert all(r["url"].startswith("http") and r["date"] and r["warc_offset"] >= 0 for r in rows)
     removed = pq.read_table(snap(out).path("removed", "fastwarc_CC-MAIN-2020-34_excerpt"))

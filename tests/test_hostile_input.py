@@ -180,30 +180,77 @@ def test_a_gzip_bomb_is_too_large_with_memory_bounded_by_the_payload_cap(tmp_pat
     assert peak < 8 * MiB, f"peak traced memory {peak / MiB:.1f} MiB for a 1 MiB payload cap"
 
 
-@pytest.mark.parametrize("shape", ["declared", "junk_after_record", "blank_after_record"])
-def test_a_bomb_past_the_skip_limit_ends_the_file_clearly_in_bounded_work(tmp_path, shape):
-    cap, skip = 256 << 10, 4 * MiB
+def _bomb(shape: str) -> bytes:
     if shape == "declared":  # honest Content-Length: the record itself is 32 MiB of NULs
-        bomb = _bomb_member(32 * MiB)
-    else:  # the record is small; the rest of its gzip member is 32 MiB of junk (or of blank bytes)
-        small = _response("http://bomb.example/", b"<html>small</html>")
-        z = zlib.compressobj(9, zlib.DEFLATED, 31)
-        fill = (b"\x00" if shape == "junk_after_record" else b" ") * MiB
-        bomb = z.compress(small) + b"".join(z.compress(fill) for _ in range(32)) + z.flush()
-    p = _write_with_bomb(tmp_path / "bomb.warc.gz", bomb)
+        return _bomb_member(32 * MiB)
+    # the record is small; the rest of its gzip member is 32 MiB of junk (or of blank bytes)
+    small = _response("http://bomb.example/", b"<html>small</html>")
+    z = zlib.compressobj(9, zlib.DEFLATED, 31)
+    fill = (b"\x00" if shape == "junk_after_record" else b" ") * MiB
+    return z.compress(small) + b"".join(z.compress(fill) for _ in range(32)) + z.flush()
+
+
+@pytest.mark.parametrize("shape", ["declared", "junk_after_record", "blank_after_record"])
+def test_a_bomb_past_the_skip_limit_is_skipped_and_the_file_completes_in_bounded_work(tmp_path, shape):
+    """Issue 25: the member past the skip limit is abandoned and reading resumes at the next member that
+    starts a record, found in the compressed bytes: every other record is kept, and the file is not failed."""
+    cap, skip = 256 << 10, 4 * MiB
+    p = _write_with_bomb(tmp_path / "bomb.warc.gz", _bomb(shape))
     got, counts, error = _read(p, max_payload_bytes=cap, max_skip_bytes=skip)
-    assert error and "limit" in error and "rest of the file" in error
-    assert _urls(got)[:4] == GOOD_BEFORE
+    assert error is None
+    # the small record of the junk shape was read whole before its junk; the blank shape's cannot be verified
+    small = ["http://bomb.example/"] if shape == "junk_after_record" else []
+    assert _urls(got) == GOOD_BEFORE + small + GOOD_AFTER
+    assert counts.resynced == 1
+    skipped = "malformed:warc_headers" if shape == "junk_after_record" else "too_large"
+    assert counts.skipped[skipped] == 1 and sum(counts.skipped.values()) == 1, counts.skipped
     # bounded work: what was inflated is the good records, the cap and the skip limit, not the 32 MiB
     assert counts.decompressed_bytes < cap + 2 * skip + 2 * MiB, counts.decompressed_bytes
+
+
+def test_a_bomb_in_a_whole_file_gzip_still_ends_the_file_clearly(tmp_path):
+    """Records that share the bomb's gzip member cannot be reached without inflating it: the file ends with
+    a clear error, keeping the records before it."""
+    cap, skip = 256 << 10, 4 * MiB
+    z = zlib.compressobj(9, zlib.DEFLATED, 31)
+    parts = [z.compress(_good(i)) for i in range(4)]
+    http = b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\n\r\n"
+    parts.append(z.compress(_warc_record([("WARC-Type", "response"), ("WARC-Target-URI", "http://bomb.example/")],
+                                         http, content_length=str(len(http) + 32 * MiB))[:-4]))
+    parts += [z.compress(b"\x00" * MiB) for _ in range(32)]
+    parts += [z.compress(b"\r\n\r\n" + b"".join(_good(i) for i in range(4, 8))), z.flush()]
+    p = tmp_path / "whole.warc.gz"
+    p.write_bytes(b"".join(parts))
+    got, counts, error = _read(p, max_payload_bytes=cap, max_skip_bytes=skip)
+    assert error and "limit" in error and "rest of the file" in error
+    assert _urls(got) == GOOD_BEFORE and counts.resynced == 0
+    assert counts.decompressed_bytes < cap + 2 * skip + 2 * MiB, counts.decompressed_bytes
+
+
+def test_resync_skips_a_gzip_magic_inside_the_bomb_that_does_not_start_a_record(tmp_path):
+    """The bomb's compressed bytes hold a whole gzip member (stored verbatim: deflate level 0) that is not a
+    WARC record: a candidate is checked by inflating its first bytes, and only a member that starts a record
+    is taken."""
+    cap, skip = 256 << 10, MiB
+    http = b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\n\r\n"
+    fake = gzip.compress(b"NOT A WARC RECORD " * 100, mtime=0)
+    warc = (f"WARC/1.0\r\nWARC-Type: response\r\nWARC-Target-URI: http://bomb.example/\r\n"
+            f"Content-Length: {len(http) + len(fake) + 4 * MiB}\r\n\r\n").encode()
+    stored = zlib.compressobj(0, zlib.DEFLATED, 31)
+    member = stored.compress(warc + http + fake + b"\x00" * (4 * MiB)) + stored.flush()
+    assert fake in member  # the fake member's magic is there to be found
+    p = _write_with_bomb(tmp_path / "fake.warc.gz", member)
+    got, counts, error = _read(p, max_payload_bytes=cap, max_skip_bytes=skip)
+    assert error is None and _urls(got) == GOOD_BEFORE + GOOD_AFTER
+    assert counts.skipped["too_large"] == 1 and counts.resynced == 1
 
 
 def test_bomb_work_does_not_grow_with_the_bomb(tmp_path):
     work = []
     for size in (16, 64):
         p = _write_with_bomb(tmp_path / f"bomb{size}.warc.gz", _bomb_member(size * MiB))
-        _, counts, error = _read(p, max_payload_bytes=256 << 10, max_skip_bytes=4 * MiB)
-        assert error and counts.skipped["too_large"] == 1
+        got, counts, error = _read(p, max_payload_bytes=256 << 10, max_skip_bytes=4 * MiB)
+        assert error is None and counts.skipped["too_large"] == 1 and _urls(got) == GOOD_BEFORE + GOOD_AFTER
         work.append(counts.decompressed_bytes)
     assert work[1] < 1.2 * work[0], work  # 4x the bomb, the same work
 

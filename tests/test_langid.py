@@ -74,13 +74,15 @@ def test_threshold_is_strict_and_languages_configurable():
     assert lid.keep("en", 0.6501)
     assert lid.keep("de", 0.9)
     assert not lid.keep("fr", 0.99)
+    assert lid.keep("deu_Latn", 0.9) and lid.keep("eng_Latn", 0.7) and not lid.keep("fra_Latn", 0.99)
     label_only = LanguageIdentifier(LanguageConfig(keep=[]))
     assert label_only.keep("fr", 0.01) and label_only.keep("und", 0.0)
 
 
 def test_classify_german(lid):
     code, score, keep = lid.classify("Der schnelle braune Fuchs springt über den faulen Hund. Das ist gut.")
-    assert code == "de" and score > 0.65 and keep is False
+    assert code == "deu_Latn" and score > 0.65 and keep is False  # normalized: ISO 639-3 + script
+    assert lid.predict("Der schnelle braune Fuchs springt über den faulen Hund.")[0] == "de"  # the model's own label
 
 
 def test_empty_and_awkward_text(lid):

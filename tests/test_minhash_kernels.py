@@ -105,3 +105,21 @@ def test_without_numba_the_numpy_code_gives_the_same_band_keys(real_texts, tmp_p
     subprocess.run([sys.executable, "-c", code, str(tmp_path / "texts.json"), str(tmp_path / "keys.npy")],
                    cwd=ROOT, env=env, check=True, timeout=120)
     assert np.array_equal(np.load(tmp_path / "keys.npy"), MinHasher().band_keys_for_texts(texts)[0])
+
+
+def test_a_driver_compiles_the_kernels_once_for_the_workers_of_its_machine(tmp_path):
+    """compile_kernels_in_background (the dedup stage runs it while Ray starts) leaves the compiled kernels in
+    numba's disk cache: a new process on the machine (a Ray worker) loads them and compiles nothing."""
+    code = ("import sys; from crawlproc.dedup import kernels; from crawlproc.dedup.minhash import MinHasher, "
+            "compile_kernels_in_background; t = compile_kernels_in_background(); t.join(); "
+            "MinHasher().band_keys_for_texts(['a worker hashes one text of enough words']); "
+            "print(sum(f.stats.cache_misses.total() for f in (kernels.normalize, kernels.shingles, kernels.min_hashes)))")
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path / "cache")}
+
+    def misses() -> int:
+        done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, check=True, timeout=300,
+                              capture_output=True, text=True)
+        return int(done.stdout.split()[-1])
+
+    assert misses() == 3  # an empty cache: the driver compiles each kernel once
+    assert misses() == 0  # the next process (a worker) only loads them

@@ -22,9 +22,10 @@ import pytest
 from crawlproc.recipe import Recipe
 from crawlproc.store.storage import Storage, join
 from pipelines.cli import main as crawlproc
-from pipelines.stages.mix import MixConfig, MixSource, config_from_args, load_mix_toml, run_mix
-from tokenizer.mixing import MixError, bucket_of, parse_spec, parse_tokens, select_keys, shuffle_keys, split_source
-from tokenizer.shards import write_token_set
+from pipelines.stages.mix import run_mix
+from tokenizer.mix.config import MixConfig, MixSource, config_from_args, load_mix_toml
+from tokenizer.mix.decide import MixError, bucket_of, parse_spec, parse_tokens, select_keys, shuffle_keys, split_source
+from tokenizer.tokenset import write_token_set
 
 REPO = Path(__file__).resolve().parents[1]
 VOCAB = 300
@@ -177,12 +178,35 @@ def test_refusals_name_the_problem(ray_local, sources, tmp_path):
     with pytest.raises(MixError, match="upsampling factor"):
         mix(tmp_path, too_much)
     small = MixConfig([MixSource(str(sources["c"]), parse_spec("1"))], name="big", budget=100)
-    with pytest.raises(MixError, match="another token set or mix"):  # the failed attempt above left its work
-        mix(tmp_path, small)
-    assert mix(tmp_path, small, force=True).ok
+    assert mix(tmp_path, small).ok  # the refused attempt above left only work files, which are not a mix
+    with pytest.raises(MixError, match="another token set or mix"):  # a finished mix is replaced on request only
+        mix(tmp_path, MixConfig([MixSource(str(sources["c"]), parse_spec("1"))], name="big", budget=200))
     twice = MixConfig([MixSource(str(sources["c"]), parse_spec("all")), MixSource(str(sources["c"]), parse_spec("x2"))])
     with pytest.raises(MixError, match="given twice"):
         mix(tmp_path, twice)
+
+
+def test_a_refused_or_failed_replacement_leaves_the_finished_mix_whole(ray_local, sources, tmp_path):
+    """Issue 24: `mix --force` with a budget a source cannot give is refused after the scan, and by then the
+    finished mix must still be there, whole (it was cleared before the refusal)."""
+    cfg = MixConfig([MixSource(str(sources["a"]), parse_spec("0.5")), MixSource(str(sources["b"]), parse_spec("0.5"))],
+                    name="m", budget=2000, seed=3)
+    assert mix(tmp_path, cfg).ok
+    folder = tmp_path / "tokens" / "m"
+    before = {p.name: p.read_bytes() for p in folder.iterdir() if p.is_file() and p.name != "_lock"}
+    too_big = MixConfig(cfg.sources, name="m", budget=10**7, seed=3)
+    with pytest.raises(MixError, match="should give"):
+        mix(tmp_path, too_big, force=True)
+    after = {p.name: p.read_bytes() for p in folder.iterdir() if p.is_file() and p.name != "_lock"}
+    assert after == before
+    manifest, rows = read_set(folder)
+    assert sum(len(r) for r in rows.values()) == sum(s["documents"] for s in manifest["shards"]) > 0
+    # a successful replacement leaves exactly the new mix's shards
+    other = MixConfig(cfg.sources, name="m", budget=3000, seed=4)
+    assert mix(tmp_path, other, force=True).ok
+    manifest, _ = read_set(folder)
+    assert sorted(p.name for p in folder.glob("*.parquet")) == sorted(s["file"] for s in manifest["shards"])
+    assert manifest["mix"]["seed"] == 4
 
 
 def test_toml_form_is_the_same_mix(sources, tmp_path):
@@ -285,3 +309,38 @@ def test_trainer_reads_a_mix_and_records_it(ray_local, sources, tmp_path):
     for s in manifest["mix"]["sources"]:
         assert s["uri"] in html and f"{s['realized']['train']['tokens']:,}" in html
     assert "0.500" in html and "budget <b>4,000</b>" in html
+
+
+def test_rehydration_repeats_each_document_by_its_duplicate_cluster_size(ray_local, tmp_path):
+    """FineWeb-2's rehydration: a kept document that stood for a cluster of N goes in 1 (alone), N (2, 3),
+    3 (4), 5 (5..99), 8 (100..999) or 1 (1000 and more) times. The sizes come from dedup's records of the
+    snapshot the token set was made from; validation documents go once."""
+    import pyarrow as pa
+
+    from tokenizer.mix.decide import parse_rehydrate
+
+    src = make_source(tmp_path, "r", 60, 10, seed=9)
+    ids = sorted(source_docs(src)["train"])
+    sizes = {ids[0]: 2, ids[1]: 3, ids[2]: 4, ids[3]: 7, ids[4]: 150, ids[5]: 1200}
+    expected = {ids[0]: 2, ids[1]: 3, ids[2]: 3, ids[3]: 5, ids[4]: 8, ids[5]: 1}  # the README's prose
+    snap = tmp_path / "out" / "SNAP"
+    (snap / "dedup" / "duplicates").mkdir(parents=True)
+    kept = [i for i, n in sizes.items() for _ in range(n - 1)]
+    pq.write_table(pa.table({"id": [f"<dropped-{k}>" for k in range(len(kept))], "cluster_id": list(range(len(kept))),
+                             "kept_id": kept, "kind": ["minhash"] * len(kept)}),
+                   snap / "dedup" / "duplicates" / "part.parquet")
+    manifest_path = src / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    manifest["inputs"] = [str(snap / "final" / "part.parquet")]
+    manifest_path.write_text(json.dumps(manifest))
+
+    cfg = MixConfig([MixSource(str(src), parse_spec("all"), parse_rehydrate("fineweb2"))], name="rh", seed=1,
+                    bucket_tokens=4000)
+    assert mix(tmp_path, cfg).ok
+    out_manifest, rows = read_set(tmp_path / "tokens" / "rh")
+    per_doc = Counter(r["id"] for r in rows["train"])
+    assert {i: per_doc[i] for i in ids} == {i: expected.get(i, 1) for i in ids}
+    assert max(Counter(r["id"] for r in rows["val"]).values()) == 1
+    assert out_manifest["mix"]["sources"][0]["rehydrate"] == {"1": 1, "2": 2, "3": 3, "5": 5, "100": 8, "1000": 1}
+    with pytest.raises(MixError, match="rehydrate"):
+        parse_rehydrate("lots")

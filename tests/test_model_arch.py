@@ -39,7 +39,7 @@ def test_each_architecture_trains_and_exports_to_its_transformers_class(tokens, 
     run = tmp_path / "run"
     summary = run_training(TrainConfig(tokens=str(tokens), out=str(run), preset="tiny", arch=arch, max_steps=6,
                                        batch_size=4, lr=3e-3, eval_interval=3, eval_iters=1, sample_tokens=0,
-                                       device="cpu", eval_tasks=[], eval_refs=[]))
+                                       device="cpu", eval_tasks=[], eval_refs=[], log_interval=1))
     assert summary["train_losses"][-1] < summary["train_losses"][0]
     ckpt = load_checkpoint(latest_checkpoint(run / "ckpt"))
     cfg = GPTConfig(**ckpt["config"]["model"])

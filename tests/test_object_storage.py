@@ -4,8 +4,8 @@ resume from markers, status from the bucket, and the cluster-wide download cap."
 
 from __future__ import annotations
 
+import gzip
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import ray.cloudpickle
 
-from crawlproc.store.layout import Layout
+from crawlproc.store.layout import Layout, warc_stem
 from crawlproc.recipe import load_recipe
 from crawlproc.store.storage import Storage, join
 from pipelines.demo.minicc import MiniCCServer, build_minicc
@@ -95,16 +95,16 @@ def test_s3_listing_to_s3_output_equals_a_local_run(ray_local, s3_server, crawl_
 
 
 def test_dedup_and_tokenize_on_s3_equal_a_local_run(ray_local, s3_server, crawl_bucket, minicc, tmp_path):
-    from pipelines.stages.chain import dedup_step, tokenize_step
+    from pipelines.stages.chain import dedup_stage, tokenize_stage
 
     recipe = load_recipe(None, {**RECIPE, "tokenize": {"vocab_size": 400}, "dedup": {"num_partitions": 3}})
-    steps = [("dedup", dedup_step), ("tokenize", tokenize_step)]
+    chain = [("dedup", dedup_stage), ("tokenize", tokenize_stage)]
     out = s3_server.bucket(f"dd-{uuid.uuid4().hex[:8]}") + "/out"
-    remote = run_snapshot(SNAP, out, recipe, base_url=crawl_bucket, progress=False, steps=steps)
+    remote = run_snapshot(SNAP, out, recipe, base_url=crawl_bucket, progress=False, chain=chain)
     with MiniCCServer(minicc.root) as srv:
-        local = run_snapshot(SNAP, tmp_path / "local", recipe, base_url=srv.base_url, progress=False, steps=steps)
+        local = run_snapshot(SNAP, tmp_path / "local", recipe, base_url=srv.base_url, progress=False, chain=chain)
     assert remote.ok and local.ok
-    assert remote.steps_info["dedup"] == local.steps_info["dedup"]
+    assert remote.stage_info["dedup"] == local.stage_info["dedup"]
     assert s3_ids(out, "final") == local_ids(tmp_path / "local", "final")
     st = Storage()
     tokens = Layout(out).tokens("bpe")
@@ -116,9 +116,8 @@ def test_dedup_and_tokenize_on_s3_equal_a_local_run(ray_local, s3_server, crawl_
     assert not (tmp_path / "out").exists()
 
 
-def test_interrupted_reads_resume_and_a_missing_object_fails_alone(ray_local, s3_server, crawl_bucket, minicc,
-                                                                     tmp_path):
-    from crawlproc.crawl.download import DownloadError, download_file
+def test_an_interrupted_read_resumes_where_it_stopped(s3_server, crawl_bucket, minicc, tmp_path):
+    from crawlproc.crawl.download import download_file
 
     st = Storage()
     key = join(crawl_bucket, minicc.paths[0])
@@ -128,29 +127,44 @@ def test_interrupted_reads_resume_and_a_missing_object_fails_alone(ray_local, s3
     part.write_bytes(data[: len(data) // 3])  # what an interrupted attempt left behind
     got = download_file(key, dest, load_recipe(None, RECIPE).download, storage=st)
     assert dest.read_bytes() == data and got.resumed == 1 and got.gzip_members
-    with pytest.raises(DownloadError) as e:
-        download_file(join(crawl_bucket, "crawl-data/nope.warc.gz"), tmp_path / "n.warc.gz",
-                      load_recipe(None, RECIPE).download, storage=st)
-    assert e.value.permanent and "no such object" in str(e.value)
+
+
+def test_a_missing_object_fails_alone(ray_local, s3_server, crawl_bucket, minicc, reference):
+    """A listed object that is not in the bucket is that file's failure (permanent: not retried), recorded with
+    its cause; the other listed files are done as if it were not there."""
+    other = "CC-MAIN-2024-18"  # a listing of its own in the same bucket: the module's listing stays as it is
+    missing = f"crawl-data/{SNAP}/segments/1707000009000.99/warc/CC-MAIN-20240217000000-20240217000000-09999.warc.gz"
+    listing = join(crawl_bucket, f"crawl-data/{other}/warc.paths.gz")
+    Storage().write_bytes(listing, gzip.compress(f"{minicc.paths[0]}\n{missing}\n".encode()))
+    out = s3_server.bucket(f"miss-{uuid.uuid4().hex[:8]}") + "/out"
+    summary = run_snapshot(other, out, load_recipe(None, RECIPE), base_url=crawl_bucket, progress=False)
+    assert summary.done == 1 and list(summary.failed) == [missing] and not summary.ok
+    assert "no such object" in summary.failed[missing]
+    snap = Layout(out).snapshot(other)
+    assert list(snap.markers.done()) == [warc_stem(minicc.paths[0])]
+    failed = snap.markers.failed()[warc_stem(missing)]
+    assert failed["failure"]["type"] == "DownloadError" and "no such object" in failed["error"]
+    got = Counter()
+    for uri in snap.files("docs"):
+        got.update(Storage().read_table(uri, columns=["id"]).column("id").to_pylist())
+    ids_of_first = set(minicc.response_ids[minicc.paths[0]])
+    assert got and set(got) == set(reference["docs"]) & ids_of_first  # the good file's documents, as locally
 
 
 def test_driver_killed_then_rerun_on_s3_loses_nothing(ray_local, s3_server, crawl_bucket, reference, tmp_path):
+    from crashpoint import env, run_killed
+
     out = s3_server.bucket(f"kill-{uuid.uuid4().hex[:8]}") + "/out"
     recipe_file = tmp_path / "r.toml"
     recipe_file.write_text('[extract]\nengine = "resiliparse"\n')
-    cmd = [sys.executable, "-m", "pipelines.cli", "run", "--snapshot", SNAP, "--base-url", crawl_bucket, "--out",
-           out, "--recipe", str(recipe_file), "--quiet", "--stages", "extract",
-           "--address", ray_local.get_runtime_context().gcs_address]
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    command = ["run", "--snapshot", SNAP, "--base-url", crawl_bucket, "--out", out, "--recipe", str(recipe_file),
+               "--quiet", "--stages", "extract", "--address", ray_local.get_runtime_context().gcs_address]
     snap = Layout(out).snapshot(SNAP)
-    proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 120
-    while proc.poll() is None and not snap.markers.done() and time.monotonic() < deadline:
-        time.sleep(0.05)
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    final = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    killed = run_killed(command, "extract:1")  # SIGKILLed when the first file is committed in the bucket
+    assert killed.landed, killed.stderr[-2000:]
+    assert 1 <= len(snap.markers.done()) < 3  # it stopped part-way
+    final = subprocess.run([sys.executable, "-m", "pipelines.cli", *command], cwd=REPO, env=env(),
+                           capture_output=True, text=True, timeout=300)
     assert final.returncode == 0, final.stderr[-2000:]
     docs, removed = s3_ids(out, "docs"), s3_ids(out, "removed")
     assert docs == reference["docs"] and removed == reference["removed"]  # 0 lost, 0 twice

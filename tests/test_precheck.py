@@ -66,7 +66,7 @@ def test_on_real_pages_it_removes_most_pages_the_language_filter_removes(verdict
     removed = [r for r in not_kept if r["precheck"] is not None]
     assert len(not_kept) > 100
     assert len(removed) >= 0.8 * len(not_kept), (len(removed), len(not_kept))
-    assert all(r["precheck"].language not in ("en", "und") for r in removed)
+    assert all(r["precheck"].language not in ("eng_Latn", "und") for r in removed)
 
 
 def test_english_pages_are_never_removed(verdicts):
@@ -90,10 +90,21 @@ ENGLISH = ("<p>The government approved a draft law on Wednesday that is meant to
 
 def test_a_page_declaring_a_kept_language_is_not_looked_at():
     pre = LanguagePrecheck(LanguageConfig())
-    assert pre.rules_out(_page("", GERMAN)).language == "de"
-    assert pre.rules_out(_page("de-DE", GERMAN)).language == "de"
+    assert pre.rules_out(_page("", GERMAN)).language == "deu_Latn"
+    assert pre.rules_out(_page("de-DE", GERMAN)).language == "deu_Latn"
     assert pre.rules_out(_page("en-US", GERMAN)) is None  # extracted and judged by the language filter
     assert pre.rules_out(_page("de", ENGLISH)) is None  # a wrong attribute never removes a page
+
+
+def test_kept_languages_in_any_form_and_many_of_them():
+    """`keep` may name a language as lid.176 does, in ISO 639-3 or with its script, and list many: a page in
+    any kept language goes on to extraction; one in a language not kept is still ruled out."""
+    many = ["en", "fr", "es", "it", "pt", "nl", "pl", "ru", "zh", "ja", "ko", "ar", "tr", "de"]
+    for keep in (["de"], ["deu"], ["deu_Latn"], many, [*many[:-1], "deu_Latn"]):
+        assert LanguagePrecheck(LanguageConfig(keep=keep)).rules_out(_page("", GERMAN)) is None, keep
+        assert LanguagePrecheck(LanguageConfig(keep=keep)).rules_out(_page("de", GERMAN)) is None, keep
+    assert LanguagePrecheck(LanguageConfig(keep=many[:-1])).rules_out(_page("", GERMAN)).language == "deu_Latn"
+    assert LanguagePrecheck(LanguageConfig(keep=["deu_Cyrl"])).rules_out(_page("de", GERMAN)) is not None
 
 
 def test_verdict_thresholds_and_kept_languages():
@@ -125,9 +136,10 @@ def test_declared_language():
 
 
 def test_the_switch():
-    assert enabled(LanguageConfig())
-    assert not enabled(LanguageConfig(keep=[]))  # label only: every language is kept
-    assert not enabled(LanguageConfig(enabled=False))
+    assert not enabled(LanguageConfig())  # off in FineWeb's recipe: every page is extracted
+    assert enabled(LanguageConfig(precheck=True))
+    assert not enabled(LanguageConfig(keep=[], precheck=True))  # label only: every language is kept
+    assert not enabled(LanguageConfig(enabled=False, precheck=True))
     off = LanguageConfig()
     off.precheck = False
     assert not enabled(off)
@@ -157,7 +169,7 @@ def test_removals_are_counted_with_their_own_reason_and_the_kept_set_is_unchange
     pages = [(f"https://site{i}.example.org/p", decode_html(gzip.decompress(p.read_bytes()), None)[0])
              for i, p in enumerate(multilingual[:40])]
     warc = tmp_path / "mix.warc.gz"
-    _warc(warc, pages)
+    html_of = dict(zip(_warc(warc, pages), (html for _, html in pages)))
     on, removed_on, kept_on = _run(tmp_path, warc, True, "on")
     off, removed_off, kept_off = _run(tmp_path, warc, False, "off")
 
@@ -168,14 +180,15 @@ def test_removals_are_counted_with_their_own_reason_and_the_kept_set_is_unchange
     assert len(pre) >= 15  # most of these pages are German
     for r in pre:
         assert r["removed_by"] == "language" and r["language"] == r["removed_reason"].split(":")[1]
-        assert r["language_score"] >= 0.8 and r["text"] == ""  # never extracted
+        # never extracted: removed/ keeps the main text the pre-check read (issue 31), so it can be checked
+        assert r["language_score"] >= 0.8 and r["text"] and r["text"] == main_text(html_of[r["id"]])
     counted = {k: v for k, v in on["removed_reasons"].items() if k.startswith("language:precheck:")}
     assert sum(counted.values()) == len(pre)
-    assert counted.get("language:precheck:de", 0) >= 10
+    assert counted.get("language:precheck:deu_Latn", 0) >= 10
     assert not any(k.startswith("language:precheck") for k in off["removed_reasons"])
     # the funnel stays monotonic: what the pre-check removes passed the extract stage's count and is removed
     # at the language stage, so every document is counted once per stage
     for stats in (on, off):
-        st = stats["stages"]
+        st = stats["steps"]
         assert st["language"]["in"] == st["extract"]["in"] - st["extract"]["removed"]
-    assert on["stages"]["language"]["removed"] >= len(pre)
+    assert on["steps"]["language"]["removed"] >= len(pre)

@@ -52,7 +52,7 @@ def make_row(dump: str, stem: str, n: int, url: str, text: str, language="en", s
 
 def write_warc_outputs(out: Path, dump: str, stem: str, kept: list[dict], removed: list[dict],
                        skipped: dict | None = None) -> dict:
-    """docs/, removed/, stats/ and _done/ for one WARC, counted the way the extract stage counts."""
+    """docs/, removed/ and _done/ (with the file's stats) for one WARC, counted the way the extract stage counts."""
     snap = out / dump
     atomic_write_table(snap / "docs" / f"{stem}.parquet", docs_table(kept))
     atomic_write_table(snap / "removed" / f"{stem}.parquet", docs_table(removed, REMOVED_SCHEMA))
@@ -73,13 +73,12 @@ def write_warc_outputs(out: Path, dump: str, stem: str, kept: list[dict], remove
     stats = {
         "file": kept[0]["file_path"] if kept else stem, "stem": stem, "dump": dump,
         "records": 2 * responses + 1, "responses": responses, "skipped": skipped,
-        "stages": {s: {"in": stage_in[s], "removed": stage_removed[s]} for s in STAGES},
+        "steps": {s: {"in": stage_in[s], "removed": stage_removed[s]} for s in STAGES},
         "removed_reasons": dict(reasons), "languages": dict(langs), "kept": len(kept), "removed": len(removed),
         "seconds": {"total": 3.5, "read": 0.2, "extract": 2.1, "language": 0.1, "gopher_repetition": 0.4,
                     "gopher_quality": 0.2, "c4": 0.3, "fineweb_quality": 0.2},
         "error": None, "complete": True,
     }
-    atomic_write_json(snap / "stats" / f"{stem}.json", stats)
     Markers(Storage(), str(snap / "_done"), str(snap / "_failed")).mark_done(  # as the stage runner writes it
         stem, "0123456789abcdef", {"stage": "extract", "source": stats["file"], "stats": stats})
     return stats
@@ -230,7 +229,14 @@ def test_collect_funnel_and_counts(run_output):
                             "language:ko", "language:pt", "c4:too_few_sentences"}
     assert reasons["language:ko"]["examples"][0]["url"].startswith("http://entermedia.co.kr/")
     assert reasons["url_filter:domain"]["examples"] == [
-        {"url": "http://casino-bonus.example.xxx/free", "id": expect["removed0"][0]["id"], "reason": "domain"}]
+        {"url": "http://casino-bonus.example.xxx/free", "id": expect["removed0"][0]["id"], "reason": "domain",
+         "snippet": ""}]  # removed by the URL filter: never extracted, no text
+    # every other reason shows the start of its example's text, on one line (issue 31)
+    short = reasons["gopher_quality:gopher_short_doc"]["examples"][0]
+    assert short["snippet"] == "Subscribe now to read more."
+    rep = reasons["gopher_repetition:dup_para_frac"]["examples"][0]
+    assert rep["snippet"].endswith(" …") and " ".join(expect["removed0"][1]["text"].split()).startswith(
+        rep["snippet"][:-2])
     assert s1["languages"]["en"] == expect["kept_snap1"] + 3  # the kept ones and three quality removals
     assert s1["languages"]["ko"] == 1 and "url_filter" not in s1["languages"]
 
@@ -288,25 +294,25 @@ def test_report_of_an_empty_output_shows_not_run(tmp_path):
 def test_damaged_inputs_are_reported_not_fatal(tmp_path, data_dir):
     out = tmp_path / "out"
     build_output(out, data_dir)
-    (out / SNAP2 / "stats" / "broken.json").write_text("{not json")
+    markers = Markers(Storage(), str(out / SNAP1 / "_done"), str(out / SNAP1 / "_failed"))
+    (out / SNAP2 / "_done" / "broken.0123456789abcdef.json").write_text("{not json")
     (out / SNAP2 / "removed" / "torn.parquet").write_bytes(b"PAR1 truncated")
     (out / "tokens" / "half-done").mkdir()
-    bad = json.loads((out / SNAP1 / "stats" / "CC-MAIN-20240221-00001.json").read_text())
-    bad |= {"stem": "wrong-types", "records": "many"}
-    (out / SNAP1 / "stats" / "wrong-types.json").write_text(json.dumps(bad))
+    good = [markers.read(f"CC-MAIN-20240221-0000{i}", "0123456789abcdef")["stats"] for i in (0, 1)]
+    markers.mark_done("wrong-types", "0123456789abcdef",
+                      {"stage": "extract", "stats": good[1] | {"stem": "wrong-types", "records": "many"}})
     manifest = out / "tokens" / "bpe-4k" / "manifest.json"
     m = json.loads(manifest.read_text())
     m["shards"][0]["tokens"], m["totals"] = "lots", ["not", "a", "dict"]
     manifest.write_text(json.dumps(m))
     data = collect_report(out)
     problems = "\n".join(data["problems"])
-    assert "wrong-types.json: malformed stats" in problems
-    good = [json.loads((out / SNAP1 / "stats" / f"CC-MAIN-20240221-0000{i}.json").read_text()) for i in (0, 1)]
+    assert "wrong-types: malformed stats" in problems
     assert _snap(data, SNAP1)["totals"]["records"] == sum(g["records"] for g in good)  # the bad file is left out
-    assert "shard train-00000.parquet tokens: expected a number, got 'lots'" in problems
-    assert "broken.json: unreadable JSON" in problems
+    assert "shard train-00000.parquet: tokens must be a count, got 'lots'" in problems
+    assert "unreadable done marker of broken" in problems
     assert "torn.parquet: unreadable Parquet" in problems
-    assert "half-done: token set without manifest.json" in problems
+    assert "half-done/manifest.json not found: token set not finished" in problems
     s2 = _snap(data, SNAP2)
     assert s2["totals"]["kept"] == 2  # the readable stats still count
     assert 'id="problems"' in render_html(data)

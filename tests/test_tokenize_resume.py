@@ -6,15 +6,14 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
 
+from crashpoint import run_killed
 from crawlproc.schema import docs_table
 
 REPO = Path(__file__).resolve().parents[1]
@@ -72,27 +71,22 @@ def test_tokenize_killed_at_several_points_then_resumed(ray_local, tmp_path, dat
     def parts() -> int:
         return len(list((tok / "parts").glob("*.json"))) if (tok / "parts").is_dir() else 0
 
-    kill_points = [
-        ("tokenizer saved", lambda: (tok / "tokenizer.json").is_file()),
-        ("first part done", lambda: parts() >= 1),
-        ("half of the parts done", lambda: parts() >= FILES // 2),
-        ("one more part", lambda start: parts() >= start + 1),
-    ]
-    killed = 0
-    for _name, reached in kill_points:
-        start = parts()
-        proc = subprocess.Popen(cmd(out), cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 120
-        check = (lambda r=reached, s=start: r(s)) if reached.__code__.co_argcount else reached
-        while proc.poll() is None and not check() and time.monotonic() < deadline:
-            time.sleep(0.01)
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGKILL)
-            killed += 1
-        proc.wait()
+    # Each kill is a SIGKILL of the command's own process at a point it always reaches (tests/crashpoint.py):
+    # the encoding tasks in flight die with it, mid-write. The last point comes after every input's part was
+    # committed and before the manifest: the state the issue found looking finished.
+    kill_points = [("tokenizer saved, nothing encoded", 0), ("the first part done", 1),
+                   ("three more parts done", 3), ("every part done, no manifest yet", None)]
+    for name, k in kill_points:
+        before = parts()
+        k = FILES - before if k is None else k
+        assert before + k <= FILES, name  # there is work left for this kill to interrupt
+        got = run_killed(cmd(out)[3:], f"tokenize:{k}")
+        assert got.landed, (name, got.returncode, got.stderr[-2000:])
+        assert parts() >= before + k
+        assert not (tok / "manifest.json").exists()  # a killed first encode leaves no manifest a reader takes
+    assert parts() == FILES
     final = subprocess.run(cmd(out), cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
     assert final.returncode == 0, final.stderr[-2000:]
-    assert killed >= 3  # the kills really interrupted runs
     shards, files, ids = token_set(out)
     assert len(ids) == len(set(ids)) and sorted(ids) == sorted(expected_ids)  # 0 lost, 0 twice
     assert shards == ref_shards and files == ref_files  # byte-identical to the uninterrupted run

@@ -15,7 +15,8 @@ from crawlproc.recipe import Recipe, TokenizeConfig
 from crawlproc.schema import docs_table
 from pipelines.cli import main as cli_main
 from pipelines.stages.tokenize import TokenizeError, run_tokenize
-from tokenizer import load_tokenizer
+from tokenizer import EOT, load_tokenizer, save_tokenizer
+from tokenizer.encode import PY_WHITESPACE
 from tokenizer.shards import cut_shards, is_val, tokens_table
 
 CFG = TokenizeConfig(name="bpe", vocab_size=600, sample_bytes=2_000_000, shard_tokens=4000, val_fraction=0.2,
@@ -72,7 +73,15 @@ def check_totals(manifest: dict) -> None:
         shards = [s for s in manifest["shards"] if s["split"] == split]
         assert manifest["totals"][split]["tokens"] == sum(s["tokens"] for s in shards)
         assert manifest["totals"][split]["documents"] == sum(s["documents"] for s in shards)
-    assert manifest["shards"] == [s for k in sorted(manifest["parts"]) for s in manifest["parts"][k]["shards"]]
+    # train shards per input, in input order, then the val shards cut by size from every input's val piece
+    train = [s for k in sorted(manifest["parts"]) for s in manifest["parts"][k]["shards"]]
+    val = [s for s in manifest["shards"] if s["split"] == "val"]
+    assert manifest["shards"] == train + val and {s["split"] for s in train} <= {"train"}
+    assert [s["file"] for s in val] == manifest["val_pieces"]["shards"]
+    pieces = [p["val_piece"] for p in manifest["parts"].values() if p.get("val_piece")]
+    assert sum(p["tokens"] for p in pieces) == manifest["totals"]["val"]["tokens"]
+    # cut to a size: every val shard but the last is at least half full (never one per input)
+    assert all(s["tokens"] * 2 >= CFG.shard_tokens or s["documents"] == 1 for s in val[:-1])
 
 
 def shard_files(directory: Path) -> set[str]:
@@ -90,14 +99,26 @@ def test_stage_encodes_splits_and_counts_bad_documents(ray_local, tmp_path, text
 
     first = run_tokenize(str(out), RECIPE, ["SNAP-A"], **QUIET)
     directory = out / "tokens" / "bpe"
-    manifest = json.loads((directory / "manifest.json").read_text())
-    assert first.trained and manifest == first.manifest
-    assert manifest["dtype"] == "uint16" and manifest["tokenizer"]["eot_id"] == 599
-    assert manifest["skipped"] == {"empty": 2, "too_long": 1}
+    assert first.trained and not first.ok
     assert list(first.failed) == ["a-3.parquet"]  # reported with its cause, not fatal, retried next time
     assert "ArrowInvalid" in first.failed["a-3.parquet"] or "Parquet" in first.failed["a-3.parquet"]
-    assert sorted(manifest["parts"]) == [f"SNAP-A~a-{i}" for i in range(3)]
+    # issue 24: a token set whose inputs did not all encode has no manifest, so no reader takes it as finished
+    assert first.manifest is None and not (directory / "manifest.json").exists()
+    encoded_before = {n: (directory / n).read_bytes() for n in shard_files(directory)}
+    assert encoded_before  # the three good inputs are encoded and kept for the rerun
+
+    # the unreadable input is retried by the next run; nothing else is re-encoded
+    (out / "SNAP-A" / "final" / "a-3.parquet").unlink()
+    expected |= write_docs(out, "SNAP-A", "final", "a-3", texts[70:75], 300)
+    again = run_tokenize(str(out), RECIPE, ["SNAP-A"], **QUIET)
+    assert again.ok and again.encoded == 1 and not again.trained
+    manifest = json.loads((directory / "manifest.json").read_text())
+    assert manifest == again.manifest
+    assert manifest["dtype"] == "uint16" and manifest["tokenizer"]["eot_id"] == 599
+    assert manifest["skipped"] == {"empty": 2, "too_long": 1}
+    assert sorted(manifest["parts"]) == [f"SNAP-A~a-{i}" for i in range(4)]
     check_totals(manifest)
+    assert all((directory / n).read_bytes() == data for n, data in encoded_before.items())
 
     tok = load_tokenizer(directory)
     docs = read_shards(directory, manifest)
@@ -106,14 +127,6 @@ def test_stage_encodes_splits_and_counts_bad_documents(ray_local, tmp_path, text
         assert tok.decode(tokens) == expected[doc_id]  # exact, no end-of-text inserted
         assert split == ("val" if is_val(doc_id, CFG.val_fraction) else "train")
     assert {s for s, _ in docs.values()} == {"train", "val"}
-    # the unreadable input is retried by the next run; nothing else is re-encoded
-    (out / "SNAP-A" / "final" / "a-3.parquet").unlink()
-    expected |= write_docs(out, "SNAP-A", "final", "a-3", texts[70:75], 300)
-    before = {n: (directory / n).read_bytes() for n in shard_files(directory)}
-    again = run_tokenize(str(out), RECIPE, ["SNAP-A"], **QUIET)
-    assert again.ok and again.encoded == 1
-    assert set(read_shards(directory, again.manifest)) == set(expected)
-    assert all((directory / n).read_bytes() == data for n, data in before.items())
 
 
 def test_only_deduplicated_documents_are_tokenized_never_both_versions(ray_local, tmp_path, texts):
@@ -178,7 +191,7 @@ def test_stage_uses_a_given_tokenizer_and_refuses_a_different_one(ray_local, tmp
     expected = write_docs(out, "S", "final", "f", texts[:20], 0)
     finish_dedup(out, "S")
     own = train_bpe(texts, 520)
-    own.save(tmp_path / "own")
+    save_tokenizer(own, tmp_path / "own")
     recipe = Recipe(tokenize=TokenizeConfig(name="given", shard_tokens=10**9, val_fraction=0.0))
     summary = run_tokenize(str(out), recipe, ["S"], tokenizer_path=tmp_path / "own", **QUIET)
     assert not summary.trained
@@ -186,7 +199,7 @@ def test_stage_uses_a_given_tokenizer_and_refuses_a_different_one(ray_local, tmp
     assert [s["split"] for s in summary.manifest["shards"]] == ["train"]  # one shard, no val
     assert summary.manifest["totals"]["train"]["tokens"] == sum(len(own.encode(t)) for t in expected.values())
     other = train_bpe(texts, 530)
-    other.save(tmp_path / "other")
+    save_tokenizer(other, tmp_path / "other")
     with pytest.raises(TokenizeError, match="different tokenizer"):
         run_tokenize(str(out), recipe, ["S"], tokenizer_path=tmp_path / "other", **QUIET)
     (tmp_path / "empty" / "NONE" / "final").mkdir(parents=True)
@@ -205,6 +218,43 @@ def test_shards_are_cut_at_document_boundaries():
     assert pieces[2][0].column("tokens").to_pylist() == [list(range(25))]
 
 
+def test_whitespace_set_is_pythons():
+    """encode_documents finds whitespace-only texts in Arrow with this set: it must be str.isspace's."""
+    assert set(PY_WHITESPACE) == {c for c in map(chr, range(0x110000)) if c.isspace()}
+
+
+def test_encode_documents_skips_counts_and_splits_as_a_plain_loop(tmp_path, texts):
+    """The column-at-once checks, the joined encoding and the split cut from the token array give what a
+    plain per-document loop gives (the oracle below: str checks, one encode per text, is_val)."""
+    from tokenizer import train_bpe
+    from tokenizer.encode import encode_documents
+
+    tok = train_bpe(texts, 600)
+    odd = ["", " ", "\u3000\u2028 \x1c", "\n\nstarts with newlines", "\tx", "y" * 300, "é" * 250, "😀" * 200,
+           f"holds {EOT} inside", None, "x\u200by"]
+    docs = [t for pair in zip(texts, odd * 10) for t in pair][:120]
+    ids = [None if i % 17 == 3 else "" if i % 23 == 5 else f"id-{i}" for i in range(len(docs))]
+    got = encode_documents(tok, pa.chunked_array([pa.array(ids[:50]), pa.array(ids[50:])]),
+                           pa.chunked_array([pa.array(docs[:70]), pa.array(docs[70:])]), 0.3, 250)
+    want: dict = {"train": [], "val": []}
+    skipped: dict = {}
+    for doc_id, text in zip(ids, docs):
+        reason = ("missing_id" if not doc_id else "empty" if not text or text.isspace()
+                  else "too_long" if len(text) > 250 else None)
+        if reason:
+            skipped[reason] = skipped.get(reason, 0) + 1
+        else:
+            want["val" if is_val(doc_id, 0.3) else "train"].append((doc_id, tok.encode(text)))
+    assert got["skipped"] == skipped and set(skipped) == {"missing_id", "empty", "too_long"}
+    kept = [tokens for split in want.values() for _, tokens in split]
+    assert tok.encode("é" * 250) in kept  # more bytes than the limit but not more characters: kept
+    for split in ("train", "val"):
+        table = got[split]
+        assert table.schema.field("tokens").type == pa.list_(pa.uint16())
+        assert list(zip(table.column("id").to_pylist(), table.column("tokens").to_pylist())) == want[split]
+    assert got["train"].num_rows and got["val"].num_rows
+
+
 def test_cli_tokenize_reports_and_reuses(ray_local, tmp_path, texts, capsys):
     out = tmp_path / "out"
     write_docs(out, "S", "final", "f", texts[:20], 0)
@@ -221,7 +271,7 @@ def test_cli_tokenize_reports_and_reuses(ray_local, tmp_path, texts, capsys):
 def test_cli_tokens_show_prints_colours_and_writes_html(tmp_path, texts, capsys):
     from tokenizer import train_bpe
 
-    train_bpe(texts, 400).save(tmp_path / "tok")
+    save_tokenizer(train_bpe(texts, 400), tmp_path / "tok")
     assert cli_main(["tokens", "show", "Hello wörld 日本", "--tokenizer", str(tmp_path / "tok")]) == 0
     shown = capsys.readouterr().out
     assert "\x1b[30;48;5;" in shown and "ids: " in shown

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from tokenizer import EOT, BPETokenizer, load_tokenizer, train_bpe
+from tokenizer import EOT, BPETokenizer, load_tokenizer, save_tokenizer, train_bpe
 from tokenizer.bytelevel import byte_to_char, bytes_to_symbols, symbols_to_bytes
 from tokenizer.formats import from_hf_dict, recover_merges
 from tokenizer.show import render_ansi, render_html, token_spans
@@ -32,7 +32,7 @@ def corpus() -> list[str]:
 def trained(corpus, tmp_path_factory):
     tok = train_bpe(corpus, VOCAB)
     directory = tmp_path_factory.mktemp("tok")
-    info = tok.save(directory)
+    info = save_tokenizer(tok, directory)
     return tok, directory, info
 
 
@@ -140,6 +140,27 @@ def test_nul_empty_and_huge_inputs(trained):
     assert tok.stats["regex_fallback"] == 1
     moderate = "start" + " " * 5000 + "end"
     assert tok._encode_split_in_python(moderate, set()) == tok.encode(moderate)
+
+
+def test_encode_many_gives_each_text_its_own_ids(corpus, trained):
+    """One tiktoken call for many texts (joined by a special token) must give every text exactly the ids it
+    gets alone, also when a text holds the separator's string, is empty, ends in whitespace (the regex's
+    lookahead at a text's end), or has lone surrogates (then text by text, repairs counted)."""
+    tok = BPETokenizer(trained[0].mergeable_ranks, special_tokens=trained[0].special_tokens)
+    texts = corpus[:40] + ["", "ends in spaces   ", "   ", "\n\n", "x", "ünïcödé 😀 中文"]
+    values, offsets = tok.encode_many(texts)
+    assert offsets[0] == 0 and offsets[-1] == len(values) and len(offsets) == len(texts) + 1
+    assert [values[a:b].tolist() for a, b in zip(offsets, offsets[1:])] == [tok.encode(t) for t in texts]
+    assert tok.encode_joined(tok.separator.join(texts), len(texts)) is not None  # the one-call path ran
+    for odd in ([f"a {EOT} b", "c"], ["a\ud800b", "c"], ["  " + " " * 1_000_000 + "end", "c"]):
+        assert tok.encode_joined(tok.separator.join(odd), len(odd)) is None  # they need the one-by-one path
+        values, offsets = tok.encode_many(odd)
+        assert [values[a:b].tolist() for a, b in zip(offsets, offsets[1:])] == [tok.encode(t) for t in odd]
+    assert tok.stats["surrogates_replaced"] == 2 and tok.stats["regex_fallback"] == 2  # encode_many + oracle
+    no_specials = BPETokenizer(trained[0].mergeable_ranks, special_tokens={})
+    assert no_specials.separator is None
+    values, offsets = no_specials.encode_many(texts[:5])
+    assert values.tolist() == [i for t in texts[:5] for i in tok.encode(t)]
 
 
 def test_training_survives_bad_text_and_tiny_corpora():

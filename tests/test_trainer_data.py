@@ -15,10 +15,10 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 
-from tokenizer.shards import write_token_set
+from tokenizer.tokenset import write_token_set
 from trainer.checkpoint import CheckpointError, latest_checkpoint, load_checkpoint, save_checkpoint
 from trainer.data import ShardLoader
-from trainer.shards import ShardError, open_token_set
+from tokenizer.tokenset import ShardError, open_token_set
 
 
 def read_manifest(tokens_dir) -> dict:
@@ -142,12 +142,25 @@ def test_missing_shard_is_an_error(small_tokens):
         ShardLoader(small_tokens, "train", 1, 8)
 
 
-def test_out_of_vocabulary_id_is_named(small_tokens):
-    table = pa.table({"id": ["x"], "tokens": pa.array([[1, 2, 99]], pa.list_(pa.uint16()))})
-    pq.write_table(table, shard_path(small_tokens, "train", 0))
+def _shard_with_id_99(small_tokens, **write):
+    """Shard 0 rewritten with its 4 documents, one holding id 99 (the vocabulary has 16)."""
+    table = pa.table({"id": list("wxyz"), "tokens": pa.array([[1, 2, 99], [1], [2], [3]], pa.list_(pa.uint16()))})
+    pq.write_table(table, shard_path(small_tokens, "train", 0), **write)
+
+
+def test_out_of_vocabulary_id_is_named_when_the_set_is_opened(small_tokens):
+    """From the shard's own statistics, before any batch (issue 25)."""
+    _shard_with_id_99(small_tokens)
+    with pytest.raises(ShardError, match="token id 99, outside the vocabulary of 16"):
+        ShardLoader(small_tokens, "train", 1, 4, shuffle=False)
+
+
+def test_out_of_vocabulary_id_is_named_as_it_streams_without_statistics(small_tokens):
+    _shard_with_id_99(small_tokens, write_statistics=False)
     loader = ShardLoader(small_tokens, "train", 1, 4, shuffle=False)
     with pytest.raises(ShardError, match="99 >= vocab_size 16"):
-        loader.next_batch()
+        for _ in range(10):
+            loader.next_batch()
 
 
 def test_split_without_tokens_is_an_error(tmp_path):

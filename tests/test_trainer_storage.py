@@ -18,7 +18,6 @@ from test_trainer_data import build_tokens
 
 from crawlproc.store.storage import Storage, join
 from s3 import FaultProxy, Rule
-from trainer.checkpoint import upload_file
 from trainer.data import ShardLoader
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -28,7 +27,7 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 def upload_tree(storage: Storage, local: Path, uri: str) -> str:
     for f in sorted(local.iterdir()):
         if f.is_file():
-            upload_file(storage, f, join(uri, f.name))
+            storage.upload(f, join(uri, f.name))
     return uri
 
 
@@ -87,7 +86,7 @@ def train(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
     cmd = [sys.executable, "-m", "trainer.train", "--preset", "tiny", "--batch-size", "4", "--lr", "3e-3",
            "--device", "cpu", "--sample-tokens", "0", "--eval-interval", "3", "--eval-iters", "1",
-           "--dropout", "0.1", "--decay-steps", "8", "--warmup-steps", "2", *args]
+           "--dropout", "0.1", "--decay-steps", "8", "--warmup-steps", "2", "--log-interval", "1", *args]
     proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=300, check=False)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return proc
@@ -129,7 +128,8 @@ def test_resume_from_the_bucket_on_a_fresh_machine_is_bit_identical(s3_server, s
 
 
 def test_trainer_imports_only_tokenizer_and_the_storage_layer_of_ours():
-    """The dependency rule: trainer -> tokenizer, crawlproc.store.storage (the one URI layer); nothing else of ours."""
+    """The dependency rule: trainer -> tokenizer, crawlproc.store (the one URI layer and the run's paths);
+    nothing else of ours."""
     import ast
 
     ours = {"crawlproc", "pipelines", "tokenizer", "trainer"}
@@ -140,4 +140,5 @@ def test_trainer_imports_only_tokenizer_and_the_storage_layer_of_ours():
                 [node.module] if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module else []
             seen |= {n for n in names if n.split(".")[0] in ours and n.split(".")[0] != "trainer"}
     assert {n.split(".")[0] for n in seen} == {"crawlproc", "tokenizer"}
-    assert {n for n in seen if n.startswith("crawlproc")} == {"crawlproc.store.storage"}
+    assert {n for n in seen if n.startswith("crawlproc")} <= {"crawlproc.store.storage", "crawlproc.store.layout"}
+    assert "crawlproc.store.storage" in seen

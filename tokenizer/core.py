@@ -150,6 +150,48 @@ class BPETokenizer:
             return np.asarray(self._encode_split_in_python(text, allowed), dtype=np.uint32)
         return ids
 
+    @property
+    def separator(self) -> str | None:
+        """The special token that joins texts for `encode_many` (the lowest-numbered one), or None."""
+        return min(self.special_tokens, key=self.special_tokens.__getitem__, default=None)
+
+    def encode_many(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        """Encode texts as ordinary text (as `encode_to_numpy(t)` each): (ids of all texts one after the other,
+        uint32; offsets, int64, len(texts) + 1, text i's ids being ids[offsets[i]:offsets[i + 1]]).
+
+        One tiktoken call for the whole list (`encode_joined`), else (a text holding the separator's string,
+        lone surrogates, a regex failure) one call per text, with the same ids and the repairs counted."""
+        sep = self.separator
+        if sep is not None and len(texts) > 1:
+            found = self.encode_joined(sep.join(texts), len(texts))
+            if found is not None:
+                return found
+        arrays = [self.encode_to_numpy(t) for t in texts]
+        offsets = np.zeros(len(texts) + 1, dtype=np.int64)
+        np.cumsum([len(a) for a in arrays], out=offsets[1:])
+        return (np.concatenate(arrays) if arrays else np.zeros(0, np.uint32)), offsets
+
+    def encode_joined(self, joined: str, count: int) -> tuple[np.ndarray, np.ndarray] | None:
+        """`count` texts joined by `separator`, encoded in one tiktoken call: (ids, offsets) as `encode_many`
+        returns them, or None when that cannot give each text's own ids (then encode them one by one).
+
+        tiktoken encodes the stretches between allowed special tokens independently (no piece or merge
+        crosses one), so each text gets exactly the ids it gets alone; the separator's id, which no ordinary
+        text produces, marks the boundaries. A text holding the separator's string shows as one boundary
+        too many. This saves the per-call cost (argument conversion, a result buffer per text)."""
+        sep = self.separator
+        try:
+            ids = self.encoding.encode_to_numpy(joined, allowed_special={sep}, disallowed_special=())
+        except (UnicodeEncodeError, ValueError):  # lone surrogates, tiktoken's regex giving up: text by text
+            return None
+        at = np.flatnonzero(ids == self.special_tokens[sep])
+        if len(at) != count - 1:
+            return None
+        offsets = np.empty(count + 1, dtype=np.int64)
+        offsets[0], offsets[-1] = 0, len(ids) - len(at)
+        offsets[1:-1] = at - np.arange(len(at))
+        return np.delete(ids, at), offsets
+
     def _encode_split_in_python(self, text: str, allowed: set[str]) -> list[int]:
         import regex
 
@@ -199,11 +241,3 @@ class BPETokenizer:
     def decode(self, ids: Iterable[int], errors: str = "replace") -> str:
         """Ids -> text. A cut inside a multi-byte character decodes to U+FFFD (errors="replace")."""
         return self.decode_bytes(ids).decode("utf-8", errors=errors)
-
-    # --- files --------------------------------------------------------------------------------------------
-    def save(self, directory) -> dict:
-        """Write tokenizer.json (Hugging Face), tokenizer.tiktoken (ranks) and tokenizer_config.json into
-        `directory`; returns {"file", "tiktoken_file", "sha256", ...} for a manifest."""
-        from tokenizer.formats import save_tokenizer
-
-        return save_tokenizer(self, directory)

@@ -2,11 +2,15 @@
 group's tokens column: flat values and offsets), bytes go out to any binary sink (a local file, an
 object-store upload stream). Nothing here holds more than one batch.
 
-llm.c / nanoGPT-style `.bin` (llm.c's dev/data/data_common.py layout): a header of 256 little-endian int32 --
-magic 20240520, version 1, the token count, zeros -- then the tokens as uint16; each document is preceded by
-the end-of-text token, as llm.c's data scripts write them. Vocabularies over 65536 ids use llm.c's uint32
-variant (magic 20240801, version 7). The count is in the header, so it is announced up front (from the
-manifest) and checked when the file is closed.
+llm.c's `.bin` (dev/data/data_common.py's layout, read by train_gpt2.py's _load_data_shard and the C
+dataloader): a header of 256 little-endian int32 -- magic 20240520, version 1, the token count, zeros -- then
+the tokens as uint16; each document is preceded by the end-of-text token, as llm.c's data scripts write them.
+Vocabularies over 65536 ids use llm.c's uint32 variant (magic 20240801, version 7). The count is in the
+header, so it is announced up front (from the manifest) and checked when the file is closed.
+
+nanoGPT's `train.bin` / `val.bin` (what its data/openwebtext/prepare.py writes and its train.py reads with
+`np.memmap(..., dtype=np.uint16, mode='r')`): raw uint16 tokens, no header, the end-of-text token after each
+document. A vocabulary over 65536 ids does not fit.
 
 Megatron's indexed dataset (`<prefix>.bin` + `<prefix>.idx`, megatron.core.datasets.indexed_dataset):
 `.bin` holds each document's tokens followed by the end-of-document token (what Megatron's
@@ -81,6 +85,22 @@ class LlmcWriter:
             raise ExportError(f"the header announces {self.expected:,} tokens but {self.written:,} were written "
                               "(the manifest's counts do not match its shards)")
         return self.written
+
+
+class NanoGPTWriter:
+    """nanoGPT's raw uint16 stream: every document followed by the end-of-text token."""
+
+    def __init__(self, sink: BinaryIO, eot_id: int, vocab_size: int):
+        if vocab_size > 1 << 16:
+            raise ExportError(f"a vocabulary of {vocab_size:,} ids does not fit nanoGPT's uint16 train.bin: use "
+                              "--format llmc (it has a uint32 variant) or megatron")
+        self.sink, self.eot_id, self.tokens, self.documents = sink, eot_id, 0, 0
+
+    def add(self, values: np.ndarray, offsets: np.ndarray) -> None:
+        flat = with_separators(values, offsets, self.eot_id, before=False, dtype=np.dtype("<u2"))
+        self.sink.write(flat.tobytes())
+        self.tokens += len(flat)
+        self.documents += len(offsets) - 1
 
 
 class MegatronWriter:

@@ -13,24 +13,18 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import os
-import uuid
 from pathlib import Path
 
+from crawlproc.store.storage import atomic_write_bytes
 from tokenizer.bytelevel import bytes_to_symbols, symbols_to_bytes
 from tokenizer.core import EOT, GPT4_PATTERN, BPETokenizer, bpe_merge
 
 HF_FILE = "tokenizer.json"
 TIKTOKEN_FILE = "tokenizer.tiktoken"
 CONFIG_FILE = "tokenizer_config.json"
+TOKENIZER_FILES = (HF_FILE, TIKTOKEN_FILE, CONFIG_FILE)
 # GPT-2's own split regex: used when a foreign tokenizer.json relies on ByteLevel(use_regex=True).
 GPT2_PATTERN = r"""'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"""
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
 
 
 def recover_merges(ranks: dict[bytes, int]) -> list[tuple[bytes, bytes]]:
@@ -124,10 +118,6 @@ def tiktoken_bytes(ranks: dict[bytes, int]) -> bytes:
                    for t, r in sorted(ranks.items(), key=lambda kv: kv[1])).encode()
 
 
-def write_tiktoken(ranks: dict[bytes, int], path: Path) -> None:
-    _write_atomic(path, tiktoken_bytes(ranks))
-
-
 def parse_tiktoken(text: str, where: str = "tiktoken file") -> dict[bytes, int]:
     ranks = {}
     for n, line in enumerate(text.splitlines(), 1):
@@ -165,11 +155,11 @@ def tokenizer_from_json_bytes(data: bytes, name: str = "bpe", where: str = HF_FI
 
 
 def save_tokenizer(tok: BPETokenizer, directory: str | Path) -> dict:
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
+    """Write tokenizer.json (Hugging Face), tokenizer.tiktoken (ranks) and tokenizer_config.json into a local
+    `directory`; returns {"file", "tiktoken_file", "sha256", ...} for a manifest."""
     files = tokenizer_files(tok)
     for name, data in files.items():
-        _write_atomic(directory / name, data)
+        atomic_write_bytes(Path(directory) / name, data)
     return tokenizer_info(tok, files[HF_FILE])
 
 

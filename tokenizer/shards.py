@@ -5,10 +5,12 @@
     tokens/<name>/<split>-<part>-NNN.parquet     shards: columns id (string) and tokens (list<uint16|uint32>)
 
 A shard holds whole documents WITHOUT end-of-text tokens (the loader puts one between documents), in row
-groups of ROW_GROUP_DOCS documents so that a loader can stream it. Shards are produced per input (a "part":
-one final/ file of a snapshot), so that each input is encoded, resumed and replaced on its own; the manifest
-is merged from the parts. Everything here is pure (tables and dicts): callers read and write the bytes with
-their storage; the one exception is `write_token_set`, a small local writer for tests and benchmarks.
+groups of ROW_GROUP_DOCS documents so that a loader can stream it. Train shards are produced per input (a
+"part": one final/ file of a snapshot), so that each input is encoded, resumed and replaced on its own; the
+manifest is merged from the parts. An input's validation documents (a small fraction) go to a piece
+(pieces/val-<part>.parquet), and the val shards are cut from all the pieces by size (`val_shard_names`): a
+snapshot of 90,000 inputs gives a few val shards, not 90,000 tiny ones. Everything here is pure (tables and dicts): tokenizer/tokenset.py reads and writes
+the files, crawlproc.store.layout.TokenSetDir says where they lie.
 
 A mix (pipelines/stages/mix.py) is a token set like any other, whose manifest also has a "mix" entry: its
 sources (with their manifest digests), weights, realized token counts and seed.
@@ -18,7 +20,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,11 +27,8 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 import xxhash
 
-EOT_TOKEN = "<|endoftext|>"
-MANIFEST = "manifest.json"
 ROW_GROUP_DOCS = 8192
 SPLITS = ("train", "val")
 FORMAT_VERSION = 2
@@ -51,13 +49,19 @@ def is_val(doc_id: str, val_fraction: float) -> bool:
 
 
 def tokens_table(ids: list[str], arrays: list[np.ndarray], dtype: np.dtype) -> pa.Table:
-    """(id, tokens) with tokens as list<uint16|uint32>, built from one flat array and offsets."""
+    """(id, tokens) with tokens as list<uint16|uint32>, from one token array per document."""
     lengths = np.fromiter((len(a) for a in arrays), dtype=np.int64, count=len(arrays))
+    values = np.concatenate(arrays).astype(dtype, copy=False) if arrays else np.zeros(0, dtype)
+    return tokens_table_from_flat(ids, values, lengths)
+
+
+def tokens_table_from_flat(ids: list[str] | pa.Array, values: np.ndarray, lengths: np.ndarray) -> pa.Table:
+    """(id, tokens) from every document's tokens one after the other (`values`, already of the token dtype)
+    and their counts: the list column is built on `values` as they are (no copy)."""
     if int(lengths.sum()) >= 2**31:
         raise ValueError("more than 2**31 tokens in one table: split the input file")
-    offsets = np.zeros(len(arrays) + 1, dtype=np.int32)
+    offsets = np.zeros(len(lengths) + 1, dtype=np.int32)
     np.cumsum(lengths, out=offsets[1:])
-    values = np.concatenate(arrays).astype(dtype, copy=False) if arrays else np.zeros(0, dtype)
     return pa.table({"id": pa.array(ids, pa.string()),
                      "tokens": pa.ListArray.from_arrays(pa.array(offsets), pa.array(values))})
 
@@ -87,12 +91,16 @@ def new_manifest(name: str, tokenizer_info: dict, dtype: np.dtype, settings: dic
             "inputs": []}
 
 
-def merge_parts(manifest: dict, parts: dict[str, dict]) -> dict:
+def merge_parts(manifest: dict, parts: dict[str, dict], val: dict | None = None) -> dict:
     """The manifest with `parts` ({key: part}) as its parts: shards in key order, totals and counters summed.
-    A part is {"fingerprint", "source", "shards": [{split, file, tokens, documents}], "skipped", "repaired"}."""
+    A part is {"fingerprint", "source", "shards": [{split, file, tokens, documents}], "skipped", "repaired"}
+    and, when its validation documents went to a piece, "val_piece": {file, tokens, documents}. `val`: the
+    val shards cut from the pieces, {"digest", "shards"} (listed after the parts' shards)."""
     out = dict(manifest)
     out["parts"] = {k: parts[k] for k in sorted(parts)}
-    out["shards"] = [s for k in sorted(parts) for s in parts[k]["shards"]]
+    out["shards"] = [s for k in sorted(parts) for s in parts[k]["shards"]] + list((val or {}).get("shards") or [])
+    if val is not None:
+        out["val_pieces"] = {"digest": val["digest"], "shards": [s["file"] for s in val["shards"]]}
     out["totals"] = totals(out["shards"])
     out["inputs"] = [parts[k]["source"] for k in sorted(parts)]
     for field in ("skipped", "repaired"):
@@ -102,6 +110,18 @@ def merge_parts(manifest: dict, parts: dict[str, dict]) -> dict:
                 acc[reason] = acc.get(reason, 0) + int(n)
         out[field] = dict(sorted(acc.items()))
     return out
+
+
+def val_pieces(parts: dict[str, dict]) -> tuple[list[tuple[str, dict]], str]:
+    """([(key, piece)] in key order, digest): the val pieces of the parts, and what identifies their merge (the
+    parts' keys and fingerprints): the same digest means the same val shards."""
+    pieces = [(k, parts[k]["val_piece"]) for k in sorted(parts) if parts[k].get("val_piece")]
+    ident = json.dumps([[k, parts[k].get("fingerprint"), p["file"]] for k, p in pieces]).encode()
+    return pieces, hashlib.sha256(ident).hexdigest()[:12]
+
+
+def val_shard_name(digest: str, index: int) -> str:
+    return f"val-{digest}-{index:03d}.parquet"
 
 
 def totals(shards: list[dict]) -> dict:
@@ -145,8 +165,8 @@ def check_manifest(manifest, where: str, local_root: str | Path | None = None) -
         if s.get("split") not in SPLITS:
             raise ShardError(f"{where}: shard {s['file']}: split must be one of {SPLITS}, got {s.get('split')!r}")
         for key in ("tokens", "documents"):
-            if key in s and (not isinstance(s[key], int) or isinstance(s[key], bool) or s[key] < 0):
-                raise ShardError(f"{where}: shard {s['file']}: {key} must be a count, got {s[key]!r}")
+            if not isinstance(s.get(key), int) or isinstance(s[key], bool) or s[key] < 0:
+                raise ShardError(f"{where}: shard {s['file']}: {key} must be a count, got {s.get(key)!r}")
         if local_root is not None:
             root = Path(local_root).resolve()
             if not (root / s["file"]).resolve().is_relative_to(root):  # a symlink in the folder pointing out
@@ -171,50 +191,3 @@ def parse_manifest(data: bytes, where: str, local_root: str | Path | None = None
 def doc_lengths(tokens: pa.ChunkedArray | pa.Array) -> np.ndarray:
     """Tokens per document of a `tokens` column, as int64."""
     return pc.list_value_length(tokens).to_numpy(zero_copy_only=False).astype(np.int64)
-
-
-# --- a small local writer, for tests and benchmarks (the stages write through their storage) ---------------
-
-
-def write_token_set(
-    out_dir: str | Path,
-    splits: dict[str, list[list[int]]],
-    vocab_size: int,
-    eot_id: int,
-    docs_per_shard: int = 1000,
-    docs_per_row_group: int = 100,
-    tokenizer_file: str | Path | None = None,
-    name: str | None = None,
-    ids: dict[str, list[str]] | None = None,
-) -> dict:
-    """Write {split: [token list per document]} to a local folder as a token set in this format (shards, one
-    part "p0", manifest.json). Ids default to `<name>/<split>/<i>` (unique across token sets of other names)."""
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    name = name or out.name
-    dtype = token_dtype(vocab_size)
-    tok = {"file": None, "tiktoken_file": None, "sha256": None, "vocab_size": vocab_size, "eot_token": EOT_TOKEN,
-           "eot_id": eot_id}
-    if tokenizer_file is not None:
-        data = Path(tokenizer_file).read_bytes()
-        if Path(tokenizer_file).resolve() != (out / "tokenizer.json").resolve():
-            (out / "tokenizer.json").write_bytes(data)
-        tok.update(file="tokenizer.json", sha256=hashlib.sha256(data).hexdigest())
-    shards = []
-    for split, docs in splits.items():
-        names = (ids or {}).get(split) or [f"{name}/{split}/{i}" for i in range(len(docs))]
-        for n, start in enumerate(range(0, len(docs), docs_per_shard)):
-            part = docs[start : start + docs_per_shard]
-            table = tokens_table(names[start : start + len(part)], [np.asarray(d, dtype=dtype) for d in part], dtype)
-            fname = shard_name(split, "p0", n)
-            tmp = out / f".{fname}.tmp"
-            pq.write_table(table, tmp, row_group_size=docs_per_row_group, compression="zstd")
-            os.replace(tmp, out / fname)
-            shards.append({"split": split, "file": fname, "tokens": int(sum(map(len, part))),
-                           "documents": len(part)})
-    manifest = new_manifest(name, tok, dtype, {})
-    manifest = merge_parts(manifest, {"p0": {"source": str(out), "shards": shards}})
-    tmp = out / f".{MANIFEST}.tmp"
-    tmp.write_text(json.dumps(manifest, indent=1))
-    os.replace(tmp, out / MANIFEST)
-    return manifest

@@ -18,6 +18,7 @@ import time
 
 import torch
 
+from crawlproc.store.layout import Ablation, TrainRunDir
 from crawlproc.store.storage import Storage, default_storage, join, normalize
 
 SCORE = "all_tasks/score"  # the mean over tasks of acc_norm (acc for one-choice tasks), as FineWeb aggregates
@@ -28,7 +29,7 @@ def lower_is_better(metric: str) -> bool:
 
 
 def _finished_step(run: str, storage: Storage) -> int:
-    pointer = storage.read_json(join(run, "ckpt", "latest.json"), None)
+    pointer = storage.read_json(join(TrainRunDir(run, storage).ckpt_dir, "latest.json"), None)
     return int(pointer["step"]) if isinstance(pointer, dict) and isinstance(pointer.get("step"), int) else 0
 
 
@@ -46,7 +47,8 @@ def train_and_evaluate(arm: str, seed: int, tokens: str, run: str, train: dict, 
     storage = storage or default_storage()
     torch.set_num_threads(max(1, int(threads)))
     run = normalize(run)
-    state_uri = join(run, "unit.json")
+    rundir = TrainRunDir(run, storage)
+    state_uri = rundir.path(Ablation.RUN_STATE)
     state = storage.read_json(state_uri, None)
     if isinstance(state, dict) and state.get("train_fp") != train_fp:
         storage.delete_tree(run)  # trained with other settings or data: start over
@@ -58,11 +60,12 @@ def train_and_evaluate(arm: str, seed: int, tokens: str, run: str, train: dict, 
     with contextlib.redirect_stdout(log):
         summary = run_training(cfg, storage=storage) if started_at < cfg.max_steps else {}
     if log.getvalue():
-        previous = storage.read_bytes(join(run, "train.log")) if storage.exists(join(run, "train.log")) else b""
-        storage.write_bytes(join(run, "train.log"), previous + log.getvalue().encode())
+        log_uri = rundir.path(Ablation.RUN_LOG)
+        previous = storage.read_bytes(log_uri) if storage.exists(log_uri) else b""
+        storage.write_bytes(log_uri, previous + log.getvalue().encode())
     train_s = time.perf_counter() - t0
     t0 = time.perf_counter()
-    result = evaluate_model(run, EvalSpec(**eval_spec), "auto", storage=storage, out=join(run, "ablate_eval.json"))
+    result = evaluate_model(run, EvalSpec(**eval_spec), "auto", storage=storage, out=rundir.path(Ablation.RUN_EVAL))
     metrics = flat_metrics(result)
     scores = [t.get("acc_norm", t["acc"]) for t in result["tasks"] if t.get("acc") is not None]
     if scores:

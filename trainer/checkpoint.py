@@ -14,18 +14,16 @@ moment leaves either the previous latest.json or the new one, each naming a whol
 from __future__ import annotations
 
 import json
-import os
 import pickle
 import re
-import shutil
-import tempfile
 from pathlib import Path
 
 import torch
 
-from crawlproc.store.storage import Storage, basename, copy_to_local, default_storage, join, normalize
+from crawlproc.store.storage import (
+    Storage, basename, copy_to_local, default_storage, join, normalize, private_tmpdir,
+)
 
-_CHUNK = 8 << 20
 
 
 def unwrap(model: torch.nn.Module) -> torch.nn.Module:
@@ -56,29 +54,6 @@ def rank_rng_states(ckpt_rng) -> list[dict]:
     return ckpt_rng if isinstance(ckpt_rng, list) else [ckpt_rng]
 
 
-def _write_local(dest: Path, write) -> None:
-    """write(tmp) to a temporary name beside `dest`, then rename it into place."""
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.with_name(f".{dest.name}.{os.getpid()}.tmp")
-    try:
-        write(tmp)
-        os.replace(tmp, dest)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
-def upload_file(storage: Storage, local: str | Path, uri: str) -> None:
-    """Put a local file at `uri`: renamed into place on a local disk, streamed up to an object store."""
-    dest = storage.local_path(uri)
-    if dest is not None:
-        _write_local(dest, lambda tmp: shutil.copyfile(local, tmp))
-        return
-    fs, path = storage.resolve(uri)
-    with open(local, "rb") as src, fs.open_output_stream(path, compression=None) as out:
-        while block := src.read(_CHUNK):
-            out.write(block)
-
-
 def save_checkpoint(
     ckpt_dir: str | Path,
     step: int,
@@ -104,13 +79,13 @@ def save_checkpoint(
     }
     name = f"step-{step:08d}.pt"
     uri = join(ckpt_dir, name)
-    local = storage.local_path(uri)
-    if local is not None:
-        _write_local(local, lambda tmp: torch.save(payload, tmp))
-    else:
-        with tempfile.TemporaryDirectory(prefix="crawlproc-ckpt-") as d:
+    if storage.local_path(uri) is not None:
+        with storage.open_output(uri) as f:
+            torch.save(payload, f)
+    else:  # torch.save wants a seekable file: write locally, then stream it up
+        with private_tmpdir("ckpt") as d:
             torch.save(payload, Path(d) / name)
-            upload_file(storage, Path(d) / name, uri)
+            storage.upload(Path(d) / name, uri)
     storage.write_json(join(ckpt_dir, "latest.json"), {"step": int(step), "file": name})
     if keep > 0:
         old = sorted(e.uri for e in storage.list(ckpt_dir, suffix=".pt") if _CHECKPOINT_NAME.match(e.name))
@@ -156,7 +131,7 @@ def load_checkpoint(path: str | Path, storage: Storage | None = None) -> dict:
     local = storage.local_path(path)
     if local is not None:
         return _load(local, path)
-    with tempfile.TemporaryDirectory(prefix="crawlproc-ckpt-") as d:
+    with private_tmpdir("ckpt") as d:
         try:
             copy_to_local(path, Path(d) / basename(path), storage)
         except OSError as e:

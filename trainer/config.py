@@ -65,10 +65,11 @@ class TrainConfig:
     eval_bench_interval: int | None = None  # benchmarks every N steps (and at the end); default: eval_interval
     ckpt_interval: int | None = None  # default: eval_interval
     keep_checkpoints: int = 2
-    log_interval: int = 1
+    log_interval: int = 10  # steps between log lines (each waits for the device: not every step)
     sample_tokens: int = 48
     prompts: list[str] = field(default_factory=lambda: ["The"])
     resume: bool = False
+    reschedule: bool = False  # --resume may change the learning-rate schedule (else it is refused)
     compile: bool = False
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     dtype: str = "auto"  # auto (bf16 on CUDA, else float32) | float32 | bfloat16
@@ -114,8 +115,8 @@ WEIGHT_FIELDS = ("preset", "arch", "block_size", "dropout", "batch_size", "grad_
                  "warmup_steps", "decay_steps", "weight_decay", "beta1", "beta2", "grad_clip", "seed", "dtype")
 OTHER_FIELDS = ("tokens", "out", "eval_interval", "eval_iters", "eval_tasks", "eval_refs", "eval_limit",
                 "eval_ref_limit", "eval_fewshot", "eval_batch_size", "eval_bench_interval", "ckpt_interval",
-                "keep_checkpoints", "log_interval", "sample_tokens", "prompts", "resume", "compile", "device",
-                "peak_tflops", "export")
+                "keep_checkpoints", "log_interval", "sample_tokens", "prompts", "resume", "reschedule", "compile",
+                "device", "peak_tflops", "export")
 
 
 def lr_at(step: int, cfg: TrainConfig) -> float:
@@ -179,6 +180,9 @@ def add_train_args(p: argparse.ArgumentParser, with_defaults: bool = True) -> No
     p.add_argument("--prompt", action="append", dest="prompts", default=d(None), help="sampling prompt (repeatable)")
     p.add_argument("--resume", action="store_true", default=d(config.resume),
                    help="continue from RUN/ckpt/latest.json (read from the bucket when --out is a URI)")
+    p.add_argument("--reschedule", action="store_true", default=d(config.reschedule),
+                   help="with --resume: accept a learning-rate schedule or batch other than the checkpoint's "
+                   "(e.g. a larger --max-steps); without it such a resume is refused, naming what would change")
     p.add_argument("--compile", action="store_true", default=d(config.compile), help="torch.compile the model")
     p.add_argument("--device", default=d(config.device), help="auto | cpu | cuda | cuda:N")
     p.add_argument("--dtype", default=d(config.dtype), choices=["auto", "float32", "bfloat16"])

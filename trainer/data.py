@@ -30,7 +30,7 @@ import pyarrow.parquet as pq
 import torch
 
 from crawlproc.store.storage import Storage
-from trainer.shards import ShardError, TokenSet, open_token_set
+from tokenizer.tokenset import ShardError, TokenSet, open_token_set
 
 log = logging.getLogger(__name__)
 

@@ -14,6 +14,7 @@ from dataclasses import asdict
 import torch
 import torch.distributed as dist
 
+from crawlproc.store.layout import TrainRunDir
 from crawlproc.store.storage import Storage, default_storage, join, normalize
 from trainer.evaluate import EvalSpec, Evaluator, Gather, storage_reader
 
@@ -23,7 +24,7 @@ def default_output(target: str, loaded) -> str:
     target = normalize(target)
     if target.endswith(".pt"):
         return target[: -len(".pt")] + ".eval.json"
-    return join(target, "eval.json")
+    return join(target, TrainRunDir.EVAL)
 
 
 def evaluate_model(target: str, spec: EvalSpec, device: str = "auto", tokenizer: str | None = None,

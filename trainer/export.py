@@ -11,15 +11,16 @@ padded (config.vocab_size >= the tokenizer's): the extra ids are never produced 
 from __future__ import annotations
 
 import logging
-import tempfile
 from pathlib import Path
 
 import torch
 
-from crawlproc.store.storage import Storage, default_storage, join, normalize
-from trainer.checkpoint import unwrap, upload_file
+from crawlproc.store.layout import TrainRunDir
+from crawlproc.store.storage import Storage, default_storage, join, normalize, private_tmpdir
+from tokenizer.formats import HF_FILE
+from tokenizer.tokenset import EOT, ShardError, TokenSet, open_token_set
+from trainer.checkpoint import unwrap
 from trainer.presets import hf_architecture
-from trainer.shards import EOT_TOKEN, ShardError, TokenSet, open_token_set
 
 log = logging.getLogger(__name__)
 
@@ -110,10 +111,10 @@ def export_hf(model: torch.nn.Module, out_dir: str | Path, tokset: TokenSet | No
     if local is not None:
         _export_to(model, local, tokset, eot_id)
         return out
-    with tempfile.TemporaryDirectory(prefix="crawlproc-hf-") as d:
+    with private_tmpdir("hf") as d:
         _export_to(model, Path(d), tokset, eot_id)
         for f in sorted(Path(d).iterdir()):
-            upload_file(storage, f, join(out, f.name))
+            storage.upload(f, join(out, f.name))
     return out
 
 
@@ -133,17 +134,17 @@ def _export_to(model: torch.nn.Module, out: Path, tokset: TokenSet | None, eot_i
         raise RuntimeError(f"export mapping incomplete: missing {missing}, unexpected {unexpected}")
     out.mkdir(parents=True, exist_ok=True)
     hf.save_pretrained(out, safe_serialization=True)
-    data = tokset.read("tokenizer.json") if tokset is not None else None
+    data = tokset.read(HF_FILE) if tokset is not None else None
     if data is None:
-        log.warning("no tokenizer.json in %s: exported the model without a tokenizer",
+        log.warning("no %s in %s: exported the model without a tokenizer", HF_FILE,
                     tokset.uri if tokset else "(no token set)")
         return
     from transformers import PreTrainedTokenizerFast
 
-    with tempfile.TemporaryDirectory(prefix="crawlproc-tok-") as d:
-        (Path(d) / "tokenizer.json").write_bytes(data)
-        tok = PreTrainedTokenizerFast(tokenizer_file=str(Path(d) / "tokenizer.json"), bos_token=EOT_TOKEN,
-                                      eos_token=EOT_TOKEN, unk_token=EOT_TOKEN)
+    with private_tmpdir("tok") as d:
+        (Path(d) / HF_FILE).write_bytes(data)
+        tok = PreTrainedTokenizerFast(tokenizer_file=str(Path(d) / HF_FILE), bos_token=EOT,
+                                      eos_token=EOT, unk_token=EOT)
     tok.model_max_length = cfg.block_size
     tok.save_pretrained(out)
 
@@ -156,19 +157,19 @@ def export_checkpoint(run_dir: str | Path, out_dir: str | Path | None = None,
     from trainer.presets import GPTConfig
 
     storage = storage or default_storage()
-    run_dir = normalize(str(run_dir))
-    path = latest_checkpoint(join(run_dir, "ckpt"), storage)
+    run = TrainRunDir(str(run_dir), storage)
+    path = latest_checkpoint(run.ckpt_dir, storage)
     if path is None:
-        raise FileNotFoundError(f"no checkpoint under {run_dir}/ckpt")
+        raise FileNotFoundError(f"no checkpoint under {run.ckpt_dir}")
     ckpt = load_checkpoint(path, storage)
     model = GPT(GPTConfig(**ckpt["config"]["model"]))
     model.load_state_dict(ckpt["model"])
     try:
-        tokset = open_token_set(ckpt["config"]["train"]["tokens"], storage)
+        tokset = open_token_set(ckpt["config"]["train"]["tokens"], storage, verify="manifest")
     except ShardError as e:
         log.warning("the run's token set is not readable (%s): exporting without a tokenizer", e)
         tokset = None
-    return export_hf(model, out_dir or join(run_dir, "hf"), tokset, tokset.eot_id if tokset else None, storage)
+    return export_hf(model, out_dir or run.hf_dir, tokset, tokset.eot_id if tokset else None, storage)
 
 
 if __name__ == "__main__":

@@ -10,13 +10,14 @@ it, so that both tools tokenize the same strings the same way.
 from __future__ import annotations
 
 import logging
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
-from crawlproc.store.storage import Storage, default_storage, join, normalize
+from crawlproc.store.layout import TrainRunDir
+from crawlproc.store.storage import Storage, default_storage, join, normalize, private_tmpdir
+from tokenizer.formats import HF_FILE
 from trainer.evaluate import LM, lm_from_model
 
 log = logging.getLogger(__name__)
@@ -45,7 +46,7 @@ def _encoder_from_tokenizer_json(data: bytes, where: str):
 
 def _checkpoint_tokenizer(ckpt: dict, tokenizer: str | None, storage: Storage):
     """(encode, eot_id): from `tokenizer` (a tokenizer.json or a token set folder) or the run's token set."""
-    from trainer.shards import ShardError, open_token_set
+    from tokenizer.tokenset import ShardError, open_token_set
 
     if tokenizer and tokenizer.endswith(".json"):
         data = storage.read_bytes(normalize(tokenizer))
@@ -59,14 +60,14 @@ def _checkpoint_tokenizer(ckpt: dict, tokenizer: str | None, storage: Storage):
         return enc, eot
     where = tokenizer or ckpt["config"]["train"]["tokens"]
     try:
-        tokset = open_token_set(where, storage)
+        tokset = open_token_set(where, storage, verify="manifest")  # only its tokenizer is read
     except ShardError as e:
         raise FileNotFoundError(f"the checkpoint's tokenizer is not readable ({e}): pass --tokenizer "
                                 "TOKENIZER.json or a token set folder") from None
-    data = tokset.read("tokenizer.json")
+    data = tokset.read(HF_FILE)
     if data is None:
-        raise FileNotFoundError(f"{tokset.uri} has no tokenizer.json: pass --tokenizer")
-    return _encoder_from_tokenizer_json(data, f"{tokset.uri}/tokenizer.json"), tokset.eot_id
+        raise FileNotFoundError(f"{tokset.uri} has no {HF_FILE}: pass --tokenizer")
+    return _encoder_from_tokenizer_json(data, f"{tokset.uri}/{HF_FILE}"), tokset.eot_id
 
 
 def load_checkpoint_lm(path: str, device: torch.device, tokenizer: str | None = None,
@@ -91,7 +92,7 @@ def load_hf_lm(folder: str, device: torch.device, storage: Storage | None = None
     local = storage.local_path(normalize(folder))
     if local is not None:
         return _load_hf_local(local, device, folder, dtype)
-    with tempfile.TemporaryDirectory(prefix="crawlproc-eval-hf-") as d:
+    with private_tmpdir("eval-hf") as d:
         from crawlproc.store.storage import copy_to_local
 
         for e in storage.list(normalize(folder)):
@@ -147,11 +148,12 @@ def load_lm(target: str, device: torch.device | str = "cpu", tokenizer: str | No
         return load_checkpoint_lm(target, device, tokenizer, storage, autocast)
     if storage.exists(join(target, "config.json")) and _has_weights(storage, target):  # a run's has none
         return load_hf_lm(target, device, storage)
-    ckpt = latest_checkpoint(join(target, "ckpt"), storage)
+    run = TrainRunDir(target, storage)
+    ckpt = latest_checkpoint(run.ckpt_dir, storage)
     if ckpt is not None:
         return load_checkpoint_lm(ckpt, device, tokenizer, storage, autocast)
-    if storage.exists(join(target, "hf", "config.json")):
-        return load_hf_lm(join(target, "hf"), device, storage)
+    if storage.exists(join(run.hf_dir, "config.json")):
+        return load_hf_lm(run.hf_dir, device, storage)
     raise FileNotFoundError(f"{target}: neither a checkpoint (.pt), a run folder (ckpt/latest.json or hf/) nor "
                             "a transformers folder (config.json + weights)")
 

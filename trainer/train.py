@@ -27,7 +27,8 @@ import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel as DDP
 
-from crawlproc.store.storage import Storage, default_storage, join, normalize
+from crawlproc.store.layout import TrainRunDir
+from crawlproc.store.storage import Storage, clean_stage_partials, default_storage
 from trainer.checkpoint import (
     latest_checkpoint, load_checkpoint, rank_rng_states, rng_state, save_checkpoint, set_rng_state,
 )
@@ -37,7 +38,8 @@ from trainer.model import GPT
 from trainer.plot import loss_png
 from trainer.presets import GPTConfig, preset_config
 from trainer.sample import load_sampling_tokenizer, sample_texts
-from trainer.shards import TokenSet, open_token_set
+from trainer.sanity import DataCheck, resume_refusal, schedule_changes
+from tokenizer.tokenset import TokenSet, open_token_set
 
 log = logging.getLogger("trainer")
 
@@ -81,16 +83,16 @@ class RunFiles:
     every `flush_s` seconds in between. Nothing is lost that a resume would not redo: records after the
     checkpoint a run resumes from are dropped and produced again."""
 
-    NAMES = ("metrics.jsonl", "samples.jsonl")
+    NAMES = TrainRunDir.RECORDS
 
-    def __init__(self, out: str, storage: Storage, enabled: bool, flush_s: float = 60.0):
-        self.out, self.storage, self.enabled, self.flush_s = out, storage, enabled, flush_s
-        self.local = storage.local_path(out)
+    def __init__(self, run: TrainRunDir, enabled: bool, flush_s: float = 60.0):
+        self.run, self.storage, self.enabled, self.flush_s = run, run.storage, enabled, flush_s
+        self.local = run.storage.local_path(run.uri)
         self.records: dict[str, list[dict]] = {n: [] for n in self.NAMES}
         self._flushed = time.monotonic()
 
     def _read(self, name: str) -> list[dict]:
-        uri = join(self.out, name)
+        uri = self.run.path(name)
         if not self.storage.exists(uri):
             return []
         return [json.loads(ln) for ln in self.storage.read_bytes(uri).decode().splitlines() if ln.strip()]
@@ -110,7 +112,7 @@ class RunFiles:
             return
         for name, recs in self.records.items():
             if recs:
-                self.storage.write_bytes(join(self.out, name), "".join(json.dumps(r) + "\n" for r in recs).encode())
+                self.storage.write_bytes(self.run.path(name), "".join(json.dumps(r) + "\n" for r in recs).encode())
         self._flushed = time.monotonic()
 
     def truncate_after(self, step: int) -> None:
@@ -120,14 +122,50 @@ class RunFiles:
             return
         for name in self.NAMES:
             self.records[name] = [r for r in self._read(name) if r.get("step", 0) <= step]
-            uri = join(self.out, name)
+            uri = self.run.path(name)
             if self.records[name] or self.storage.exists(uri):
                 self.storage.write_bytes(uri, "".join(json.dumps(r) + "\n" for r in self.records[name]).encode())
 
     def write_plot(self) -> None:
-        png = loss_png(self.records["metrics.jsonl"]) if self.enabled else None
+        png = loss_png(self.records[TrainRunDir.METRICS]) if self.enabled else None
         if png is not None:
-            self.storage.write_bytes(join(self.out, "loss.png"), png)
+            self.storage.write_bytes(self.run.path(TrainRunDir.PLOT), png)
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Ctrl-C stopped the run; `step` is the last step done, `checkpoint` the step --resume continues from."""
+
+    def __init__(self, step: int, max_steps: int, checkpoint: int | None):
+        super().__init__(f"interrupted at step {step} of {max_steps}")
+        self.step, self.max_steps, self.checkpoint = step, max_steps, checkpoint
+
+
+class CtrlC:
+    """A first Ctrl-C only asks the loop to stop after the step it is in (it then checkpoints that step, so
+    --resume continues exactly there); a second one interrupts at once. Single-process runs in the main thread
+    only: the ranks of a distributed run would not agree on where to stop."""
+
+    def __init__(self, enabled: bool):
+        import signal
+        import threading
+
+        self.stop, self._previous = False, None
+        if enabled and threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, self._handler)
+
+    def _handler(self, signum, frame) -> None:
+        import signal
+
+        self.stop = True
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        print("stopping after this step (Ctrl-C again to stop at once)", file=sys.stderr, flush=True)
+
+    def restore(self) -> None:
+        import signal
+
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+            self._previous = None
 
 
 def training_seed(seed: int, rank: int) -> int:
@@ -204,11 +242,12 @@ def run_training(cfg: TrainConfig, report: Callable[[dict], None] | None = None,
 
 
 def _train(cfg: TrainConfig, d: Dist, device: torch.device, report, storage: Storage) -> dict:
-    out = normalize(cfg.out)
-    ckpt_dir = join(out, "ckpt")
-    files = RunFiles(out, storage, d.master)
+    run = TrainRunDir(cfg.out, storage)
+    out, ckpt_dir = run.uri, run.ckpt_dir
+    files = RunFiles(run, d.master)
     if d.master:
         storage.makedirs(out)
+        clean_stage_partials(storage, out)  # checkpoints and logs half-written by a killed run
     tokset = open_token_set(cfg.tokens, storage)
     vocab, eot_id = tokset.vocab_size, tokset.eot_id
     mcfg = preset_config(cfg.preset, vocab, cfg.block_size, cfg.dropout, cfg.arch)
@@ -223,6 +262,11 @@ def _train(cfg: TrainConfig, d: Dist, device: torch.device, report, storage: Sto
         saved = GPTConfig(**ckpt["config"]["model"])
         if saved != mcfg:
             raise ValueError(f"checkpoint model {saved} differs from the requested {mcfg}")
+        changes = schedule_changes(ckpt["config"]["train"], dataclasses.asdict(cfg))
+        if changes and not cfg.reschedule:
+            raise ValueError(resume_refusal(changes, ckpt["config"]["train"], ckpt["step"]))
+        if changes:
+            log.warning("resuming with a new schedule from step %d: %s", ckpt["step"], "; ".join(changes))
         trained_on = (ckpt["config"].get("tokens") or {}).get("manifest_sha256")
         if trained_on and trained_on != tokset.digest:
             log.warning("resuming on another token set than the checkpoint's (manifest sha256 %s, was %s): the "
@@ -264,6 +308,9 @@ def _train(cfg: TrainConfig, d: Dist, device: torch.device, report, storage: Sto
         files.truncate_after(0)  # a fresh run does not inherit an earlier, checkpoint-less run's logs
     del ckpt
 
+    if cfg.compile and d.master:  # torch.compile works on the first step: say so, or it looks stuck
+        print("compiling the model (torch.compile): the first step waits for it (a minute or more on a CPU)",
+              flush=True)
     model = torch.compile(raw) if cfg.compile else raw
     if d.world_size > 1:
         model = DDP(model, device_ids=[device.index] if device.type == "cuda" else None)
@@ -273,8 +320,8 @@ def _train(cfg: TrainConfig, d: Dist, device: torch.device, report, storage: Sto
                   "params": raw.num_params(), "device": str(device), "bf16": use_bf16,
                   "tokens": {**data, "mix": tokset.mix}}
     if d.master:
-        storage.write_json(join(out, "config.json"), run_config)
-    files.append("metrics.jsonl", {"step": step, "event": "resume" if step else "start", "tokens": data})
+        storage.write_json(run.config_uri, run_config)
+    files.append(TrainRunDir.METRICS, {"step": step, "event": "resume" if step else "start", "tokens": data})
     tok = load_sampling_tokenizer(tokset) if d.master and cfg.sample_tokens > 0 else None
     evaluator = make_evaluator(cfg, tokset, raw, device, autocast, storage)
     device_name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
@@ -288,6 +335,11 @@ def _train(cfg: TrainConfig, d: Dist, device: torch.device, report, storage: Sto
         print(f"model {raw.num_params() / 1e6:.2f}M params, {d.world_size} process(es) on {device} "
               f"({device_name}), {tokens_per_step} tokens/step, bf16={use_bf16}, compile={cfg.compile}, "
               f"data {tokset.uri} (manifest sha256 {tokset.digest[:12]})", flush=True)
+        check = DataCheck((tokset.manifest.get("totals") or {}).get("train", {}).get("tokens", 0),
+                          raw.num_params(), tokens_per_step * cfg.max_steps)
+        print(check.line(), flush=True)
+        if check.warning():
+            log.warning(check.warning())
 
     train_losses: list[float] = []
     val_loss = None
@@ -296,6 +348,8 @@ def _train(cfg: TrainConfig, d: Dist, device: torch.device, report, storage: Sto
     # tokens/s: wall time from the first step after a log to the next log (whose .item() waits for the GPU);
     # evaluation, samples and checkpoints that follow a log are left out
     t_mark, steps_since = time.perf_counter(), 0
+    t_loop, first_step = time.perf_counter(), step
+    ctrl_c = CtrlC(d.world_size == 1)
     try:
         while step < cfg.max_steps:
             lr = lr_at(step, cfg)
@@ -316,6 +370,8 @@ def _train(cfg: TrainConfig, d: Dist, device: torch.device, report, storage: Sto
             optimizer.zero_grad(set_to_none=True)
             step += 1
             steps_since += 1
+            if cfg.compile and step == first_step + 1 and d.master:
+                print(f"compiled: the first step took {time.perf_counter() - t_loop:.1f}s", flush=True)
 
             logged = step % cfg.log_interval == 0 or step == cfg.max_steps
             if logged:
@@ -324,25 +380,27 @@ def _train(cfg: TrainConfig, d: Dist, device: torch.device, report, storage: Sto
                 mfu = flops_per_token * tps / (peak * 1e12 * d.world_size) if peak else None
                 rec = {"step": step, "train_loss": train_loss, "lr": lr, "tokens_per_s": tps, "mfu": mfu}
                 train_losses.append(train_loss)
-                files.append("metrics.jsonl", rec)
+                files.append(TrainRunDir.METRICS, rec)
                 if d.master:
                     mfu_s = f"{100 * mfu:.1f}%" if mfu is not None else "-"
+                    spent = time.perf_counter() - t_loop
+                    left = spent / (step - first_step) * (cfg.max_steps - step)
                     print(f"step {step}/{cfg.max_steps} loss {train_loss:.4f} lr {lr:.2e} "
-                          f"{tps:,.0f} tok/s mfu {mfu_s}", flush=True)
+                          f"{tps:,.0f} tok/s mfu {mfu_s} | {_clock(spent)} elapsed, ~{_clock(left)} left", flush=True)
                 if report:
                     report(rec)
 
             last = step == cfg.max_steps
             if val_loader is not None and (step % cfg.eval_interval == 0 or last):
                 (val_loss,) = _all_mean([evaluate(model, val_loader, cfg.eval_iters, autocast)], d, device)
-                files.append("metrics.jsonl", {"step": step, "val_loss": val_loss})
+                files.append(TrainRunDir.METRICS, {"step": step, "val_loss": val_loss})
                 if d.master:
                     print(f"step {step} val_loss {val_loss:.4f}", flush=True)
                 if report:
                     report({"step": step, "val_loss": val_loss})
             if evaluator is not None and (step % (cfg.eval_bench_interval or cfg.eval_interval) == 0 or last):
                 last_eval = run_benchmarks(evaluator, raw, d)
-                files.append("metrics.jsonl", {"step": step, "event": "bench", **compact_eval(last_eval)})
+                files.append(TrainRunDir.METRICS, {"step": step, "event": "bench", **compact_eval(last_eval)})
                 if d.master:
                     print(f"step {step} {eval_line(last_eval)}", flush=True)
             if tok is not None and (step % cfg.eval_interval == 0 or last):
@@ -353,7 +411,7 @@ def _train(cfg: TrainConfig, d: Dist, device: torch.device, report, storage: Sto
                     log.warning("sampling failed (%s): no more samples in this run", e)  # training goes on
                     tok, texts = None, []
                 for prompt, text in zip(cfg.prompts, texts):
-                    files.append("samples.jsonl", {"step": step, "prompt": prompt, "text": text})
+                    files.append(TrainRunDir.SAMPLES, {"step": step, "prompt": prompt, "text": text})
             if step % ckpt_every == 0 or last:
                 rng = gather_rng(d, device)  # every rank's own streams (a collective)
                 if d.master:
@@ -365,7 +423,21 @@ def _train(cfg: TrainConfig, d: Dist, device: torch.device, report, storage: Sto
                     dist.barrier()  # no rank runs ahead of a checkpoint that might be resumed from
             if logged:
                 t_mark, steps_since = time.perf_counter(), 0
+            if ctrl_c.stop and step < cfg.max_steps:  # Ctrl-C: keep this step, so --resume continues here
+                if step % ckpt_every:
+                    save_checkpoint(ckpt_dir, step, raw, optimizer, train_loader.state_dict(), run_config,
+                                    cfg.keep_checkpoints, rng=gather_rng(d, device), storage=storage)
+                    files.flush()
+                    files.write_plot()
+                raise TrainingInterrupted(step, cfg.max_steps, step)
+    except TrainingInterrupted:
+        raise
+    except KeyboardInterrupt:  # a second Ctrl-C, or one outside the steps: --resume takes the last checkpoint
+        saved = latest_checkpoint(ckpt_dir, storage) if d.master else None
+        raise TrainingInterrupted(step, cfg.max_steps,
+                                  int(saved.rsplit("step-", 1)[1][:-3]) if saved else None) from None
     finally:
+        ctrl_c.restore()
         train_loader.close()
         if val_loader is not None:
             val_loader.close()
@@ -375,11 +447,11 @@ def _train(cfg: TrainConfig, d: Dist, device: torch.device, report, storage: Sto
         try:
             from trainer.export import export_hf
 
-            export_hf(raw, join(out, "hf"), tokset, eot_id, storage)
+            export_hf(raw, run.hf_dir, tokset, eot_id, storage)
         except ImportError as e:
             log.warning("hf/ export skipped: %s", e)
     if d.master and last_eval is not None:
-        storage.write_json(join(out, "eval.json"), {"step": step, **last_eval})
+        storage.write_json(run.eval_uri, {"step": step, **last_eval})
     return {"step": step, "train_losses": train_losses, "val_loss": val_loss, "out": out, "eval": last_eval}
 
 
@@ -431,6 +503,11 @@ def eval_line(result: dict) -> str:
     return "eval " + ", ".join(parts)
 
 
+def _clock(seconds: float) -> str:
+    s = int(round(max(seconds, 0)))
+    return f"{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}" if s >= 3600 else f"{s // 60}:{s % 60:02d}"
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m trainer.train", description=__doc__.split("\n")[0])
     add_train_args(p)
@@ -441,6 +518,9 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, FileExistsError, FileNotFoundError) as e:  # ShardError, CheckpointError: one line
         print(f"python -m trainer.train: error: {e}", file=sys.stderr)
         return 2
+    except TrainingInterrupted as e:
+        print(f"python -m trainer.train: {e}; add --resume to continue", file=sys.stderr)
+        return 130
     return 0
 
 

@@ -37,7 +37,7 @@ REGRESSION_BIN = 0.25
 
 
 @dataclass
-class Rule:
+class KeepRule:
     """How one classifier decides: keep when score >= threshold (`active`), or keep all (score only)."""
 
     name: str
@@ -105,7 +105,7 @@ def score_chunks(snap: Snapshot, name: str, stems: list[str]):
         yield snap.storage.read_table(snap.scores_path(name, s), columns=["score"]).column("score").drop_null().to_numpy()
 
 
-def resolve_rules(snap: Snapshot, classifiers: list[Classifier], stems: list[str]) -> list[Rule]:
+def resolve_rules(snap: Snapshot, classifiers: list[Classifier], stems: list[str]) -> list[KeepRule]:
     """Step 2: each classifier's rule for this snapshot (reads the scores only for keep_fraction)."""
     rules = []
     for c in classifiers:
@@ -114,7 +114,7 @@ def resolve_rules(snap: Snapshot, classifiers: list[Classifier], stems: list[str
         if cfg.keep_fraction is not None:
             # exact, over passes through the stored scores: the driver never holds the snapshot's scores
             threshold = kth_highest_streamed(lambda c=c: score_chunks(snap, c.name, stems), cfg.keep_fraction)
-        rules.append(Rule(c.name, c.column, active=cfg.threshold is not None or cfg.keep_fraction is not None,
+        rules.append(KeepRule(c.name, c.column, active=cfg.threshold is not None or cfg.keep_fraction is not None,
                           threshold=threshold, keep_fraction=cfg.keep_fraction, bin=histogram_bin(c)))
     return rules
 
@@ -143,7 +143,7 @@ def _with_scores(table: pa.Table, columns: dict[str, np.ndarray]) -> pa.Table:
     return table
 
 
-def apply_file(uri: str, stem: str, snap: Snapshot, rules: list[Rule]) -> dict:
+def apply_file(uri: str, stem: str, snap: Snapshot, rules: list[KeepRule]) -> dict:
     """Step 3 for one file; returns its counts and per-classifier score histograms."""
     storage = snap.storage
     table = storage.read_table(uri)
@@ -185,7 +185,7 @@ def score_checks(row: dict, rules: list[dict]) -> list[dict]:
     out = []
     for r in rules:
         score = row.get(r["column"])
-        rule = Rule(**r)
+        rule = KeepRule(**r)
         passed = bool(rule.keeps(np.array([np.nan if score is None else score], dtype=np.float64))[0])
         out.append({"name": r["name"], "score": score, "threshold": r["threshold"],
                     "keep_fraction": r["keep_fraction"], "active": r["active"], "passed": passed})

@@ -61,7 +61,7 @@ class ClassifierConfig(Section):
         """A kind's own rules; raise RecipeError(field, reason)."""
 
 
-def check_name(name: str) -> str:
+def check_classifier_name(name: str) -> str:
     key = f"classifiers.{name}"
     require(isinstance(name, str) and NAME.fullmatch(name) is not None, key,
             "a classifier's name is lower-case letters, digits and '_' (it names the score column)")
@@ -79,7 +79,7 @@ def classifiers_section(values: dict, kinds: dict[str, type]) -> dict[str, Class
     require(isinstance(values, dict), "classifiers", "must be a table of [classifiers.<name>] tables")
     out = {}
     for name, table in values.items():
-        check_name(name)
+        check_classifier_name(name)
         key = f"classifiers.{name}"
         require(isinstance(table, dict), key, f"must be a table, got {type(table).__name__}")
         kind = table.get("kind")

@@ -17,7 +17,7 @@ import numpy as np
 from crawlproc.classify.base import Classifier, has_text
 from crawlproc.classify.config import ClassifierConfig
 from crawlproc.config import require
-from crawlproc.classify.models import content_hash, local_model
+from crawlproc.classify.models import model_hash, local_model
 
 LABEL_PREFIX = "__label__"
 PREDICT_BATCH = 4096  # documents per call into fastText
@@ -45,7 +45,7 @@ def load(path: Path, expected_hash: str | None = None):
     replaced after the stage checked it."""
     import fasttext  # the fasttext-numpy2 binding
 
-    found = content_hash(path)
+    found = model_hash(path)
     if expected_hash is not None and found != expected_hash:
         raise RuntimeError(f"fastText model {path} changed since the stage started (content {found}, expected "
                            f"{expected_hash}): run the stage again")
@@ -105,7 +105,7 @@ class FastTextClassifier(Classifier):
         label = full_label(model, self.cfg.label)
         if label is None:
             raise self.error("label", f"the model has no label {self.cfg.label!r} (it has: {', '.join(labels)})")
-        self.identity = {"model_hash": content_hash(path), "label": label}
+        self.identity = {"model_hash": model_hash(path), "label": label}
         return self.identity
 
     def model(self):

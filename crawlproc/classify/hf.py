@@ -23,7 +23,7 @@ import numpy as np
 from crawlproc.classify.base import Classifier, has_text
 from crawlproc.classify.config import ClassifierConfig
 from crawlproc.config import at_least, one_of, require
-from crawlproc.classify.models import content_hash, local_model
+from crawlproc.classify.models import model_hash, local_model
 
 DTYPES = ("float32", "bfloat16", "float16")
 MAX_CHARS_PER_TOKEN = 100  # no tokenizer's token covers more text than this in practice
@@ -176,8 +176,8 @@ class TransformersClassifier(Classifier):
         label_id = self._label_id(config)
         window = model_window(config, tokenizer)
         max_length = min(self.cfg.max_length or window, window)
-        self.identity = {"model_hash": content_hash(model_dir),
-                         "tokenizer_hash": content_hash(tok_dir) if self.cfg.tokenizer else None,
+        self.identity = {"model_hash": model_hash(model_dir),
+                         "tokenizer_hash": model_hash(tok_dir) if self.cfg.tokenizer else None,
                          "label_id": label_id, "max_length": max_length, "dtype": self.cfg.dtype}
         return self.identity
 
@@ -203,7 +203,7 @@ class TransformersClassifier(Classifier):
         if self.identity is None:
             self.prepare()
         model_dir, tok_dir = self._dirs()
-        found = content_hash(model_dir)
+        found = model_hash(model_dir)
         if found != self.identity["model_hash"]:
             raise RuntimeError(f"model {self.cfg.model} changed since the stage started (content {found}, "
                                f"expected {self.identity['model_hash']}): run the stage again")

@@ -53,14 +53,14 @@ def local_model(uri: str, storage: Storage | None = None, cache: str = "") -> Pa
     return root
 
 
-def content_hash(path: Path) -> str:
+def model_hash(path: Path) -> str:
     """xxh3-128 of a file's whole content, or of a folder's files (relative names and contents); memoized
     per process by path, size and modification time."""
     path = Path(path)
     if path.is_dir():
         h = xxhash.xxh3_128()
         for f in sorted(p for p in path.rglob("*") if p.is_file() and not p.name.startswith(".")):
-            h.update(f"{f.relative_to(path).as_posix()}\0{content_hash(f)}\0".encode())
+            h.update(f"{f.relative_to(path).as_posix()}\0{model_hash(f)}\0".encode())
         return h.hexdigest()[:16]
     st = path.stat()
     key = (str(path), st.st_size, st.st_mtime_ns)

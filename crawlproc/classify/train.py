@@ -25,7 +25,6 @@ import hashlib
 import io
 import json
 import math
-import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -35,7 +34,7 @@ import xxhash
 
 from crawlproc.classify.fasttext import LABEL_PREFIX, fasttext_line, predict_label
 from crawlproc.store.layout import Layout
-from crawlproc.store.storage import Storage, basename, default_storage, parent
+from crawlproc.store.storage import Storage, basename, clean_stage_partials, default_storage, parent, private_tmpdir
 
 JSONL_SUFFIXES = (".jsonl", ".json", ".jsonl.gz", ".json.gz", ".ndjson")
 PARQUET_SUFFIXES = (".parquet",)
@@ -278,7 +277,8 @@ def train_classifier(positives: list[str], negatives: list[str], sources: list[S
               for split, rows in (("train", data.train), ("held_out", data.test))}
     log(f"classifier train: {counts['train']['positive']} positive / {counts['train']['negative']} negative "
         f"texts to train on, {counts['held_out']['positive']} / {counts['held_out']['negative']} held out")
-    with tempfile.TemporaryDirectory(prefix="crawlproc-ft-") as tmp:
+    clean_stage_partials(storage, out)  # what a killed run of this command left
+    with private_tmpdir("ft") as tmp:
         train_file = Path(tmp) / "train.txt"
         _write_training_file(train_file, data.train, params)
         started = time.perf_counter()

@@ -62,8 +62,9 @@ class DownloadError(Exception):
     """A file that could not be fetched. `permanent` errors (404, bad gzip) are not worth another try."""
 
     def __init__(self, url: str, message: str, *, attempts: int = 1, permanent: bool = False,
-                 status: int | None = None):
+                 status: int | None = None, unreachable: str | None = None):
         self.url = url
+        self.unreachable = unreachable  # why no connection could be opened at all (DNS, refused, ...)
         self.attempts = attempts
         self.permanent = permanent
         self.status = status
@@ -73,6 +74,36 @@ class DownloadError(Exception):
     def __str__(self) -> str:
         n = self.attempts
         return f"{self.url}: {self.message} (after {n} attempt{'s' if n != 1 else ''})"
+
+
+def unreachable(error: BaseException) -> str | None:
+    """Why no connection to the server could be opened -- its name does not resolve, nothing listens, no route,
+    the connection timed out -- or None for any other error (a reset, a slow body, an HTTP status)."""
+    seen, todo = [], [error]
+    while todo and len(seen) < 16:
+        e = todo.pop()
+        if e is None or any(e is s for s in seen):
+            continue
+        seen.append(e)
+        todo += [e.__cause__, e.__context__, getattr(e, "reason", None),
+                 *(a for a in getattr(e, "args", ()) if isinstance(a, BaseException))]
+    for e in seen:
+        if isinstance(e, urllib3.exceptions.NameResolutionError) or type(e).__name__ == "gaierror":
+            host = getattr(e, "host", None) or getattr(getattr(e, "conn", None), "host", None)
+            return f"the host name {host + ' ' if host else ''}does not resolve (DNS)"
+    for e in seen:
+        if isinstance(e, ConnectionRefusedError):
+            return "the connection was refused (nothing listens there)"
+        if isinstance(e, OSError) and e.errno in (101, 113):  # ENETUNREACH, EHOSTUNREACH
+            return f"no route to the host ({e.strerror})"
+    for e in seen:  # (urllib3's NewConnectionError is a ConnectTimeoutError too: the causes above come first)
+        if isinstance(e, (urllib3.exceptions.ConnectTimeoutError, requests.exceptions.ConnectTimeout)) and not \
+                isinstance(e, urllib3.exceptions.NewConnectionError):
+            return "connecting timed out (no answer from the host)"
+    for e in seen:
+        if isinstance(e, urllib3.exceptions.NewConnectionError):
+            return f"no connection could be opened ({str(e)[:200]})"
+    return None
 
 
 class CorruptFileError(ValueError):
@@ -476,12 +507,15 @@ def download_file(url: str, dest: str | Path, config: DownloadConfig | None = No
                   allowed_hosts: set[str] | None = None, session: requests.Session | None = None,
                   rng: random.Random | None = None, sleep: Callable[[float], None] = time.sleep,
                   verify: bool | None = None, max_bytes: int | None = None,
-                  deadline_s: float | None = None, storage=None) -> DownloadResult:
+                  deadline_s: float | None = None, storage=None,
+                  connect_retries: int | None = None) -> DownloadResult:
     """Download `url` to `dest` (renamed into place only when whole and verified). Reuses an existing,
     verified `dest` (the cache case). `allowed_hosts`: hosts redirects may go to besides the URL's own origin
     (None = any; see allowed_origin). `max_bytes`: a larger file fails at once (permanent). `deadline_s`:
     overrides attempt_deadline_s(config). `storage` (crawlproc.store.storage.Storage) reads object-store URLs
-    (s3://, gs://, ...). Raises DownloadError (with .permanent and .attempts) when it gives up."""
+    (s3://, gs://, ...). `connect_retries`: how many times to retry when no connection opens at all (DNS,
+    refused, unreachable; default: as any error); then DownloadError.unreachable says why. Raises DownloadError
+    (with .permanent and .attempts) when it gives up."""
     config = config or DownloadConfig()
     deadline_s = attempt_deadline_s(config) if deadline_s is None else deadline_s
     rng = rng or random.Random()
@@ -539,6 +573,10 @@ def download_file(url: str, dest: str | Path, config: DownloadConfig | None = No
                     result.errors.append(message)
                     if isinstance(e, _Retry) and e.fresh:
                         part.unlink(missing_ok=True)
+                    why = unreachable(e) if connect_retries is not None else None
+                    if why and result.attempts > connect_retries:
+                        raise DownloadError(url, f"cannot connect: {why}", attempts=result.attempts,
+                                            unreachable=why) from None
                     if result.attempts > config.retries:
                         raise DownloadError(url, f"gave up: {message}", attempts=result.attempts) from None
                     wait = backoff_delay(result.attempts, config, rng,
@@ -551,10 +589,11 @@ def download_file(url: str, dest: str | Path, config: DownloadConfig | None = No
 
 
 def fetch_bytes(url: str, config: DownloadConfig | None = None, *, allowed_hosts: set[str] | None = None,
-                verify: bool | None = None, max_bytes: int | None = None, storage=None) -> bytes:
+                verify: bool | None = None, max_bytes: int | None = None, storage=None,
+                connect_retries: int | None = None) -> bytes:
     """Small files (a listing): download_file into a temporary directory and return the bytes."""
     with tempfile.TemporaryDirectory(prefix="crawlproc-fetch-") as tmp:
         name = (os.path.basename(urlsplit(url).path) or "download")[:MAX_SEGMENT_BYTES]
         result = download_file(url, Path(tmp) / name, config, allowed_hosts=allowed_hosts, verify=verify,
-                               max_bytes=max_bytes, storage=storage)
+                               max_bytes=max_bytes, storage=storage, connect_retries=connect_retries)
         return result.path.read_bytes()

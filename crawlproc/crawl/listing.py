@@ -21,7 +21,7 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from urllib.parse import urlsplit
 
-from crawlproc.crawl.download import UnsafePathError, allowed_origin, fetch_bytes, origin, safe_relpath
+from crawlproc.crawl.download import DownloadError, UnsafePathError, allowed_origin, fetch_bytes, origin, safe_relpath
 from crawlproc.recipe import DownloadConfig
 from crawlproc.store.layout import warc_stem
 
@@ -103,8 +103,9 @@ def https_base(base_url: str, s3_mode: str = "store") -> str:
     return base
 
 
-def listing_url(base_url: str, snapshot: str, s3_mode: str = "store") -> str:
-    return f"{https_base(base_url, s3_mode)}/crawl-data/{check_snapshot(snapshot)}/warc.paths.gz"
+def listing_url(base_url: str, snapshot: str, s3_mode: str = "store", name: str = "warc.paths.gz") -> str:
+    """`name`: warc.paths.gz, or wet.paths.gz for CC's extracted text (fetch.mode = "wet")."""
+    return f"{https_base(base_url, s3_mode)}/crawl-data/{check_snapshot(snapshot)}/{name}"
 
 
 def _text_pieces(data: bytes) -> Iterator[bytes]:
@@ -261,6 +262,13 @@ def build_listing(snapshot: str, lines: list[str], base_url: str, allowed_hosts:
     return listing
 
 
+def unreachable_message(url: str, why: str) -> str:
+    host = urlsplit(url).netloc
+    return (f"cannot reach {host} for the listing {url}: {why}. No network here, or a proxy or firewall in "
+            "the way? --base-url reads the same crawl-data/ tree elsewhere: s3://commoncrawl (from AWS), a "
+            "mirror or local server (http://host:port), or a local copy (file:///path/to/copy)")
+
+
 def _reject(listing: Listing, index: int, line: str, reason: str) -> None:
     if len(listing.rejected) >= MAX_REJECTED:
         raise ListingError(f"listing {listing.url} has more than {MAX_REJECTED:,} unusable lines: not a listing "
@@ -269,15 +277,22 @@ def _reject(listing: Listing, index: int, line: str, reason: str) -> None:
 
 
 def read_listing(snapshot: str, config: DownloadConfig | None = None, *, base_url: str | None = None,
-                 storage=None) -> Listing:
+                 storage=None, name: str = "warc.paths.gz") -> Listing:
     """Download `<base>/crawl-data/<snapshot>/warc.paths.gz` (with the download retries; an s3:// base
     through `storage`) and validate it."""
     config = config or DownloadConfig()
     base_url = base_url or config.base_url
     s3_mode = getattr(config, "s3", "store")
-    url = listing_url(base_url, snapshot, s3_mode)
-    data = fetch_bytes(url, config, allowed_hosts={h.lower() for h in config.allowed_hosts}, verify=False,
-                       max_bytes=MAX_LISTING_BYTES, storage=storage)
+    url = listing_url(base_url, snapshot, s3_mode, name)
+    try:
+        # a server that cannot be reached at all (no network, a typo, a firewall) is said within seconds: one
+        # quick retry, not the minute of backoff a flaky server deserves
+        data = fetch_bytes(url, config, allowed_hosts={h.lower() for h in config.allowed_hosts}, verify=False,
+                           max_bytes=MAX_LISTING_BYTES, storage=storage, connect_retries=1)
+    except DownloadError as e:
+        if e.unreachable:
+            raise ListingError(unreachable_message(url, e.unreachable)) from None
+        raise
     try:
         lines = parse_listing_bytes(data)
     except ListingError as e:

@@ -168,8 +168,10 @@ def cluster_parts(group: int, leaf_paths: list[str], kept_paths: list[str], out_
         files.write_table(join(clusters_dir, f"{stems[f]}.parquet"),
                           table.slice(int(bounds[f]), int(bounds[f + 1] - bounds[f])))
     kinds = table.column("kind").to_numpy()
+    older, _ = split_external(roots[roots < 0])
     stats = {"exact_duplicates": int((kinds == KIND_EXACT).sum()), "near_duplicates": int((kinds == KIND_NEAR).sum()),
-             "matched_earlier": int((roots < 0).sum())}
+             "matched_earlier": int((roots < 0).sum()),
+             "matched_by": {str(k): int(v) for k, v in zip(*np.unique(older, return_counts=True))}}
     files.write_json(stats_path, stats)
     return stats
 
@@ -180,7 +182,10 @@ def merge_stats(root_stats: list[dict], part_stats: list[dict]) -> dict:
     for s in root_stats:
         sizes.update({int(k): v for k, v in s["cluster_sizes"].items()})
     total = {k: sum(s[k] for s in part_stats) for k in ("exact_duplicates", "near_duplicates", "matched_earlier")}
-    return {**total, "clusters": sum(s["clusters"] for s in root_stats),
+    by: Counter = Counter()
+    for s in part_stats:
+        by.update({int(k): v for k, v in (s.get("matched_by") or {}).items()})
+    return {**total, "matched_by": dict(sorted(by.items())), "clusters": sum(s["clusters"] for s in root_stats),
             "cluster_sizes": {str(k): v for k, v in sorted(sizes.items())}}
 
 

@@ -14,7 +14,9 @@ import json
 import numpy as np
 import pyarrow as pa
 
+from crawlproc.store.layout import done_record
 from crawlproc.dedup import files
+from crawlproc.dedup.index import part_path, write_part
 from crawlproc.dedup.buckets import bucket_metadata, read_all, read_bucket, write_buckets
 from crawlproc.dedup.nodes import KIND_EXACT, KIND_NEAR, external_nodes, node_partition, partition_of
 from crawlproc.dedup.schemas import EDGE_SCHEMA, INDEX_SCHEMA, SHUFFLE_SCHEMA
@@ -65,9 +67,9 @@ def unique_edges(src: np.ndarray, dst: np.ndarray, kind: np.ndarray):
 
 def _index_part_rows(index_dir: str, part: int, num_partitions: int) -> pa.Table:
     """Rows of an earlier snapshot's band index that fall in `part` (re-partitioned if it used another P)."""
-    info = files.read_json(files.join(index_dir, "_done.json"))
+    info = files.read_json(done_record(index_dir))
     if info["num_partitions"] == num_partitions:
-        return read_all([files.join(index_dir, f"part-{part:05d}.parquet")], INDEX_SCHEMA)
+        return read_all([part_path(index_dir, part)], INDEX_SCHEMA)
     table = read_all(files.parquet_files(index_dir, "part-"), INDEX_SCHEMA)
     keys = table.column("key").to_numpy()
     return table.filter(pa.array(partition_of(keys, num_partitions) == part))
@@ -96,10 +98,7 @@ def partition_edges(
         s, d = edges_against_index(keys[near], nodes[near], idx.column("key").to_numpy(), old_nodes)
         srcs.append(s), dsts.append(d), ks.append(np.full(len(s), KIND_NEAR, np.int8))
     if index_out is not None:
-        files.write_table(
-            files.join(index_out, f"part-{part:05d}.parquet"),
-            pa.table({"key": keys[near], "node": nodes[near]}, schema=INDEX_SCHEMA), use_dictionary=False,
-        )
+        write_part(index_out, part, keys[near], nodes[near])
     src, dst, kind = np.concatenate(srcs), np.concatenate(dsts), np.concatenate(ks)
     stats = {"candidate_edges": len(src)}
     src, dst, kind = unique_edges(src, dst, kind)

@@ -12,7 +12,7 @@ import json
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from crawlproc.store.storage import Storage, default_storage, join
+from crawlproc.store.storage import Storage, basename, default_storage, join
 
 _storage: Storage = default_storage()
 
@@ -63,5 +63,5 @@ def parquet_files(folder: str, prefix: str = "") -> list[str]:
     return [e.uri for e in _storage.list(str(folder), suffix=".parquet") if e.name.startswith(prefix)]
 
 
-__all__ = ["exists", "join", "parquet_file", "parquet_files", "read_bytes", "read_json", "read_table", "storage",
+__all__ = ["basename", "exists", "join", "parquet_file", "parquet_files", "read_bytes", "read_json", "read_table", "storage",
            "use", "write_bytes", "write_json", "write_table"]

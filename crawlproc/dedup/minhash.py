@@ -15,15 +15,17 @@ without numba.
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 
 import numpy as np
 
 from crawlproc.dedup import kernels
-from crawlproc.dedup.normalize import normalize, normalized_bytes
+from crawlproc.dedup.normalize import normalize_text, normalized_bytes
 from crawlproc.recipe import MinHashConfig
 
-__all__ = ["MinHasher", "Shingles", "batch_shingles", "estimate_jaccard", "normalize", "shingle_set", "shingles_numpy"]
+__all__ = ["MinHasher", "compile_kernels_in_background", "Shingles", "batch_shingles", "estimate_jaccard", "normalize_text",
+           "shingle_set", "shingles_numpy"]
 
 _U64 = np.uint64
 _FMIX1, _FMIX2 = kernels.FMIX_MULT
@@ -192,6 +194,19 @@ class MinHasher:
     def band_keys_for_texts(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
         sig, has_words = self.signatures(texts)
         return self.band_keys(sig), has_words
+
+
+def compile_kernels_in_background() -> threading.Thread | None:
+    """Compile (or load from numba's disk cache) the MinHash kernels in a thread of this process: a driver
+    starts it before its cluster, so that the compilation runs while Ray starts and the workers on this
+    machine load the cached code (under a second) instead of each compiling it (seconds of CPU apiece).
+    Join it before the first task. None when the kernels are not in use."""
+    if not kernels.AVAILABLE:
+        return None
+    thread = threading.Thread(target=lambda: MinHasher().band_keys_for_texts(["compile the minhash kernels now"]),
+                              name="crawlproc-minhash-compile", daemon=True)
+    thread.start()
+    return thread
 
 
 def estimate_jaccard(sig_a: np.ndarray, sig_b: np.ndarray) -> float:

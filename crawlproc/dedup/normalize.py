@@ -178,6 +178,6 @@ def normalized_bytes_numpy(texts) -> np.ndarray:
     return np.frombuffer(raw, dtype=np.uint8)
 
 
-def normalize(text: str) -> str:
+def normalize_text(text: str) -> str:
     """One text, normalized, its words joined by single spaces."""
     return " ".join(normalized_bytes([text]).tobytes().decode("utf-8").split())

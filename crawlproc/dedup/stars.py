@@ -33,6 +33,7 @@ import json
 import numpy as np
 import pyarrow as pa
 
+from crawlproc.store.layout import done_record
 from crawlproc.dedup import files
 from crawlproc.dedup.buckets import bucket_metadata, read_all, read_bucket, write_buckets
 from crawlproc.dedup.errors import DedupError
@@ -150,7 +151,7 @@ def run_components(run, edge_files: list[str], work: str, num_partitions: int, m
     A round whose round-RRR/_done.json exists is not run again."""
     P, inputs = num_partitions, edge_files
     for r in range(max_rounds):
-        done = join(round_dir(work, r), "_done.json")
+        done = done_record(round_dir(work, r))
         if not files.exists(done):
             step = f"components round {r}"
             run(step, star_requests, [(p, inputs, str(work), r, P) for p in range(P)])

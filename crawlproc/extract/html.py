@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from crawlproc.extract.budget import OverBudget, cpu_budget
 from crawlproc.recipe import ExtractConfig
-from crawlproc.extract.xpathgate import gate_trafilatura
 
 
 class ExtractError(Exception):
@@ -22,27 +21,6 @@ class ExtractError(Exception):
 
 class ExtractTimeout(ExtractError):
     """Extraction ran past cfg.timeout_s on this document."""
-
-
-def _use_c_element_lookup() -> None:
-    """Give trafilatura's HTML parser lxml's C-level element class lookup instead of lxml.html's Python one.
-
-    lxml.html resolves the class of every element proxy in a Python method (to hand out form-element classes
-    that trafilatura never uses); with the C lookup every element is a plain HtmlElement. Same trees, same
-    text (checked on the 181 ScrapingHub pages), ~5% less extraction time.
-    """
-    from lxml import etree
-    from lxml import html as lxml_html
-    from trafilatura import utils
-
-    parser = getattr(utils, "HTML_PARSER", None)
-    if parser is not None:
-        parser.set_element_class_lookup(
-            etree.ElementDefaultClassLookup(
-                element=lxml_html.HtmlElement, comment=lxml_html.HtmlComment,
-                pi=lxml_html.HtmlProcessingInstruction, entity=lxml_html.HtmlEntity,
-            )
-        )
 
 
 class Extractor:
@@ -62,8 +40,11 @@ class Extractor:
             # that build throws it away, and every later page would pay for it again.
             if external.JT_STOPLIST is None:
                 external.JT_STOPLIST = external.jt_stoplist_init()
-            _use_c_element_lookup()
-            gate_trafilatura()  # the same pruning, without calling regexes on elements that have no id/class
+            self._accelerator = None
+            if self.cfg.accelerate:  # the same output, faster (crawlproc/extract/accelerate.py)
+                from crawlproc.extract.accelerate import Accelerator
+
+                self._accelerator = Accelerator(**self._trafilatura_options())
         else:
             from resiliparse.extract import html2text  # noqa: F401
         self._dedup = self._new_dedup_cache()
@@ -89,18 +70,18 @@ class Extractor:
 
         return LRUCache(maxsize=LRU_SIZE)  # ours, not trafilatura's process-global one: we can reset it
 
+    def _trafilatura_options(self) -> dict:
+        """trafilatura.extract's keyword arguments: FineWeb's call (datatrove's Trafilatura step) with the
+        recipe's settings."""
+        return {"favor_precision": self.cfg.favor_precision, "include_comments": False,
+                "include_tables": self.cfg.include_tables, "output_format": "txt"}
+
     def _trafilatura(self, html: str, url: str | None) -> str | None:
+        if self._accelerator is not None:
+            return self._accelerator.extract(html, url, deduplicate=self._dedup)
         import trafilatura
 
-        return trafilatura.extract(
-            html,
-            url=url,
-            favor_precision=self.cfg.favor_precision,
-            include_comments=False,
-            include_tables=self.cfg.include_tables,
-            deduplicate=self._dedup,
-            output_format="txt",
-        )
+        return trafilatura.extract(html, url=url, deduplicate=self._dedup, **self._trafilatura_options())
 
     def _resiliparse(self, html: str, url: str | None) -> str | None:
         from resiliparse.extract.html2text import extract_plain_text

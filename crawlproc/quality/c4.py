@@ -10,11 +10,11 @@ line scan finds their values.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from crawlproc.config import Section, require
 from crawlproc.doc import Doc
-from crawlproc.quality.filter import Check, Filter
+from crawlproc.quality.filter import Check, Filter, check_lang_tables
 from crawlproc.quality.verdict import Verdict
 from crawlproc.quality.words import count_sentences
 
@@ -35,6 +35,7 @@ class C4Config(Section):
     filter_javascript: bool = True
     filter_curly_bracket: bool = True
     filter_policy: bool = True
+    lang: dict = field(default_factory=dict)  # [c4.lang.<code>]: values for one language
 
     def check(self):
         for name in ("min_num_sentences", "min_words_per_line"):
@@ -42,6 +43,7 @@ class C4Config(Section):
             require(v == -1 or v >= 0, name, f"must be >= 0 (or -1: off), got {v}")
         v = self.max_word_length
         require(v == -1 or v >= 1, "max_word_length", f"must be >= 1 (or -1: off), got {v}")
+        check_lang_tables(self)
 
 
 class C4Quality(Filter):
@@ -109,7 +111,7 @@ class C4Quality(Filter):
                 drops["policy"] += 1
                 continue
             if need_sentences:
-                sentences += count_sentences(line)
+                sentences += count_sentences(line, doc.splitter.split)
                 need_sentences = sentences < self._checks["too_few_sentences"].threshold
             kept.append(line)
         if self._fails("too_few_sentences", sentences):

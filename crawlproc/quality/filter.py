@@ -149,3 +149,82 @@ class Filter:
         if verdict.reason is None:
             doc.text = verdict.text
         return verdict.reason
+
+
+# --- per language -------------------------------------------------------------------------------------------
+
+def check_lang_tables(section) -> None:
+    """Validate a section's `lang` tables ({"de": {key: value}}), naming `lang.<code>.<key>` in every error: each
+    code is a language crawlproc knows and each table is a valid override of the section."""
+    import dataclasses
+
+    from crawlproc.config import RecipeError, build_section
+    from crawlproc.quality import langcodes
+
+    tables = getattr(section, "lang", None)
+    if tables is None:
+        return
+    if not isinstance(tables, dict):
+        raise RecipeError("lang", "must be a table of language tables, e.g. [gopher_quality.lang.de]")
+    base = {f.name: getattr(section, f.name) for f in dataclasses.fields(section) if f.name != "lang"}
+    for code, table in tables.items():
+        if not langcodes.known(code):
+            raise RecipeError(f"lang.{code}", "not a language code crawlproc knows ('de', 'deu' or 'deu_Latn'; "
+                              "see crawlproc/data/languages/codes.tsv)")
+        if not isinstance(table, dict):
+            raise RecipeError(f"lang.{code}", f"must be a table, got {type(table).__name__}")
+        if "lang" in table:
+            raise RecipeError(f"lang.{code}.lang", "language tables do not nest")
+        build_section(type(section), {**base, **table}, f"lang.{code}")
+
+
+def _matches(code: str, lang_script: str) -> int:
+    """0: the table's code does not name this language; 1: it names the language (any script); 2: exactly."""
+    from crawlproc.quality import langcodes
+
+    if langcodes.LANG_SCRIPT.fullmatch(code):
+        return 2 if code == lang_script else 0
+    return 1 if langcodes.code3(code) == lang_script.partition("_")[0] else 0
+
+
+class PerLanguage:
+    """A filter as an extract step that judges each document by its language's settings (langsettings.py):
+    one variant of the filter per language, built on first use and kept."""
+
+    def __init__(self, cls: type[Filter], cfg: Section, mode: str = "fineweb2"):
+        self.cls, self.cfg, self.mode = cls, cfg, mode
+        self.name = cls.name
+        self._variants: dict[str, tuple[Filter, str]] = {}
+        if cfg.enabled:  # built now with the recipe's own settings: a bad model or list fails the pipeline's build
+            cls(cfg)
+
+    def variant(self, lang_script: str | None) -> tuple[Filter, str]:
+        """(the filter with this language's settings, where they come from: "fineweb", "fineweb2:deu_Latn",
+        "fineweb2:default", each + "+recipe" when a [<filter>.lang.<code>] table changed it)."""
+        import dataclasses
+
+        from crawlproc.quality import langcodes, langsettings
+
+        lang_script = lang_script or langcodes.ENGLISH
+        hit = self._variants.get(lang_script)
+        if hit is not None:
+            return hit
+        fields = {f.name for f in dataclasses.fields(self.cfg)}
+        values, source = langsettings.overrides(self.name, lang_script, self.mode)
+        values = {k: v for k, v in values.items() if k in fields}
+        tables = getattr(self.cfg, "lang", None) or {}
+        mine = sorted((m, code) for code in tables if (m := _matches(code, lang_script)))
+        for _, code in mine:  # the language's table, then the language-and-script's
+            values.update(tables[code])
+        if mine:
+            source += "+recipe"
+        cfg = dataclasses.replace(self.cfg, **values, **({"lang": {}} if "lang" in fields else {})) \
+            if values else self.cfg
+        hit = self._variants[lang_script] = (self.cls(cfg), source)
+        return hit
+
+    def run(self, doc: Doc) -> str | None:
+        f, _ = self.variant(doc.language)
+        if not f.cfg.enabled:
+            return None
+        return f.run(doc)

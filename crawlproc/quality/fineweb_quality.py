@@ -8,11 +8,11 @@ only for documents that passed the line checks.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from crawlproc.config import Section, at_least, fraction
 from crawlproc.doc import Doc
-from crawlproc.quality.filter import Check, Filter, Rule
+from crawlproc.quality.filter import Check, Filter, Rule, check_lang_tables
 from crawlproc.quality.textstats import duplicates
 from crawlproc.quality.words import is_terminal
 
@@ -22,14 +22,16 @@ class FineWebQualityConfig(Section):
     enabled: bool = True
     line_punct_thr: float = 0.12
     line_punct_exclude_zero: bool = False
-    short_line_thr: float = 0.67
+    short_line_thr: float | None = 0.67  # None: off (FineWeb-2)
     short_line_length: int = 30
     char_duplicates_ratio: float = 0.01
     new_line_ratio: float = 0.3
+    lang: dict = field(default_factory=dict)  # [fineweb_quality.lang.<code>]: values for one language
 
     def check(self):
         fraction(self, "line_punct_thr", "short_line_thr", "char_duplicates_ratio")
         at_least(self, 0, "short_line_length", "new_line_ratio")
+        check_lang_tables(self)
 
 
 def _lines(doc: Doc) -> list[str]:  # the non-blank lines

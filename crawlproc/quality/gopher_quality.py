@@ -6,14 +6,14 @@ words of running English text.
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from crawlproc.config import Section, at_least, fraction, not_above, require
 from crawlproc.doc import Doc
-from crawlproc.quality.filter import Check, Filter, Rule
+from crawlproc.quality.filter import Check, Filter, Rule, check_lang_tables
 from crawlproc.quality.words import has_alpha, is_symbol_word
 
-STOP_WORDS = frozenset(["the", "be", "to", "of", "and", "that", "have", "with"])
+STOP_WORDS = ("the", "be", "to", "of", "and", "that", "have", "with")  # Gopher's, English
 
 
 @dataclass
@@ -28,15 +28,18 @@ class GopherQualityConfig(Section):
     max_ellipsis_lines_ratio: float | None = 0.3
     max_non_alpha_words_ratio: float | None = 0.8  # i.e. >= 80% of words contain a letter
     min_stop_words: int | None = 2
+    stop_words: list[str] = field(default_factory=lambda: list(STOP_WORDS))
+    lang: dict = field(default_factory=dict)  # [gopher_quality.lang.<code>]: this section's values for one language
 
     def check(self):
         at_least(self, 0, "min_doc_words", "max_doc_words", "min_avg_word_length", "max_avg_word_length",
                  "max_symbol_word_ratio", "min_stop_words")
         fraction(self, "max_bullet_lines_ratio", "max_ellipsis_lines_ratio", "max_non_alpha_words_ratio")
-        not_above(self, "min_stop_words", len(STOP_WORDS), f" (Gopher's stop words: {len(STOP_WORDS)})")
+        not_above(self, "min_stop_words", len(set(self.stop_words)), f" (the stop words listed: {len(set(self.stop_words))})")
         for low, high in (("min_doc_words", "max_doc_words"), ("min_avg_word_length", "max_avg_word_length")):
             a, b = getattr(self, low), getattr(self, high)
             require(a is None or b is None or a <= b, low, f"must be <= {high}")
+        check_lang_tables(self)
 
 
 def _word_stats(doc: Doc) -> tuple[int, int, int]:
@@ -51,10 +54,11 @@ def _word_stats(doc: Doc) -> tuple[int, int, int]:
                 if not w.isnumeric():
                     n_alpha += c
                 continue
-            if not is_symbol_word(w):
+            alpha = has_alpha(w)  # a letter is never a symbol: then the per-character symbol test is not needed
+            if alpha or not is_symbol_word(w):
                 n_real += c
                 real_chars += len(w) * c
-            if has_alpha(w):
+            if alpha:
                 n_alpha += c
         return n_real, real_chars, n_alpha
 
@@ -101,7 +105,7 @@ def alpha_words(doc: Doc, cfg) -> float:
 
 
 def stop_words(doc: Doc, cfg) -> int:
-    return len(STOP_WORDS.intersection(_counts(doc)))
+    return len(set(cfg.stop_words).intersection(_counts(doc)))
 
 
 OFF = (0,)  # datatrove skips a check whose threshold is None or 0

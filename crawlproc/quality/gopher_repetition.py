@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 from crawlproc.config import Section, fraction, require
 from crawlproc.doc import Doc
-from crawlproc.quality.filter import Check, Filter, Rule
+from crawlproc.quality.filter import Check, Filter, Rule, check_lang_tables
 from crawlproc.quality.textstats import LINE_SPLIT, NgramCounts, duplicates
 
 MAX_NGRAM = 100  # n-gram sizes are a repetition measure up to a phrase, not a document
@@ -28,6 +28,7 @@ class GopherRepetitionConfig(Section):
     dup_n_grams: list[list[float]] = field(
         default_factory=lambda: [[5, 0.15], [6, 0.14], [7, 0.13], [8, 0.12], [9, 0.11], [10, 0.10]]
     )
+    lang: dict = field(default_factory=dict)  # [gopher_repetition.lang.<code>]: values for one language
 
     def check(self):
         fraction(self, "dup_line_frac", "dup_para_frac", "dup_line_char_frac", "dup_para_char_frac")
@@ -38,6 +39,7 @@ class GopherRepetitionConfig(Section):
                     and 1 <= pair[0] <= MAX_NGRAM and 0 <= pair[1] <= 1,
                     name, f"each entry must be [n in 1..{MAX_NGRAM}, fraction in [0, 1]], got {pair!r}",
                 )
+        check_lang_tables(self)
 
 
 def _paragraph_dups(doc: Doc) -> tuple[int, int]:

@@ -21,7 +21,7 @@ import uuid
 from contextlib import contextmanager
 from datetime import UTC, datetime
 
-from crawlproc.store.storage import Storage, join, pid_alive
+from crawlproc.store.storage import Storage, StorageError, describe_os_error, join, pid_alive
 
 LEASE_BEAT_S = 15.0
 LEASE_STALE_S = 90.0
@@ -63,8 +63,17 @@ def hold(storage: Storage, lock_uri: str, what: str):
 
 @contextmanager
 def _file_lock(path, what: str):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o644)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if path.is_dir() or (path.exists() and not path.is_file()):
+            kind = "a folder" if path.is_dir() else "not a regular file"
+            raise StorageError(f"the lock of {what}, {path}, is {kind}: crawlproc keeps a small file there. Remove "
+                               f"it (if no crawlproc command is running) or use another --out")
+        fd = os.open(path, os.O_CREAT | os.O_RDWR | os.O_NONBLOCK, 0o644)
+    except StorageError:
+        raise
+    except OSError as e:
+        raise StorageError(f"cannot take the lock of {what}: {describe_os_error(e, str(path))}") from None
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

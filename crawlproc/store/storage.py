@@ -20,16 +20,28 @@ are the commit points on top of that.
 Credentials never pass through here: they come from the environment (AWS_ACCESS_KEY_ID, AWS_PROFILE, an
 instance role, GOOGLE_APPLICATION_CREDENTIALS, ...), as each SDK finds them. The endpoint comes from the
 recipe's [storage] endpoint_url or AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL (which pyarrow itself ignores).
+
+Before any work, a command checks every place it reads or writes (`Storage.check_read`, `Storage.check_write`):
+on an object store that the endpoint answers, the bucket exists, the credentials are accepted and (for
+writes) that an object can be put under the prefix, with short timeouts and one retry, so that a mistake is
+one StorageError line within seconds (naming the URI, the endpoint, where the credentials came from -- never
+their values -- and what to check) instead of a client retrying for minutes; on a local disk that the folder
+is a folder, can be created and written, and has room.
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import re
+import shutil
 import socket
+import stat
+import tempfile
 import time
 import uuid
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -200,7 +212,7 @@ class Storage:
             f.write(data)
 
     def write_json(self, uri: str, obj) -> None:
-        self.write_bytes(uri, (json.dumps(obj, indent=1, sort_keys=True, default=str) + "\n").encode())
+        self.write_bytes(uri, json_bytes(obj))
 
     def write_table(self, uri: str, table: pa.Table, **kwargs) -> None:
         """Write a Parquet file (zstd by default) all-or-nothing. A table without rows gets no row group at
@@ -214,12 +226,45 @@ class Storage:
         _write_parquet(sink, table, kwargs)
         self.write_bytes(uri, sink.getvalue().to_pybytes())
 
+    @contextmanager
+    def open_output(self, uri: str):
+        """A binary stream to `uri` for a file too large to hold in memory, committed only when the block ends
+        without an exception: locally a private temporary name renamed into place; on an object store a
+        multipart upload, deleted again when the block fails (pyarrow publishes what it has on close)."""
+        fs, path = self.resolve(uri)
+        if isinstance(fs, pafs.LocalFileSystem):
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            tmp = _tmp_path(path)
+            try:
+                with open(tmp, "wb") as f:
+                    yield f
+                    f.flush()
+                    os.fsync(f.fileno())
+                os.replace(tmp, path)
+            finally:
+                if os.path.exists(tmp):
+                    os.unlink(tmp)
+            return
+        try:
+            with fs.open_output_stream(path, compression=None) as f:
+                yield f
+        except BaseException:
+            self.delete(uri)
+            raise
+
+    def upload(self, local: str | Path, uri: str, chunk: int = 8 << 20) -> None:
+        """Put a local file at `uri` whole (a copy renamed into place, or a multipart upload), streamed."""
+        with open(local, "rb") as src, self.open_output(uri) as out:
+            while block := src.read(chunk):
+                out.write(block)
+
     # ------------------------------------------------------------------ reading
 
     def read_bytes(self, uri: str) -> bytes:
         # a random-access file, not pyarrow's input stream: on S3 the stream reads in small requests, ~50x
         # slower for whole objects (bench/bench_storage.py); neither decompresses by name
         fs, path = self.resolve(uri)
+        _not_special(fs, path)
         with fs.open_input_file(path) as f:
             return f.read()
 
@@ -238,6 +283,7 @@ class Storage:
     def open_input(self, uri: str):
         """A random-access file (Parquet footers, ranged reads)."""
         fs, path = self.resolve(uri)
+        _not_special(fs, path)
         return fs.open_input_file(path)
 
     def parquet_file(self, uri: str) -> pq.ParquetFile:
@@ -298,6 +344,17 @@ class Storage:
             if not _not_found(e):
                 raise
 
+    def move(self, src: str, dst: str) -> None:
+        """Put the file `src` at `dst` (replacing it): a rename on a disk, a server-side copy and delete on an
+        object store."""
+        fs, path = self.resolve(src)
+        fs2, path2 = self.resolve(dst)
+        if isinstance(fs, pafs.LocalFileSystem):
+            os.makedirs(os.path.dirname(path2), exist_ok=True)
+            os.replace(path, path2)
+            return
+        fs.move(path, path2)
+
     def delete_tree(self, uri: str) -> None:
         fs, path = self.resolve(uri)
         if fs.get_file_info(path).type == pafs.FileType.NotFound:
@@ -310,29 +367,51 @@ class Storage:
         if isinstance(fs, pafs.LocalFileSystem):
             os.makedirs(path, exist_ok=True)
 
+    # ------------------------------------------------------------------ preflight (see the end of the module)
+
+    def check_read(self, uri: str, what: str = "input", expect: str = "any") -> None:
+        """Before any work: `uri` can be read. An object store answers for this bucket with these credentials;
+        a local path exists and is a regular file or a folder (`expect`: "file", "dir" or "any").
+        Raises StorageError with one line naming the cause and what to check."""
+        _check_read(self, uri, what, expect)
+
+    def check_write(self, uri: str, what: str = "--out") -> None:
+        """Before any work: the folder (or prefix) `uri`, where a command writes, can be written: created if
+        missing, a probe written (and removed), room left. Raises StorageError naming the cause."""
+        _check_write(self, uri, what)
+
     def local_path(self, uri: str) -> Path | None:
         """The local path of `uri`, or None for an object store."""
         return None if is_remote(uri) else Path(normalize(uri))
 
     def clean_partials(self, uri: str, stale_after_s: float = 24 * 3600) -> int:
-        """Remove temporary files that crashed writers left under a local folder: those of processes of this
-        host that no longer exist, and those of other hosts older than `stale_after_s`. Another live
-        command's files are never touched. Object stores have no temporary files. Returns how many."""
+        """Remove temporary files (and private temporary folders) that crashed writers left under a local
+        folder: those of processes of this host that no longer exist, and those of other hosts older than
+        `stale_after_s`. Another live command's files are never touched. Object stores have no temporary
+        files. Returns how many. Every stage calls this when it starts (see `clean_stage_partials`)."""
         root = self.local_path(uri)
         if root is None or not root.is_dir():
             return 0
-        n = 0
-        now = time.time()
-        for p in root.rglob(f".*{TMP_SUFFIX}"):
-            here, pid = _tmp_owner(p.name)
-            try:
-                stale = (here and not pid_alive(pid)) or (not here and now - p.stat().st_mtime > stale_after_s)
-                if stale:
-                    p.unlink()
-                    n += 1
-            except FileNotFoundError:
-                pass
-        return n
+        return _clean_tmp(root.rglob(f".*{TMP_SUFFIX}"), stale_after_s)
+
+
+def _not_special(fs: pafs.FileSystem, path: str) -> None:
+    """A local path to be read as a file must not be a named pipe, a device or a socket (a FIFO blocks its
+    reader forever, a device never ends): StorageError, one line. Missing files and folders are left to the
+    caller's own error."""
+    if not isinstance(fs, pafs.LocalFileSystem):
+        return
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return
+    if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+        raise StorageError(f"{path} is {_kind_of(Path(path))}, not a regular file: give a file")
+
+
+def json_bytes(obj) -> bytes:
+    """How every JSON file of a run is written (sorted keys: the same object always gives the same bytes)."""
+    return (json.dumps(obj, indent=1, sort_keys=True, default=str) + "\n").encode()
 
 
 def _local_atomic(path: str, write) -> None:
@@ -374,6 +453,64 @@ def _not_found(e: OSError) -> bool:
 def _tmp_path(path: str) -> str:
     d, name = os.path.split(path)
     return os.path.join(d, f".{name}.{_HOST}-{os.getpid()}-{uuid.uuid4().hex[:8]}{TMP_SUFFIX}")
+
+
+def tmp_path(path: str | Path) -> Path:
+    """A temporary name beside local `path`, private to this process, that `clean_partials` recognises (and
+    removes once this process is gone): every local writer that renames into place takes its name here."""
+    return Path(_tmp_path(str(path)))
+
+
+def _clean_tmp(paths, stale_after_s: float) -> int:
+    n = 0
+    now = time.time()
+    for p in list(paths):
+        here, pid = _tmp_owner(p.name)
+        try:
+            stale = (here and not pid_alive(pid)) or (not here and now - p.lstat().st_mtime > stale_after_s)
+            if not stale:
+                continue
+            if p.is_dir() and not p.is_symlink():
+                shutil.rmtree(p, ignore_errors=True)
+            else:
+                p.unlink()
+            n += 1
+        except FileNotFoundError:
+            pass
+    return n
+
+
+_TMPDIR_PREFIX = ".crawlproc-"
+
+
+@contextmanager
+def private_tmpdir(what: str):
+    """A scratch folder in the system's temporary folder for this process only (`.crawlproc-<what>.<host>-
+    <pid>-<random>.tmp`), removed when the block ends; if the process is killed, the next stage that starts on
+    this machine removes it (`clean_local_temp`)."""
+    base = tempfile.gettempdir()
+    path = Path(_tmp_path(os.path.join(base, f"{_TMPDIR_PREFIX[1:]}{what}")))
+    path.mkdir(mode=0o700)
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def clean_local_temp(stale_after_s: float = 24 * 3600) -> int:
+    """Remove the private scratch folders (`private_tmpdir`) of this machine's dead processes."""
+    base = Path(tempfile.gettempdir())
+    try:
+        found = [p for p in base.iterdir() if p.name.startswith(_TMPDIR_PREFIX) and p.name.endswith(TMP_SUFFIX)]
+    except OSError:
+        return 0
+    return _clean_tmp(found, stale_after_s)
+
+
+def clean_stage_partials(storage: Storage, *uris: str) -> int:
+    """What every stage does when it starts: remove the temporaries of dead processes under the folders it
+    writes, and their scratch folders on this machine."""
+    return sum(storage.clean_partials(u) for u in uris) + clean_local_temp()
 
 
 def _tmp_owner(name: str) -> tuple[bool, int | None]:
@@ -440,4 +577,329 @@ def copy_to_local(uri: str, dest: str | Path, storage: Storage | None = None, ch
         tmp.unlink(missing_ok=True)
     return dest
 
+
+# ---------------------------------------------------------------------------------------------------- preflight
+# The checks a command makes before any work, on every place it reads or writes. An object-store mistake (no
+# such bucket, an endpoint where nothing listens, refused credentials, no right to write) would otherwise
+# surface minutes later from inside the client's retries, as a traceback; a local one (a full or read-only
+# disk, --out naming a file) after the first files are processed.
+
+PROBE_CONNECT_S = 3.0  # connection timeout of a preflight request
+PROBE_REQUEST_S = 4.0  # and its response timeout: an endpoint that does not answer is reported after this
+PROBE_ATTEMPTS = 1  # the client's own; a store's transient answer (503, 500) is retried once by `_twice`
+MIN_FREE_BYTES = 1 << 20  # a local output with less room than this is full for our purposes
+_PROBE_BYTES = 4096
+
+_ERRNO_HINTS = {
+    errno.ENOSPC: "the disk is full: free some space or give another --out",
+    errno.EDQUOT: "the disk quota is used up: free some space or give another --out",
+    errno.EROFS: "the file system is mounted read-only: give a writable --out",
+    errno.EACCES: "no permission to write there: check the folder's owner and mode, or give another --out",
+    errno.EPERM: "the operation is not permitted there: check the folder's owner and mode, or give another --out",
+    errno.ENOTDIR: "a part of the path is a file, not a folder",
+    errno.EISDIR: "the path is a folder where a file is expected",
+    errno.EEXIST: "a file of that name exists already",
+    errno.ENAMETOOLONG: "the path is too long",
+}
+
+
+def describe_os_error(e: OSError, path: str | None = None) -> str:
+    """One line for an OSError (a local file system's, or an object store client's): what, where, and what
+    to check. Object-store client messages (pyarrow's "AWS Error ...") are cut to their first line."""
+    where = path or getattr(e, "filename", None)
+    code = getattr(e, "errno", None)
+    if code in _ERRNO_HINTS:
+        name = errno.errorcode.get(code, str(code))
+        return f"cannot use {where}: {os.strerror(code)} ({name}): {_ERRNO_HINTS[code]}" if where else \
+            f"{os.strerror(code)} ({name}): {_ERRNO_HINTS[code]}"
+    text = " ".join(str(e).split())
+    if len(text) > 400:
+        text = text[:400] + "..."
+    kind = _classify_store_error(text)
+    hint = f": {_STORE_HINTS[kind]}" if kind else ""
+    return f"{type(e).__name__}: {text}{hint}"
+
+
+_STORE_HINTS = {
+    "network": "nothing answers at the endpoint: check [storage] endpoint_url / AWS_ENDPOINT_URL and the network",
+    "credentials": "the credentials were refused: check AWS_ACCESS_KEY_ID / AWS_PROFILE / [storage] profile",
+    "bucket": "the bucket does not exist: check its name, or create it",
+    "denied": "access denied: the credentials lack permission on this bucket or prefix",
+}
+
+
+_REQUEST_ID = re.compile(r"\s*\(Request ID: [^)]*\)")
+
+
+def _classify_store_error(text: str) -> str | None:
+    t = text.upper()
+    if "NETWORK_CONNECTION" in t or "CURLCODE" in t or "COULD NOT CONNECT" in t or "COULD NOT RESOLVE" in t \
+            or "TIMED OUT" in t or "TIMEOUT" in t:
+        return "network"
+    if "INVALID_ACCESS_KEY_ID" in t or "SIGNATURE_DOES_NOT_MATCH" in t or "INVALIDACCESSKEYID" in t \
+            or "SIGNATUREDOESNOTMATCH" in t or "EXPIRED_TOKEN" in t or "EXPIREDTOKEN" in t \
+            or "INVALID_CLIENT_TOKEN" in t or "UNRECOGNIZEDCLIENT" in t or "NO_CREDENTIALS" in t:
+        return "credentials"
+    if "NO_SUCH_BUCKET" in t or "NOSUCHBUCKET" in t:
+        return "bucket"
+    if "ACCESS_DENIED" in t or "ACCESSDENIED" in t or "FORBIDDEN" in t or "HTTP RESPONSE CODE: 403" in t:
+        return "denied"
+    return None
+
+
+def endpoint_of(storage: Storage, scheme: str) -> tuple[str, str]:
+    """(endpoint, where it comes from) for an object-store scheme, for messages."""
+    if scheme in ("s3", "s3a"):
+        for source, value in (("[storage] endpoint_url", _opt(storage.config, "endpoint_url", "")),
+                              ("AWS_ENDPOINT_URL_S3", os.environ.get("AWS_ENDPOINT_URL_S3")),
+                              ("AWS_ENDPOINT_URL", os.environ.get("AWS_ENDPOINT_URL"))):
+            if value:
+                return value, source
+        region = (_opt(storage.config, "region", "") or os.environ.get("AWS_REGION")
+                  or os.environ.get("AWS_DEFAULT_REGION"))
+        return "AWS S3", f"the SDK's default{f' for region {region}' if region else ''}"
+    if scheme in ("gs", "gcs"):
+        return "Google Cloud Storage", "the SDK's default"
+    return f"{scheme}://", "fsspec"
+
+
+def credentials_source(storage: Storage, scheme: str, bucket: str) -> str:
+    """Where the credentials for `bucket` come from, in the SDK's order -- never their values."""
+    if storage._anonymous(bucket):
+        return "none: the bucket is read anonymously ([storage] anonymous_buckets)"
+    if scheme in ("gs", "gcs"):
+        if os.environ.get("GOOGLE_APPLICATION_CREDENTIALS"):
+            return f"GOOGLE_APPLICATION_CREDENTIALS={os.environ['GOOGLE_APPLICATION_CREDENTIALS']}"
+        adc = Path.home() / ".config" / "gcloud" / "application_default_credentials.json"
+        return str(adc) if adc.is_file() else "none found (GOOGLE_APPLICATION_CREDENTIALS unset, no gcloud " \
+            "application-default login): the metadata server's, if any"
+    if scheme not in ("s3", "s3a"):
+        return f"whatever the fsspec {scheme}:// implementation finds"
+    if os.environ.get("AWS_ACCESS_KEY_ID"):
+        extra = " and AWS_SESSION_TOKEN" if os.environ.get("AWS_SESSION_TOKEN") else ""
+        return f"AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY{extra} in the environment"
+    profile = os.environ.get("AWS_PROFILE") or _opt(storage.config, "profile", "")
+    files = os.environ.get("AWS_SHARED_CREDENTIALS_FILE") or str(Path.home() / ".aws" / "credentials")
+    if profile:
+        origin = "[storage] profile" if _opt(storage.config, "profile", "") == profile else "AWS_PROFILE"
+        return f"profile {profile!r} ({origin}) of {files} / ~/.aws/config"
+    if os.environ.get("AWS_WEB_IDENTITY_TOKEN_FILE"):
+        return "a web identity token (AWS_WEB_IDENTITY_TOKEN_FILE)"
+    if os.environ.get("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI") or os.environ.get("AWS_CONTAINER_CREDENTIALS_FULL_URI"):
+        return "the container's credentials endpoint (AWS_CONTAINER_CREDENTIALS_*)"
+    if Path(files).is_file():
+        return f"the default profile of {files}"
+    if os.environ.get("AWS_EC2_METADATA_DISABLED", "").lower() == "true":
+        return "none found (no AWS_ACCESS_KEY_ID, AWS_PROFILE or ~/.aws/credentials; instance metadata disabled)"
+    return "none found in the environment or ~/.aws: the instance role's, if this machine has one"
+
+
+def _probe_fs(storage: Storage, scheme: str, bucket: str) -> pafs.FileSystem:
+    """A client like the stages' own, with short timeouts and one retry: for the preflight only."""
+    if scheme in ("s3", "s3a"):
+        quick = Storage(_ProbeConfig(storage.config))
+        return quick._s3(bucket)
+    return storage.resolve(f"{scheme}://{bucket}")[0]
+
+
+class _ProbeConfig:
+    """A [storage] section with the preflight's timeouts and retries."""
+
+    def __init__(self, config):
+        self._config = config
+
+    def __getattr__(self, name):
+        if name == "retries":
+            return PROBE_ATTEMPTS
+        if name == "connect_timeout_s":
+            return min(PROBE_CONNECT_S, float(_opt(self._config, name, PROBE_CONNECT_S)))
+        if name == "request_timeout_s":
+            return min(PROBE_REQUEST_S, float(_opt(self._config, name, PROBE_REQUEST_S)))
+        return getattr(self._config, name, None) if self._config is not None else None
+
+
+def _remote_problem(storage: Storage, uri: str, what: str, action: str, problem: str) -> StorageError:
+    scheme = scheme_of(uri)
+    bucket = _URI.match(uri).group(2).split("/", 1)[0]
+    endpoint, origin = endpoint_of(storage, scheme)
+    return StorageError(f"cannot {action} {what} {uri}: {problem} (endpoint {endpoint}, from {origin}; "
+                        f"credentials: {credentials_source(storage, scheme, bucket)})")
+
+
+def _store_check(storage: Storage, uri: str, what: str, write: bool) -> None:
+    scheme = scheme_of(uri)
+    action = "write" if write else "read"
+    try:
+        storage.resolve(uri)  # an unknown scheme or a URI without a bucket
+    except StorageError as e:
+        raise StorageError(f"{what} {uri}: {e}") from None
+    rest = _URI.match(uri).group(2).rstrip("/")
+    bucket = rest.split("/", 1)[0]
+    fs = _probe_fs(storage, scheme, bucket)
+
+    def _twice(call):
+        """A transient answer (SlowDown, an internal error) is asked again once; no answer at all is not."""
+        try:
+            return call()
+        except OSError as e:
+            if _classify_store_error(str(e)) is not None:
+                raise
+            time.sleep(0.5)
+            return call()
+
+    def problem(e: OSError) -> str:
+        kind = _classify_store_error(str(e))
+        first = _REQUEST_ID.sub("", " ".join(str(e).split()))[:300]
+        if kind == "network":
+            return f"the endpoint does not answer ({first}). Check the endpoint URL and that the store is reachable"
+        if kind == "credentials":
+            return f"the credentials were refused ({first}). Check that they are this store's and not expired"
+        if kind == "bucket":
+            return f"bucket {bucket!r} does not exist. Check its name, or create it"
+        if kind == "denied":
+            return (f"access denied ({first}). Check that the credentials may {action} "
+                    f"{'under this prefix' if write else 'this bucket'}")
+        return f"{first}. Check the URI, the endpoint and the credentials"
+
+    try:
+        found = _twice(lambda: fs.get_file_info(bucket)).type != pafs.FileType.NotFound
+    except OSError as e:
+        if _classify_store_error(str(e)) != "denied":
+            raise _remote_problem(storage, uri, what, action, problem(e)) from None
+        found = True  # HeadBucket needs s3:ListBucket; object rights alone may still do: the probe below says
+        if not write:
+            try:
+                fs.get_file_info(rest)
+            except OSError as e2:
+                raise _remote_problem(storage, uri, what, action, problem(_listing_error(fs, rest) or e2)) from None
+    if not found:
+        raise _remote_problem(storage, uri, what, action, f"bucket {bucket!r} does not exist. Check its name, "
+                              "or create it")
+    if write:
+        probe = f"{rest}/{_TMPDIR_PREFIX}probe.{_HOST}-{os.getpid()}-{uuid.uuid4().hex[:8]}{TMP_SUFFIX}"
+        def put() -> None:
+            with fs.open_output_stream(probe, compression=None) as f:
+                f.write(b"crawlproc write check\n")
+
+        try:
+            _twice(put)
+        except OSError as e:
+            raise _remote_problem(storage, uri, what, action, problem(e)) from None
+        try:
+            fs.delete_file(probe)
+        except OSError:
+            pass  # a store that lets us write but not delete: the probe's .tmp name keeps it out of listings
+
+
+def check_write_free(path: str, min_free: int, what: str, min_inodes: int = 0) -> None:
+    """A local folder that can be created and written, with at least `min_free` bytes and `min_inodes` files
+    free; StorageError."""
+    _local_check_write(normalize(path), what, min_free, min_inodes)
+
+
+def _listing_error(fs: pafs.FileSystem, path: str) -> OSError | None:
+    """The error of a LIST under `path`, if any: unlike a HEAD answer (no body), it says why a request was
+    refused (an unknown key id, a bad signature), for a better message."""
+    try:
+        fs.get_file_info(pafs.FileSelector(path, allow_not_found=True))
+    except OSError as e:
+        return e
+    return None
+
+
+def _local_check_write(path: str, what: str, min_free: int = MIN_FREE_BYTES, min_inodes: int = 0) -> None:
+    p = Path(path)
+    for q in (p, *p.parents):  # the nearest part of the path that exists must be a folder
+        if q.exists() or q.is_symlink():
+            if not q.is_dir():
+                raise StorageError(f"{what} {path}: {q} is {_kind_of(q)}, not a folder. Give a folder (it is "
+                                   "created if missing)")
+            break
+    try:
+        p.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise StorageError(f"{what}: {describe_os_error(e, str(p))}") from None
+    probe = tmp_path(p / f"{_TMPDIR_PREFIX[1:]}probe")
+    try:
+        fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        try:
+            os.write(fd, b"\0" * _PROBE_BYTES)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    except OSError as e:
+        raise StorageError(f"{what}: {describe_os_error(e, str(p))}") from None
+    finally:
+        try:
+            probe.unlink()
+        except OSError:
+            pass
+    try:
+        st = os.statvfs(p)
+    except OSError:
+        return
+    free = st.f_bavail * st.f_frsize
+    if free < min_free:
+        raise StorageError(f"{what}: cannot write {p}: only {free >> 10} KiB free on its disk (at least "
+                           f"{min_free >> 20} MiB needed): free some space or give another folder")
+    if st.f_files and st.f_favail < min_inodes:  # f_files 0: a file system without an inode limit
+        raise StorageError(f"{what}: cannot write {p}: only {st.f_favail} free inodes on its disk (files it can "
+                           f"still hold; at least {min_inodes} needed): remove files or give another folder")
+
+
+def _kind_of(p: Path) -> str:
+    try:
+        mode = p.stat().st_mode
+    except OSError:
+        return "a broken link"
+    if stat.S_ISREG(mode):
+        return "a file"
+    if stat.S_ISFIFO(mode):
+        return "a named pipe (FIFO)"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    if stat.S_ISDIR(mode):
+        return "a folder"
+    return "not a regular file"
+
+
+def check_local_file(path: str | Path, what: str = "input") -> Path:
+    """A local path that must be a regular file (or a link to one): a named pipe would block a reader
+    forever, a device would never end, a socket or a folder cannot be read as a file. Raises StorageError."""
+    p = Path(path)
+    try:
+        mode = p.stat().st_mode
+    except FileNotFoundError:
+        raise StorageError(f"{what} {p} does not exist") from None
+    except OSError as e:
+        raise StorageError(f"{what} {p}: {describe_os_error(e, str(p))}") from None
+    if not stat.S_ISREG(mode):
+        raise StorageError(f"{what} {p} is {_kind_of(p)}, not a regular file: give a file")
+    return p
+
+
+def _check_read(self: Storage, uri: str, what: str, expect: str) -> None:
+    uri = str(uri)
+    if is_remote(uri):
+        _store_check(self, uri, what, write=False)
+        return
+    p = Path(normalize(uri))
+    if not (p.exists() or p.is_symlink()):
+        raise StorageError(f"{what} {p} does not exist")
+    if expect == "dir" and not p.is_dir():
+        raise StorageError(f"{what} {p} is {_kind_of(p)}, not a folder")
+    if expect == "file":
+        check_local_file(p, what)
+    elif expect == "any" and not p.is_dir():
+        check_local_file(p, what)
+
+
+def _check_write(self: Storage, uri: str, what: str) -> None:
+    uri = str(uri)
+    if is_remote(uri):
+        _store_check(self, uri, what, write=True)
+    else:
+        _local_check_write(normalize(uri), what)
 

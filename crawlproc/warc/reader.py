@@ -10,8 +10,11 @@ and a bad record costs only itself:
 - Memory per record is bounded by `max_payload_bytes` (plus one 256 KB piece), whatever the compression
   ratio; headers are capped at `MAX_HEADER_BYTES`. The payload is never read past the cap.
 - Skipping the rest of a record (too large, not HTML, ...) inflates and drops it piece by piece. A gzip record
-  that would need more than `max_skip_bytes` inflated to skip (a bomb) ends the file with a WarcReadError:
-  time stays proportional to the cap.
+  that would need more than `max_skip_bytes` inflated to skip (a bomb) is counted as `too_large` and its gzip
+  member abandoned: reading goes on at the next member that starts a WARC record, found in the compressed
+  bytes and checked by inflating its first bytes (WarcStream.next_record_member). Time stays proportional to
+  the cap plus the compressed size. Only when records share gzip members (a whole-file gzip) does a bomb end
+  the file with a WarcReadError, since the records after it cannot be reached without inflating it.
 - A record that cannot be read (no WARC-Target-URI, broken WARC or HTTP headers, a bad Content-Length) is
   counted as `malformed:<what>` and reading goes on: with the next record when its length is known, else at the
   next gzip member (or, uncompressed, the next line that starts a WARC record).
@@ -63,6 +66,7 @@ class ReadCounts:
     responses: int = 0
     skipped: Counter = field(default_factory=Counter)
     decompressed_bytes: int = 0  # bytes inflated (gzip files): what reading the file cost
+    resynced: int = 0  # gzip members abandoned past the skip limit, reading going on at the next record
 
 
 class _Malformed(Exception):
@@ -180,6 +184,7 @@ class _Reader:
         self.loader = ArcWarcRecordLoader(verify_http=False, arc2warc=True)
         self.http_parser = StatusAndHeadersParser(["HTTP/1.0", "HTTP/1.1"], verify=False)
         self.seen = 0  # records of this file, malformed ones included
+        self.per_record = True  # every record so far began its own gzip member (Common Crawl's layout)
 
     def records(self) -> Iterator[HtmlRecord]:
         s = self.s
@@ -194,8 +199,10 @@ class _Reader:
                     yield pending  # it ended before the fault, its own member is whole
                 raise
             except OverBudget:
-                raise WarcReadError(f"blank bytes after record {self.seen} inflate past the {_mib(self.max_skip)} "
-                                    "limit; the rest of the file is not read") from None
+                # its member never ends: `pending` (in that member) cannot be verified and is counted instead
+                self._past_limit(f"the blank bytes after record {self.seen}", 1)
+                pending = None
+                continue
             if pending is not None:
                 yield pending
                 pending = None
@@ -205,20 +212,41 @@ class _Reader:
                 self._check_first_record()
             start = s.tell()
             start_member = s.current_member()
+            # a record that does not begin its gzip member shares it: members cannot be skipped one by one then
+            # (junk that is not a record says nothing about the layout)
+            shares = s.gzipped and s.member_starts[start_member] != start
             self.seen += 1
             self.counts.records += 1
+            counted = sum(self.counts.skipped.values())
             try:
                 pending = self._record(start, start_member)
             except _Malformed as m:
                 self.counts.skipped[f"malformed:{m.what}"] += 1
-                self._resync(start_member, m)
+                try:
+                    self._resync(start_member, m)
+                except OverBudget:
+                    self._past_limit(f"the gzip member of record {self.seen}, malformed ({m.what}),", 0)
                 continue
             except OverBudget as e:
-                raise WarcReadError(
-                    f"record {self.seen} (at byte {self._offset(start_member, start)}) needs {_mib(e.args[0])} "
-                    f"or more inflated to skip, over the {_mib(self.max_skip)} limit (a gzip bomb?); "
-                    "the rest of the file is not read") from None
+                self.per_record &= not shares
+                uncounted = 0 if sum(self.counts.skipped.values()) > counted else 1
+                self._past_limit(f"record {self.seen} (at byte {self._offset(start_member, start)}), which needs "
+                                 f"{_mib(e.args[0])} or more inflated to skip,", uncounted)
+                continue
+            self.per_record &= not shares
             pending_member = s.member_of(s.tell() - 1)
+
+    def _past_limit(self, what: str, uncounted: int) -> None:
+        """A gzip member that would inflate past the skip limit (a bomb). With one member per record (as Common
+        Crawl writes them), its record is counted as too_large (`uncounted` of them not counted yet) and reading
+        goes on at the next member that starts a record; otherwise the rest of the file is not read."""
+        if not (self.s.gzipped and self.per_record):
+            raise WarcReadError(f"{what} would inflate past the {_mib(self.max_skip)} limit (a gzip bomb?), and "
+                                "records share its gzip member: the rest of the file is not read")
+        if uncounted:
+            self.counts.skipped["too_large"] += uncounted
+        self.counts.resynced += 1
+        self.s.next_record_member()
 
     def _check_first_record(self) -> None:
         """A WARC starts with a WARC/ version line, an ARC with its filedesc:// block. Anything else is not
@@ -236,16 +264,12 @@ class _Reader:
         WARC record. A file whose very first record is unreadable is not a WARC file."""
         if self.seen == 1 and m.what.startswith("warc_headers"):
             raise WarcReadError(f"not a WARC file: {_short(m)}")
-        try:
-            if self.s.gzipped:
-                self.s.skip_member(member, self.max_skip)
-            else:
-                self.s.skip_blank()
-                if self.s.peek(5) != b"WARC/":  # unless the next record begins right where this one broke
-                    self.s.skip_to_line(b"WARC/")
-        except OverBudget:
-            raise WarcReadError(f"record {self.seen} is malformed ({m.what}) and its gzip member inflates past "
-                                f"the {_mib(self.max_skip)} limit; the rest of the file is not read") from None
+        if self.s.gzipped:
+            self.s.skip_member(member, self.max_skip)  # OverBudget: see records()
+        else:
+            self.s.skip_blank()
+            if self.s.peek(5) != b"WARC/":  # unless the next record begins right where this one broke
+                self.s.skip_to_line(b"WARC/")
 
     def _record(self, start: int, member: int) -> HtmlRecord | None:
         """Read one record (its block, to the end); the HtmlRecord to hand out, or None (counted)."""

@@ -9,6 +9,10 @@ member's CRC has been checked. Reads advance an offset into the current piece; n
 Every way to move forward is bounded: `readline` by a line length, `skip_blank` and `skip_member` by a byte
 budget (the bytes they may inflate and throw away), reads by their size and by the current piece, so that no
 input can make a read cost more than its caller allowed.
+
+A member too large to inflate (a gzip bomb) need not end the file: `next_record_member` abandons it and goes on
+at the next member that starts a WARC record, found in the compressed bytes (the gzip magic) and checked by
+inflating only its first bytes, so a bomb costs the compressed bytes read past it, never its inflated size.
 """
 
 from __future__ import annotations
@@ -21,6 +25,9 @@ from typing import BinaryIO
 PIECE = 256 << 10  # most decompressed bytes produced by one inflate call
 _INPUT = 64 << 10  # compressed bytes read at a time (a member boundary copies at most this much)
 _BLANK = re.compile(rb"[^\r\n \t]")
+_GZIP_MAGIC = b"\x1f\x8b\x08"  # a gzip member's first bytes: magic and the deflate method
+_CHECK_INPUT = 4096  # compressed bytes given to zlib to check a candidate member (its header and first bytes)
+_RECORD_START = b"WARC/"
 
 
 class WarcReadError(Exception):
@@ -207,6 +214,39 @@ class WarcStream:
             if budget is not None and done > budget:
                 raise OverBudget(done)
 
+    # -- resynchronising after a member too large to inflate ------------------------------------------------
+    def next_record_member(self) -> bool:
+        """Abandon the rest of the current gzip member and continue at the first later member whose inflated
+        bytes begin with 'WARC/'. Candidates are found by the gzip magic in the compressed bytes and checked by
+        inflating at most a few bytes of each (a magic inside deflate data does not inflate to a record). The
+        skipped bytes are never inflated. False when no such member follows: the stream is then at its end."""
+        data, offset = self._in[self._in_pos:], self._in_offset
+        self._d = None
+        self._base += len(self._buf)  # the rest of the current piece is dropped with its member
+        self._buf, self._pos = b"", 0
+        start = 0
+        while True:
+            i = data.find(_GZIP_MAGIC, start)
+            if i >= 0 and len(data) - i < _CHECK_INPUT:  # too few bytes after it to check: read more first
+                more = self.raw.read(_INPUT)
+                if more:  # what lies before the candidate is done with: memory stays at two reads
+                    data, offset, start = data[i:] + more, offset + i, 0
+                    continue
+            if i >= 0:
+                if _starts_record(data[i:i + _CHECK_INPUT]):
+                    self._in, self._in_pos, self._in_offset = data, i, offset + i
+                    return True
+                start = i + 1
+                continue
+            keep = min(len(_GZIP_MAGIC) - 1, len(data))  # a magic may straddle two reads
+            offset += len(data) - keep
+            more = self.raw.read(_INPUT)
+            if not more:
+                self._in, self._in_pos, self._in_offset = b"", 0, offset + keep
+                self._eof = True
+                return False
+            data, start = data[len(data) - keep:] + more, 0
+
     def skip_to_line(self, prefix: bytes) -> int:
         """Plain files: discard up to the next line that starts with `prefix` (a record's first line)."""
         pattern = re.compile(b"\n" + re.escape(prefix))
@@ -222,3 +262,13 @@ class WarcStream:
             self._pos = len(self._buf) - keep
             if not self._refill(keep=True):
                 return done + self.skip(len(self._buf) - self._pos)
+
+
+def _starts_record(head: bytes) -> bool:
+    """Whether `head` (compressed bytes) begins a gzip member whose first inflated bytes are 'WARC/'."""
+    d = zlib.decompressobj(31)
+    try:
+        out = d.decompress(head, len(_RECORD_START))
+    except zlib.error:
+        return False
+    return out == _RECORD_START

@@ -114,6 +114,7 @@ def spec_from_args(args):
     import dataclasses
     from pathlib import Path
 
+    from crawlproc.store.layout import TokenSetDir
     from pipelines.stages.ablate import AblateError, AblateSpec, Arm, check_spec, load_spec
 
     spec = load_spec(args.spec) if args.spec else AblateSpec(arms=[])
@@ -123,7 +124,7 @@ def spec_from_args(args):
         source, *settings = rest.split(",")
         if not sep or not name or not source:
             raise AblateError(f"--arm {item!r}: expected NAME=SOURCE[,train_key=value...]")
-        is_tokens = (Path(source) / "manifest.json").is_file() or ("://" in source and not source.endswith(".toml"))
+        is_tokens = (Path(source) / TokenSetDir.MANIFEST).is_file() or ("://" in source and not source.endswith(".toml"))
         arm = Arm(name=name, tokens=source) if is_tokens else Arm(name=name, recipe=source)
         arm.train = dict(_setting(s, item) for s in settings)
         arms.append(arm)

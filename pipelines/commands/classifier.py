@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 
 from pipelines.commands.common import (
-    add_quiet_option, add_ray_option, add_recipe_option, exit_code, fail, guarded, print_failures,
+    add_quiet_option, add_ray_option, add_recipe_option, exit_code, fail, guarded, preflight, print_failures,
 )
 
 
@@ -49,7 +49,9 @@ def register(sub) -> None:
 
     r = cmds.add_parser(
         "run", help="run the recipe's classifiers on one snapshot (after dedup)",
-        description="Score <out>/<snapshot>/final/ (or docs/ with classify.source = \"docs\") with every "
+        description="Score <out>/<snapshot>/decontaminated/ (the deduplicated documents without benchmark items; "
+        "the decontaminate stage runs first when needed; final/ or docs/ with [decontaminate] enabled = false) "
+        "with every "
         "[classifiers.<name>] of the recipe and write classified/ (kept, one <name>_score column each) and "
         "classified_removed/ (removed_by \"classify\", removed_reason \"classifier:<name>\"). Resumable; a "
         "changed model rescores, a changed threshold only re-splits.")
@@ -69,9 +71,16 @@ def train_main(args) -> int:
 def _train(args) -> int:
     from crawlproc.classify.train import TrainError, TrainParams, read_texts, sample_snapshot, train_classifier
 
+    from crawlproc.store.storage import default_storage
+
     params = TrainParams(**{k: getattr(args, k) for k in TrainParams.__dataclass_fields__})
     if not args.negatives and not args.negatives_from:
         return fail("classifier train", "give --negatives or --negatives-from")
+    storage = default_storage()
+    preflight(storage, reads=[*(("--positives", p, "any") for p in args.positives),
+                              *(("--negatives", p, "any") for p in args.negatives),
+                              *(("--negatives-from", p, "dir") for p in args.negatives_from)],
+              writes=[("--out", args.out)])
     log = lambda m: print(m, file=sys.stderr)  # noqa: E731
     try:
         params.check()
@@ -115,6 +124,7 @@ def _run(args) -> int:
     recipe = load_recipe(args)
     if not classify_settings(recipe)[1]:
         return fail("classifier run", "the recipe has no [classifiers.<name>] table: nothing to run")
+    preflight(storage_for(recipe), writes=[("--out", args.out)])
     start_ray(args, recipe)
     snap = Layout(args.out, storage_for(recipe)).snapshot(args.snapshot)
     log = (lambda m: None) if args.quiet else (lambda m: print(m, file=sys.stderr))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 
-from pipelines.commands.common import guarded, load_recipe, start_ray
+from pipelines.commands.common import guarded, load_recipe, preflight, start_ray
 
 
 def register(sub) -> None:
@@ -26,6 +26,9 @@ def register(sub) -> None:
                    "files whose extract is done)")
     p.add_argument("--recipe", help="recipe TOML file or bundled name (default: fineweb)")
     p.add_argument("--scope", choices=["snapshot", "all"], help="override the recipe's dedup.scope")
+    p.add_argument("--ids-from-content", action="store_true",
+                   help="documents have no `id` column: make each one's id from its file, row and text hash "
+                   "(<stem>:<row>:<xxh64>; recipe: dedup.ids = \"content\")")
     p.add_argument("--force", action="store_true", help="redo even if dedup/_done.json exists")
     p.add_argument("--address", help="Ray cluster address (default: RAY_ADDRESS, else a local Ray)")
     p.set_defaults(func=main)
@@ -36,9 +39,20 @@ def main(args) -> int:
 
 
 def _main(args) -> int:
-    from pipelines.stages.dedup import DedupError, run_dedup
+    from crawlproc.dedup.signatures import check_input_dir
+    from crawlproc.store.storage import storage_for
 
-    recipe = load_recipe(args, {"dedup": {"scope": args.scope}} if args.scope else None)
+    overrides = {k: v for k, v in {"scope": args.scope, "ids": "content" if args.ids_from_content else None}.items()
+                 if v is not None}
+    recipe = load_recipe(args, {"dedup": overrides} if overrides else None)
+    preflight(storage_for(recipe), reads=[("--input-dir", args.input_dir, "dir")], writes=[("--out", args.out)])
+    if args.input_dir:  # a foreign folder: say what is wrong with it before Ray starts
+        why = check_input_dir(args.input_dir, recipe.dedup.ids, storage_for(recipe))
+        if why:
+            print(f"crawlproc dedup: {why}", file=sys.stderr)
+            return 2
+    from pipelines.stages.dedup import DedupError, run_dedup  # after the checks: they end in seconds
+
     start_ray(args, recipe)
     try:
         summary = run_dedup(args.out, args.snapshot, recipe, input_dir=args.input_dir, force=args.force,

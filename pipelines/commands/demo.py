@@ -33,15 +33,23 @@ def register(sub) -> None:
 
 
 def main(args) -> int:
+    from pipelines.commands.common import guarded
+
+    return guarded("demo", lambda: _main(args))
+
+
+def _main(args) -> int:
+    from pipelines.commands.common import preflight
     from pipelines.demo.minicc import DATA, MiniCCServer, build_minicc
     from pipelines.engine.ray_runtime import init_ray
     from pipelines.recipes import resolve_recipe
     from pipelines.inspect.report import write_report
     from pipelines.stages.run import print_summary, run_snapshot
-    from pipelines.stages.chain import build_steps
+    from pipelines.stages.chain import build_chain
 
     import tempfile
 
+    from crawlproc.store.layout import Layout, TrainRunDir
     from crawlproc.store.storage import Storage, is_remote, join, normalize
 
     started = time.monotonic()
@@ -54,14 +62,15 @@ def main(args) -> int:
               "--data DIR with html/ (ScrapingHub pages + ground-truth.json) and/or warc/ (WARC files).",
               file=sys.stderr)
         return 2
+    preflight(Storage(), writes=[("--out", out)])
     print(f"demo: building a mini Common Crawl ({args.files} WARC files) from the real pages in {data} ...")
     # the crawl it serves is local (it stands for Common Crawl's own servers); with --out in a bucket it is
     # built in a temporary folder, so that nothing of the run is left on this machine
-    crawl_dir = tempfile.mkdtemp(prefix="crawlproc-minicc-") if is_remote(out) else join(out, "minicc")
+    crawl_dir = tempfile.mkdtemp(prefix="crawlproc-minicc-") if is_remote(out) else Layout(out).minicc_dir
     mini = build_minicc(crawl_dir, snapshot=SNAPSHOT, files=args.files, data_dir=data)
     # benchmarks (a small subset of the bundled suite) and bits per byte at every eval: the demo ends with its
     # model's evaluation, and the report draws each benchmark over the steps
-    steps = build_steps(["extract", "dedup", "tokenize", "train"], train_preset=args.train_preset,
+    chain = build_chain(["extract", "dedup", "tokenize", "train"], train_preset=args.train_preset,
                         train_steps=args.train_steps, batch_size=16, lr=3e-3, log_interval=50,
                         eval_bench_interval=max(1, args.train_steps // 2), eval_limit=args.eval_items,
                         eval_ref_limit=2)
@@ -70,7 +79,7 @@ def main(args) -> int:
         print(f"demo: serving it at {server.base_url} ; running:\n"
               f"  crawlproc run --snapshot {SNAPSHOT} --base-url {server.base_url} --out {out} "
               f"--recipe demo --stages extract,dedup,tokenize,train")
-        summary = run_snapshot(SNAPSHOT, out, recipe, base_url=server.base_url, steps=steps)
+        summary = run_snapshot(SNAPSHOT, out, recipe, base_url=server.base_url, chain=chain)
     print_summary(summary)
     report_path, _ = write_report(out)
     elapsed = time.monotonic() - started
@@ -78,11 +87,12 @@ def main(args) -> int:
     if is_remote(out):
         shutil.rmtree(crawl_dir, ignore_errors=True)
     snap = join(out, SNAPSHOT)
-    info = summary.steps_info
+    info = summary.stage_info
     dedup = info.get("dedup", {})
     tok = info.get("tokenize", {})
     train = info.get("train", {})
-    samples = _last_sample(Storage(), join(train["out"], "samples.jsonl")) if train.get("out") else None
+    samples = (_last_sample(Storage(), TrainRunDir(train["out"], Storage()).path(TrainRunDir.SAMPLES))
+               if train.get("out") else None)
     print("\nWhat happened, and where it is:")
     kept, removed = ((summary.total_kept, summary.total_removed) if summary.total_kept is not None
                      else (summary.kept, summary.removed))  # a bucket's markers are not all read back

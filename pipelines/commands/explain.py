@@ -24,14 +24,22 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
+    from pipelines.commands.common import guarded
+
+    return guarded("explain", lambda: _run(args))
+
+
+def _run(args) -> int:
     from crawlproc.recipe import RecipeError
-    from crawlproc.store.storage import is_remote
+    from crawlproc.store.storage import default_storage, is_remote
+    from pipelines.commands.common import preflight
     from pipelines.inspect.explain import explain_document, format_explanation
     from pipelines.recipes import resolve_recipe
 
-    if not is_remote(args.out) and not Path(args.out).is_dir():
+    if not is_remote(args.out) and not Path(args.out).exists():
         print(f"crawlproc explain: output folder {args.out} does not exist", file=sys.stderr)
         return 2
+    preflight(default_storage(), reads=[("--out", args.out, "dir")])
     try:
         recipe = resolve_recipe(args.recipe) if args.recipe else None
     except RecipeError as e:

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from pipelines.commands.common import (
-    add_quiet_option, add_ray_option, add_recipe_option, exit_code, fail, guarded, load_recipe,
-    print_failures, start_ray,
+    add_quiet_option, add_ray_option, add_recipe_option, exit_code, fail, guarded, load_recipe, preflight,
+    print_failures, start_ray, store_root,
 )
 
 
@@ -35,14 +35,18 @@ def main(args) -> int:
 
 
 def _main(args) -> int:
-    from crawlproc.store.layout import check_name
-    from crawlproc.store.storage import storage_for
-    from pipelines.stages.extract import expand_inputs, run_extract
+    from crawlproc.store.layout import check_snapshot_name
+    from crawlproc.store.storage import is_remote, storage_for
 
     recipe = load_recipe(args)
-    check_name(args.dump, "--dump (snapshot name)")
+    check_snapshot_name(args.dump, "--dump (snapshot name)")
+    storage = storage_for(recipe)
+    preflight(storage, reads=[("input", store_root(p), "any") for p in args.inputs if is_remote(p)],
+              writes=[("--out", args.out)])
+    from pipelines.stages.extract import expand_inputs, run_extract  # after the checks: they end in seconds
+
     try:
-        inputs = expand_inputs(args.inputs, storage_for(recipe))
+        inputs = expand_inputs(args.inputs, storage)
     except FileNotFoundError as e:
         return fail("extract", str(e))
     start_ray(args, recipe)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 
 from pipelines.commands.common import (
-    add_quiet_option, add_ray_option, add_recipe_option, guarded, load_recipe, start_ray,
+    add_quiet_option, add_ray_option, add_recipe_option, guarded, load_recipe, preflight, start_ray,
 )
 
 
@@ -30,6 +30,10 @@ def register(sub) -> None:
     p.add_argument("--bucket-tokens", default=None,
                    help="tokens per bucket of the external shuffle: a gather task's memory (default 25M)")
     p.add_argument("--shard-tokens", default=None, help="tokens per output shard at most (default: bucket)")
+    p.add_argument("--rehydrate", default=None, metavar="WEIGHTS",
+                   help="repeat each document by the size of the duplicate cluster it stood for (FineWeb-2's "
+                   "rehydration): 'fineweb2' (its weights: 1, 2, 3, 3, 5 from 5, 8 from 100, 1 from 1000); per "
+                   "source in a --mix file: rehydrate = \"fineweb2\" or {size = copies}")
     p.add_argument("--force", action="store_true", help="replace a token set of that name holding something else")
     add_recipe_option(p)
     add_ray_option(p)
@@ -44,8 +48,8 @@ def main(args) -> int:
 def _config(args, storage):
     import dataclasses
 
-    from pipelines.stages.mix import config_from_args, load_mix_toml
-    from tokenizer.mixing import MixError, parse_tokens
+    from tokenizer.mix.config import config_from_args, load_mix_toml
+    from tokenizer.mix.decide import MixError, parse_tokens
 
     if args.mix:
         cfg = load_mix_toml(args.mix, storage)
@@ -56,20 +60,30 @@ def _config(args, storage):
                                      "bucket_tokens": parse_tokens(args.bucket_tokens) if args.bucket_tokens else None,
                                      "shard_tokens": parse_tokens(args.shard_tokens) if args.shard_tokens else None,
                                      }.items() if v is not None}
+        if args.rehydrate:
+            from tokenizer.mix.decide import parse_rehydrate
+
+            weights = parse_rehydrate(args.rehydrate)
+            changes["sources"] = [dataclasses.replace(s, rehydrate=weights) for s in cfg.sources]
         return dataclasses.replace(cfg, **changes)
     return config_from_args(args.source, args.name or "mix", args.tokens, args.seed or 0, args.bucket_tokens,
-                            args.shard_tokens)
+                            args.shard_tokens, args.rehydrate)
 
 
 def _main(args) -> int:
-    from crawlproc.store.storage import storage_for
-    from pipelines.stages.mix import run_mix
-    from tokenizer.mixing import MixError
+    from crawlproc.store.storage import is_remote, storage_for
+    from tokenizer.mix.decide import MixError
     from tokenizer.shards import ShardError
 
     recipe = load_recipe(args)
+    storage = storage_for(recipe)
+    preflight(storage, reads=[("--mix", args.mix, "file")] + [("--source", s.rsplit(":", 1)[0], "dir")
+                                                              for s in args.source if is_remote(s)],
+              writes=[("--out", args.out)])
+    from pipelines.stages.mix import run_mix  # after the checks: they end in seconds
+
     try:
-        cfg = _config(args, storage_for(recipe))
+        cfg = _config(args, storage)
         start_ray(args, recipe)
         log = (lambda m: None) if args.quiet else (lambda m: print(m, file=sys.stderr))
         summary = run_mix(args.out, cfg, recipe, force=args.force, progress=not args.quiet, log=log)

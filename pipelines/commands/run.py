@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 
 from pipelines.commands.common import (
-    add_quiet_option, add_ray_option, add_recipe_option, exit_code, fail, guarded, load_recipe,
+    add_quiet_option, add_ray_option, add_recipe_option, exit_code, fail, guarded, load_recipe, preflight,
     print_failures, start_ray,
 )
 
@@ -31,9 +31,11 @@ def register(sub) -> None:
                    "download.cache_dir; none = delete after processing)")
     add_ray_option(p)
     p.add_argument("--stages", default="extract,dedup,tokenize",
-                   help="comma-separated stages to run after the listing: extract,dedup,classify,tokenize,train "
-                   "(default: extract,dedup,tokenize; dedup includes PII anonymization; classify runs the "
-                   "recipe's [classifiers.<name>], also whenever tokenize runs, and does nothing without them)")
+                   help="comma-separated stages to run after the listing: extract,dedup,decontaminate,classify,"
+                   "tokenize,train (default: extract,dedup,tokenize; dedup includes PII anonymization; "
+                   "decontaminate runs whenever classify or tokenize runs, unless the recipe turns it off; classify "
+                   "runs the recipe's [classifiers.<name>], also whenever tokenize runs, and does nothing without "
+                   "them)")
     p.add_argument("--force", action="store_true", help="redo the snapshot with this recipe when it was "
                    "processed with another one")
     p.add_argument("--train-preset", help="model preset for the train stage (default: the recipe's [train], "
@@ -49,10 +51,7 @@ def main(args) -> int:
 
 
 def _main(args) -> int:
-    from crawlproc.crawl.download import DownloadError
-    from crawlproc.crawl.listing import ListingError
-    from pipelines.stages.run import print_summary, run_snapshot
-    from pipelines.stages.chain import build_steps
+    from pipelines.stages.chain import build_chain
 
     if args.limit is not None and args.limit < 0:
         return fail("run", "--limit must be >= 0")
@@ -61,13 +60,24 @@ def _main(args) -> int:
     try:
         if "extract" not in stages:
             raise ValueError("the stages must include extract (it is skipped per file when already done)")
-        steps = build_steps(stages, train_preset=args.train_preset, train_steps=args.train_steps)
+        chain = build_chain(stages, train_preset=args.train_preset, train_steps=args.train_steps)
     except ValueError as e:
         return fail("run", f"--stages: {e}")
+    from crawlproc.store.storage import storage_for
+
+    base = args.base_url or recipe.download.base_url
+    cache = args.cache_dir if args.cache_dir is not None else recipe.download.cache_dir
+    preflight(storage_for(recipe),
+              reads=[("--base-url", base, "dir")] if base.startswith("s3://") and recipe.download.s3 == "store" else [],
+              writes=[("--out", args.out), ("--cache-dir", cache)])
+    from crawlproc.crawl.download import DownloadError  # after the checks: they end in seconds
+    from crawlproc.crawl.listing import ListingError
+    from pipelines.stages.run import print_summary, run_snapshot
+
     start_ray(args, recipe)
     try:
         summary = run_snapshot(args.snapshot, args.out, recipe, base_url=args.base_url, limit=args.limit,
-                               cache_dir=args.cache_dir, progress=not args.quiet, force=args.force, steps=steps)
+                               cache_dir=args.cache_dir, progress=not args.quiet, force=args.force, chain=chain)
     except ListingError as e:
         return fail("run", str(e))
     except DownloadError as e:

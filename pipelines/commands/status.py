@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from pipelines.commands.common import fail
+from pipelines.commands.common import fail, guarded, preflight
 
 
 def register(sub) -> None:
@@ -22,6 +22,8 @@ def register(sub) -> None:
 
 def snapshot_status(snap) -> dict:
     """Status of one snapshot (crawlproc.store.layout.Snapshot); see `crawlproc status --json` for the keys."""
+    from crawlproc.extract.stats import FileStats, snapshot_stats
+
     storage = snap.storage
     listing = storage.read_json(snap.listing_uri, {}) or {}
     listed = [f["stem"] for f in listing.get("files", [])]
@@ -32,11 +34,12 @@ def snapshot_status(snap) -> dict:
         failed[key] = {"file": rec.get("source") or rec.get("file"), "error": rec.get("error"),
                        "type": failure.get("type"), "kind": failure.get("kind"), "frames": failure.get("frames"),
                        "at": rec.get("at")}
-    kept = removed = 0
-    for stem, fp in done.items():
-        stats = (snap.markers.read(stem, fp) or {}).get("stats") or {}
-        kept += int(stats.get("kept", 0))
-        removed += int(stats.get("removed", 0))
+    stats, _ = snapshot_stats(snap, failed=False)
+    total = FileStats.total(stats.values())
+    kept, removed = total.kept, total.removed
+    by_language = {k: {"kept": c["kept"], "removed": c["removed"], "kept_words": c["kept_words"]}
+                   for k, c in total.by_language.items()}
+    fallbacks = total.words_fallback
     universe = list(dict.fromkeys(listed + list(done) + list(failed)))
     return {
         "snapshot": snap.name,
@@ -49,6 +52,9 @@ def snapshot_status(snap) -> dict:
         "pending": sum(1 for s in universe if s not in done and s not in failed),
         "kept": kept,
         "removed": removed,
+        # per language (ISO 639-3 + script), most documents first: kept, removed, words kept
+        "by_language": dict(sorted(by_language.items(), key=lambda kv: -(kv[1]["kept"] + kv[1]["removed"]))),
+        "words_fallback": fallbacks,  # languages split by the fallback splitter, with why
         "updated_at": listing.get("updated_at"),
     }
 
@@ -65,6 +71,13 @@ def format_table(rows: list[dict]) -> str:
     lines = ["  ".join(str(x).ljust(w) if i == 0 else str(x).rjust(w) for i, (x, w) in enumerate(zip(row, widths)))
              for row in [head, *body]]
     for r in rows:
+        langs = list((r.get("by_language") or {}).items())
+        if langs:
+            shown = ", ".join(f"{k} {c['kept']:,}/{c['kept'] + c['removed']:,}" for k, c in langs[:12])
+            more = f" (+{len(langs) - 12} more: --json)" if len(langs) > 12 else ""
+            lines.append(f"languages {r['snapshot']} (kept/seen): {shown}{more}")
+        for lang, why in (r.get("words_fallback") or {}).items():
+            lines.append(f"words {r['snapshot']} {lang}: {why}; split by spaCy's multi-language tokenizer")
         for stem, f in r["failed"].items():
             lines.append(f"failed {r['snapshot']}/{stem}: {f.get('error')}")
         for rej in r["rejected"]:
@@ -73,12 +86,17 @@ def format_table(rows: list[dict]) -> str:
 
 
 def main(args) -> int:
+    return guarded("status", lambda: _main(args))
+
+
+def _main(args) -> int:
     from crawlproc.store.layout import Layout
-    from crawlproc.store.storage import is_remote, normalize
+    from crawlproc.store.storage import default_storage, is_remote, normalize
     from pathlib import Path
 
-    if not is_remote(args.out) and not Path(normalize(args.out)).is_dir():
+    if not is_remote(args.out) and not Path(normalize(args.out)).exists():
         return fail("status", f"no output folder {args.out!r}")
+    preflight(default_storage(), reads=[("--out", args.out, "dir")])
     rows = collect(Layout(args.out))
     if args.json:
         print(json.dumps(rows, indent=1))

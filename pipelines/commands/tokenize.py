@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 
 from pipelines.commands.common import (
-    add_quiet_option, add_ray_option, add_recipe_option, guarded, load_recipe, start_ray,
+    add_quiet_option, add_ray_option, add_recipe_option, guarded, load_recipe, preflight, start_ray,
 )
 
 
@@ -13,9 +13,9 @@ def register(sub) -> None:
     p = sub.add_parser(
         "tokenize",
         help="train (or reuse) a BPE tokenizer and encode final documents into token shards",
-        description="Encode <out>/<snapshot>/final/*.parquet (deduplicated; classified/ when the recipe has "
-        "classifiers; docs/ only with tokenize.source = "
-        "\"docs\") into <out>/tokens/<name>/ shards with a manifest.json, one Ray task per input file. If the "
+        description="Encode <out>/<snapshot>/decontaminated/*.parquet (deduplicated, benchmark items removed: the "
+        "decontaminate stage runs first when needed; classified/ when the recipe has classifiers; final/ or docs/ "
+        "(tokenize.source = \"docs\") only with [decontaminate] enabled = false) into <out>/tokens/<name>/ shards with a manifest.json, one Ray task per input file. If the "
         "token set has no tokenizer yet, one is trained on a sample of the text (or --tokenizer is copied in). "
         "Inputs already encoded are skipped, changed ones re-encoded, vanished ones dropped: a crash or a new "
         "snapshot costs only the missing inputs.",
@@ -40,12 +40,16 @@ def main(args) -> int:
 
 
 def _main(args) -> int:
-    from pipelines.stages.tokenize import TokenizeError, run_tokenize
-    from tokenizer.shards import ShardError
 
     overrides = {k: v for k, v in {"name": args.name, "vocab_size": args.vocab_size,
                                    "shard_tokens": args.shard_tokens}.items() if v is not None}
+    from crawlproc.store.storage import storage_for
+
     recipe = load_recipe(args, {"tokenize": overrides} if overrides else None)
+    preflight(storage_for(recipe), reads=[("--tokenizer", args.tokenizer, "any")], writes=[("--out", args.out)])
+    from pipelines.stages.tokenize import TokenizeError, run_tokenize  # after the checks: they end in seconds
+    from tokenizer.shards import ShardError
+
     start_ray(args, recipe)
     log = (lambda m: None) if args.quiet else (lambda m: print(m, file=sys.stderr))
     try:
@@ -55,10 +59,14 @@ def _main(args) -> int:
         print(f"crawlproc tokenize: {e}", file=sys.stderr)
         return 2
     m = summary.manifest
-    skipped = ", ".join(f"{k} {v}" for k, v in sorted(m["skipped"].items())) or "none"
-    print(f"tokenize: {summary.inputs} input files, {summary.encoded} encoded in {summary.seconds:.1f}s; totals: "
-          f"train {m['totals']['train']['tokens']:,} tokens, val {m['totals']['val']['tokens']:,} tokens; "
-          f"skipped documents: {skipped}")
+    if summary.ok:
+        skipped = ", ".join(f"{k} {v}" for k, v in sorted(m["skipped"].items())) or "none"
+        print(f"tokenize: {summary.inputs} input files, {summary.encoded} encoded in {summary.seconds:.1f}s; "
+              f"totals: train {m['totals']['train']['tokens']:,} tokens, val {m['totals']['val']['tokens']:,} "
+              f"tokens; skipped documents: {skipped}")
+        if args.quiet:  # otherwise the log said them already
+            for w in summary.warnings:
+                print(f"crawlproc tokenize: warning: {w}", file=sys.stderr)
     if summary.stopped:
         print(f"crawlproc tokenize: stopped: {summary.stopped}", file=sys.stderr)
         return 2

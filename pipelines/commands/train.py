@@ -14,7 +14,7 @@ import dataclasses
 import logging
 import sys
 
-from pipelines.commands.common import add_recipe_option, guarded, load_recipe
+from pipelines.commands.common import add_recipe_option, guarded, load_recipe, preflight
 from trainer.config import TrainConfig, add_train_args  # torch-free: fast --help
 
 
@@ -57,12 +57,13 @@ def run_with_ray(cfg: TrainConfig, num_workers: int, use_gpu: bool, cpus_per_wor
 
     from pipelines.engine.ray_runtime import init_ray_or_exit
 
-    from crawlproc.store.storage import default_storage, join, normalize
+    from crawlproc.store.layout import TrainRunDir
+    from crawlproc.store.storage import default_storage, normalize
 
     init_ray_or_exit(address, prog="crawlproc train")
     storage = storage or default_storage()
     cfg = dataclasses.replace(cfg, tokens=normalize(cfg.tokens), out=normalize(cfg.out))
-    fs, ray_dir = storage.resolve(join(cfg.out, "ray"))
+    fs, ray_dir = storage.resolve(TrainRunDir(cfg.out, storage).ray_dir)
     trainer = TorchTrainer(
         _ray_worker_loop,
         train_loop_config={"train": dataclasses.asdict(cfg), "use_gpu": use_gpu, "storage": storage},
@@ -93,10 +94,14 @@ def run(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     from crawlproc.config import RecipeError
+    from crawlproc.store.storage import is_remote
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
         cfg, storage = settings(args)
+        # with --ray the workers read and write: a local path is one of theirs, only a URI can be checked here
+        near = (lambda uri: uri) if not args.ray else (lambda uri: uri if uri and is_remote(uri) else None)
+        preflight(storage, reads=[("--tokens", near(cfg.tokens), "dir")], writes=[("--out", near(cfg.out))])
         if args.ray:
             run_with_ray(cfg, args.num_workers, args.use_gpu, args.cpus_per_worker, args.address, storage)
         else:

@@ -19,6 +19,7 @@ tests and the demo exercise the downloader against a real socket.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gzip
 import hashlib
 import json
@@ -173,6 +174,58 @@ def build_minicc(root: str | Path, *, snapshot: str = DEFAULT_SNAPSHOT, files: i
     return MiniCC(root, snapshot, paths, ids)
 
 
+def index_rows(path: Path, rel: str, languages=None, cld2: dict | None = None, collect: bool = False) -> list[dict]:
+    """One row per response of a WARC, in the columns of Common Crawl's index table (the ones crawlproc reads;
+    crawlproc.crawl.ccindex.INDEX_COLUMNS). `content_languages` comes from the record's CC metadata
+    (`languages-cld2`) when the file (or `cld2`, url -> codes, gathered from other files) has it, else from
+    `languages(url)` (None: no language)."""
+    rows = []
+    cld2 = cld2 if collect else dict(cld2 or {})
+    with open(path, "rb") as f:
+        it = ArchiveIterator(f)
+        for rec in it:
+            uri = (rec.rec_headers.get_header("WARC-Target-URI") or "").strip("<>")
+            if rec.rec_type == "metadata":
+                for line in rec.content_stream().read().decode("utf-8", "replace").splitlines():
+                    if line.startswith("languages-cld2:"):
+                        got = json.loads(line.split(":", 1)[1]).get("languages", [])
+                        cld2[uri] = ",".join(x["code-iso-639-3"] for x in got) or None
+                continue
+            if rec.rec_type != "response" or rec.http_headers is None:
+                continue
+            rec.content_stream().read()
+            status = rec.http_headers.get_statuscode()
+            rows.append({"url": uri, "fetch_status": int(status) if status and status.isdigit() else 0,
+                         "content_mime_type": rec.http_headers.get_header("Content-Type"),
+                         "content_mime_detected": rec.rec_headers.get_header("WARC-Identified-Payload-Type"),
+                         "content_languages": None, "warc_filename": rel,
+                         "warc_record_offset": it.get_record_offset(), "warc_record_length": it.get_record_length()})
+    for r in rows:
+        r["content_languages"] = cld2.get(r["url"]) or (languages(r["url"]) if languages else None)
+    return rows
+
+
+def write_index(mini: MiniCC, dest: str | Path, languages=None, paths: list[str] | None = None) -> Path:
+    """A Parquet index of the mini CC's WARCs shaped like Common Crawl's columnar index (see index_rows)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    paths = paths or mini.paths
+    cld2: dict = {}  # a response and its metadata record may sit in different files of the mini CC
+    for rel in paths:
+        index_rows(mini.root / rel, rel, cld2=cld2, collect=True)
+    rows = [r for rel in paths for r in index_rows(mini.root / rel, rel, languages, cld2)]
+    schema = pa.schema([("url", pa.string()), ("fetch_status", pa.int16()), ("content_mime_type", pa.string()),
+                        ("content_mime_detected", pa.string()), ("content_languages", pa.string()),
+                        ("warc_filename", pa.string()), ("warc_record_offset", pa.int32()),
+                        ("warc_record_length", pa.int32())])
+    table = pa.Table.from_pylist(sorted(rows, key=lambda r: r["url"]), schema=schema)  # CC sorts by URL
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(table, dest)
+    return dest
+
+
 def _response_ids(path: Path) -> list[str]:
     with open(path, "rb") as f:
         return [r.rec_headers.get_header("WARC-Record-ID") for r in ArchiveIterator(f) if r.rec_type == "response"]
@@ -263,6 +316,20 @@ class MiniCCServer(ThreadingHTTPServer):
         self.stop()
 
 
+def _wait_acknowledged(sock: socket.socket, timeout: float = 5.0) -> None:
+    """Wait until the peer has acknowledged every byte sent (Linux TIOCOUTQ: bytes not yet acknowledged): a
+    reset sent earlier could overtake data still in flight, and the client would not see how much it got."""
+    import fcntl
+    import termios
+
+    deadline = time.monotonic() + timeout
+    with contextlib.suppress(OSError):
+        while time.monotonic() < deadline:
+            if struct.unpack("i", fcntl.ioctl(sock.fileno(), termios.TIOCOUTQ, b"\0\0\0\0"))[0] == 0:
+                return
+            time.sleep(0.005)
+
+
 class _Handler(BaseHTTPRequestHandler):
     server: MiniCCServer
     protocol_version = "HTTP/1.1"
@@ -350,6 +417,7 @@ class _Handler(BaseHTTPRequestHandler):
                 self.wfile.write(body[:fault.after_bytes])
                 self.wfile.flush()
                 if fault.kind == "reset":  # SO_LINGER 0: close() sends RST instead of FIN
+                    _wait_acknowledged(self.connection)  # so that the client reads every byte sent
                     self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
                 else:
                     self.connection.shutdown(socket.SHUT_WR)

@@ -10,11 +10,13 @@ It owns what every stage needs and none should re-implement:
 - failures with their root cause (crawlproc.store.failure): a unit's exception, a Ray task error (its cause),
   a worker that died (out-of-memory kill, SIGKILL, a lost node), each recorded in `_failed/<key>.json`;
 - stopping early when the first units all fail with the same environment error (a missing package or
-  model, no permission to write): the cause is reported once instead of once per file;
+  model, no permission to write): the cause is reported once instead of once per file; a full, read-only
+  or over-quota output disk stops the stage at its first failure, whatever was done before (no other unit
+  can succeed), and when even the failure record cannot be written the cause still reaches the summary;
 - retries of units whose worker died (Ray's max_retries), progress, and one typed summary.
 
-A unit's function is a plain function (it lives in crawlproc/ or tokenizer/, knows nothing of Ray), called
-as fn(*unit.args, *shared) in a task; it returns a dict of counters, or raises. `shared` values (the recipe,
+A unit's function is a plain function (it lives in crawlproc/, tokenizer/ or trainer/, knows nothing of Ray),
+called as fn(*unit.args, *shared) in a task; it returns a dict of counters, or raises. `shared` values (the recipe,
 the layout, a tokenizer) are put in Ray's object store once for all units.
 """
 
@@ -78,6 +80,27 @@ class StageResult:
 
     def failure_lines(self) -> list[str]:
         return [f"{self.sources.get(k) or k}: {f.line()}" for k, f in self.failed.items()]
+
+
+@dataclass(kw_only=True)
+class StageSummary:
+    """What one command did in one stage: the shape every stage returns, each adding its own counters. The
+    runner's StageResult of each pass is folded in with `absorb`."""
+
+    failed: dict[str, str] = field(default_factory=dict)  # input -> root cause, one line
+    stopped: str | None = None  # the environment failure that stopped the stage early
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed and self.stopped is None
+
+    def absorb(self, result: StageResult, name: Callable[[str], str] = str) -> StageSummary:
+        """Take a pass's failures (each input named by `name(source)`) and its stop; returns self."""
+        self.failed.update({name(result.sources.get(k) or k): f.line() for k, f in result.failed.items()})
+        if result.stopped and not self.stopped:
+            self.stopped = result.stopped.line()
+        return self
 
 
 def _execute(fn, args, shared, markers, key, fp, previous_fp, source, stage):
@@ -144,7 +167,8 @@ def run_stage(
     max_retries: int = 3,
     memory: int | None = None,
     progress: bool | str = True,
-    progress_unit: str = "files",
+    count: tuple[str, str] | None = None,
+    unit: str = "files",
     fail_fast: int = 3,
     force: bool = False,
     keep_stats: bool = False,
@@ -152,7 +176,9 @@ def run_stage(
 ) -> StageResult:
     """Run fn over `units` on Ray; see the module docstring. `force` redoes units already done. `num_gpus`:
     GPUs per unit (Ray sets each task's CUDA_VISIBLE_DEVICES to its own).
-    `on_result(unit, stats)` is called in the driver for every unit that succeeded."""
+    `on_result(unit, stats)` is called in the driver for every unit that succeeded. `progress`: a label (or
+    True: the stage's name) to print progress lines, False for none; `count` = (stats key, noun) of what the
+    units process when it is not documents; `unit` names the units ("files", "partitions", "inputs")."""
     started = time.monotonic()
     result = StageResult(stage, total=len(units))
     done = markers.done() if markers is not None else {}
@@ -166,9 +192,12 @@ def run_stage(
                 markers.clear_failed(u.key)
         else:
             todo.append(u)
+    label = progress if isinstance(progress, str) else stage
     if not todo:
         result.seconds = time.monotonic() - started
         return result
+    # always tracked (a Ctrl-C says how far the command got), printed only when asked
+    bar = Progress(len(units), label, already=result.skipped, unit=unit, count=count, show=bool(progress))
 
     ensure_ray()
     options = {"num_cpus": num_cpus, "max_retries": max_retries, "retry_exceptions": False}
@@ -180,55 +209,70 @@ def run_stage(
     fn_ref = ray.put(fn)
     shared_ref = ray.put(tuple(shared))
     markers_ref = ray.put(markers)
-    label = progress if isinstance(progress, str) else stage
-    bar = Progress(len(todo), label, unit=progress_unit) if progress else None
     window = _window(num_cpus)
     pending: dict = {}
     first_failures: list[Failure] = []
     stop = False
-    while (todo and not stop) or pending:
-        while todo and not stop and len(pending) < window:
-            u = todo.popleft()
-            previous = done.get(u.key) if markers is not None else None
-            ref = task.remote(fn_ref, u.args, shared_ref, markers_ref, u.key, u.fingerprint, previous,
-                              u.source, stage)
-            pending[ref] = u
-        ready, _ = ray.wait(list(pending), num_returns=1)
-        u = pending.pop(ready[0])
-        try:
-            out = ray.get(ready[0])
-        except Exception as e:  # noqa: BLE001 -- the task itself died or could not run
-            out = {"ok": False, "failure": failure_from_ray_error(e).to_dict()}
-        stats = out.get("stats") or {}
-        if stop and not out["ok"] and out["failure"].get("kind") == "cancelled":
-            continue  # cancelled because the stage stopped early: not run, not failed
-        if out["ok"]:
-            result.done += 1
-            if markers is not None and u.key in had_failed:
-                markers.clear_failed(u.key)
-            if on_result is not None:
-                on_result(u, stats)
-        else:
-            failure = Failure.from_dict(out["failure"])
-            result.failed[u.key] = failure
-            result.sources[u.key] = u.source
-            if markers is not None:
-                markers.mark_failed(u.key, {"stage": stage, "source": u.source, "error": failure.line(),
-                                            "failure": failure.to_dict()})
-            if result.done == 0 and fail_fast and not stop:
-                first_failures.append(failure)
-                if _same_environment_failure(first_failures, fail_fast, len(units)):
-                    result.stopped = failure
-                    stop = True
-                    for ref in pending:
-                        ray.cancel(ref)
-        _count(result.totals, stats)
-        if keep_stats and out["ok"]:
-            result.stats[u.key] = stats
-        if bar:
+    try:
+        while (todo and not stop) or pending:
+            while todo and not stop and len(pending) < window:
+                u = todo.popleft()
+                previous = done.get(u.key) if markers is not None else None
+                ref = task.remote(fn_ref, u.args, shared_ref, markers_ref, u.key, u.fingerprint, previous,
+                                  u.source, stage)
+                pending[ref] = u
+            ready, _ = ray.wait(list(pending), num_returns=1, timeout=bar.every_s)
+            if not ready:  # nothing finished yet: still say the time (the first unit waits for workers)
+                bar.tick()
+                continue
+            u = pending.pop(ready[0])
+            try:
+                out = ray.get(ready[0])
+            except Exception as e:  # noqa: BLE001 -- the task itself died or could not run
+                out = {"ok": False, "failure": failure_from_ray_error(e).to_dict()}
+            stats = out.get("stats") or {}
+            if stop and not out["ok"] and out["failure"].get("kind") == "cancelled":
+                continue  # cancelled because the stage stopped early: not run, not failed
+            if out["ok"]:
+                result.done += 1
+                if markers is not None and u.key in had_failed:
+                    try:
+                        markers.clear_failed(u.key)
+                    except OSError:
+                        pass  # a stale record only: the unit's done marker wins (Markers.failed)
+                if on_result is not None:
+                    on_result(u, stats)
+            else:
+                failure = Failure.from_dict(out["failure"])
+                result.failed[u.key] = failure
+                result.sources[u.key] = u.source
+                if markers is not None:
+                    record = {"stage": stage, "source": u.source, "error": failure.line(), "failure": failure.to_dict()}
+                    if stats:  # what a unit that broke part-way did count (its outputs before the fault)
+                        record["stats"] = stats
+                    try:
+                        markers.mark_failed(u.key, record)
+                    except OSError:
+                        pass  # the disk that failed the unit may refuse its record too: the summary still has it
+                if not stop and (failure.output_unusable or result.done == 0 and fail_fast):
+                    first_failures.append(failure)
+                    if failure.output_unusable or _same_environment_failure(first_failures, fail_fast, len(units)):
+                        result.stopped = failure
+                        stop = True
+                        for ref in pending:
+                            ray.cancel(ref)
+            _count(result.totals, stats)
+            if keep_stats and out["ok"]:
+                result.stats[u.key] = stats
             bar.update(stats, failed=not out["ok"])
-    if bar:
-        bar.close()
+    except KeyboardInterrupt:  # Ctrl-C: stop what is running (its unit has no marker, so a rerun redoes it)
+        for ref in pending:
+            try:
+                ray.cancel(ref, force=True)
+            except Exception:  # noqa: BLE001 -- a task that finished meanwhile, a lost connection
+                pass
+        raise
+    bar.close()
     result.seconds = time.monotonic() - started
     return result
 

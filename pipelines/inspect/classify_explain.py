@@ -14,7 +14,7 @@ def explain_scores(result: dict, found: dict[str, dict], snap: Snapshot) -> None
     """Add `result["classifiers"]` (one check per classifier) when the document was classified; when a
     classifier removed it, that becomes the verdict. `found`: kind -> hit, as explain found them."""
     hit = found.get("classified_removed") or found.get("classified")
-    summary = snap.storage.read_json(snap.classify("summary.json")) if hit is not None else None
+    summary = snap.storage.read_json(snap.classify.summary_uri) if hit is not None else None
     try:
         classifiers = {c["name"]: c for c in summary["classifiers"]}
     except (KeyError, TypeError):  # no summary (classify has not finished), or not one we wrote

@@ -17,12 +17,15 @@ import pyarrow.compute as pc
 from crawlproc.extract import registry
 from crawlproc.doc import Doc
 from crawlproc.store.layout import Layout
-from crawlproc.quality.filter import COMPARISONS
+from crawlproc.quality import langcodes
+from crawlproc.quality.filter import COMPARISONS, PerLanguage
 from crawlproc.recipe import Recipe, load_recipe, recipe_from_dict
-from crawlproc.store.storage import Storage, basename, join
+from crawlproc.store.storage import Storage, basename
 from pipelines.inspect.classify_explain import KINDS as CLASSIFY_KINDS, explain_scores, score_lines
+from pipelines.inspect.decontam_explain import KINDS as DECONTAM_KINDS, decontam_lines, explain_decontam
 
-KINDS = ("removed", "docs", "final", *CLASSIFY_KINDS)  # removed first: its text is what the removing stage saw
+# removed first: its text is what the removing stage saw
+KINDS = ("removed", "docs", "final", *DECONTAM_KINDS, *CLASSIFY_KINDS)
 _UUID = re.compile(r"^(urn:uuid:)?[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$", re.IGNORECASE)
 
 # What reading a damaged or foreign Parquet file raises: it is reported and skipped.
@@ -97,7 +100,7 @@ def _duplicates(layout: Layout, doc_id: str, snapshot: str, problems: list[str])
     """The dedup record of `doc_id`: dropped (its cluster and survivor) or the survivor of a cluster."""
     survivor_of: dict | None = None
     storage = layout.storage
-    for e in storage.list(layout.snapshot(snapshot).dedup("duplicates"), suffix=".parquet"):
+    for e in storage.list(layout.snapshot(snapshot).dedup.path("duplicates"), suffix=".parquet"):
         try:
             t = storage.read_table(e.uri, columns=["id", "cluster_id", "kept_id", "kind"])
         except PARQUET_ERRORS as err:
@@ -122,7 +125,7 @@ def _duplicates(layout: Layout, doc_id: str, snapshot: str, problems: list[str])
 def _token_shards(layout: Layout, doc_id: str, problems: list[str]) -> list[dict]:
     found = []
     storage = layout.storage
-    for e in storage.list(join(layout.root, "tokens"), recursive=True, suffix=".parquet"):
+    for e in storage.list(layout.tokens_root, recursive=True, suffix=".parquet"):
         rel = _relative(layout, e.uri).split("/")  # tokens/<set>/<shard>
         if len(rel) != 3:
             continue
@@ -151,22 +154,32 @@ def _fails(value: float, comparison: str, threshold: float) -> bool | None:
         return None
 
 
-def quality_checks(text: str, recipe: Recipe, only: str | None = None) -> list[dict]:
-    """Recompute the recipe's quality filters on `text` (in pipeline order, passing C4's edited text on), or
-    only the filter `only` (a removed document's stored text is exactly what its removing filter saw).
+def quality_checks(row: dict, recipe: Recipe, only: str | None = None) -> list[dict]:
+    """Recompute the recipe's quality filters on a stored document `row` (its text, url, language and score,
+    as the filters saw them), in pipeline order passing C4's edited text on, or only the filter `only` (a
+    removed document's stored text is exactly what its removing filter saw), with the settings of the
+    document's language (crawlproc/quality/langsettings.py) and its word splitter.
 
     Each check lists every measured value with the filter's own threshold table (Filter.thresholds) and
-    whether it passed; `failed` marks the statistics that remove the document."""
+    whether it passed; `failed` marks the statistics that remove the document; `language` and `settings` say
+    whose thresholds judged it ("fineweb2:deu_Latn", "fineweb", ... + "+recipe" for a [<filter>.lang] table)."""
     checks = []
+    text = row.get("text") or ""
+    language = row.get("language")
+    ls = langcodes.normalize(language) if language else langcodes.ENGLISH
+    mode = recipe.language.thresholds if recipe.language.enabled else "recipe"
     for f in registry.filters(recipe.extract.plugins):
         if only is not None and f.name != only:
             continue
-        flt = f(recipe.filters[f.name])
+        flt, source = PerLanguage(f, recipe.filters[f.name], mode).variant(ls)
         if not flt.cfg.enabled:
-            checks.append({"stage": f.name, "enabled": False, "reason": None, "values": []})
+            checks.append({"stage": f.name, "enabled": False, "reason": None, "values": [], "language": ls,
+                           "settings": source})
             continue
         try:
-            verdict = flt(Doc(text=text))
+            doc = Doc(url=row.get("url") or "", text=text)
+            doc.language, doc.language_score = ls, row.get("language_score")
+            verdict = flt(doc)
         except Exception as e:  # noqa: BLE001  (a broken filter is reported, the rest of the story still told)
             checks.append({"stage": f.name, "error": f"the filter failed on this text: {type(e).__name__}: {e}"})
             break
@@ -183,7 +196,8 @@ def quality_checks(text: str, recipe: Recipe, only: str | None = None) -> list[d
             for v in values:
                 if v["name"] == verdict.reason or v["name"] in verdict.reason:
                     v["failed"] = True
-        checks.append({"stage": f.name, "enabled": True, "reason": verdict.reason, "values": values})
+        checks.append({"stage": f.name, "enabled": True, "reason": verdict.reason, "values": values,
+                       "language": ls, "settings": source})
         text = verdict.text
     return checks
 
@@ -245,7 +259,7 @@ def _explain_one(layout: Layout, snapshot: str, doc_id: str, found: list[dict], 
         "verdict": "unknown", "stage": None, "reason": None, "summary": "",
         "checks": [], "checks_note": None, "dedup": None, "tokens": [],
     }
-    dedup_ran = layout.storage.exists(layout.snapshot(snapshot).dedup("summary.json"))
+    dedup_ran = layout.storage.exists(layout.snapshot(snapshot).dedup.summary_uri)
     if "removed" in kinds:
         stage, reason = row.get("removed_by"), row.get("removed_reason")
         result.update(verdict="removed", stage=stage, reason=reason,
@@ -254,9 +268,9 @@ def _explain_one(layout: Layout, snapshot: str, doc_id: str, found: list[dict], 
             cfg = recipe.language
             result["language_check"] = {
                 "language": row.get("language"), "score": row.get("language_score"), "keep": list(cfg.keep),
-                "min_score": cfg.min_score,
+                "min_score": cfg.min_score_for(row.get("language")),
                 "language_ok": cfg.wants(row.get("language")),
-                "score_ok": cfg.score_ok(row.get("language_score")),
+                "score_ok": cfg.score_ok(row.get("language_score"), row.get("language")),
             }
             if (reason or "").startswith("precheck:"):  # decided on the page's cheap main text, not extracted
                 result["language_check"]["precheck_min_score"] = max(cfg.precheck_min_score, cfg.min_score)
@@ -264,7 +278,7 @@ def _explain_one(layout: Layout, snapshot: str, doc_id: str, found: list[dict], 
             result["checks_note"] = (f"it ran past the per-document CPU budget (extract.timeout_s = "
                                      f"{recipe.extract.timeout_s} s) in {stage}; not recomputed")
         elif stage in recipe.filters:
-            result["checks"] = quality_checks(row.get("text") or "", recipe, only=stage)
+            result["checks"] = quality_checks(row, recipe, only=stage)
             redo = next((c for c in result["checks"] if c["stage"] == stage and "values" in c), None)
             if redo is not None:
                 result["recomputed_reason"] = redo["reason"]
@@ -291,12 +305,12 @@ def _explain_one(layout: Layout, snapshot: str, doc_id: str, found: list[dict], 
                 note = "dedup has not run on this snapshot yet"
             result.update(verdict="kept", summary=f"passed every filter (in docs/); {note}")
         if result["verdict"] == "kept":  # its values all pass: show them against the thresholds
-            text = (kinds.get("docs") or kinds["final"])["row"].get("text") or ""
-            result["checks"] = quality_checks(text, recipe)
+            result["checks"] = quality_checks((kinds.get("docs") or kinds["final"])["row"], recipe)
             if result["checks"]:
                 result["checks_note"] = ("recomputed on the stored text, which C4 may already have edited; "
                                          "every value should pass")
         result["tokens"] = _token_shards(layout, doc_id, problems)
+    explain_decontam(result, kinds, layout.snapshot(snapshot))
     explain_scores(result, kinds, layout.snapshot(snapshot))
     return result
 
@@ -341,18 +355,20 @@ def format_explanation(result: dict) -> str:
         if m["checks_note"]:
             lines.append(f"  note:     {m['checks_note']}")
         for c in m["checks"]:
+            whose = f"  ({c['language']} thresholds: {c['settings']})" if c.get("settings") else ""
             if not c.get("enabled", True):
-                lines.append(f"  [{c['stage']}] disabled in the recipe")
+                lines.append(f"  [{c['stage']}] disabled for this document's language{whose}")
                 continue
             if "values" not in c:
                 lines.append(f"  [{c['stage']}] {c.get('error')}")
                 continue
             outcome = f"REMOVE ({c['reason']})" if c["reason"] else "pass"
-            lines.append(f"  [{c['stage']}] {outcome}")
+            lines.append(f"  [{c['stage']}] {outcome}{whose}")
             for v in c["values"]:
                 mark = "FAIL x" if v["failed"] else ("ok" if v["passed"] else "")
                 thr = f"removes if {v['comparison']} {_fmt(v['threshold'])}" if v["comparison"] is not None else ""
                 lines.append(f"    {mark:>6}  {v['name']:<32} {_fmt(v['value']):>12}  {thr}")
+        lines += decontam_lines(m)
         lines += score_lines(m)
         if "recomputed_agrees" in m:
             lines.append("  recomputed verdict " + ("agrees with" if m["recomputed_agrees"] else "DIFFERS from")

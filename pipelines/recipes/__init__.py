@@ -43,14 +43,15 @@ def train_config(recipe: Recipe, tokens: str, out: str, **overrides) -> TrainCon
 
 
 def resolve_recipe(path: str | None, overrides: dict | None = None) -> Recipe:
-    """Load the user's recipe file or a bundled one by name (`fineweb`, `demo`); the default is FineWeb's.
-    Every section is validated, [train] included."""
+    """Load the user's recipe file or a bundled one by name (`fineweb`, `fineweb-fast`, `demo`); the default is
+    FineWeb's. A recipe's `extends = "<name>"` may name a bundled recipe. Every section is validated, [train]
+    included."""
     if path is None:
         recipe = load_recipe(DEFAULT_RECIPE, overrides)
     else:
         p = Path(path)
         if not p.exists() and (RECIPES / f"{path}.toml").exists():
             p = RECIPES / f"{path}.toml"
-        recipe = load_recipe(p, overrides)
+        recipe = load_recipe(p, overrides, search=[RECIPES])  # `extends = "fineweb"` finds the bundled one
     train_config(recipe, **_TRAIN_PATHS)
     return recipe

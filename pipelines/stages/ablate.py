@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import dataclasses
 import sys
-import tempfile
 import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -32,7 +31,7 @@ from crawlproc.config import RecipeError, build_section
 from crawlproc.store.fingerprint import digest
 from crawlproc.store.layout import Ablation, Layout, check_name
 from crawlproc.store.lock import hold
-from crawlproc.store.storage import Storage, default_storage, join, normalize
+from crawlproc.store.storage import Storage, default_storage, join, normalize, private_tmpdir
 from pipelines.engine.runner import Unit, ensure_ray, run_stage
 
 Log = Callable[[str], None]
@@ -228,9 +227,9 @@ def _snapshot_name(arm: Arm) -> str:
 
 
 def process_arm(ab: Ablation, arm: Arm, log: Log, progress: bool) -> dict:
-    """Extract (from a listing or WARC files), dedup and classify as the arm's recipe says, each step resuming
-    where it stopped. Returns what happened, for the spec record."""
-    from pipelines.stages.chain import classify_step, dedup_step
+    """Extract (from a listing or WARC files), dedup, decontaminate and classify as the arm's recipe says, each
+    stage resuming where it stopped. Returns what happened, for the spec record."""
+    from pipelines.stages.chain import classify_stage, decontaminate_stage, dedup_stage
     from pipelines.stages.extract import expand_inputs, run_extract
     from pipelines.stages.run import RunContext, run_snapshot
 
@@ -248,9 +247,10 @@ def process_arm(ab: Ablation, arm: Arm, log: Log, progress: bool) -> dict:
         log(f"ablate: arm {arm.name}: {len(summary.failed)} file(s) failed (see `crawlproc status --out {root}`)")
     ctx = RunContext(snap, Layout(root, ab.storage), recipe, summary)
     if recipe.dedup.enabled:
-        dedup_step(ctx)
-    classify_step(ctx)
-    return {"files": summary.files, "failed": len(summary.failed), "steps": ctx.summary.steps_info}
+        dedup_stage(ctx)
+    decontaminate_stage(ctx)
+    classify_stage(ctx)
+    return {"files": summary.files, "failed": len(summary.failed), "stages": ctx.summary.stage_info}
 
 
 def _tokenizer_bytes(spec: AblateSpec, token_arms: dict, ab: Ablation, snapshot_arms: list[Arm], log: Log,
@@ -295,7 +295,7 @@ def _tokenizer_bytes(spec: AblateSpec, token_arms: dict, ab: Ablation, snapshot_
     for arm in snapshot_arms:
         recipe = _arm_recipe(arm)
         layout = Layout(ab.arm_root(arm.name), storage)
-        inputs = find_inputs(layout, [_snapshot_name(arm)], recipe.tokenize_source(), log, recipe.classify.source)
+        inputs = find_inputs(layout, [_snapshot_name(arm)], recipe.tokenize_source(), log, recipe)
         if not inputs:
             raise AblateError(f"arm {arm.name} has no documents to train the shared tokenizer on")
         uris_by_arm.append([i.uri for i in inputs])
@@ -313,7 +313,7 @@ def _tokenizer_bytes(spec: AblateSpec, token_arms: dict, ab: Ablation, snapshot_
 
 
 def _train_shared(storage: Storage, uris_by_arm: list[list[str]], vocab_size: int, sample_bytes: int):
-    from pipelines.stages.tokenize import sample_texts
+    from tokenizer.encode import sample_texts
     from tokenizer import train_bpe
 
     share = max(1, sample_bytes // len(uris_by_arm))
@@ -324,7 +324,7 @@ def _train_shared(storage: Storage, uris_by_arm: list[list[str]], vocab_size: in
 def prepare_arms(ab: Ablation, spec: AblateSpec, log: Log, progress: bool) -> tuple[dict[str, str], dict]:
     """{arm: token set URI}, every one encoded with the shared tokenizer; and a record of what was done."""
     from pipelines.stages.tokenize import run_tokenize
-    from trainer.shards import ShardError, open_token_set
+    from tokenizer.tokenset import ShardError, open_token_set
 
     storage = ab.storage
     token_arms = {}
@@ -343,7 +343,7 @@ def prepare_arms(ab: Ablation, spec: AblateSpec, log: Log, progress: bool) -> tu
 
     record["tokenizer_sha256"] = hashlib.sha256(data).hexdigest()
     uris = {name: ts.uri for name, ts in token_arms.items()}
-    with tempfile.TemporaryDirectory(prefix="crawlproc-ablate-tok-") as d:
+    with private_tmpdir("ablate-tok") as d:
         local = Path(d) / "tokenizer.json"
         local.write_bytes(data)
         for arm in snapshot_arms:
@@ -384,7 +384,7 @@ def _gpus(spec: AblateSpec) -> float:
 
 
 def _tokens_info(uri: str, storage: Storage) -> dict:
-    from trainer.shards import open_token_set
+    from tokenizer.tokenset import open_token_set
 
     ts = open_token_set(uri, storage)
     totals = ts.manifest.get("totals", {})
@@ -400,7 +400,7 @@ def run_ablation(out: str, spec: AblateSpec, storage: Storage | None = None, log
     from trainer.ablate import ablation_table, table_markdown, train_and_evaluate
     from trainer.config import WEIGHT_FIELDS
     from trainer.evaluate import storage_reader
-    from trainer.shards import open_token_set
+    from tokenizer.tokenset import open_token_set
 
     storage = storage or default_storage()
     log = log or (lambda m: print(m, file=sys.stderr, flush=True))
@@ -440,7 +440,7 @@ def run_ablation(out: str, spec: AblateSpec, storage: Storage | None = None, log
             + (f"{gpus:g} GPU per unit" if gpus else f"{spec.cpus_per_unit:g} CPU per unit"))
         result = run_stage("ablate", units, train_and_evaluate, shared=(threads, storage), markers=ab.markers,
                            num_cpus=spec.cpus_per_unit, num_gpus=gpus, max_retries=3,
-                           progress="ablate" if progress else False, progress_unit="units",
+                           progress="ablate" if progress else False, unit="units", count=(None, ""),
                            fail_fast=len(units))
         records = _records(ab, units)
         table = ablation_table(records, [a.name for a in spec.arms], spec.seeds)

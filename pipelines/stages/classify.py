@@ -1,8 +1,10 @@
 """The classify stage on Ray: one snapshot's documents scored by the recipe's classifiers, then split into
 classified/ (kept, one `<name>_score` column per classifier) and classified_removed/ (with the reason).
 
-By default it reads final/ (after dedup, as DCLM: no model time is spent on duplicates), only once the
-snapshot's dedup has finished; `classify.source = "docs"` reads docs/ (recipes without dedup). Every
+By default it reads decontaminated/ (after dedup, as DCLM: no model time is spent on duplicates, nor on
+documents holding benchmark items), running the decontaminate stage first when its output is missing or out of
+date; with `[decontaminate] enabled = false`, final/, or docs/ with `classify.source = "docs"` (recipes
+without dedup). Every
 classifier is checked before any work starts: a model that cannot be read, or lacks the label, is a
 RecipeError naming its key.
 
@@ -35,10 +37,10 @@ from crawlproc.classify.apply import apply_file, resolve_rules, score_file
 from crawlproc.classify.base import Classifier
 from crawlproc.classify.hf import score_with
 from crawlproc.store.fingerprint import digest
-from crawlproc.store.layout import Layout, Snapshot, now_iso
+from crawlproc.store.layout import Layout, Snapshot, check_snapshot_name, now_iso
 from crawlproc.recipe import Recipe, RecipeError
-from crawlproc.store.storage import storage_for
-from pipelines.engine.runner import StageResult, Unit, ensure_ray, run_stage
+from crawlproc.store.storage import clean_stage_partials, storage_for
+from pipelines.engine.runner import StageSummary, StageResult, Unit, ensure_ray, run_stage
 
 CHUNK_BATCHES = 4  # batches per call to an actor: enough to amortize the call, few enough to balance
 
@@ -59,9 +61,22 @@ class Input:
     identity: str  # what the input's content is made of: the finished dedup, or the file's extract marker
 
 
-def find_inputs(snap: Snapshot, source: str) -> list[Input]:
+def find_inputs(snap: Snapshot, source: str, decontaminate_source: str = "final",
+                recipe: Recipe | None = None) -> list[Input]:
+    if source == "decontaminated":
+        from pipelines.stages.decontaminate import DecontaminateError, decontaminated_inputs
+
+        try:
+            ready, missing = decontaminated_inputs(snap, decontaminate_source, recipe)
+        except DecontaminateError as e:
+            raise ClassifyError(str(e)) from None
+        if missing:  # a classifier's keep_fraction is over the whole snapshot: every file or none
+            stem, why = next(iter(missing.items()))
+            raise ClassifyError(f"snapshot {snap.name!r}: {len(missing)} file(s) not decontaminated ({stem}: {why}): "
+                                f"run `crawlproc decontaminate --snapshot {snap.name}` again")
+        return [Input(i.stem, i.uri, i.identity) for i in ready]
     if source == "final":
-        finished = snap.storage.read_json(snap.dedup("_done.json"))
+        finished = snap.dedup.done()
         if not finished:
             raise ClassifyError(f"snapshot {snap.name!r} has no finished dedup (its final/ is what is classified): "
                                 f"run `crawlproc dedup --snapshot {snap.name}` first, or set classify.source = "
@@ -79,22 +94,28 @@ def inputs_digest(inputs: list[Input]) -> str:
     return digest(sorted((i.stem, i.identity) for i in inputs))
 
 
-def classified_identity(snap: Snapshot, source: str = "final") -> str:
+def classified_identity(snap: Snapshot, source: str = "decontaminated", decontaminate_source: str = "final",
+                        recipe: Recipe | None = None) -> str:
     """What <snapshot>/classified/ is made of, for the tokenize stage (`tokenize.source = "classified"`):
     the digest of classify/_done.json. Raises ClassifyError when the classify stage has not finished, or when
-    its input changed after it (dedup or extraction redone): classified/ would then be stale."""
-    done = snap.storage.read_json(snap.classify("_done.json"))
+    its input changed after it (dedup, decontamination or extraction redone): classified/ would then be stale."""
+    done = snap.classify.done()
     if not done:
         raise ClassifyError(f"snapshot {snap.name!r} has no finished classify stage (its classified/ is what is "
                             f"tokenized): run `crawlproc classifier run --snapshot {snap.name}` first")
-    if done.get("inputs") != inputs_digest(find_inputs(snap, source)):
+    again = f"run `crawlproc classifier run --snapshot {snap.name}` again first"
+    try:
+        now = inputs_digest(find_inputs(snap, source, decontaminate_source, recipe))
+    except ClassifyError as e:  # its own input is out of date
+        raise ClassifyError(f"snapshot {snap.name!r} changed since its classify stage ({e}): {again}") from None
+    if done.get("inputs") != now:
         raise ClassifyError(f"snapshot {snap.name!r} changed since its classify stage ({source}/ was redone after "
-                            f"it): run `crawlproc classifier run --snapshot {snap.name}` again first")
+                            f"it): {again}")
     return digest(done)
 
 
 @dataclass
-class ClassifySummary:
+class ClassifySummary(StageSummary):
     snapshot: str
     inputs: int = 0
     scored: int = 0  # files scored by this command
@@ -104,13 +125,6 @@ class ClassifySummary:
     removed: int = 0
     rules: list[dict] = field(default_factory=list)
     pools: dict[str, dict] = field(default_factory=dict)  # transformers classifier -> actors, device, batch size
-    failed: dict[str, str] = field(default_factory=dict)
-    stopped: str | None = None
-    seconds: float = 0.0
-
-    @property
-    def ok(self) -> bool:
-        return not self.failed and self.stopped is None
 
 
 # --- the transformers actors -------------------------------------------------------------------------------
@@ -206,14 +220,23 @@ def run_classify(out: str, snapshot: str, recipe: Recipe, *, force: bool = False
         log("classify: the recipe has no [classifiers.<name>]: nothing to do")
         return summary
     layout = Layout(out, storage_for(recipe))
-    snap = layout.snapshot(snapshot)
+    snap = layout.snapshot(check_snapshot_name(snapshot, "--snapshot"))
+    clean_stage_partials(layout.storage, snap.uri)  # what killed runs left half-written
     classifiers = build(configs, layout.storage, cfg.model_cache)
     for c in classifiers:  # RecipeError (bad model, missing label) before any work
         c.prepare()
-    inputs = find_inputs(snap, cfg.source)
+    source = recipe.classify_input()
+    if source == "decontaminated":
+        from pipelines.stages.decontaminate import DecontaminateError, run_decontaminate
+
+        try:
+            run_decontaminate(out, snapshot, recipe, progress=progress, log=log)  # a file that fails: find_inputs
+        except DecontaminateError as e:
+            raise ClassifyError(str(e)) from None
+    inputs = find_inputs(snap, source, recipe.decontaminate_source(), recipe)
     summary.inputs = len(inputs)
     if not inputs:
-        raise ClassifyError(f"snapshot {snapshot!r} has no {cfg.source}/ documents to classify")
+        raise ClassifyError(f"snapshot {snapshot!r} has no {source}/ documents to classify")
     local = any(not c.remote for c in classifiers)
     task_cpus = recipe.ray.num_cpus_per_task if local else min(0.25, recipe.ray.num_cpus_per_task)
     options = {"max_retries": recipe.ray.max_retries, "force": force}
@@ -222,7 +245,7 @@ def run_classify(out: str, snapshot: str, recipe: Recipe, *, force: bool = False
     score_fp = {i.stem: digest({"input": i.identity, "scores": [c.score_fingerprint for c in classifiers]})
                 for i in inputs}
     units = [Unit(i.stem, (i.uri, i.stem, i.identity), i.uri, score_fp[i.stem]) for i in inputs]
-    markers = snap.classify_markers("score")
+    markers = snap.classify.wave_markers("score")
     done = markers.done()
     pools: dict = {}
     if force or any(done.get(u.key) != u.fingerprint for u in units):
@@ -247,7 +270,7 @@ def run_classify(out: str, snapshot: str, recipe: Recipe, *, force: bool = False
     # pass 2: classified/ and classified_removed/
     units = [Unit(i.stem, (i.uri, i.stem), i.uri, digest({"scores": score_fp[i.stem], "rules": rules_fp}))
              for i in inputs]
-    markers = snap.classify_markers("apply")
+    markers = snap.classify.wave_markers("apply")
     fresh: dict[str, dict] = {}
     result = run_stage("classify", units, apply_file, shared=(snap, rules), markers=markers,
                        num_cpus=recipe.ray.num_cpus_per_task, progress="classify: apply" if progress else False,
@@ -257,11 +280,11 @@ def run_classify(out: str, snapshot: str, recipe: Recipe, *, force: bool = False
         return _finish(summary, started)
     _drop_vanished(snap, {i.stem for i in inputs}, log)
     plan = digest(sorted((u.key, u.fingerprint) for u in units))  # what classified/ is made of
-    previous = snap.storage.read_json(snap.classify("summary.json")) or {}
+    previous = snap.storage.read_json(snap.classify.summary_uri) or {}
     if fresh or previous.get("plan") != plan:  # else the summary of this very plan is there: no marker reads
         stats = {u.key: fresh.get(u.key) or (markers.read(u.key, u.fingerprint) or {}).get("stats") or {}
                  for u in units}
-        _write_summary(snap, cfg, classifiers, rules, stats, summary, plan, inputs_digest(inputs))
+        _write_summary(snap, source, classifiers, rules, stats, summary, plan, inputs_digest(inputs))
     else:
         summary.documents, summary.kept, summary.removed = (previous[k] for k in ("documents", "kept", "removed"))
     log(f"classify: {snapshot}: {summary.documents:,} documents, {summary.kept:,} kept, {summary.removed:,} "
@@ -279,9 +302,7 @@ def _stop(pools: dict) -> None:
 
 
 def _record_failures(summary: ClassifySummary, result: StageResult) -> bool:
-    summary.failed.update({f"{result.stage} {result.sources.get(k) or k}": f.line() for k, f in result.failed.items()})
-    if result.stopped:
-        summary.stopped = result.stopped.line()
+    summary.absorb(result, lambda source: f"{result.stage} {source}")
     return result.ok
 
 
@@ -299,7 +320,7 @@ def _drop_vanished(snap: Snapshot, stems: set[str], log) -> None:
                 snap.storage.delete(snap.path(kind, stem))
                 gone += kind == "classified"
     for step in ("score", "apply"):
-        m = snap.classify_markers(step)
+        m = snap.classify.wave_markers(step)
         for key, fp in m.done().items():
             if key not in stems:
                 m.unmark(key, fp)
@@ -307,7 +328,7 @@ def _drop_vanished(snap: Snapshot, stems: set[str], log) -> None:
         log(f"classify: removed the outputs of {gone} input file(s) that no longer exist")
 
 
-def _write_summary(snap: Snapshot, cfg: ClassifyConfig, classifiers: list[Classifier], rules, stats: dict,
+def _write_summary(snap: Snapshot, source: str, classifiers: list[Classifier], rules, stats: dict,
                    summary: ClassifySummary, plan: str, inputs: str) -> None:
     """summary.json (rewritten each run), and _done.json, rewritten only when the plan changed: its content
     is the identity of classified/ for the tokenize stage, so a rerun that changed nothing re-encodes nothing."""
@@ -331,13 +352,13 @@ def _write_summary(snap: Snapshot, cfg: ClassifyConfig, classifiers: list[Classi
             "histogram": {"bin": r.bin, "counts": {str(k): hist[k] for k in sorted(hist)}},
             "pool": summary.pools.get(c.name),
         })
-    record = {"snapshot": snap.name, "source": cfg.source, "files": len(stats), "documents": summary.documents,
+    record = {"snapshot": snap.name, "source": source, "files": len(stats), "documents": summary.documents,
               "kept": summary.kept, "removed": summary.removed, "classifiers": per, "plan": plan,
               "updated_at": now_iso()}
-    snap.storage.write_json(snap.classify("summary.json"), record)
-    done = snap.storage.read_json(snap.classify("_done.json")) or {}
+    snap.storage.write_json(snap.classify.summary_uri, record)
+    done = snap.classify.done() or {}
     if done.get("plan") != plan:
-        snap.storage.write_json(snap.classify("_done.json"), {
+        snap.storage.write_json(snap.classify.done_uri, {
             "snapshot": snap.name, "documents": summary.documents, "kept": summary.kept, "plan": plan,
             "inputs": inputs, "finished_at": now_iso()})
 

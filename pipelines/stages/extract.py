@@ -16,18 +16,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from crawlproc.extract.units import extract_file
+from crawlproc.extract.stats import FileStats, snapshot_stats
 from crawlproc.store.fingerprint import file_fingerprint
-from crawlproc.store.inputs import Candidate, Plan, Planned, plan_inputs
-from crawlproc.store.layout import FILE_KINDS, Layout, Snapshot, warc_stem
+from crawlproc.store.inputs import Candidate, Plan, Planned, RecipeChanged, plan_inputs
+from crawlproc.store.layout import FILE_KINDS, Layout, Snapshot, check_snapshot_name, warc_stem
 from crawlproc.store.lock import hold
 from crawlproc.extract.file import extract_fingerprint, extract_view
 from crawlproc.recipe import Recipe
-from crawlproc.store.storage import Storage, is_remote, join, storage_for
-from pipelines.engine.runner import StageResult, Unit, run_stage
+from crawlproc.store.storage import Storage, check_local_file, clean_stage_partials, is_remote, join, storage_for
+from pipelines.engine.runner import StageResult, StageSummary, Unit, run_stage
 
 
 @dataclass
-class ExtractSummary:
+class ExtractSummary(StageSummary):
     """What an extract (or a `crawlproc run`) did to one snapshot."""
 
     snapshot: str
@@ -37,8 +38,6 @@ class ExtractSummary:
     same_content: int = 0  # equal to another input: processed once
     done: int = 0  # processed by this command
     removed_files: int = 0  # files of another recipe whose outputs --force removed
-    failed: dict[str, str] = field(default_factory=dict)  # source -> root cause, one line
-    stopped: str | None = None  # the environment failure that stopped the stage early
     kept: int = 0  # documents of the files processed by this command
     removed: int = 0
     records: int = 0
@@ -48,27 +47,36 @@ class ExtractSummary:
     listed: int = 0
     listed_total: int = 0
     rejected: list[dict] = field(default_factory=list)
-    steps: list[str] = field(default_factory=list)
-    steps_info: dict[str, dict] = field(default_factory=dict)
+    stages_run: list[str] = field(default_factory=list)  # the chain's stages after extraction, as they ran
+    stage_info: dict[str, dict] = field(default_factory=dict)  # each one's counts
 
     @property
     def ok(self) -> bool:
-        return not self.failed and self.stopped is None and not self.rejected
+        return super().ok and not self.rejected
 
 
 def expand_inputs(patterns: list[str], storage: Storage | None = None) -> list[str]:
     """Expand globs and folders (local or object-store) into a sorted, de-duplicated list of WARC files; a
-    pattern that matches nothing is an error (a typo must not silently process nothing)."""
+    pattern that matches nothing is an error (a typo must not silently process nothing), and so is a local
+    match that is not a regular file (a named pipe would block its reader forever, a device never end):
+    StorageError, one line, before any work."""
     storage = storage or Storage()
     found: list[str] = []
     for pat in patterns:
         if is_remote(pat):
             matches = _remote_matches(pat, storage)
-        elif Path(pat).is_dir():
-            matches = sorted(str(x) for x in Path(pat).rglob("*") if x.is_file() and ".warc" in x.name)
         else:
-            matches = sorted(glob.glob(pat, recursive=True)) or ([pat] if Path(pat).is_file() else [])
+            named = sorted(glob.glob(pat, recursive=True)) if glob.has_magic(pat) else \
+                ([pat] if os.path.lexists(pat) else [])
+            matches = []
+            for m in named:
+                if Path(m).is_dir():  # a folder: the WARC files under it
+                    matches += sorted(str(x) for x in Path(m).rglob("*") if ".warc" in x.name and not x.is_dir())
+                else:
+                    matches.append(m)
             matches = [os.path.abspath(m) for m in matches]
+            for m in matches:
+                check_local_file(m, "input")
         if not matches:
             raise FileNotFoundError(f"no input matches {pat!r}")
         found.extend(matches)
@@ -103,9 +111,16 @@ def extract_snapshot(
     those still to do (`shared` may be a callable, called only when there is work). Raises
     crawlproc.store.inputs.RecipeChanged (nothing started) when done files used another recipe."""
     storage = snap.storage
-    storage.clean_partials(snap.uri)  # only temporary files of writers that died
+    clean_stage_partials(storage, snap.uri)  # only temporary files of writers that died
     fp = extract_fingerprint(recipe)
-    plan = plan_inputs(snap, candidates, fp, recipe.to_dict(), force=force, view=extract_view)
+    try:
+        plan = plan_inputs(snap, candidates, fp, recipe.to_dict(), force=force, view=extract_view)
+    except RecipeChanged as e:
+        if _only_filters_changed(snap, recipe):
+            e.args = (f"{e} Only quality-filter settings changed: `crawlproc refilter --out {snap.layout.root} "
+                      f"--snapshot {snap.name} --recipe <this recipe>` applies them to the extracted text without "
+                      "downloading or extracting again.",)
+        raise
     storage.write_json(snap.recipe_for(fp), recipe.to_dict())
     storage.write_json(snap.recipe_uri, recipe.to_dict())
     for stem in plan.remove:
@@ -122,13 +137,27 @@ def extract_snapshot(
                            num_cpus=recipe.ray.num_cpus_per_task, max_retries=recipe.ray.max_retries,
                            progress=f"extract {snap.name}" if progress else False)
         summary.done = result.done
-        summary.failed = {result.sources.get(k) or k: f.line() for k, f in result.failed.items()}
-        summary.stopped = result.stopped.line() if result.stopped else None
+        summary.absorb(result)
         summary.kept = int(result.totals["kept"])
         summary.removed = int(result.totals["removed"])
         summary.records = int(result.totals["records"])
-    summary.total_kept, summary.total_removed = snapshot_totals(snap)
+    total = snapshot_total(snap)
+    if total is not None:
+        summary.total_kept, summary.total_removed = total.kept, total.removed
+        summary.stage_info["extract"] = {
+            "responses": total.responses, "documents": total.kept + total.removed, "kept": total.kept,
+            "removed": total.removed, "removed_by": {k: v["removed"] for k, v in total.steps.items() if v["removed"]}}
     return plan, result
+
+
+def _only_filters_changed(snap: Snapshot, recipe: Recipe) -> bool:
+    from crawlproc.extract.refilter import RefilterError
+    from pipelines.stages.refilter import refilter_check
+
+    try:
+        return bool(refilter_check(snap, recipe)[1])
+    except RefilterError:
+        return False
 
 
 def remove_file_outputs(snap: Snapshot, stem: str) -> None:
@@ -138,21 +167,16 @@ def remove_file_outputs(snap: Snapshot, stem: str) -> None:
         snap.markers.unmark(stem, fp)
     for kind in FILE_KINDS:
         snap.storage.delete(snap.path(kind, stem))
-    snap.storage.delete(snap.path("stats", stem))
     snap.markers.clear_failed(stem)
 
 
-def snapshot_totals(snap: Snapshot) -> tuple[int | None, int | None]:
-    """Documents kept and removed by every done file (from their markers). Counted on local disks only:
-    on an object store it would cost a request per file (see `crawlproc status`)."""
+def snapshot_total(snap: Snapshot) -> FileStats | None:
+    """The counts of every done file (from their markers), summed. Counted on local disks only: on an object
+    store it would cost a request per file (see `crawlproc status`)."""
     if snap.storage.local_path(snap.uri) is None:
-        return None, None
-    kept = removed = 0
-    for stem, fp in snap.markers.done().items():
-        stats = (snap.markers.read(stem, fp) or {}).get("stats") or {}
-        kept += int(stats.get("kept", 0))
-        removed += int(stats.get("removed", 0))
-    return kept, removed
+        return None
+    return FileStats.total(snapshot_stats(snap, failed=False)[0].values())
+
 
 
 def run_extract(
@@ -165,10 +189,10 @@ def run_extract(
     progress: bool = True,
     storage: Storage | None = None,
 ) -> ExtractSummary:
-    """Process WARC files into <out>/<dump>/{docs,removed,stats,_done}; files already done are skipped.
+    """Process WARC files into <out>/<dump>/{docs,removed,_done}; files already done are skipped.
     Ray must be initialised (pipelines.engine.ray_runtime.init_ray)."""
     layout = Layout(out, storage or storage_for(recipe))
-    snap = layout.snapshot(dump)
+    snap = layout.snapshot(check_snapshot_name(dump, "--dump (snapshot name)"))
     summary = ExtractSummary(snapshot=dump, out=layout.root, files=len(inputs))
     with hold(layout.storage, snap.lock_uri, f"snapshot {join(layout.root, dump)}"):
         candidates = [Candidate(source=p, name=warc_stem(p), input_fp=file_fingerprint(layout.storage, p))

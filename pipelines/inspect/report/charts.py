@@ -70,8 +70,10 @@ def hbar_chart(name: str, rows: list[tuple[str, float, str]], *, label: str, wid
 
 
 def column_chart(name: str, bars: list[tuple[str, float]], *, label: str, x_title: str = "", y_title: str = "",
-                 width: int = 760, height: int = 260, colors: list[str] | None = None) -> str:
-    """Vertical bars over categorical x labels (histogram bins, cluster sizes, shards)."""
+                 width: int = 760, height: int = 260, colors: list[str] | None = None,
+                 titles: list[str] | None = None) -> str:
+    """Vertical bars over categorical x labels (histogram bins, cluster sizes, shards); `titles`: what hovering
+    each bar names (default: its label)."""
     rotate = max((len(t) for t, _ in bars), default=0) > 6  # long labels are slanted so they never overlap
     left, right, top, bottom = 64, 16, 14, 74 if rotate else 40
     height += bottom - 58
@@ -95,7 +97,8 @@ def column_chart(name: str, bars: list[tuple[str, float]], *, label: str, x_titl
             h = max(h, 1.0)
         color = colors[i] if colors else PALETTE[0]
         parts.append(f'<rect class="mark" x="{x:.1f}" y="{top + plot_h - h:.1f}" width="{bw:.1f}" '
-                     f'height="{h:.1f}" fill="{color}"><title>{escape(text)}: {value:,}</title></rect>')
+                     f'height="{h:.1f}" fill="{color}"><title>{escape(titles[i] if titles else text)}: '
+                     f"{value:,}</title></rect>")
         if i % every == 0:
             cx, ty = x + bw / 2, top + plot_h + 14
             slant = f' text-anchor="end" transform="rotate(-30 {cx:.1f} {ty})"' if rotate else ' text-anchor="middle"'
@@ -204,3 +207,57 @@ def spread_chart(name: str, rows: list[tuple[str, float, float | None, list[floa
                      f"{escape(text)}</text>")
     parts.append(f'<line class="axis" x1="{left}" x2="{width - right}" y1="{top + plot_h}" y2="{top + plot_h}"/>')
     return _close(parts, "", y_title, left + plot_w / 2, top + plot_h / 2, height)
+
+
+def gantt_chart(name: str, rows: list[tuple[str, list[tuple[float, float, str]]]], *, label: str,
+                width: int = 760, max_bars: int = 1500) -> str:
+    """One row per stage, one thin bar per unit over wall-clock time (seconds from the first start): what
+    ran when, how many at once, and which units trail. A row with more than `max_bars` units shows an even
+    sample of them (the longest always among them)."""
+    left, right, top, bottom, row_h = 150, 16, 10, 40, 34
+    height = top + bottom + row_h * len(rows)
+    plot_w = width - left - right
+    t0 = min((a for _, bars in rows for a, _, _ in bars), default=0.0)
+    t1 = max((b for _, bars in rows for _, b, _ in bars), default=t0 + 1)
+    span = max(t1 - t0, 1e-6)
+    ticks = [t for t in _nice_ticks(0, span, 6) if t <= span]
+    parts = [_svg_open(name, width, height, label)]
+    for t in ticks:
+        x = left + plot_w * t / span
+        parts.append(f'<line class="grid" x1="{x:.1f}" x2="{x:.1f}" y1="{top}" y2="{top + row_h * len(rows)}"/>'
+                     f'<text x="{x:.1f}" y="{top + row_h * len(rows) + 14}" text-anchor="middle" class="tick">'
+                     f"{fmt_num(t)}</text>")
+    for i, (stage, bars) in enumerate(rows):
+        y0 = top + i * row_h
+        short = stage if len(stage) <= 22 else stage[:21] + "…"
+        parts.append(f'<text x="{left - 8}" y="{y0 + row_h / 2 + 4:.1f}" text-anchor="end" class="lbl">'
+                     f"{escape(short)}<title>{escape(stage)}</title></text>")
+        if len(bars) > max_bars:
+            longest = max(bars, key=lambda b: b[1] - b[0])
+            step = len(bars) / max_bars
+            bars = sorted({bars[int(k * step)] for k in range(max_bars)} | {longest})
+        placed = _lanes(bars)  # a unit goes in the first lane free at its start: overlaps stack
+        n_lanes = max((lane for lane, _ in placed), default=0) + 1
+        lane_h = (row_h - 8) / n_lanes
+        for lane, (a, b, key) in placed:
+            x = left + plot_w * (a - t0) / span
+            w = max(1.0, plot_w * (b - a) / span)
+            parts.append(f'<rect class="mark" x="{x:.1f}" y="{y0 + 4 + lane * lane_h:.1f}" width="{w:.1f}" '
+                         f'height="{max(lane_h - 1, 1):.1f}" fill="{PALETTE[i % len(PALETTE)]}">'
+                         f"<title>{escape(stage)} {escape(str(key))}: {b - a:,.1f} s</title></rect>")
+    return _close(parts, "seconds since the first unit started", "", left + plot_w / 2, 0, height)
+
+
+def _lanes(bars: list[tuple[float, float, str]]) -> list[tuple[int, tuple[float, float, str]]]:
+    """(lane, bar) for each bar in start order, each in the first lane that is free when it starts."""
+    ends: list[float] = []
+    out = []
+    for bar in sorted(bars):
+        lane = next((j for j, end in enumerate(ends) if end <= bar[0]), None)
+        if lane is None:
+            ends.append(bar[1])
+            lane = len(ends) - 1
+        else:
+            ends[lane] = bar[1]
+        out.append((lane, bar))
+    return out

@@ -14,7 +14,7 @@ KEPT, REMOVED = PALETTE[2], PALETTE[7]
 
 
 def collect_classify(snap: Snapshot, problems: list[str]) -> dict | None:
-    path = snap.classify("summary.json")
+    path = snap.classify.summary_uri
     if not snap.storage.exists(path):
         return None
     try:
@@ -31,7 +31,7 @@ def collect_classify(snap: Snapshot, problems: list[str]) -> dict | None:
         return None
     return {"documents": int(data.get("documents", 0)), "kept": int(data.get("kept", 0)),
             "removed": int(data.get("removed", 0)), "source": data.get("source"), "classifiers": classifiers,
-            "complete": snap.storage.exists(snap.classify("_done.json"))}
+            "complete": snap.storage.exists(snap.classify.done_uri)}
 
 
 def rule_text(rule: dict) -> str:

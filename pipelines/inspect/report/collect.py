@@ -15,18 +15,24 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from crawlproc.store.layout import Layout, Snapshot
-from crawlproc.store.storage import Storage, basename, join
-from crawlproc.extract.registry import stage_names
+from crawlproc.store.layout import SAFE_NAME, Layout, Snapshot, TrainRunDir
+from crawlproc.store.storage import Storage, basename
+from crawlproc.extract.registry import step_names
+from crawlproc.extract.stats import FileStats, snapshot_stats
 from pipelines.inspect.report.classify import collect_classify
+from pipelines.inspect.report.decontam import collect_decontam
+from pipelines.inspect.report.timeline import collect_timeline, project_snapshot
+from tokenizer.tokenset import ShardError, read_manifest
 
 # The extract stage's steps in pipeline order (crawlproc/extract/registry.py); others (plugins') are appended after them.
-STAGE_ORDER = stage_names()
+STEP_ORDER = step_names()
 LENGTH_EDGES = [0, 100, 200, 500, 1_000, 2_000, 5_000, 10_000, 20_000, 50_000, 100_000]
 EXAMPLES_PER_REASON = 3
 # What reading a damaged or foreign Parquet file raises: it is listed under "problems" and skipped.
 PARQUET_ERRORS = (pa.ArrowException, OSError, ValueError)
 MAX_CURVE_POINTS = 2000
+SNIPPET_CHARS = 280  # of a removed document's text, shown beside its removal reason
+DEFAULT_PRICE = 0.05  # per core-hour, for the whole-snapshot projection (an assumption the report shows)
 
 
 def reason_key(removed_by: str, reason: str | None) -> str:
@@ -70,37 +76,21 @@ def _num_rows(storage: Storage, files: list[str], problems: list[str]) -> int:
     return n
 
 
-def _sum_stats(stats: list[dict]) -> dict:
-    total = {"records": 0, "responses": 0, "kept": 0, "removed": 0}
-    skipped: Counter = Counter()
-    stages: dict[str, Counter] = {}
-    reasons: Counter = Counter()
-    languages: Counter = Counter()
-    seconds: Counter = Counter()
-    for s in stats:
-        for k in total:
-            total[k] += int(s.get(k) or 0)
-        skipped.update({k: int(v or 0) for k, v in (s.get("skipped") or {}).items()})
-        for name, c in (s.get("stages") or {}).items():
-            stages.setdefault(name, Counter()).update({k: int(v or 0) for k, v in (c or {}).items()})
-        reasons.update({k: int(v or 0) for k, v in (s.get("removed_reasons") or {}).items()})
-        languages.update({k: int(v or 0) for k, v in (s.get("languages") or {}).items()})
-        seconds.update({k: float(v or 0) for k, v in (s.get("seconds") or {}).items()})
-    order = [s for s in STAGE_ORDER if s in stages] + [s for s in stages if s not in STAGE_ORDER]
-    return total | {
-        "skipped": dict(skipped),
-        "stages": {name: dict(stages[name]) for name in order},
-        "removed_reasons": dict(reasons),
-        "languages": dict(languages),
-        "seconds": {k: round(v, 3) for k, v in seconds.items()},
-    }
+def _sum_stats(stats: list[FileStats]) -> dict:
+    total = FileStats.total(stats)
+    order = [s for s in STEP_ORDER if s in total.steps] + [s for s in total.steps if s not in STEP_ORDER]
+    return {"records": total.records, "responses": total.responses, "kept": total.kept, "removed": total.removed,
+            "skipped": total.skipped, "steps": {name: total.steps[name] for name in order},
+            "removed_reasons": total.removed_reasons, "languages": total.languages,
+            "by_language": total.by_language, "seconds": total.seconds}
 
 
-def _funnel(totals: dict, dedup: dict | None, final_rows: int | None, tokens: dict | None) -> list[dict]:
+def _funnel(totals: dict, dedup: dict | None, final_rows: int | None, tokens: dict | None,
+            decontam: dict | None = None) -> list[dict]:
     """Documents remaining after each step: records -> responses -> each stage -> kept -> dedup -> final."""
     steps = [{"step": "WARC records", "docs": totals["records"]},
              {"step": "HTTP responses", "docs": totals["responses"]}]
-    for name, c in totals["stages"].items():
+    for name, c in totals["steps"].items():
         n_in, removed = int(c.get("in", 0)), int(c.get("removed", 0))
         if n_in == 0 and removed == 0:
             continue  # a disabled stage saw nothing: it is not a step of this funnel
@@ -115,13 +105,26 @@ def _funnel(totals: dict, dedup: dict | None, final_rows: int | None, tokens: di
         steps.append({"step": "after dedup", "docs": kept, "removed": dropped, "stage": "dedup"})
     if final_rows is not None:
         steps.append({"step": "final (after PII)", "docs": final_rows})
+    if decontam is not None:
+        steps.append({"step": "after decontamination", "docs": decontam["kept"], "removed": decontam["removed"],
+                      "stage": "decontaminate"})
     if tokens and tokens.get("documents"):
         steps.append({"step": "tokenized", "docs": tokens["documents"], "tokens": tokens["tokens"]})
     return steps
 
 
+def snippet(text: str | None, n: int = SNIPPET_CHARS) -> str:
+    """The start of a text on one line (runs of white space as one space), cut at a word with an ellipsis."""
+    flat = " ".join((text or "").split())
+    if len(flat) <= n:
+        return flat
+    cut = flat[:n].rsplit(" ", 1)[0] if " " in flat[: n] else flat[:n]
+    return cut + " …"
+
+
 def _removal_examples(storage: Storage, files: list[str], problems: list[str]) -> tuple[dict[str, list[dict]], Counter]:
-    """Up to EXAMPLES_PER_REASON (url, id) per reason key, and the per-key counts, from removed/*.parquet."""
+    """Up to EXAMPLES_PER_REASON (url, id, text snippet) per reason key, and the per-key counts, from
+    removed/*.parquet. The text column is read only from files that give an example."""
     examples: dict[str, list[dict]] = {}
     counts: Counter = Counter()
     for f in files:
@@ -130,12 +133,22 @@ def _removal_examples(storage: Storage, files: list[str], problems: list[str]) -
         except PARQUET_ERRORS as e:
             problems.append(f"{f}: unreadable Parquet ({e})")
             continue
-        for row in t.to_pylist():
+        wanted: list[tuple[int, dict]] = []
+        for i, row in enumerate(t.to_pylist()):
             key = reason_key(row["removed_by"] or "?", row["removed_reason"])
             counts[key] += 1
             ex = examples.setdefault(key, [])
             if len(ex) < EXAMPLES_PER_REASON:
-                ex.append({"url": row["url"], "id": row["id"], "reason": row["removed_reason"]})
+                ex.append({"url": row["url"], "id": row["id"], "reason": row["removed_reason"], "snippet": ""})
+                wanted.append((i, ex[-1]))
+        if wanted:
+            try:
+                text = storage.read_table(f, columns=["text"]).column("text")
+            except PARQUET_ERRORS as e:
+                problems.append(f"{f}: unreadable Parquet ({e})")
+                continue
+            for i, ex in wanted:
+                ex["snippet"] = snippet(text[i].as_py())
     return examples, counts
 
 
@@ -179,23 +192,14 @@ def _failed(snap: Snapshot) -> list[dict]:
             for key, rec in snap.markers.failed().items()]
 
 
-def collect_snapshot(snap: Snapshot, problems: list[str], tokens_by_source: dict[str, dict]) -> dict:
+def collect_snapshot(snap: Snapshot, problems: list[str], tokens_by_source: dict[str, dict],
+                     token_sets: list[str] = (), price: float = DEFAULT_PRICE,
+                     snapshot_files: int | None = None) -> dict:
     storage = snap.storage
-    stats = []
-    for e in storage.list(join(snap.uri, "stats"), suffix=".json"):
-        d = _read_json(storage, e.uri, problems)
-        if isinstance(d, dict):
-            stats.append(d)
-        elif d is not None:
-            problems.append(f"{e.uri}: not a stats object")
-    usable = []
-    for d in stats:  # one malformed stats file must not sink the snapshot's numbers
-        try:
-            _sum_stats([d])
-            usable.append(d)
-        except (TypeError, ValueError, AttributeError) as e:
-            problems.append(f"{snap.path('stats', str(d.get('stem')))}: malformed stats ({e}); not counted")
-    stats = usable
+    records: dict[str, dict] = {}
+    by_stem, bad = snapshot_stats(snap, records_out=records)
+    problems.extend(bad)
+    stats = list(by_stem.values())
     totals = _sum_stats(stats)
     examples, parquet_counts = _removal_examples(storage, snap.files("removed"), problems)
     # The stats are the authority for counts; without them (stats lost or foreign output) count the rows.
@@ -206,7 +210,7 @@ def collect_snapshot(snap: Snapshot, problems: list[str], tokens_by_source: dict
         reasons.append({"key": key, "stage": stage, "reason": reason, "count": n, "examples": examples.get(key, [])})
 
     dedup = None
-    where = snap.dedup("summary.json")
+    where = snap.dedup.summary_uri
     if storage.exists(where):
         d = _read_json(storage, where, problems)
         if isinstance(d, dict):
@@ -215,7 +219,7 @@ def collect_snapshot(snap: Snapshot, problems: list[str], tokens_by_source: dict
                 dedup[key] = _count(d.get(key), f"{where} {key}", problems)
             if "kept" in d:
                 dedup["kept"] = _count(d.get("kept"), f"{where} kept", problems)
-            dedup["complete"] = storage.exists(snap.dedup("_done.json"))
+            dedup["complete"] = storage.exists(snap.dedup.done_uri)
             sizes = {}
             for k, v in (d.get("cluster_sizes") or {}).items():
                 try:
@@ -227,26 +231,31 @@ def collect_snapshot(snap: Snapshot, problems: list[str], tokens_by_source: dict
     final_files = snap.files("final")
     final_rows = _num_rows(storage, final_files, problems) if final_files else None
     tokens = tokens_by_source.get(snap.name)
+    decontam = collect_decontam(snap, problems)
     done = len(snap.markers.done())
+    timeline = collect_timeline(snap.layout, snap.name, records, dedup, list(token_sets))
     return {
+        "timeline": timeline,
+        "projection": project_snapshot(snap.name, snap.layout, records, timeline, price, snapshot_files),
         "name": snap.name,
         "files": {
             "stats": len(stats), "done": done, "failed": _failed(snap),
-            "incomplete": [{"stem": s.get("stem"), "error": s.get("error")} for s in stats
-                           if s.get("error") or s.get("complete") is False],
+            "incomplete": [{"stem": s.stem, "error": s.error} for s in stats if s.error or not s.complete],
         },
         "totals": {k: totals[k] for k in ("records", "responses", "kept", "removed")},
         "skipped": totals["skipped"],
-        "stages": totals["stages"],
+        "steps": totals["steps"],
         "seconds": totals["seconds"],
-        "funnel": _funnel(totals, dedup, final_rows, tokens) if stats else [],
+        "funnel": _funnel(totals, dedup, final_rows, tokens, decontam) if stats else [],
         "removed_reasons": reasons,
         "languages": dict(sorted(totals["languages"].items(), key=lambda kv: -kv[1])),
+        "by_language": totals["by_language"],
         "lengths": {
             "docs": length_histogram(storage, snap.files("docs"), problems),
             "final": length_histogram(storage, final_files, problems),
         },
         "dedup": dedup,
+        "decontam": decontam,
         "classify": collect_classify(snap, problems),
         "final_documents": final_rows,
         "tokens": tokens,
@@ -267,21 +276,23 @@ def _shard_sources(m: dict) -> dict[str, list[str]]:
 def collect_tokens(layout: Layout, problems: list[str]) -> list[dict]:
     sets = []
     storage = layout.storage
-    for d in storage.list(join(layout.root, "tokens"), include_dirs=True):
-        if not d.is_dir:
+    for d in storage.list(layout.tokens_root, include_dirs=True):
+        if not d.is_dir or not SAFE_NAME.match(d.name):
             continue
-        man_path = join(d.uri, "manifest.json")
-        if not storage.exists(man_path):
-            problems.append(f"{d.uri}: token set without manifest.json (tokenization not finished?)")
+        folder = layout.tokens(d.name)
+        try:
+            found = read_manifest(folder)
+        except ShardError as e:
+            problems.append(str(e))
             continue
-        m = _read_json(storage, man_path, problems)
-        if not isinstance(m, dict):
+        if found is None:
+            problems.append(f"{folder.manifest_uri} not found: token set not finished (its tokenize or mix stopped "
+                            "or failed)")
             continue
+        m = found[0]
         sources = _shard_sources(m)
-        shards = [s for s in (m.get("shards") or []) if isinstance(s, dict)]
+        shards = [dict(s) for s in m["shards"]]
         for s in shards:
-            for key in ("tokens", "documents"):
-                s[key] = _count(s.get(key), f"{man_path} shard {s.get('file')} {key}", problems)
             if not isinstance(s.get("sources"), list):
                 s["sources"] = sources.get(s.get("file"), [])
         sets.append({
@@ -375,15 +386,16 @@ def collect_training(layout: Layout, problems: list[str], extra_runs: list[str] 
 
     runs = []
     storage = layout.storage
-    dirs = [e.uri for e in storage.list(join(layout.root, "train"), include_dirs=True) if e.is_dir]
+    dirs = [e.uri for e in storage.list(layout.train_root, include_dirs=True) if e.is_dir]
     for extra in map(normalize, map(str, extra_runs)):
-        if not storage.exists(join(extra, "metrics.jsonl")) and not storage.exists(join(extra, "samples.jsonl")):
+        if not any(storage.exists(TrainRunDir(extra, storage).path(n)) for n in TrainRunDir.RECORDS):
             problems.append(f"{extra}: training run directory does not exist")
         elif extra not in dirs:
             dirs.append(extra)
     for d in dirs:
+        run = TrainRunDir(d, storage)
         has = {e.name for e in storage.list(d)}
-        metrics = _jsonl(storage, join(d, "metrics.jsonl"), problems) if "metrics.jsonl" in has else []
+        metrics = _jsonl(storage, run.path(run.METRICS), problems) if run.METRICS in has else []
         train = [(float(m["step"]), _num(m.get("train_loss"))) for m in metrics
                  if _num(m.get("step")) is not None and _num(m.get("train_loss")) is not None]
         val = [(float(m["step"]), _num(m.get("val_loss"))) for m in metrics
@@ -391,9 +403,9 @@ def collect_training(layout: Layout, problems: list[str], extra_runs: list[str] 
         tps = [_num(m.get("tokens_per_s")) for m in metrics if _num(m.get("tokens_per_s")) is not None]
         mfu = [_num(m.get("mfu")) for m in metrics if _num(m.get("mfu")) is not None]
         benchmarks = _benchmarks(metrics)
-        final_eval = _read_json(storage, join(d, "eval.json"), problems) if "eval.json" in has else None
-        samples = _jsonl(storage, join(d, "samples.jsonl"), problems) if "samples.jsonl" in has else []
-        config = _read_json(storage, join(d, "config.json"), problems) if "config.json" in has else None
+        final_eval = _read_json(storage, run.eval_uri, problems) if run.EVAL in has else None
+        samples = _jsonl(storage, run.path(run.SAMPLES), problems) if run.SAMPLES in has else []
+        config = _read_json(storage, run.config_uri, problems) if run.CONFIG in has else None
         if not metrics and not samples:
             problems.append(f"{d}: training run without metrics.jsonl or samples.jsonl")
             continue
@@ -460,7 +472,8 @@ def collect_ablations(layout: Layout, problems: list[str]) -> list[dict]:
     return out
 
 
-def collect_report(out: str, train_runs: list[str] | tuple = ()) -> dict:
+def collect_report(out: str, train_runs: list[str] | tuple = (), price: float = DEFAULT_PRICE,
+                   snapshot_files: int | None = None) -> dict:
     """Everything the report shows, as a plain dict; missing parts are None/empty, never an error.
     `out` is a folder or an object-store URI; `train_runs` adds training run directories that are not under
     <out>/train/."""
@@ -470,7 +483,9 @@ def collect_report(out: str, train_runs: list[str] | tuple = ()) -> dict:
         problems.append(f"{layout.root}: output folder does not exist")
     token_sets = collect_tokens(layout, problems)
     by_source = tokens_by_source(token_sets)
-    snapshots = [collect_snapshot(layout.snapshot(name), problems, by_source) for name in layout.snapshots()]
+    set_dirs = [ts["dir"] for ts in token_sets]
+    snapshots = [collect_snapshot(layout.snapshot(name), problems, by_source, set_dirs, price, snapshot_files)
+                 for name in layout.snapshots()]
     return {
         "out": layout.root,
         "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),

@@ -7,8 +7,12 @@ from __future__ import annotations
 import json
 from html import escape
 
-from pipelines.inspect.report.charts import PALETTE, column_chart, fmt_num, hbar_chart, line_chart, spread_chart
+from pipelines.inspect.report.charts import (
+    PALETTE, column_chart, fmt_num, gantt_chart, hbar_chart, line_chart, spread_chart,
+)
 from pipelines.inspect.report.classify import render_classify
+from pipelines.inspect.report.decontam import render_decontam
+from pipelines.inspect.report.timeline import render_projection, render_timeline
 
 CSS = """
 body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,"DejaVu Sans",sans-serif;margin:0;color:#1d232b;
@@ -28,7 +32,8 @@ td.n,th.n{text-align:right;font-variant-numeric:tabular-nums}
 .chart .grid{stroke:#eceef1}.chart .axis{stroke:#9aa3ad}
 .not-run{color:#6b7580;background:#f7f7f4;border-left:4px solid #d4d0bf;padding:6px 12px;margin:8px 0}
 .problems li{color:#8a3b12}
-.ex{font-size:12px;color:#3f4850;word-break:break-all}
+.ex{font-size:12px;color:#3f4850;word-break:break-all;margin-bottom:4px}
+.snippet{font-size:12px;color:#1d232b;word-break:normal;background:#f7f8fa;padding:2px 6px;border-radius:3px}
 code{font-size:12px;background:#f1f3f6;padding:0 3px;border-radius:3px}
 .sample{white-space:pre-wrap;font:12px/1.4 ui-monospace,"DejaVu Sans Mono",monospace;background:#f7f8fa;
  padding:6px 8px;border-radius:4px;margin:2px 0 8px;max-height:14em;overflow:auto}
@@ -127,7 +132,10 @@ def _reasons(snap: dict, out: str) -> str:
     rows = []
     for r in reasons:
         ex = "".join(
-            f'<div class="ex">{_e(x["url"] or "(no url)")} <code>{_e(x["id"])}</code></div>' for x in r["examples"]
+            f'<div class="ex">{_e(x["url"] or "(no url)")} <code>{_e(x["id"])}</code>'
+            + (f'<div class="snippet">{_e(x["snippet"])}</div>' if x.get("snippet") else
+               '<div class="snippet meta">(no text: removed before extraction)</div>') + "</div>"
+            for x in r["examples"]
         ) or '<span class="meta">no example in removed/</span>'
         rows.append(f"<tr><td><span class=\"pill\">{_e(r['stage'])}</span></td><td>{_e(r['reason'] or '-')}</td>"
                     f'<td class="n">{r["count"]:,}</td><td class="n">{_pct(r["count"], total)}</td><td>{ex}</td></tr>')
@@ -135,8 +143,25 @@ def _reasons(snap: dict, out: str) -> str:
     hint = (f'<p class="meta">Why exactly? <code>crawlproc explain --out {_e(out)} \'{_e(first_id)}\'</code> shows '
             "a document's measured values against the thresholds.</p>") if first_id else ""
     return (chart + "<table><thead><tr><th>stage</th><th>reason</th><th class=\"n\">documents</th>"
-            "<th class=\"n\">share</th><th>examples (url, id)</th></tr></thead><tbody>" + "".join(rows)
+            "<th class=\"n\">share</th><th>examples (url, id, the start of its text)</th></tr></thead><tbody>" + "".join(rows)
             + "</tbody></table>" + hint)
+
+
+def _by_language(snap: dict) -> str:
+    """Per language: documents kept and removed, the kept words, and the top removal reasons."""
+    rows = snap.get("by_language") or {}
+    if not rows:
+        return ""
+    body = []
+    for lang, c in list(rows.items())[:40]:
+        seen = c["kept"] + c["removed"]
+        top = ", ".join(f"{escape(k)} {v:,}" for k, v in list(c["reasons"].items())[:4])
+        body.append(f"<tr><td>{escape(lang)}</td><td class=\"n\">{seen:,}</td><td class=\"n\">{c['kept']:,}</td>"
+                    f"<td class=\"n\">{_pct(c['kept'], seen)}</td><td class=\"n\">{c['kept_words']:,}</td>"
+                    f"<td>{top}</td></tr>")
+    return ("<table><thead><tr><th>language</th><th class=\"n\">documents</th><th class=\"n\">kept</th>"
+            "<th class=\"n\">share</th><th class=\"n\">kept words</th><th>removal reasons</th></tr></thead><tbody>"
+            + "".join(body) + "</tbody></table>")
 
 
 def _languages(snap: dict) -> str:
@@ -229,8 +254,13 @@ def _snapshot(snap: dict, out: str) -> str:
     return (f'<section id="snap-{_e(n)}" data-section="snapshot:{_e(n)}"><h2>Snapshot {_e(n)}</h2>'
             + _files(snap) + "<h3>Filter funnel</h3>" + _funnel(snap)
             + "<h3>Removal reasons</h3>" + _reasons(snap, out)
-            + "<h3>Languages</h3>" + _languages(snap)
-            + _lengths(snap) + "<h3>Deduplication</h3>" + _dedup(snap) + render_classify(snap) + _seconds(snap)
+            + "<h3>Languages</h3>" + _languages(snap) + _by_language(snap)
+            + _lengths(snap) + "<h3>Deduplication</h3>" + _dedup(snap) + render_decontam(snap)
+            + render_classify(snap) + _seconds(snap)
+            + (("<h3>Timeline and throughput</h3>" + render_timeline(n, snap["timeline"], gantt_chart))
+               if snap.get("timeline") else "")
+            + (("<h3>What the whole snapshot would cost</h3>" + render_projection(n, snap["projection"]))
+               if snap.get("projection") else "")
             + "</section>")
 
 
@@ -254,14 +284,43 @@ def _tokens(data: dict) -> str:
         if skipped:
             parts.append("<p>Documents skipped: " + ", ".join(f"{_e(k)} <b>{v:,}</b>" for k, v in skipped.items())
                          + ".</p>")
-        shards = ts["shards"]
-        if shards:
-            colors = [PALETTE[0] if s.get("split") == "train" else PALETTE[1] for s in shards]
-            parts.append(column_chart(f"tokens:{ts['name']}", [((s.get("file") or "?").removesuffix(".parquet"), int(s.get("tokens") or 0))
-                                                               for s in shards],
-                                      label=f"Tokens per shard, {ts['name']}", x_title="shard (blue: train, "
-                                      "orange: val)", y_title="tokens", colors=colors))
+        if ts["shards"]:
+            parts.append(_shard_chart(ts))
     return "".join(parts)
+
+
+MAX_SHARD_BARS = 40
+
+
+def _shard_chart(ts: dict) -> str:
+    """Tokens per shard: one bar per shard labelled t0, t1, ... v0 (train, val; the file names in a table
+    below and on hover), or, past MAX_SHARD_BARS shards, how many shards have how many tokens."""
+    shards = ts["shards"]
+    name = f"tokens:{ts['name']}"
+    if len(shards) > MAX_SHARD_BARS:
+        sizes = [int(s.get("tokens") or 0) for s in shards]
+        top = max(sizes) or 1
+        edges = [0] + [top * (k + 1) / 10 for k in range(10)]
+        bars = []
+        for k in range(10):
+            n = sum(1 for v in sizes if edges[k] < v <= edges[k + 1] or (k == 0 and v == 0))
+            bars.append((f"{fmt_num(edges[k + 1])}", n))
+        return column_chart(name, bars, label=f"Shards by tokens, {ts['name']}", x_title="tokens per shard (up to)",
+                            y_title="shards", colors=[PALETTE[0]] * len(bars))
+    index = {"train": 0, "val": 0}
+    bars, colors, rows = [], [], []
+    for s in shards:
+        split = s.get("split") or "?"
+        short = f"{split[:1]}{index.get(split, 0)}"
+        index[split] = index.get(split, 0) + 1
+        bars.append((short, int(s.get("tokens") or 0)))
+        colors.append(PALETTE[0] if split == "train" else PALETTE[1])
+        rows.append([short, s.get("file"), s.get("documents"), s.get("tokens")])
+    chart = column_chart(name, bars, label=f"Tokens per shard, {ts['name']}",
+                         x_title="shard (t = train, blue; v = val, orange)", y_title="tokens", colors=colors,
+                         titles=[r[1] for r in rows])
+    return chart + ("<details><summary>shard files</summary>"
+                    + _table(["shard", "file", "documents", "tokens"], rows, {2, 3}) + "</details>")
 
 
 def _mix(mix: dict) -> str:

@@ -107,6 +107,38 @@ def shuffle_keys(ids: list[str], copies: np.ndarray, seed: int) -> np.ndarray:
                        dtype=np.uint64, count=len(ids))
 
 
+# FineWeb-2's rehydration (huggingface/fineweb-2 README): a kept document that stood for a duplicate cluster of N
+# documents goes in max-key-<=-N times: alone 1, N = 2 or 3: N, 4: 3, 5-99: 5, 100-999: 8, >= 1000: 1 (very large
+# clusters are boilerplate). Per-language tables (misc/rehydration/weights) are in crawlproc/data/languages.
+FINEWEB2_REHYDRATION = {1: 1, 2: 2, 3: 3, 5: 5, 100: 8, 1000: 1}
+
+
+def rehydration_factors(sizes: np.ndarray, weights: dict[int, int]) -> np.ndarray:
+    """The repetition of each document from its duplicate-cluster size: the weight of the largest key <= size
+    (1 below the smallest key)."""
+    keys = np.array(sorted(weights), dtype=np.int64)
+    values = np.array([weights[k] for k in sorted(weights)], dtype=np.int64)
+    at = np.searchsorted(keys, np.asarray(sizes, dtype=np.int64), side="right") - 1
+    return np.where(at >= 0, values[np.clip(at, 0, None)], 1)
+
+
+def parse_rehydrate(value) -> dict[int, int] | None:
+    """A mix's `rehydrate`: None/false (off), "fineweb2" / true (FineWeb-2's weights), or {cluster size: copies}."""
+    if value in (None, False, "", "off"):
+        return None
+    if value is True or value == "fineweb2":
+        return dict(FINEWEB2_REHYDRATION)
+    if isinstance(value, dict) and value:
+        try:
+            out = {int(k): int(v) for k, v in value.items()}
+        except (TypeError, ValueError):
+            out = {}
+        if out and all(k >= 1 and 0 <= v <= 1000 for k, v in out.items()):
+            return out
+    raise MixError(f"rehydrate must be \"fineweb2\", true, or a table {{cluster size = copies}} (sizes >= 1, "
+                   f"copies 0..1000), got {value!r}")
+
+
 def copies_of(spec: Spec, ids: list[str], u: np.ndarray, cut: int | None, seed: int, split: str) -> np.ndarray:
     """How many times each document goes into the mix. Validation documents go at most once: repeating
     held-out text measures nothing more."""

@@ -1,0 +1,523 @@
+"""trafilatura, faster, with the same output: its own code, with the slow parts of its machinery swapped out for
+the length of one call.
+
+Each lever is exact, not a heuristic; none changes what trafilatura decides:
+
+- **selections**: its attribute XPath expressions (`trafilatura.xpaths`: pruning and content selection) are
+  evaluated by crawlproc/extract/attrxpath.py instead of libxml2 + lxml's EXSLT regex callbacks; the same
+  elements in the same order.
+- **element lookup**: its HTML parser hands out plain `HtmlElement` proxies through lxml's C lookup, instead of
+  lxml.html's Python lookup that picks form-element classes trafilatura never uses.
+- **raw-tree copy**: with `favor_precision` (FineWeb's setting), trafilatura copies the raw tree before the
+  readability comparison, and never reads that tree again afterwards: readability gets it without the copy.
+- **options**: the `trafilatura.settings.Extractor` options object (configuration parsing, about 0.2 ms) is
+  built once per Accelerator and given to `extract(options=...)`, its public parameter, with the page's URL.
+- **stoplist_hash**: when trafilatura falls back on jusText, it hands it its combined stop list (154,484 words
+  of every language, a tuple), and jusText's `define_stoplist` is an lru_cache keyed on that tuple: Python
+  hashes all 154,484 strings at every call, ~10 ms, more than the rest of jusText. The same tuple with its hash
+  computed once stands in for it.
+- **paragraph_events**: jusText's ParagraphMaker reads the tree through lxml.sax.saxify, which builds a
+  namespace map, an attribute dictionary and qualified names for every element; ParagraphMaker reads none of
+  them. The same events in the same order (start, text, children, end, tail; comments and processing
+  instructions as saxify gives them) come from a lean walk instead.
+
+Nothing is changed for code outside our calls: the swaps are made on entering `Accelerator.extract` and undone
+on leaving it (a count keeps them in place while any thread is inside). A thread that calls trafilatura during
+that window gets equivalent results, as the swapped parts select and return the same things.
+
+The levers rely on trafilatura internals; pyproject.toml pins the tested range, `check_internals()` compares
+the source of every function a lever depends on with the version it was verified on, and a lever whose
+function changed is not applied (stock trafilatura runs instead; `Accelerator.levers` says which are on).
+tests/test_accelerate.py fails when any of them changes, and checks the output against stock trafilatura on
+every real page in tests/data.
+"""
+
+from __future__ import annotations
+
+import ast
+import hashlib
+import inspect
+import logging
+import re
+import sys
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from crawlproc.extract.attrxpath import Unsupported, compile_union, try_compile
+
+LOG = logging.getLogger(__name__)
+
+LEVERS = ("selections", "element_lookup", "raw_tree_copy", "options", "stoplist_hash", "paragraph_events")
+# Measured, not used by default: one combined pass (with one function reading each attribute once) for each
+# list that trafilatura prunes with, instead of one pass per expression. It reads every attribute any of the
+# expressions needs on every element the widest of them visits, and came out ~8% slower than "selections"
+# alone on the real pages (bench/bench_levers.py --levers all,all+one_pass).
+OPTIONAL_LEVERS = ("one_pass",)
+
+# The trafilatura functions each lever relies on, with the sha256 of their source (first 16 hex digits) as
+# verified with trafilatura 2.3.1; `python -m crawlproc.extract.accelerate` prints the current ones. Besides:
+# "selections" needs every use of the swapped lists to be a call (or prune_unwanted_nodes, which calls them),
+# "element_lookup" needs trafilatura not to use lxml.html's form-element API: both are read from its source.
+VERIFIED = {
+    "selections": {"htmlprocessing.prune_unwanted_nodes": "4731f8e24ef86449", "xml.delete_element": "76e448c154eb43ba"},
+    "element_lookup": {"utils.load_html": "bc0039c89805dea3", "utils.fromstring_bytes": "c5ee8713366ea137"},
+    "raw_tree_copy": {
+        "core._extract_and_compare": "f7d056c2118222e8",
+        "core.trafilatura_sequence": "f03dc4d2946dacbd",
+        "core._prepare_tree": "9595f0642825c2c7",
+        "external.compare_extraction": "2d3d1ffea3ba469f",
+    },
+    "stoplist_hash": {
+        "external.try_justext": "6f0fa6cffc365def",
+        "external.jt_stoplist_init": "ea87de5a416844d8",
+        "justext.core.define_stoplist": "9149bbf4aa8ac519",
+        "justext.core.classify_paragraphs": "37149c0348a99b3c",
+    },
+    "paragraph_events": {
+        "external.try_justext": "6f0fa6cffc365def",
+        "justext.core.ParagraphMaker": "b41fe77fbc5b6a64",
+        "lxml.sax.ElementTreeProducer": "5f96e114e133dda2",
+    },
+    "options": {
+        "core.extract": "e0fa59198274f62e",
+        "core._internal_extraction": "bdf38a3bab82427b",
+        "settings.Extractor.__init__": "8a7141d46badfd06",
+    },
+}
+
+
+def _resolve(dotted: str):
+    """trafilatura.<module>.<name>, or <package>.<module>.<name> for the packages named in _PACKAGES."""
+    import importlib
+
+    package = next((p for p in _PACKAGES if dotted.startswith(f"{p}.")), "trafilatura")
+    module, _, attr = dotted.removeprefix(f"{package}.").partition(".")
+    obj = importlib.import_module(f"{package}.{module}")
+    for part in attr.split("."):
+        obj = getattr(obj, part)
+    return obj
+
+
+_PACKAGES = ("justext", "lxml")
+
+
+def source_digest(dotted: str) -> str:
+    """sha256 (16 hex digits) of the source of trafilatura.<dotted> (or <package>.<dotted>); "" when it does
+    not exist. A module compiled from its .py (lxml.sax) is taken as the whole .py file beside it."""
+    try:
+        src = inspect.getsource(_resolve(dotted))
+    except (AttributeError, ImportError, OSError, TypeError):
+        try:
+            import importlib
+
+            module = importlib.import_module(dotted.rsplit(".", 1)[0])
+            src = Path(module.__file__).with_name(Path(module.__file__).name.split(".")[0] + ".py").read_text()
+        except (ImportError, OSError, AttributeError):
+            return ""
+    return hashlib.sha256(src.encode()).hexdigest()[:16]
+
+
+_FORM_API = re.compile(
+    r"\.(?:fields|form_values|checkable|checked|for_element|value_options|multiple|inputs|action|method|value)\b"
+)
+
+
+def _modules() -> dict[str, str]:
+    """trafilatura's modules: file name -> source."""
+    import trafilatura
+
+    folder = Path(trafilatura.__file__).parent
+    return {p.name: p.read_text(encoding="utf-8") for p in sorted(folder.glob("*.py"))}
+
+
+def compiled_lists() -> dict[str, tuple[list, list]]:
+    """{name: (the list in trafilatura.xpaths, the same with compiled selections)} for every list of XPath
+    expressions with at least one member attrxpath can compile."""
+    from lxml.etree import XPath
+    from trafilatura import xpaths
+
+    out = {}
+    for name, value in vars(xpaths).items():
+        if isinstance(value, list) and any(isinstance(x, XPath) for x in value):
+            fast = [(try_compile(x) or x) if isinstance(x, XPath) else x for x in value]
+            if any(f is not o for f, o in zip(fast, value)):
+                out[name] = (value, fast)
+    return out
+
+
+def selection_misuses(sources: dict[str, str] | None = None) -> list[str]:
+    """Where trafilatura uses one of the lists we swap otherwise than by calling its members (a `for` loop whose
+    variable is only called, printed or logged) or handing it to prune_unwanted_nodes (which calls them):
+    there, a compiled selection might not stand in for an XPath object."""
+    names = set(compiled_lists())
+    bad = []
+    for fname, src in (sources or _modules()).items():
+        if fname == "xpaths.py":
+            continue
+        tree = ast.parse(src)
+        parents = {child: node for node in ast.walk(tree) for child in ast.iter_child_nodes(node)}
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Name) and node.id in names and isinstance(node.ctx, ast.Load):
+                if not _called_only(node, parents):
+                    bad.append(f"{fname}:{node.lineno} {node.id}")
+    return bad
+
+
+def _called_only(node: ast.Name, parents: dict) -> bool:
+    parent = parents.get(node)
+    if isinstance(parent, ast.IfExp) and node is not parent.test:
+        node, parent = parent, parents.get(parent)
+    if isinstance(parent, ast.Call) and isinstance(parent.func, ast.Name) and parent.func.id == "prune_unwanted_nodes":
+        return node in parent.args[1:2]
+    if isinstance(parent, ast.For) and node is parent.iter and isinstance(parent.target, ast.Name):
+        var = parent.target.id
+        for stmt in parent.body:
+            for n in ast.walk(stmt):
+                if isinstance(n, ast.Name) and n.id == var:
+                    use = parents.get(n)
+                    called = isinstance(use, ast.Call) and use.func is n
+                    printed = isinstance(use, ast.Call) and n in use.args and (
+                        (isinstance(use.func, ast.Name) and use.func.id in ("str", "repr"))
+                        or (isinstance(use.func, ast.Attribute) and use.func.attr in _LOG_METHODS))
+                    if not (called or printed):
+                        return False
+        return True
+    return False
+
+
+def form_api_uses(sources: dict[str, str] | None = None) -> list[str]:
+    """Where trafilatura's source touches lxml.html's form-element API (FormElement.fields, InputElement.value,
+    ...), which plain HtmlElement proxies do not have."""
+    return [f"{fname}:{src.count(chr(10), 0, m.start()) + 1} {m.group(0)}"
+            for fname, src in (sources or _modules()).items() for m in _FORM_API.finditer(src)]
+
+
+_LOG_METHODS = ("debug", "info", "warning", "error", "exception", "critical", "log")
+_CHECKED: dict[str, list[str]] | None = None
+
+
+def check_internals() -> dict[str, list[str]]:
+    """{lever: [what differs from the verified trafilatura]} (empty lists: all as verified); once per process."""
+    global _CHECKED
+    if _CHECKED is None:
+        found = {lever: [name for name, digest in funcs.items() if source_digest(name) != digest]
+                 for lever, funcs in VERIFIED.items()}
+        sources = _modules()
+        found["selections"] += selection_misuses(sources)
+        found["one_pass"] = [n for n in ("htmlprocessing.prune_unwanted_nodes", "xml.delete_element")
+                             if source_digest(n) != VERIFIED["selections"][n]]
+        found["element_lookup"] += form_api_uses(sources)
+        _CHECKED = found
+    return {k: list(v) for k, v in _CHECKED.items()}
+
+
+@dataclass
+class _Swaps:
+    """What one Accelerator puts in place on entry and takes back on exit."""
+
+    lists: list[tuple[list, list, list]] = field(default_factory=list)  # (trafilatura list, originals, fast)
+    prune: object = None  # the prune_unwanted_nodes stand-in (unions)
+    prune_modules: list = field(default_factory=list)  # the trafilatura modules whose name we rebind
+    parser: object = None  # trafilatura.utils.HTML_PARSER
+    lookups: tuple = ()  # (original lookup, C lookup)
+    copy_wrapper: object = None
+    stoplist: tuple | None = None  # (trafilatura's combined jusText stop list, the same with a cached hash)
+    paragraph_maker: tuple | None = None  # (jusText's ParagraphMaker, the lean one)
+
+
+_LOCK = threading.Lock()
+_INSIDE: set[int] = set()  # the threads inside an accelerated call
+_INSTALLED: _Swaps | None = None  # the swaps in place, if any
+
+
+class Accelerator:
+    """`extract(html, url, **kwargs) -> str | None`: trafilatura.extract(html, url=url, **kwargs), faster.
+
+    `levers`: which levers to use (default all); a lever whose trafilatura internals differ from the verified
+    ones is left out, with a warning, and `self.levers` lists the ones in use.
+    """
+
+    def __init__(self, levers: tuple[str, ...] = LEVERS, **kwargs):
+        import trafilatura  # noqa: F401
+
+        unknown = set(levers) - set(LEVERS) - set(OPTIONAL_LEVERS)
+        if unknown:
+            raise ValueError(f"unknown levers {sorted(unknown)} (known: {', '.join(LEVERS + OPTIONAL_LEVERS)})")
+        changed = check_internals()
+        self.levers = tuple(lv for lv in levers if not changed[lv])
+        for lv in levers:
+            if changed[lv]:
+                LOG.warning("trafilatura %s: the code the %r speed-up relies on changed (%s); running without it",
+                            trafilatura.__version__, lv, ", ".join(changed[lv]))
+        self.kwargs = kwargs
+        self.options = self._build_options(kwargs) if "options" in self.levers else None
+        self.swaps = _build_swaps(self.levers)
+
+    @staticmethod
+    def _build_options(kwargs: dict):
+        from trafilatura.settings import DEFAULT_CONFIG, Extractor
+
+        return Extractor(
+            config=DEFAULT_CONFIG,
+            output_format=kwargs.get("output_format", "txt"),
+            fast=kwargs.get("fast", False),
+            precision=kwargs.get("favor_precision", False),
+            recall=kwargs.get("favor_recall", False),
+            comments=kwargs.get("include_comments", True),
+            formatting=kwargs.get("include_formatting"),
+            links=kwargs.get("include_links", False),
+            images=kwargs.get("include_images", False),
+            tables=kwargs.get("include_tables", True),
+            dedup=kwargs.get("deduplicate", False),
+        )
+
+    def extract(self, html: str, url: str | None = None, deduplicate=None) -> str | None:
+        import trafilatura
+
+        kwargs = dict(self.kwargs)
+        if deduplicate is not None:
+            kwargs["deduplicate"] = deduplicate
+        with self.active():
+            if self.options is None:
+                return trafilatura.extract(html, url=url, **kwargs)
+            opts = self.options
+            opts.url = url
+            opts.source = url and url.encode("utf-8", "replace").decode("utf-8")
+            opts.dedup = kwargs.get("deduplicate", False)
+            return trafilatura.extract(html, url=url, options=opts)
+
+    def active(self):
+        return _Active(self.swaps)
+
+
+class _Active:
+    """In place while any thread is inside. A time limit (crawlproc/extract/budget.py) may interrupt this at any
+    bytecode: every state it can leave behind selects and extracts the same, and the next entry or exit of the
+    same thread puts things right (a set of threads, not a count, so an entry cut short is not counted twice)."""
+
+    def __init__(self, swaps: _Swaps):
+        self.swaps = swaps
+
+    def __enter__(self):
+        global _INSTALLED
+        with _LOCK:
+            _INSIDE.add(threading.get_ident())
+            if _INSTALLED is None:
+                _apply(self.swaps)
+                _INSTALLED = self.swaps
+        return self
+
+    def __exit__(self, *exc):
+        global _INSTALLED
+        with _LOCK:
+            _INSIDE.discard(threading.get_ident())
+            if not _INSIDE and _INSTALLED is not None:
+                _undo(_INSTALLED)
+                _INSTALLED = None
+        return False
+
+
+def _build_swaps(levers: tuple[str, ...]) -> _Swaps:
+    swaps = _Swaps()
+    if "selections" in levers:
+        for value, fast in compiled_lists().values():
+            swaps.lists.append((value, list(value), fast))
+    if "one_pass" in levers:
+        swaps.prune, swaps.prune_modules = _pruning_by_union()
+    if "element_lookup" in levers:
+        from lxml import etree
+        from lxml import html as lxml_html
+        from trafilatura import utils
+
+        swaps.parser = utils.HTML_PARSER
+        swaps.lookups = (
+            lxml_html.HtmlElementClassLookup(),  # what lxml.html.HTMLParser sets up
+            etree.ElementDefaultClassLookup(
+                element=lxml_html.HtmlElement, comment=lxml_html.HtmlComment,
+                pi=lxml_html.HtmlProcessingInstruction, entity=lxml_html.HtmlEntity,
+            ),
+        )
+    if "raw_tree_copy" in levers:
+        swaps.copy_wrapper = _no_copy_of_the_dead_raw_tree()
+    if "stoplist_hash" in levers:
+        from trafilatura import external
+
+        words = external.JT_STOPLIST or external.jt_stoplist_init()
+        swaps.stoplist = (words, HashedStopList(words))
+    if "paragraph_events" in levers:
+        from trafilatura import external
+
+        swaps.paragraph_maker = (external.ParagraphMaker, _lean_paragraph_maker(external.ParagraphMaker))
+    return swaps
+
+
+def _lean_paragraph_maker(paragraph_maker: type) -> type:
+    """jusText's ParagraphMaker fed by a walk that gives it lxml.sax.saxify's events without what it ignores."""
+    from lxml.etree import Comment, ProcessingInstruction
+
+    def ns_tag(tag):  # as lxml/sax.py splits "{namespace}name" (compiled there, not importable)
+        if tag[0] == "{" and "}" in tag:
+            return tuple(tag[1:].split("}", 1))
+        return None, tag
+
+    def element_events(handler, element) -> None:  # lxml.sax ElementTreeProducer._recursive_saxify, lean
+        tag = element.tag
+        if tag is Comment or tag is ProcessingInstruction:
+            if tag is ProcessingInstruction:
+                handler.processingInstruction(element.target, element.text)
+            if element.tail:
+                handler.characters(element.tail)
+            return
+        name = ns_tag(tag)
+        handler.startElementNS(name, name[1], None)
+        if element.text:
+            handler.characters(element.text)
+        for child in element:
+            element_events(handler, child)
+        handler.endElementNS(name, name[1])
+        if element.tail:
+            handler.characters(element.tail)
+
+    class LeanParagraphMaker(paragraph_maker):
+        @classmethod
+        def make_paragraphs(cls, root):
+            handler = cls()
+            handler.startDocument()
+            element = root.getroot() if hasattr(root, "getroot") else root
+            before, sibling = [], element.getprevious()
+            while getattr(sibling, "tag", None) is ProcessingInstruction:
+                before.append(sibling)
+                sibling = sibling.getprevious()
+            for sibling in reversed(before):
+                element_events(handler, sibling)
+            element_events(handler, element)
+            sibling = element.getnext()
+            while getattr(sibling, "tag", None) is ProcessingInstruction:
+                element_events(handler, sibling)
+                sibling = sibling.getnext()
+            handler.endDocument()
+            return handler.paragraphs
+
+    return LeanParagraphMaker
+
+
+class HashedStopList(tuple):
+    """A tuple equal to the one it is built from, whose hash is computed once."""
+
+    def __new__(cls, words):
+        obj = super().__new__(cls, words)
+        obj._hash = tuple.__hash__(obj)
+        return obj
+
+    def __hash__(self) -> int:
+        return self._hash
+
+
+def _pruning_by_union():
+    """A stand-in for trafilatura's prune_unwanted_nodes that evaluates a list of XPath expressions it knows
+    (by identity) as one attrxpath Union: one walk, each attribute read once. The same result: deleting an
+    element with its tail kept (trafilatura.xml.delete_element) removes its span from the document and leaves
+    the rest in order, so removing the union's elements in document order leaves the same tree as removing
+    each expression's matches in turn, and the with_backup guard sees the same set."""
+    import importlib
+
+    from lxml.etree import XPath
+    from trafilatura import htmlprocessing, xpaths
+
+    original = htmlprocessing.prune_unwanted_nodes
+    unions = {}
+    for value in vars(xpaths).values():
+        if isinstance(value, list) and len(value) > 1 and all(isinstance(x, XPath) for x in value):
+            try:
+                unions[id(value)] = (value, [compile_union(value)])
+            except Unsupported:
+                pass
+
+    def prune_unwanted_nodes(tree, nodelist, with_backup=False):
+        known = unions.get(id(nodelist))
+        if known is not None and known[0] is nodelist:
+            nodelist = known[1]
+        return original(tree, nodelist, with_backup)
+
+    modules = []
+    for name in ("htmlprocessing", "core", "main_extractor", "external", "metadata", "spider"):
+        mod = importlib.import_module(f"trafilatura.{name}")
+        if getattr(mod, "prune_unwanted_nodes", None) is original:
+            modules.append(mod)
+    prune_unwanted_nodes.original = original
+    return prune_unwanted_nodes, modules
+
+
+def _no_copy_of_the_dead_raw_tree():
+    """A stand-in for trafilatura.core's `copy` that returns the tree itself when `_extract_and_compare`
+    copies the raw tree for the readability comparison in precision mode: trafilatura_sequence reads that
+    tree again only for the baseline rescue and the recall escalation, which precision mode never runs.
+    Every other call is the real copy."""
+    from copy import copy as real_copy
+
+    from trafilatura import core
+
+    target = core._extract_and_compare.__code__
+
+    def copy(obj):
+        frame = sys._getframe(1)
+        if frame.f_code is target:
+            options = frame.f_locals.get("options")
+            if options is not None and options.focus == "precision":
+                return obj
+        return real_copy(obj)
+
+    return copy
+
+
+def _apply(swaps: _Swaps) -> None:
+    for target, _orig, fast in swaps.lists:
+        target[:] = fast
+    for mod in swaps.prune_modules:
+        mod.prune_unwanted_nodes = swaps.prune
+    if swaps.parser is not None:
+        swaps.parser.set_element_class_lookup(swaps.lookups[1])
+    if swaps.copy_wrapper is not None:
+        from trafilatura import core
+
+        core.copy = swaps.copy_wrapper
+    if swaps.stoplist is not None:
+        from trafilatura import external
+
+        external.JT_STOPLIST = swaps.stoplist[1]
+    if swaps.paragraph_maker is not None:
+        from trafilatura import external
+
+        external.ParagraphMaker = swaps.paragraph_maker[1]
+
+
+def _undo(swaps: _Swaps | None) -> None:
+    if swaps is None:
+        return
+    for target, orig, _fast in swaps.lists:
+        target[:] = orig
+    for mod in swaps.prune_modules:
+        mod.prune_unwanted_nodes = swaps.prune.original
+    if swaps.parser is not None:
+        swaps.parser.set_element_class_lookup(swaps.lookups[0])
+    if swaps.copy_wrapper is not None:
+        from copy import copy as real_copy
+
+        from trafilatura import core
+
+        core.copy = real_copy
+    if swaps.stoplist is not None:
+        from trafilatura import external
+
+        external.JT_STOPLIST = swaps.stoplist[0]
+    if swaps.paragraph_maker is not None:
+        from trafilatura import external
+
+        external.ParagraphMaker = swaps.paragraph_maker[0]
+
+
+if __name__ == "__main__":  # print the digests of the functions the levers rely on, for VERIFIED
+    for lever, funcs in VERIFIED.items():
+        for name in funcs:
+            print(f"{lever:16} {name:40} {source_digest(name)}")

@@ -1,0 +1,261 @@
+"""The accelerated trafilatura call gives trafilatura's own text on every real page, lever by lever and all
+together; it changes nothing outside our calls; it notices when trafilatura's internals change under it."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import subprocess
+import sys
+import threading
+import tomllib
+from copy import copy as real_copy
+from pathlib import Path
+
+import pytest
+import trafilatura
+from lxml import html as lxml_html
+from lxml.etree import XPath
+from trafilatura import core, utils, xpaths
+
+from crawlproc.extract import accelerate
+from crawlproc.extract.accelerate import LEVERS, Accelerator, check_internals, form_api_uses, selection_misuses
+from crawlproc.extract.html import Extractor, ExtractTimeout
+from crawlproc.recipe import ExtractConfig
+from realpages import real_pages
+
+CALL = {"favor_precision": True, "include_comments": False, "include_tables": True, "output_format": "txt"}
+ROOT = Path(__file__).resolve().parent.parent
+
+STOCK = """
+import json, sys, trafilatura
+from trafilatura.deduplication import LRUCache
+args = json.loads(sys.argv[1])
+pages = json.load(sys.stdin)
+size = args.pop("cache", 0)
+cache = LRUCache(maxsize=size) if size else False
+print(json.dumps([trafilatura.extract(h, url=u, deduplicate=cache, **args) for h, u in pages]))
+"""
+
+
+def stock(pages, cache: int = 0, **call) -> list:
+    """trafilatura.extract as it ships, in a fresh interpreter where nothing of ours is imported."""
+    args = dict(call or CALL, cache=cache)
+    proc = subprocess.run([sys.executable, "-c", STOCK, json.dumps(args)], input=json.dumps(pages),
+                          capture_output=True, text=True, check=True, timeout=900)
+    return json.loads(proc.stdout)
+
+
+@pytest.fixture(scope="module")
+def pages():
+    out = [(html, url) for _name, url, html in real_pages()]
+    assert len(out) > 350
+    return out
+
+
+@pytest.fixture(scope="module")
+def stock_texts(pages):
+    return stock(pages)
+
+
+def test_the_same_text_as_trafilatura_on_every_real_page(pages, stock_texts):
+    acc = Accelerator(**CALL)
+    assert acc.levers == LEVERS
+    ours = [acc.extract(html, url) for html, url in pages]
+    assert sum(bool(t) for t in stock_texts) > 300
+    assert [i for i, (a, b) in enumerate(zip(ours, stock_texts)) if a != b] == []
+
+
+@pytest.mark.parametrize("lever", LEVERS + accelerate.OPTIONAL_LEVERS)
+def test_each_lever_alone_gives_trafilaturas_text(pages, stock_texts, lever):
+    acc = Accelerator(levers=(lever,), **CALL)
+    assert acc.levers == (lever,)
+    sample = list(range(0, len(pages), 4))
+    assert [acc.extract(*pages[i]) for i in sample] == [stock_texts[i] for i in sample]
+
+
+def test_with_a_duplicate_cache_over_a_sequence_of_pages(pages):
+    """Deduplication makes each page's text depend on the pages before it: the same sequence, the same texts."""
+    from trafilatura.deduplication import LRUCache
+
+    part = pages[::8]
+    seq = part * 4  # by the fourth round every paragraph has been seen more than trafilatura's 2 repetitions
+    acc, cache = Accelerator(**CALL), LRUCache(maxsize=8192)
+    ours = [acc.extract(html, url, deduplicate=cache) for html, url in seq]
+    theirs = stock(seq, cache=8192)
+    assert ours == theirs
+    assert sum(a != b for a, b in zip(theirs[: len(part)], theirs[3 * len(part):])) > 20  # dedup did act
+
+
+def test_balanced_and_recall_modes_are_trafilaturas_too(pages):
+    """The raw tree is needed again outside precision mode (baseline rescue, recall escalation): there the copy
+    is made."""
+    sample = pages[::9]
+    for call in ({"include_comments": False}, {"favor_recall": True, "include_comments": False},
+                 {"include_comments": True, "include_tables": False}):
+        acc = Accelerator(**call)
+        assert [acc.extract(html, url) for html, url in sample] == stock(sample, **call), call
+
+
+def _state() -> dict:
+    """What the levers change, as seen from outside a call."""
+    tree = utils.load_html("<html><body><form><input name='q'></form><p>x</p></body></html>")
+    return {
+        "lists": {name: [type(x).__name__ for x in v] for name, v in vars(xpaths).items() if isinstance(v, list)},
+        "form_class": type(tree.find(".//form")).__name__,
+        "copy": core.copy,
+        "stoplist": type(trafilatura.external.JT_STOPLIST).__name__,
+        "prune": [getattr(m, "prune_unwanted_nodes", None) for m in (core, trafilatura.main_extractor, trafilatura.external)],
+    }
+
+
+def test_nothing_is_changed_outside_our_calls(pages, monkeypatch):
+    before = _state()
+    assert before["form_class"] == "FormElement" and before["copy"] is real_copy
+    assert all(t == "XPath" for t in before["lists"]["OVERALL_DISCARD_XPATH"])
+    seen = {}
+    original = core.trafilatura_sequence
+
+    def spy(*a, **k):
+        seen.update(_state())
+        return original(*a, **k)
+
+    monkeypatch.setattr(core, "trafilatura_sequence", spy)
+    acc = Accelerator(levers=LEVERS + accelerate.OPTIONAL_LEVERS, **CALL)
+    assert acc.extract(*pages[0])
+    assert seen["form_class"] == "HtmlElement" and seen["copy"] is not real_copy  # in place during the call
+    assert seen["stoplist"] == "HashedStopList" and before["stoplist"] == "tuple"
+    assert all(t == "Select" for t in seen["lists"]["OVERALL_DISCARD_XPATH"])
+    assert seen["prune"] != before["prune"]
+    assert _state() == before  # and taken back after it
+
+
+def test_a_time_limit_striking_inside_the_call_leaves_nothing_behind():
+    before = _state()
+    body = "".join(f"<div class='c{i % 7} post'><p>Paragraph {i} with words.</p></div>" for i in range(40_000))
+    ex = Extractor(ExtractConfig(timeout_s=0.05))
+    with pytest.raises(ExtractTimeout):
+        ex.extract(f"<html><body>{body}</body></html>")
+    assert _state() == before
+    assert Extractor(ExtractConfig()).extract(
+        "<html><body><article>" + "<p>An ordinary sentence of an ordinary article.</p>" * 8 + "</article></body></html>")
+
+
+def test_threads_extracting_at_once_get_trafilaturas_text(pages, stock_texts):
+    """Two threads in accelerated calls and one calling trafilatura directly, at the same time: each gets the
+    stock text (the swaps stay while any thread is inside, and what they swap in is equivalent)."""
+    sample = list(range(0, len(pages), 7))
+    acc = Accelerator(**CALL)
+    results: dict[str, list] = {}
+
+    def run(name, fn):
+        results[name] = [fn(*pages[i]) for i in sample]
+
+    threads = [threading.Thread(target=run, args=("a", acc.extract)),
+               threading.Thread(target=run, args=("b", Accelerator(**CALL).extract)),
+               threading.Thread(target=run, args=("plain", lambda h, u: trafilatura.extract(h, url=u, **CALL)))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    expected = [stock_texts[i] for i in sample]
+    assert results["a"] == results["b"] == results["plain"] == expected
+    assert accelerate._INSTALLED is None and not accelerate._INSIDE
+
+
+# --- trafilatura's internals: pinned, checked, and a lever is dropped when they change ------------------------
+
+def test_trafilatura_is_the_version_the_levers_were_verified_on():
+    """Fails when trafilatura changes under us: then re-verify (bench/bench_levers.py, this file), update
+    VERIFIED in crawlproc/extract/accelerate.py and the pin in pyproject.toml."""
+    assert check_internals() == {lever: [] for lever in (*LEVERS, *accelerate.OPTIONAL_LEVERS)}
+    pin = next(d for d in tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+               if d.startswith("trafilatura"))
+    low, high = re.search(r">=([\d.]+),<([\d.]+)", pin).groups()
+    version = tuple(int(x) for x in trafilatura.__version__.split(".")[:2])
+    assert tuple(map(int, low.split("."))) <= version < tuple(map(int, high.split(".")))
+
+
+def test_a_lever_whose_trafilatura_code_changed_is_left_out(monkeypatch, caplog, pages, stock_texts):
+    monkeypatch.setitem(accelerate.VERIFIED["raw_tree_copy"], "core._prepare_tree", "0" * 16)
+    monkeypatch.setattr(accelerate, "_CHECKED", None)
+    with caplog.at_level(logging.WARNING, logger="crawlproc.extract.accelerate"):
+        acc = Accelerator(**CALL)
+    assert "raw_tree_copy" not in acc.levers and "selections" in acc.levers
+    assert "core._prepare_tree" in caplog.text
+    assert acc.extract(*pages[3]) == stock_texts[3]
+    monkeypatch.setattr(accelerate, "_CHECKED", None)  # forget the doctored verdict
+
+
+def test_the_source_scans_notice_a_use_a_compiled_selection_cannot_stand_in_for():
+    ok = {"a.py": "def f(tree):\n    for expr in BODY_XPATH:\n        s = expr(tree)\n        LOGGER.debug(str(expr))\n"
+                  "    tree = prune_unwanted_nodes(tree, OVERALL_DISCARD_XPATH, with_backup=True)\n"
+                  "    prune_unwanted_nodes(tree, REMOVE_COMMENTS_XPATH if x else RAW_TREE_PRUNE_XPATH)\n"}
+    assert selection_misuses(ok) == []
+    for bad in ("p = OVERALL_DISCARD_XPATH[0].path\n", "tree.xpath(BODY_XPATH[0])\n",
+                "for expr in BODY_XPATH:\n    tree.xpath(expr.path)\n", "xs = list(TEASER_DISCARD_XPATH)\n",
+                "prune_unwanted_nodes(OVERALL_DISCARD_XPATH, tree)\n"):
+        assert selection_misuses({"b.py": bad}), bad
+    assert form_api_uses({"c.py": "x = form.fields['q']\ny = el.value\n"}) == ["c.py:1 .fields", "c.py:2 .value"]
+    assert form_api_uses({"c.py": "x = el.text_content()\n"}) == []
+
+
+def test_the_hashed_stop_list_is_the_stop_list():
+    from justext.core import define_stoplist
+    from trafilatura import external
+
+    words = external.JT_STOPLIST or external.jt_stoplist_init()
+    hashed = accelerate.HashedStopList(words)
+    assert hashed == words and hash(hashed) == hash(words) and len(words) > 100_000
+    assert define_stoplist(hashed) == define_stoplist(words)
+
+
+def test_the_lean_paragraph_maker_makes_jusTexts_paragraphs_on_every_real_page():
+    """The paragraphs themselves, field by field, from the tree trafilatura hands jusText (basic_cleaning of the
+    cleaned tree), and on trees with comments and processing instructions around the root."""
+    import copy
+
+    from justext.core import ParagraphMaker
+    from lxml import etree
+    from trafilatura.baseline import basic_cleaning
+    from trafilatura.htmlprocessing import tree_cleaning
+    from trafilatura.settings import Extractor as Options
+
+    lean = accelerate._lean_paragraph_maker(ParagraphMaker)
+    opts = Options(precision=True, comments=False)
+
+    def fields(paragraphs):
+        return [(p.dom_path, p.xpath, p.text_nodes, p.chars_count_in_links, p.tags_count) for p in paragraphs]
+
+    trees = []
+    for _name, _url, html in real_pages():
+        tree = utils.load_html(html)
+        if tree is not None:
+            trees.append(basic_cleaning(tree_cleaning(copy.copy(tree), opts)))
+    xml = etree.fromstring(b"<?pi one?><!--c--><root>a<!--x-->b<?pi two?>c<p>d<br/>e</p>f<a>g</a></root>")
+    trees += [xml, xml.getroottree()]
+    checked = 0
+    for tree in trees:
+        expected = fields(ParagraphMaker.make_paragraphs(tree))
+        assert fields(lean.make_paragraphs(tree)) == expected
+        checked += len(expected)
+    assert checked > 10_000
+
+
+def test_the_compiled_lists_are_trafilaturas_own_lists():
+    """The swap works in place on trafilatura's list objects (the modules that use them hold the same objects)."""
+    from trafilatura import main_extractor
+
+    lists = accelerate.compiled_lists()
+    assert lists["OVERALL_DISCARD_XPATH"][0] is xpaths.OVERALL_DISCARD_XPATH is main_extractor.OVERALL_DISCARD_XPATH
+    assert all(isinstance(x, XPath) for x in xpaths.OVERALL_DISCARD_XPATH)
+
+
+def test_the_extractor_switch():
+    assert Extractor(ExtractConfig())._accelerator is not None
+    plain = Extractor(ExtractConfig(accelerate=False))
+    assert plain._accelerator is None
+    page = "<html><body><article>" + "<p>One more ordinary sentence of a plain page.</p>" * 6 + "</article></body></html>"
+    assert plain.extract(page) == Extractor(ExtractConfig()).extract(page)
+    assert type(utils.load_html("<html><body><form></form></body></html>").find(".//form")) is lxml_html.FormElement
