@@ -30,6 +30,8 @@ BENCHES = [
     ("fastText classifier vs datatrove; the transformers scorer", ["bench_classify.py"]),
     ("decontamination vs datatrove's n-gram decontamination", ["bench_decontam.py"]),
     ("per-document CPU time against text length on adversarial text", ["bench_linear.py"]),
+    ("benchmark scoring vs lm-eval-harness: agreement and speed", ["bench_eval.py"]),
+    ("ablation of the recipe's filters on the mini crawl (long: 12 trainings)", ["ablate_filters.py"]),
 ]
 
 

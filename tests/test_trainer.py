@@ -31,7 +31,8 @@ def tokens(tmp_path_factory) -> Path:
 def tiny(tokens: Path, out: Path, **kw) -> TrainConfig:
     """The tiny preset (2 layers, 64 dims, block 64): each step takes milliseconds on a CPU."""
     base = {"tokens": str(tokens), "out": str(out), "preset": "tiny", "batch_size": 4, "lr": 3e-3,
-            "eval_iters": 2, "sample_tokens": 0, "export": False, "device": "cpu", "log_interval": 1}
+            "eval_iters": 2, "sample_tokens": 0, "export": False, "device": "cpu", "log_interval": 1,
+            "eval_tasks": [], "eval_refs": []}  # benchmarks in the loop: tests/test_evaluate.py
     base.update(kw)
     return TrainConfig(**base)
 

@@ -16,7 +16,8 @@ from pipelines.cli import main as crawlproc
 
 ROOT = Path(__file__).resolve().parents[1]
 COMMON = ["--preset", "tiny", "--max-steps", "4", "--eval-interval", "2", "--eval-iters", "2", "--lr", "3e-3",
-          "--device", "cpu", "--no-export", "--sample-tokens", "0", "--log-interval", "1"]
+          "--device", "cpu", "--no-export", "--sample-tokens", "0", "--log-interval", "1", "--eval-tasks", "none",
+          "--eval-refs", "none"]
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -75,6 +76,7 @@ def test_ddp_resume_with_dropout_is_bit_exact(tokens, tmp_path):
     restoring rank 0's state on every rank would give rank 1 rank 0's masks after the resume."""
     args = ["--tokens", str(tokens), "--batch-size", "2", "--preset", "tiny", "--lr", "3e-3", "--device", "cpu",
             "--no-export", "--sample-tokens", "0", "--eval-interval", "2", "--eval-iters", "1", "--dropout", "0.2",
+            "--eval-tasks", "none", "--eval-refs", "none",
             "--decay-steps", "4", "--warmup-steps", "1", "--log-interval", "1"]
     torchrun([*args, "--out", str(tmp_path / "whole"), "--max-steps", "4"])
     torchrun([*args, "--out", str(tmp_path / "split"), "--max-steps", "2"])
@@ -115,7 +117,8 @@ def test_trains_on_the_tokenize_stage_output(ray_local, tmp_path):
     tokens, run = tmp_path / "tokens" / "bpe", tmp_path / "train" / "run"
     assert crawlproc(["train", "--tokens", str(tokens), "--out", str(run), "--preset", "tiny", "--max-steps", "3",
                       "--eval-interval", "3", "--eval-iters", "1", "--batch-size", "2", "--device", "cpu",
-                      "--sample-tokens", "8", "--prompt", "The"]) == 0
+                      "--sample-tokens", "8", "--prompt", "The", "--eval-tasks", "none", "--eval-refs", "none",
+                      "--log-interval", "1"]) == 0
     train, val = losses(run)
     assert len(train) == 3 and len(val) == 1
     sample = json.loads((run / "samples.jsonl").read_text().splitlines()[0])
@@ -133,7 +136,8 @@ def test_trains_on_the_tokenize_stage_output(ray_local, tmp_path):
 def test_cli_takes_settings_from_the_recipe_train_table_flags_win(tokens, tmp_path, capsys):
     recipe = tmp_path / "r.toml"
     recipe.write_text('[train]\npreset = "tiny"\nmax_steps = 3\nbatch_size = 2\nlr = 2e-3\neval_interval = 3\n'
-                      'eval_iters = 1\nsample_tokens = 0\nexport = false\ndevice = "cpu"\n')
+                      'eval_iters = 1\nsample_tokens = 0\nexport = false\ndevice = "cpu"\neval_tasks = []\n'
+                      'eval_refs = []\nlog_interval = 1\n')
     run = tmp_path / "run"
     assert crawlproc(["train", "--tokens", str(tokens), "--out", str(run), "--recipe", str(recipe),
                       "--max-steps", "2"]) == 0

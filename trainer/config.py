@@ -8,7 +8,7 @@ import dataclasses
 import math
 from dataclasses import dataclass, field
 
-from trainer.presets import PRESETS
+from trainer.presets import ARCHS, PRESETS
 
 H100_BF16_TFLOPS = 989.0  # dense bf16 peak of an H100 SXM (and of an H200: the same chip, more memory)
 
@@ -36,6 +36,7 @@ class TrainConfig:
     tokens: str  # tokens/<name> folder or URI (manifest.json, {train,val}-*.parquet, tokenizer.json)
     out: str  # run folder or URI (s3://bucket/run: checkpoints, metrics and hf/ go there)
     preset: str = "tiny"
+    arch: str = "gpt2"  # gpt2 | llama (rotary, RMSNorm, SwiGLU) | qwen3 (llama + QK-norm): trainer/presets.py
     block_size: int | None = None  # default: the preset's
     dropout: float = 0.0
     batch_size: int = 8  # sequences per micro-batch per process
@@ -52,6 +53,16 @@ class TrainConfig:
     seed: int = 1337
     eval_interval: int = 50
     eval_iters: int = 10
+    # benchmarks and bits per byte at every eval_interval (trainer/evaluate.py): bundled task names, `suite`
+    # (all bundled), or .jsonl paths/URIs; [] turns them off. eval_limit: the first N items of each task
+    # (0: all); eval_ref_limit: the first N documents of each reference set (0: all)
+    eval_tasks: list[str] = field(default_factory=lambda: ["suite"])
+    eval_refs: list[str] = field(default_factory=lambda: ["suite"])
+    eval_limit: int = 500
+    eval_ref_limit: int = 8
+    eval_fewshot: int = 0
+    eval_batch_size: int = 32
+    eval_bench_interval: int | None = None  # benchmarks every N steps (and at the end); default: eval_interval
     ckpt_interval: int | None = None  # default: eval_interval
     keep_checkpoints: int = 2
     log_interval: int = 10  # steps between log lines (each waits for the device: not every step)
@@ -71,12 +82,41 @@ class TrainConfig:
         for name in ("batch_size", "grad_accum", "max_steps", "eval_interval", "eval_iters", "log_interval"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.arch not in ARCHS:
+            raise ValueError(f"unknown arch {self.arch!r}; choose one of {', '.join(ARCHS)}")
+        for name in ("eval_limit", "eval_ref_limit", "eval_fewshot"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if self.eval_bench_interval is not None and self.eval_bench_interval < 1:
+            raise ValueError(f"eval_bench_interval must be >= 1, got {self.eval_bench_interval}")
+        if self.eval_batch_size < 1:
+            raise ValueError(f"eval_batch_size must be >= 1, got {self.eval_batch_size}")
+        from crawlproc.evalsuite import EvalSuiteError, resolve_paths
+
+        for name, kind in (("eval_tasks", "task"), ("eval_refs", "reference")):
+            try:
+                resolve_paths(getattr(self, name), kind)  # names only: files are read when training starts
+            except EvalSuiteError as e:
+                raise ValueError(f"{name}: {e}") from None
         if self.dtype not in ("auto", "float32", "bfloat16"):
             raise ValueError(f"dtype must be auto, float32 or bfloat16, got {self.dtype!r}")
 
     @property
     def total_decay_steps(self) -> int:
         return self.decay_steps or self.max_steps
+
+
+# What the trained weights depend on (with the data): a run resumed or redone with other values of these is
+# another model. The other fields change what is logged, scored, saved or how fast (eval_*, log_interval,
+# sample_tokens, ckpt_interval, device, compile, ...), not the weights; `crawlproc ablate` fingerprints a
+# unit by these only, so rescoring or logging differently never retrains it. tests/test_recipe.py makes every
+# new field pick a side.
+WEIGHT_FIELDS = ("preset", "arch", "block_size", "dropout", "batch_size", "grad_accum", "max_steps", "lr", "min_lr",
+                 "warmup_steps", "decay_steps", "weight_decay", "beta1", "beta2", "grad_clip", "seed", "dtype")
+OTHER_FIELDS = ("tokens", "out", "eval_interval", "eval_iters", "eval_tasks", "eval_refs", "eval_limit",
+                "eval_ref_limit", "eval_fewshot", "eval_batch_size", "eval_bench_interval", "ckpt_interval",
+                "keep_checkpoints", "log_interval", "sample_tokens", "prompts", "resume", "reschedule", "compile",
+                "device", "peak_tflops", "export")
 
 
 def lr_at(step: int, cfg: TrainConfig) -> float:
@@ -106,6 +146,8 @@ def add_train_args(p: argparse.ArgumentParser, with_defaults: bool = True) -> No
     p.add_argument("--out", required=True,
                    help="run folder or URI, e.g. s3://bucket/run (metrics, samples, checkpoints, hf export)")
     p.add_argument("--preset", choices=list(PRESETS), default=d(config.preset))
+    p.add_argument("--arch", choices=list(ARCHS), default=d(config.arch),
+                   help="gpt2 (default) | llama: rotary, RMSNorm, SwiGLU | qwen3: llama + QK-norm")
     p.add_argument("--max-steps", type=int, default=d(config.max_steps))
     p.add_argument("--batch-size", type=int, default=d(config.batch_size), help="sequences per micro-batch per process")
     p.add_argument("--block-size", type=int, default=d(None), help="context length (default: the preset's)")
@@ -120,6 +162,18 @@ def add_train_args(p: argparse.ArgumentParser, with_defaults: bool = True) -> No
     p.add_argument("--seed", type=int, default=d(config.seed))
     p.add_argument("--eval-interval", type=int, default=d(config.eval_interval))
     p.add_argument("--eval-iters", type=int, default=d(config.eval_iters))
+    p.add_argument("--eval-tasks", type=_names, default=d(config.eval_tasks),
+                   help="benchmarks scored at every eval: comma-separated bundled names, `suite` (default), "
+                   ".jsonl files, or `none`")
+    p.add_argument("--eval-refs", type=_names, default=d(config.eval_refs),
+                   help="reference text sets for bits per byte: bundled names, `suite` (default), files, `none`")
+    p.add_argument("--eval-limit", type=int, default=d(config.eval_limit),
+                   help=f"first N items of each task at each eval (default {config.eval_limit}; 0: all)")
+    p.add_argument("--eval-ref-limit", type=int, default=d(config.eval_ref_limit),
+                   help=f"first N documents of each reference set (default {config.eval_ref_limit}; 0: all)")
+    p.add_argument("--eval-fewshot", type=int, default=d(config.eval_fewshot), help="few-shot examples")
+    p.add_argument("--eval-bench-interval", type=int, default=d(None),
+                   help="benchmarks every N steps and at the end (default: every --eval-interval)")
     p.add_argument("--ckpt-interval", type=int, default=d(None))
     p.add_argument("--log-interval", type=int, default=d(config.log_interval))
     p.add_argument("--sample-tokens", type=int, default=d(config.sample_tokens), help="0 disables samples")
@@ -136,6 +190,12 @@ def add_train_args(p: argparse.ArgumentParser, with_defaults: bool = True) -> No
                    help="per-device peak TFLOPS for MFU (default: the GPU's published dense bf16 peak, "
                    "known for H100, H200 and A100)")
     p.add_argument("--no-export", dest="export", action="store_false", default=d(config.export), help="skip the hf/ export")
+
+
+def _names(value: str) -> list[str]:
+    """`a,b` -> ["a", "b"]; `none` or "" -> []."""
+    names = [v.strip() for v in value.split(",") if v.strip()]
+    return [] if names in ([], ["none"]) else names
 
 
 def config_from_args(args: argparse.Namespace) -> TrainConfig:

@@ -250,7 +250,7 @@ def _train(cfg: TrainConfig, d: Dist, device: torch.device, report, storage: Sto
         clean_stage_partials(storage, out)  # checkpoints and logs half-written by a killed run
     tokset = open_token_set(cfg.tokens, storage)
     vocab, eot_id = tokset.vocab_size, tokset.eot_id
-    mcfg = preset_config(cfg.preset, vocab, cfg.block_size, cfg.dropout)
+    mcfg = preset_config(cfg.preset, vocab, cfg.block_size, cfg.dropout, cfg.arch)
     T = mcfg.block_size
 
     # --- resume or start ---------------------------------------------------------------------------------
@@ -323,6 +323,7 @@ def _train(cfg: TrainConfig, d: Dist, device: torch.device, report, storage: Sto
         storage.write_json(run.config_uri, run_config)
     files.append(TrainRunDir.METRICS, {"step": step, "event": "resume" if step else "start", "tokens": data})
     tok = load_sampling_tokenizer(tokset) if d.master and cfg.sample_tokens > 0 else None
+    evaluator = make_evaluator(cfg, tokset, raw, device, autocast, storage)
     device_name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
     peak = cfg.peak_tflops or (peak_tflops_for(device_name) if device.type == "cuda" else None)
     if device.type == "cuda" and peak is None and d.master:
@@ -342,6 +343,7 @@ def _train(cfg: TrainConfig, d: Dist, device: torch.device, report, storage: Sto
 
     train_losses: list[float] = []
     val_loss = None
+    last_eval = None
     model.train()
     # tokens/s: wall time from the first step after a log to the next log (whose .item() waits for the GPU);
     # evaluation, samples and checkpoints that follow a log are left out
@@ -396,6 +398,11 @@ def _train(cfg: TrainConfig, d: Dist, device: torch.device, report, storage: Sto
                     print(f"step {step} val_loss {val_loss:.4f}", flush=True)
                 if report:
                     report({"step": step, "val_loss": val_loss})
+            if evaluator is not None and (step % (cfg.eval_bench_interval or cfg.eval_interval) == 0 or last):
+                last_eval = run_benchmarks(evaluator, raw, d)
+                files.append(TrainRunDir.METRICS, {"step": step, "event": "bench", **compact_eval(last_eval)})
+                if d.master:
+                    print(f"step {step} {eval_line(last_eval)}", flush=True)
             if tok is not None and (step % cfg.eval_interval == 0 or last):
                 try:
                     texts = sample_texts(raw, tok, cfg.prompts, eot_id, vocab, cfg.sample_tokens, cfg.seed + step,
@@ -443,7 +450,57 @@ def _train(cfg: TrainConfig, d: Dist, device: torch.device, report, storage: Sto
             export_hf(raw, run.hf_dir, tokset, eot_id, storage)
         except ImportError as e:
             log.warning("hf/ export skipped: %s", e)
-    return {"step": step, "train_losses": train_losses, "val_loss": val_loss, "out": out}
+    if d.master and last_eval is not None:
+        storage.write_json(run.eval_uri, {"step": step, **last_eval})
+    return {"step": step, "train_losses": train_losses, "val_loss": val_loss, "out": out, "eval": last_eval}
+
+
+# --- benchmarks in the loop (trainer/evaluate.py) ------------------------------------------------------
+
+
+def make_evaluator(cfg: TrainConfig, tokset: TokenSet, raw: torch.nn.Module, device: torch.device, autocast,
+                   storage: Storage):
+    """The Evaluator for cfg.eval_tasks / eval_refs over the run's tokenizer, or None when there is nothing to
+    score. Bad task files are an error here, before the first step."""
+    from crawlproc.evalsuite import resolve_paths
+    from trainer.evaluate import EvalSpec, Evaluator, lm_from_model, storage_reader
+
+    tasks, refs = resolve_paths(cfg.eval_tasks, "task"), resolve_paths(cfg.eval_refs, "reference")
+    if not tasks and not refs:
+        return None
+    tok = load_sampling_tokenizer(tokset)
+    if tok is None:
+        log.warning("no benchmarks: the token set's tokenizer cannot be loaded")
+        return None
+    spec = EvalSpec(tasks, refs, cfg.eval_limit or None, cfg.eval_ref_limit or None, cfg.eval_fewshot,
+                    cfg.eval_batch_size)
+    lm = lm_from_model(raw, tok.encode, tokset.eot_id, device, autocast if device.type == "cuda" else None)
+    return Evaluator(spec, lm, read=storage_reader(storage))
+
+
+def run_benchmarks(evaluator, raw: torch.nn.Module, d: Dist) -> dict:
+    """Every rank scores its slice; every rank gets the whole result (a collective under DDP)."""
+    from trainer.evaluate import Gather
+
+    was_training = raw.training
+    raw.eval()
+    try:
+        return evaluator.run(Gather(d.rank, d.world_size))
+    finally:
+        raw.train(was_training)
+
+
+def compact_eval(result: dict) -> dict:
+    """The metrics.jsonl shape: {"tasks": {name: {acc, acc_norm | perplexity, n}}, "bpb": {name: bpb}}."""
+    keep = ("acc", "acc_norm", "perplexity", "n")
+    return {"tasks": {t["task"]: {k: t[k] for k in keep if t.get(k) is not None} for t in result["tasks"]},
+            "bpb": {r["reference"]: r["bits_per_byte"] for r in result["references"]}}
+
+
+def eval_line(result: dict) -> str:
+    parts = [f"{t['task']} {t.get('acc_norm', t['acc']):.3f}" for t in result["tasks"]]
+    parts += [f"{r['reference']} {r['bits_per_byte']:.3f} bpb" for r in result["references"]]
+    return "eval " + ", ".join(parts)
 
 
 def _clock(seconds: float) -> str:

@@ -23,6 +23,8 @@ The output root (a local folder or an object-store URI) is the whole state; no d
     <out>/_index/bands/<snapshot>/...            band index for cross-snapshot dedup
     <out>/tokens/<name>/...                      token shards, tokenizer, manifest
     <out>/train/<run>/...                        training runs
+    <out>/ablate/<name>/...                      an ablation: spec.json, tokenizer/, arms/<arm>/ (each snapshot
+                                                 arm's own output root), runs/<arm>~s<seed>/, _done/, table.json
 
 A unit of work (a file, a partition) is done when its marker `_done/<key>.<fp>.json` exists, where fp is
 the fingerprint of what produced it (the input's content and the recipe sections the stage reads). The
@@ -50,8 +52,8 @@ SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+=~@-]{0,199}$")
 FILE_KINDS = ("docs", "removed", "extracted", "signatures", "final", "decontaminated", "decontaminated_removed",
               "classified", "classified_removed")
 # the names the output root itself uses: top-level folders and files that are not snapshots (the demo's crawl is
-# built in minicc/, the report is written to report.html)
-RESERVED = {"tokens", "train", "_index", "minicc", "report.html"}
+# built in minicc/, the report is written to report.html, ablations live in ablate/)
+RESERVED = {"tokens", "train", "_index", "minicc", "ablate", "report.html"}
 _SNAPSHOT_PARTS = ("docs", "removed", "extracted", "stats", "_done", "_failed", "final", "listing.json", "dedup",
                    "classify", "classified", "classified_removed", "decontam", "decontaminated",
                    "decontaminated_removed", "signatures", "recipes", "recipe.json")
@@ -331,10 +333,11 @@ class TokenSetDir:
 
 class TrainRunDir:
     """A training run's folder (<out>/train/<run>/, or any `crawlproc train --out`): its settings, its records
-    (metrics, text samples), the loss plot, its checkpoints (ckpt/: their format is trainer/checkpoint.py's) and
-    the Hugging Face export (hf/)."""
+    (metrics, text samples), the loss plot, its checkpoints (ckpt/: their format is trainer/checkpoint.py's), the
+    Hugging Face export (hf/) and its latest benchmark scores (eval.json: the trainer's last in-loop evaluation, or
+    `crawlproc eval`'s)."""
 
-    CONFIG, METRICS, SAMPLES, PLOT = "config.json", "metrics.jsonl", "samples.jsonl", "loss.png"
+    CONFIG, METRICS, SAMPLES, PLOT, EVAL = "config.json", "metrics.jsonl", "samples.jsonl", "loss.png", "eval.json"
     RECORDS = (METRICS, SAMPLES)
 
     def __init__(self, uri: str, storage: Storage):
@@ -346,6 +349,10 @@ class TrainRunDir:
     @property
     def config_uri(self) -> str:
         return self.path(self.CONFIG)
+
+    @property
+    def eval_uri(self) -> str:
+        return self.path(self.EVAL)
 
     @property
     def ckpt_dir(self) -> str:
@@ -388,6 +395,57 @@ class ExportDir:
         return bool(SAFE_NAME.match(name)) and name != ExportDir.RECORD
 
 
+class Ablation:
+    """ablate/<name>/: one ablation's arms, runs (one per arm and seed), markers and tables. Each run is a
+    TrainRunDir with three files more: what it was trained for (unit.json), its log and its final scores."""
+
+    RUN_STATE, RUN_LOG, RUN_EVAL = "unit.json", "train.log", "ablate_eval.json"
+
+    def __init__(self, layout: Layout, name: str):
+        self.storage = layout.storage
+        self.name = check_name(name, "ablation name")
+        self.uri = join(layout.root, "ablate", name)
+
+    def path(self, *parts: str) -> str:
+        return join(self.uri, *parts)
+
+    def arm_root(self, arm: str) -> str:
+        """A snapshot arm's own output root: its snapshot folders and tokens/ live under it."""
+        return self.path("arms", check_name(arm, "arm name"))
+
+    def unit_key(self, arm: str, seed: int) -> str:
+        return f"{check_name(arm, 'arm name')}~s{int(seed)}"
+
+    def run(self, arm: str, seed: int) -> str:
+        """The training run (checkpoints, metrics, hf/, eval) of one arm and seed."""
+        return self.path("runs", self.unit_key(arm, seed))
+
+    @property
+    def tokenizer_dir(self) -> str:
+        return self.path("tokenizer")
+
+    @property
+    def markers(self) -> Markers:
+        """One marker per finished arm x seed unit, holding its scores."""
+        return Markers(self.storage, self.path("_done"), self.path("_failed"))
+
+    @property
+    def spec_uri(self) -> str:
+        return self.path("spec.json")
+
+    @property
+    def table_uri(self) -> str:
+        return self.path("table.json")
+
+    @property
+    def table_md_uri(self) -> str:
+        return self.path("table.md")
+
+    @property
+    def lock_uri(self) -> str:
+        return self.path("_lock")
+
+
 class Layout:
     """Every path under one output root, local or on an object store."""
 
@@ -416,6 +474,13 @@ class Layout:
     @property
     def train_root(self) -> str:
         return join(self.root, "train")
+
+    def ablation(self, name: str) -> Ablation:
+        return Ablation(self, name)
+
+    def ablations(self) -> list[str]:
+        return sorted(e.name for e in self.storage.list(join(self.root, "ablate"), include_dirs=True)
+                      if e.is_dir and SAFE_NAME.match(e.name))
 
     def train_run(self, name: str) -> str:
         return join(self.train_root, check_name(name, "training run name"))

@@ -18,6 +18,8 @@ COMMANDS = [
     "export",
     "train",
     "sample",
+    "eval",
+    "ablate",
     "report",
     "explain",
     "demo",

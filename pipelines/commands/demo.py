@@ -27,6 +27,8 @@ def register(sub) -> None:
     p.add_argument("--files", type=int, default=6, help="WARC files in the mini crawl (default: 6)")
     p.add_argument("--train-steps", type=int, default=600, help="training steps (default: 600)")
     p.add_argument("--train-preset", default="tiny", help="model preset (default: tiny)")
+    p.add_argument("--eval-items", type=int, default=100,
+                   help="items of each bundled benchmark the model is scored on (default: 100; 0: all)")
     p.set_defaults(func=main)
 
 
@@ -66,8 +68,12 @@ def _main(args) -> int:
     # built in a temporary folder, so that nothing of the run is left on this machine
     crawl_dir = tempfile.mkdtemp(prefix="crawlproc-minicc-") if is_remote(out) else Layout(out).minicc_dir
     mini = build_minicc(crawl_dir, snapshot=SNAPSHOT, files=args.files, data_dir=data)
+    # benchmarks (a small subset of the bundled suite) and bits per byte at every eval: the demo ends with its
+    # model's evaluation, and the report draws each benchmark over the steps
     chain = build_chain(["extract", "dedup", "tokenize", "train"], train_preset=args.train_preset,
-                        train_steps=args.train_steps, batch_size=16, lr=3e-3, log_interval=50)
+                        train_steps=args.train_steps, batch_size=16, lr=3e-3, log_interval=50,
+                        eval_bench_interval=max(1, args.train_steps // 2), eval_limit=args.eval_items,
+                        eval_ref_limit=2)
     init_ray(None, recipe)
     with MiniCCServer(mini.root) as server:
         print(f"demo: serving it at {server.base_url} ; running:\n"
@@ -101,6 +107,15 @@ def _main(args) -> int:
           f"(metrics.jsonl, loss.png, ckpt/, hf/)" if val is not None else "  train     no result")
     if samples:
         print(f"  sample    {samples!r}")
+    ev = train.get("eval")
+    if ev:
+        from trainer.eval_run import result_lines
+
+        print(f"  eval      the final model on the first {ev['limit'] or 'all'} items of each bundled benchmark "
+              f"(chance: 0.25 for 4 choices, 0.5 for PIQA) and bits per byte on reference text:")
+        for line in result_lines(ev):
+            print(f"            {line}")
+        print(f"            all items: crawlproc eval {train.get('out')}")
     print(f"  report    {report_path}")
     print(f"  status    crawlproc status --out {out}")
     print(f"  explain   crawlproc explain --out {out} <url or id>")

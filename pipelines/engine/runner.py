@@ -163,6 +163,7 @@ def run_stage(
     shared: tuple = (),
     markers: Markers | None = None,
     num_cpus: float = 1.0,
+    num_gpus: float = 0.0,
     max_retries: int = 3,
     memory: int | None = None,
     progress: bool | str = True,
@@ -173,7 +174,8 @@ def run_stage(
     keep_stats: bool = False,
     on_result: Callable[[Unit, dict], None] | None = None,
 ) -> StageResult:
-    """Run fn over `units` on Ray; see the module docstring. `force` redoes units already done.
+    """Run fn over `units` on Ray; see the module docstring. `force` redoes units already done. `num_gpus`:
+    GPUs per unit (Ray sets each task's CUDA_VISIBLE_DEVICES to its own).
     `on_result(unit, stats)` is called in the driver for every unit that succeeded. `progress`: a label (or
     True: the stage's name) to print progress lines, False for none; `count` = (stats key, noun) of what the
     units process when it is not documents; `unit` names the units ("files", "partitions", "inputs")."""
@@ -199,6 +201,8 @@ def run_stage(
 
     ensure_ray()
     options = {"num_cpus": num_cpus, "max_retries": max_retries, "retry_exceptions": False}
+    if num_gpus:
+        options["num_gpus"] = num_gpus
     if memory:
         options["memory"] = memory
     task = _remote_execute.options(**options)

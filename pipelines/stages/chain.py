@@ -93,7 +93,7 @@ def make_train_stage(run_name: str = "run", **overrides) -> Callable:
             ctx.summary.failed["train"] = str(e)
             return
         ctx.summary.stage_info["train"] = {"out": cfg.out, "step": result.get("step"),
-                                           "val_loss": result.get("val_loss")}
+                                           "val_loss": result.get("val_loss"), "eval": result.get("eval")}
 
     return train_stage
 

@@ -166,6 +166,49 @@ def _close(parts: list[str], x_title: str, y_title: str, x_mid: float, y_mid: fl
     return "".join(parts)
 
 
+def spread_chart(name: str, rows: list[tuple[str, float, float | None, list[float]]], *, label: str,
+                 y_title: str = "", width: int = 760, height: int = 280) -> str:
+    """One column per (label, mean, std, values) row: every value as a dot, the mean as a bar, mean ± std as
+    a whisker; so a reader sees at once whether two columns' spreads overlap."""
+    left, right, top, bottom = 64, 16, 14, 58
+    plot_w, plot_h = width - left - right, height - top - bottom
+    pts = [v for _, m, s, vals in rows for v in (*vals, m, m + (s or 0), m - (s or 0)) if v is not None]
+    lo, hi = (min(pts), max(pts)) if pts else (0.0, 1.0)
+    pad = (hi - lo) * 0.1 or abs(hi) * 0.05 or 0.05
+    ticks = _nice_ticks(lo - pad, hi + pad, 5)
+    lo, hi = ticks[0], ticks[-1]
+
+    def sy(v: float) -> float:
+        return top + plot_h - plot_h * (v - lo) / (hi - lo)
+
+    parts = [_svg_open(name, width, height, label)]
+    for t in ticks:
+        parts.append(f'<line class="grid" x1="{left}" x2="{width - right}" y1="{sy(t):.1f}" y2="{sy(t):.1f}"/>'
+                     f'<text x="{left - 6}" y="{sy(t) + 4:.1f}" text-anchor="end" class="tick">{fmt_num(t)}</text>')
+    slot = plot_w / max(1, len(rows))
+    for i, (text, mean, std, values) in enumerate(rows):
+        cx = left + slot * (i + 0.5)
+        color = PALETTE[i % len(PALETTE)]
+        if mean is not None:
+            parts.append(f'<rect class="mark" x="{cx - 14:.1f}" y="{sy(mean) - 1.5:.1f}" width="28" height="3" '
+                         f'fill="{color}"><title>{escape(text)}: mean {mean:.4g}'
+                         + (f" ± {std:.3g}" if std is not None else "") + "</title></rect>")
+            if std is not None:
+                parts.append(f'<line class="mark" x1="{cx:.1f}" x2="{cx:.1f}" y1="{sy(mean - std):.1f}" '
+                             f'y2="{sy(mean + std):.1f}" stroke="{color}" stroke-width="2"/>'
+                             f'<line x1="{cx - 6:.1f}" x2="{cx + 6:.1f}" y1="{sy(mean - std):.1f}" y2="{sy(mean - std):.1f}" '
+                             f'stroke="{color}"/><line x1="{cx - 6:.1f}" x2="{cx + 6:.1f}" y1="{sy(mean + std):.1f}" '
+                             f'y2="{sy(mean + std):.1f}" stroke="{color}"/>')
+        for j, v in enumerate(values):
+            dx = (j - (len(values) - 1) / 2) * 7
+            parts.append(f'<circle class="mark" cx="{cx + 20 + dx:.1f}" cy="{sy(v):.1f}" r="3" fill="{color}" '
+                         f'fill-opacity="0.6"><title>{escape(text)} seed {j}: {v:.4g}</title></circle>')
+        parts.append(f'<text x="{cx:.1f}" y="{top + plot_h + 16}" text-anchor="middle" class="tick">'
+                     f"{escape(text)}</text>")
+    parts.append(f'<line class="axis" x1="{left}" x2="{width - right}" y1="{top + plot_h}" y2="{top + plot_h}"/>')
+    return _close(parts, "", y_title, left + plot_w / 2, top + plot_h / 2, height)
+
+
 def gantt_chart(name: str, rows: list[tuple[str, list[tuple[float, float, str]]]], *, label: str,
                 width: int = 760, max_bars: int = 1500) -> str:
     """One row per stage, one thin bar per unit over wall-clock time (seconds from the first start): what

@@ -402,6 +402,8 @@ def collect_training(layout: Layout, problems: list[str], extra_runs: list[str] 
                if _num(m.get("step")) is not None and _num(m.get("val_loss")) is not None]
         tps = [_num(m.get("tokens_per_s")) for m in metrics if _num(m.get("tokens_per_s")) is not None]
         mfu = [_num(m.get("mfu")) for m in metrics if _num(m.get("mfu")) is not None]
+        benchmarks = _benchmarks(metrics)
+        final_eval = _read_json(storage, run.eval_uri, problems) if run.EVAL in has else None
         samples = _jsonl(storage, run.path(run.SAMPLES), problems) if run.SAMPLES in has else []
         config = _read_json(storage, run.config_uri, problems) if run.CONFIG in has else None
         if not metrics and not samples:
@@ -420,8 +422,54 @@ def collect_training(layout: Layout, problems: list[str], extra_runs: list[str] 
             "samples": [{"step": s.get("step"), "prompt": str(s.get("prompt", "")), "text": str(s.get("text", ""))}
                         for s in samples[-max_samples:]],
             "config": config if isinstance(config, dict) else None,
+            "benchmarks": benchmarks,
+            "eval": _eval_summary(final_eval),
         })
     return runs
+
+
+def _benchmarks(metrics: list[dict]) -> dict:
+    """The trainer's "bench" records as series over steps: {"tasks": {task: {metric: [(step, value)]}},
+    "bpb": {reference: [(step, bits per byte)]}}."""
+    tasks: dict[str, dict[str, list]] = {}
+    bpb: dict[str, list] = {}
+    for m in metrics:
+        step = _num(m.get("step"))
+        if m.get("event") != "bench" or step is None:
+            continue
+        for name, vals in _dict(m.get("tasks")).items():
+            for metric, v in _dict(vals).items():
+                if metric != "n" and _num(v) is not None:
+                    tasks.setdefault(str(name), {}).setdefault(metric, []).append((step, _num(v)))
+        for name, v in _dict(m.get("bpb")).items():
+            if _num(v) is not None:
+                bpb.setdefault(str(name), []).append((step, _num(v)))
+    return {"tasks": tasks, "bpb": bpb}
+
+
+def _eval_summary(result) -> dict | None:
+    """A run's eval.json (the trainer's last evaluation, or `crawlproc eval`'s): task and reference rows."""
+    if not isinstance(result, dict):
+        return None
+    keep = ("task", "n", "acc", "acc_norm", "perplexity", "sha256")
+    return {"step": result.get("step") if _num(result.get("step")) is not None else _dict(result.get("model")).get("step"),
+            "tasks": [{k: t.get(k) for k in keep} for t in result.get("tasks") or [] if isinstance(t, dict)],
+            "references": [{k: r.get(k) for k in ("reference", "docs", "bytes", "bits_per_byte")}
+                           for r in result.get("references") or [] if isinstance(r, dict)]}
+
+
+def collect_ablations(layout: Layout, problems: list[str]) -> list[dict]:
+    """Every ablation under <out>/ablate/ with its table (trainer/ablate.py ablation_table)."""
+    out = []
+    for name in layout.ablations():
+        ab = layout.ablation(name)
+        table = _read_json(layout.storage, ab.table_uri, problems) if layout.storage.exists(ab.table_uri) else None
+        if not isinstance(table, dict) or not isinstance(table.get("metrics"), list):
+            problems.append(f"{ab.uri}: ablation without a table.json (not finished yet?)")
+            continue
+        table = {k: v for k, v in table.items() if k != "records"}  # per-unit details stay in table.json
+        out.append({"name": name, "uri": ab.uri, **table})
+    return out
 
 
 def collect_report(out: str, train_runs: list[str] | tuple = (), price: float = DEFAULT_PRICE,
@@ -444,5 +492,6 @@ def collect_report(out: str, train_runs: list[str] | tuple = (), price: float = 
         "snapshots": snapshots,
         "tokens": token_sets,
         "training": collect_training(layout, problems, train_runs),
+        "ablations": collect_ablations(layout, problems),
         "problems": problems,
     }

@@ -7,7 +7,9 @@ from __future__ import annotations
 import json
 from html import escape
 
-from pipelines.inspect.report.charts import PALETTE, column_chart, fmt_num, gantt_chart, hbar_chart, line_chart
+from pipelines.inspect.report.charts import (
+    PALETTE, column_chart, fmt_num, gantt_chart, hbar_chart, line_chart, spread_chart,
+)
 from pipelines.inspect.report.classify import render_classify
 from pipelines.inspect.report.decontam import render_decontam
 from pipelines.inspect.report.timeline import render_projection, render_timeline
@@ -363,6 +365,7 @@ def _training(data: dict) -> str:
         if series:
             parts.append(line_chart(f"loss:{r['run']}", series, label=f"Loss curve, run {r['run']}",
                                     x_title="step", y_title="loss"))
+        parts.append(_benchmarks(r))
         if r["samples"]:
             parts.append("<h3>Samples</h3>")
             for s in r["samples"]:
@@ -374,6 +377,75 @@ def _training(data: dict) -> str:
         if r["config"]:
             flat = [[k, json.dumps(v)] for k, v in _flatten(r["config"])][:80]
             parts.append("<details><summary>config.json</summary>" + _table(["key", "value"], flat) + "</details>")
+    return "".join(parts)
+
+
+def _benchmarks(r: dict) -> str:
+    """Benchmarks over steps (one chart per task, one for bits per byte) and the last evaluation's table."""
+    bench = r.get("benchmarks") or {}
+    parts = []
+    if bench.get("tasks") or bench.get("bpb"):
+        parts.append("<h3>Benchmarks during training</h3>")
+    for task, metrics in sorted((bench.get("tasks") or {}).items()):
+        series = [(m, pts) for m, pts in sorted(metrics.items()) if m in ("acc", "acc_norm") and pts]
+        if series:
+            parts.append(line_chart(f"bench:{r['run']}:{task}", series, label=f"{task} over steps, run {r['run']}",
+                                    x_title="step", y_title=f"{task} accuracy"))
+    if bench.get("bpb"):
+        parts.append(line_chart(f"bpb:{r['run']}", sorted(bench["bpb"].items()),
+                                label=f"Bits per byte on reference text, run {r['run']}", x_title="step",
+                                y_title="bits per byte"))
+    ev = r.get("eval")
+    if ev and (ev["tasks"] or ev["references"]):
+        parts.append(f"<h3>Evaluation (eval.json, step {_e(ev.get('step'))})</h3>")
+        rows = [[t["task"], t["n"], *(None if t.get(k) is None else f"{t[k]:.4g}" for k in
+                                      ("acc", "acc_norm", "perplexity"))] for t in ev["tasks"]]
+        rows += [[x["reference"], x["docs"], None, None, None,
+                  None if x.get("bits_per_byte") is None else f"{x['bits_per_byte']:.4f}"] for x in ev["references"]]
+        rows = [row + [None] * (6 - len(row)) for row in rows]
+        parts.append(_table(["task / reference set", "items / docs", "acc", "acc_norm", "perplexity",
+                             "bits per byte"], rows, {1, 2, 3, 4, 5}))
+    return "".join(parts)
+
+
+def _ablations(data: dict) -> str:
+    abls = data.get("ablations") or []
+    if not abls:
+        return _not_run("ablations", "Ablations", "Run <code>crawlproc ablate</code> to compare data variants by "
+                        "the models they train.")
+    parts = []
+    for ab in abls:
+        tok = ab.get("tokens_per_unit")
+        parts.append(f"<h3>Ablation <code>{_e(ab['name'])}</code></h3><div class=\"meta\">{len(ab['arms'])} arms x "
+                     f"{len(ab['seeds'])} seeds, preset {_e(ab.get('preset'))} ({_e(ab.get('arch'))}), "
+                     f"{_e(ab.get('max_steps'))} steps = {fmt_num(tok) if tok else '?'} tokens per unit; baseline "
+                     f"<code>{_e(ab['baseline'])}</code>. {_e(ab.get('rule', ''))}."
+                     + (f" Missing units: {_e(', '.join(ab['missing']))}." if ab.get("missing") else "") + "</div>")
+        tokens = ab.get("tokens") or {}
+        if tokens:
+            parts.append(_table(["arm", "train tokens in the set", "documents", "epochs at this budget"],
+                                [[a, t.get("train_tokens"), t.get("train_documents"),
+                                  f"{tok / t['train_tokens']:.2f}" if tok and t.get("train_tokens") else None]
+                                 for a, t in tokens.items()], {1, 2, 3}))
+        for t in ab["metrics"]:
+            rows = []
+            for arm in ab["arms"]:
+                r = t["arms"][arm]
+                rows.append([arm, *(None if r.get(k) is None else f"{r[k]:.4f}" for k in ("mean", "std", "min", "max")),
+                             r.get("n"), "baseline" if arm == ab["baseline"] else
+                             (None if r.get("delta_vs_baseline") is None else f"{r['delta_vs_baseline']:+.4f}"),
+                             {True: "yes", False: "no", None: ""}[r.get("exceeds_spread")]])
+            sep = t.get("best_exceeds_spread_of_next")
+            parts.append(f"<h4>{_e(t['metric'])} <span class=\"meta\">({_e(t['better'])} is better; best "
+                         f"{_e(t['best'])}" + ("" if sep is None else f", {'beyond' if sep else 'within'} the spread "
+                                               "of the next") + ")</span></h4>")
+            parts.append(_table(["arm", "mean", "std over seeds", "min", "max", "seeds", "vs baseline",
+                                 "exceeds spread"], rows, {1, 2, 3, 4, 5, 6}))
+            parts.append(spread_chart(f"ablate:{ab['name']}:{t['metric']}",
+                                      [(arm, t["arms"][arm].get("mean"), t["arms"][arm].get("std"),
+                                        t["arms"][arm].get("values") or []) for arm in ab["arms"]],
+                                      label=f"{t['metric']} per arm over seeds, ablation {ab['name']}",
+                                      y_title=t["metric"]))
     return "".join(parts)
 
 
@@ -399,7 +471,7 @@ def render_html(data: dict) -> str:
     """The whole report as one HTML string."""
     nav = ['<a href="#overview">overview</a>']
     nav += [f'<a href="#snap-{_e(s["name"])}">{_e(s["name"])}</a>' for s in data["snapshots"]]
-    nav += ['<a href="#tokens">tokens</a>', '<a href="#training">training</a>']
+    nav += ['<a href="#tokens">tokens</a>', '<a href="#training">training</a>', '<a href="#ablations">ablations</a>']
     if data["problems"]:
         nav.append('<a href="#problems">problems</a>')
     problems = ""
@@ -419,6 +491,7 @@ def render_html(data: dict) -> str:
         + "".join(_snapshot(s, data["out"]) for s in data["snapshots"])
         + f'<section id="tokens" data-section="tokens"><h2>Tokens</h2>{_tokens(data)}</section>'
         + f'<section id="training" data-section="training"><h2>Training</h2>{_training(data)}</section>'
+        + f'<section id="ablations" data-section="ablations"><h2>Ablations</h2>{_ablations(data)}</section>'
         + problems
         + f'<script type="application/json" id="report-data">{payload}</script>'
         + "</main></body></html>\n"
