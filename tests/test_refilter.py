@@ -22,7 +22,9 @@ from pipelines.stages.refilter import run_refilter
 from tests.warcs import response_record
 
 DATA = Path(__file__).parent / "data"
-BASE = {"extract": {"timeout_s": 60.0}}  # the per-document budget is wall-clock: no timeout on a busy machine
+# the per-document budget is wall-clock: no timeout on a busy machine; the pre-check on (fineweb-fast's), so that
+# some removals were judged on resiliparse's main text
+BASE = {"extract": {"timeout_s": 60.0}, "language": {"precheck": True}}
 # a threshold of each kind: Gopher quality's word count, C4's line filter (C4 edits the text), FineWeb's
 CHANGED = {**BASE, "gopher_quality": {"min_doc_words": 150}, "c4": {"min_words_per_line": 5},
            "fineweb_quality": {"line_punct_thr": 0.3}}

@@ -126,10 +126,11 @@ def find_inputs(snap: Snapshot, source: str, recipe: Recipe | None = None) -> li
     if source == "final":
         finished = snap.dedup.done()
         if not finished:
+            # the key that makes decontamination read docs/ (Recipe.decontaminate_source)
+            key = "classify.source" if recipe is not None and recipe.classifiers else "tokenize.source"
             raise DecontaminateError(
                 f"snapshot {snap.name!r} has no finished dedup (its final/ is what is decontaminated): run "
-                f"`crawlproc dedup --snapshot {snap.name}` first, or set tokenize.source = \"docs\" in a recipe "
-                "without dedup")
+                f"`crawlproc dedup --snapshot {snap.name}` first, or set {key} = \"docs\" in a recipe without dedup")
         deduped = finished.get("inputs")
         if deduped is not None and deduped != snap.markers.done():
             raise DecontaminateError(
