@@ -1,9 +1,9 @@
 """Which recipe settings change the trained models? `crawlproc ablate` on a mini Common Crawl built from the
 real pages of tests/data (pipelines/demo/minicc.py: 6 WARC files, the 181 ScrapingHub article pages plus the
-real WARC captures), with four recipes as arms (bench/ablate/filters.toml): FineWeb (every filter + dedup),
-extraction only, FineWeb without dedup, FineWeb without the language pre-check. 3 seeds each, the tiny
-preset at 614,400 tokens per unit, the six bundled benchmarks (first 500 items each) and bits per byte on
-the first 20 documents of both reference sets. `--archs` then compares the trainer's architectures (gpt2, llama, qwen3) on the FineWeb
+real WARC captures), with three recipes as arms (bench/ablate/filters.toml): FineWeb (every filter, dedup, decontamination),
+extraction only, FineWeb without dedup. 3 seeds each, the tiny
+preset at 614,400 tokens per unit, the six bundled benchmarks (every item) and bits per byte on
+the first 10 documents of both reference sets. `--archs` then compares the trainer's architectures (gpt2, llama, qwen3) on the FineWeb
 arm's tokens at equal tokens (bench/ablate/archs.toml).
 
     python bench/ablate_filters.py [--archs] [--out bench/out/ablate]

@@ -31,7 +31,7 @@ from crawlproc.store.fingerprint import file_fingerprint  # noqa: E402
 from crawlproc.store.layout import Layout, warc_stem  # noqa: E402
 
 DATA = ROOT / "tests" / "data"
-BASE = {"extract": {"timeout_s": 60.0}}
+BASE = {"extract": {"timeout_s": 60.0}, "language": {"precheck": True}}  # fineweb-fast: some removals by the pre-check
 CHANGED = {**BASE, "gopher_quality": {"min_doc_words": 150}, "c4": {"min_words_per_line": 5}}
 
 

@@ -224,6 +224,16 @@ def test_spec_file_paths_are_relative_to_the_file(tmp_path, arms):
     assert s.seeds == [0, 1, 2] and s.arms[0].tokens == str(d / "tok") and s.arms[1].train == {"arch": "llama"}
 
 
+def test_ablate_limit_is_items_per_task_and_files_is_the_arms_file_limit():
+    """[ablate] limit was taken as every snapshot arm's file limit, so the evaluation scored every item."""
+    s = parse_spec({"ablate": {"limit": 200, "ref_limit": 10, "files": 3, "warcs": ["w/*.warc.gz"]},
+                    "train": {"preset": "tiny"},
+                    "arms": [{"name": "a", "recipe": "fineweb"}, {"name": "b", "recipe": "fineweb"}]})
+    ev = s.eval_spec()
+    assert (ev["limit"], ev["ref_limit"]) == (200, 10)
+    assert [(a.files, a.warcs) for a in s.arms] == [(3, ["w/*.warc.gz"])] * 2
+
+
 # --- exactly once, killed --------------------------------------------------------------------------------
 
 

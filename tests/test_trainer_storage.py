@@ -86,7 +86,8 @@ def train(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
     cmd = [sys.executable, "-m", "trainer.train", "--preset", "tiny", "--batch-size", "4", "--lr", "3e-3",
            "--device", "cpu", "--sample-tokens", "0", "--eval-interval", "3", "--eval-iters", "1",
-           "--dropout", "0.1", "--decay-steps", "8", "--warmup-steps", "2", "--log-interval", "1", *args]
+           "--dropout", "0.1", "--decay-steps", "8", "--warmup-steps", "2", "--log-interval", "1",
+           "--eval-tasks", "none", "--eval-refs", "none", *args]  # the loss is what is compared; no benchmarks
     proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=300, check=False)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return proc
@@ -128,8 +129,8 @@ def test_resume_from_the_bucket_on_a_fresh_machine_is_bit_identical(s3_server, s
 
 
 def test_trainer_imports_only_tokenizer_and_the_storage_layer_of_ours():
-    """The dependency rule: trainer -> tokenizer, crawlproc.store (the one URI layer and the run's paths);
-    nothing else of ours."""
+    """The dependency rule: trainer -> tokenizer, crawlproc.store (the one URI layer and the run's paths) and
+    crawlproc.evalsuite (the reader of benchmark items, a leaf); nothing else of ours."""
     import ast
 
     ours = {"crawlproc", "pipelines", "tokenizer", "trainer"}
@@ -140,5 +141,6 @@ def test_trainer_imports_only_tokenizer_and_the_storage_layer_of_ours():
                 [node.module] if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module else []
             seen |= {n for n in names if n.split(".")[0] in ours and n.split(".")[0] != "trainer"}
     assert {n.split(".")[0] for n in seen} == {"crawlproc", "tokenizer"}
-    assert {n for n in seen if n.startswith("crawlproc")} <= {"crawlproc.store.storage", "crawlproc.store.layout"}
+    assert {n for n in seen if n.startswith("crawlproc")} <= {"crawlproc.store.storage", "crawlproc.store.layout",
+                                                             "crawlproc.evalsuite"}
     assert "crawlproc.store.storage" in seen

@@ -15,6 +15,8 @@ an ablation spec (TOML):
   seeds = 3                        # or a list: [0, 1, 2]
   warcs = ["crawl/*.warc.gz"]      # what every recipe arm processes (or snapshot = "CC-MAIN-2024-10" + base_url)
   tasks = ["suite"]                # benchmarks (bundled names, `suite`, .jsonl files); refs = reference sets
+  limit = 500                      # the first N items of each task (0: all); ref_limit: documents per reference set
+  files = 6                        # the first N WARC files each recipe arm processes (default: all)
 
   [train]                          # the same for every arm: any `crawlproc train` setting
   preset = "tiny"
@@ -133,7 +135,7 @@ def spec_from_args(args):
             arm.warcs = args.warcs or arm.warcs
             arm.snapshot = args.snapshot or arm.snapshot
             arm.base_url = args.base_url or arm.base_url
-            arm.limit = args.files if args.files is not None else arm.limit
+            arm.files = args.files if args.files is not None else arm.files
     train = dict(spec.train)
     for key in ("preset", "arch", "max_steps", "batch_size", "block_size", "lr"):
         if getattr(args, key) is not None:

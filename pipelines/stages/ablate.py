@@ -49,7 +49,7 @@ class Arm:
     recipe: str | None = None  # a recipe file or bundled name: the snapshot is processed with it first
     snapshot: str | None = None  # a Common Crawl snapshot id (listing under base_url) or the name of `warcs`
     base_url: str | None = None  # default: the recipe's download.base_url
-    limit: int | None = None  # the first N files of the listing
+    files: int | None = None  # the first N files of the listing or of `warcs`
     warcs: list[str] = field(default_factory=list)  # WARC files / globs / URIs instead of a listing
     # training settings of this arm over the ablation's [train] (an architecture, a learning rate, ...): never
     # the token budget, which is the same for every arm
@@ -119,7 +119,7 @@ class AblateSpec:
 BUDGET_KEYS = ("max_steps", "batch_size", "block_size", "grad_accum", "preset")
 ARM_KEYS = {f.name for f in dataclasses.fields(Arm)}
 SPEC_KEYS = {f.name for f in dataclasses.fields(AblateSpec)} - {"arms", "train"}
-DEFAULTABLE = ("snapshot", "base_url", "limit", "warcs")  # [ablate] may set these for every snapshot arm
+DEFAULTABLE = ("snapshot", "base_url", "files", "warcs")  # [ablate] may set these for every snapshot arm
 
 
 def parse_spec(data: dict, where: str = "spec") -> AblateSpec:
@@ -242,7 +242,7 @@ def process_arm(ab: Ablation, arm: Arm, log: Log, progress: bool) -> dict:
         inputs = expand_inputs(arm.warcs, ab.storage)
         summary = run_extract(inputs, root, recipe, dump=snap, progress=progress, storage=ab.storage)
     else:
-        summary = run_snapshot(snap, root, recipe, base_url=arm.base_url, limit=arm.limit, progress=progress)
+        summary = run_snapshot(snap, root, recipe, base_url=arm.base_url, limit=arm.files, progress=progress)
     if summary.failed:
         log(f"ablate: arm {arm.name}: {len(summary.failed)} file(s) failed (see `crawlproc status --out {root}`)")
     ctx = RunContext(snap, Layout(root, ab.storage), recipe, summary)
