@@ -147,7 +147,8 @@ def test_same_list_encodes_nothing_a_changed_list_re_encodes(ray_local, data_dir
 
     # the same selection, spelled otherwise: nothing to do, nothing rewritten
     again = run_tokenize(str(out), recipe(languages=["deu"]), ["SNAP-R"], **QUIET)
-    assert again.ok and again.encoded == 0 and again.manifest == first.manifest
+    assert again.ok and again.encoded == 0
+    assert {**again.manifest, "updated_at": None} == {**first.manifest, "updated_at": None}
     assert {p.name: p.read_bytes() for p in (out / "tokens" / "de").glob("*.parquet")} == shards
 
     # a changed list redoes every part, and the token set then holds the new selection only
