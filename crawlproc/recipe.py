@@ -100,6 +100,35 @@ def _by_form(codes: tuple[str, ...]) -> tuple[frozenset, frozenset]:
     return exact, frozenset(langcodes.code3(c) for c in codes if c not in exact)
 
 
+def check_languages(codes: list, key: str) -> None:
+    """Every entry of a list of languages (language.keep, tokenize.languages) is a code crawlproc knows."""
+    require(isinstance(codes, list), key, f"must be a list of language codes, got {codes!r}")
+    for code in codes:
+        require(isinstance(code, str) and langcodes.known(code), key,
+                f"{code!r} is not a language code crawlproc knows (codes such as 'en', 'deu' or 'srp_Latn'; see "
+                "crawlproc/data/languages/codes.tsv)")
+
+
+def language_matches(codes: tuple[str, ...], lang: str | None) -> bool:
+    """The language rule, in one place: whether `lang` (a document's label, any form) is one of `codes` (any
+    form; a code with a script matches that script only, one without matches every script of the language).
+    No codes: every language matches."""
+    if not codes:
+        return True
+    if not lang:
+        return False
+    ls = langcodes.normalize(lang)
+    exact, by_code = _by_form(codes)
+    return ls in exact or ls.partition("_")[0] in by_code
+
+
+def canonical_languages(codes: list[str]) -> list[str]:
+    """One spelling per selection, sorted: a code with a script as it is, one without as its ISO 639-3 code
+    (["de", "srp_Latn"] -> ["deu", "srp_Latn"]); it matches exactly what `codes` matches."""
+    exact, by_code = _by_form(tuple(codes))
+    return sorted(exact | by_code)
+
+
 @functools.lru_cache(maxsize=64)
 def _cuts_by_form(items: tuple) -> tuple[dict, dict]:
     exact, _ = _by_form(tuple(c for c, _ in items))
@@ -127,9 +156,7 @@ class LanguageConfig(Section):
     def check(self):
         fraction(self, "min_score", "precheck_min_score")
         one_of(self, "thresholds", ("fineweb2", "recipe"))
-        for code in self.keep:
-            require(langcodes.known(code), "keep", f"{code!r} is not a language code crawlproc knows (codes such "
-                    "as 'en', 'deu' or 'srp_Latn'; see crawlproc/data/languages/codes.tsv)")
+        check_languages(self.keep, "keep")
         require(isinstance(self.min_scores, dict), "min_scores", "must be a table {language = score}")
         for code, v in self.min_scores.items():
             require(langcodes.known(code), f"min_scores.{code}", "not a language code crawlproc knows")
@@ -139,19 +166,10 @@ class LanguageConfig(Section):
             require(Path(self.model).expanduser().is_file(), "model",
                     f"{self.model!r} is not a file (a fastText language-ID model, e.g. GlotLID's model.bin)")
 
-    # The language rule, in one place (the language step, the pre-check and `crawlproc explain` use it).
-    def _keep_sets(self) -> tuple[frozenset, frozenset]:
-        return _by_form(tuple(self.keep))
-
+    # The language rule (language_matches; the language step, the pre-check and `crawlproc explain` use it).
     def wants(self, lang: str | None) -> bool:
         """Whether documents in `lang` ("deu_Latn", or any code) are kept (an empty `keep` keeps all)."""
-        if not self.keep:
-            return True
-        if not lang:
-            return False
-        ls = langcodes.normalize(lang)
-        exact, codes = self._keep_sets()
-        return ls in exact or ls.partition("_")[0] in codes
+        return language_matches(tuple(self.keep), lang)
 
     def min_score_for(self, lang: str | None) -> float | None:
         """The cut a document in `lang` must be strictly above: min_scores (the language-script's, then the
@@ -328,8 +346,13 @@ class TokenizeConfig(Section):
     # the filtered documents (recipes without dedup); "classified": what the classifiers kept. With
     # [decontaminate] on, "final" and "docs" are read decontaminated (Recipe.tokenize_source)
     source: str = "auto"
+    # the languages of this token set, in any form: "de", "deu", "srp_Latn" (a code without a script takes every
+    # script), by the documents' `language` column; the other documents are left for other token sets (counted
+    # as skipped "other_language"). Empty: every language. One token set per language, then `crawlproc mix`
+    languages: list[str] = field(default_factory=list)
 
     def check(self):
+        check_languages(self.languages, "languages")
         try:
             check_name(self.name, "tokenize.name")  # the layout's rule for a folder name under --out
         except LayoutError as e:
@@ -342,6 +365,14 @@ class TokenizeConfig(Section):
         require(self.val_fraction < 1, "val_fraction", f"must be < 1 (0 = no val split), got {self.val_fraction}: "
                 "1 puts every document in val and leaves the train split empty")
         one_of(self, "source", ("auto", "final", "docs", "classified"))
+
+    def selection(self) -> list[str]:
+        """`languages` in one spelling (canonical_languages): what the token set's fingerprint and manifest hold."""
+        return canonical_languages(self.languages)
+
+    def wants(self, lang: str | None) -> bool:
+        """Whether a document in `lang` belongs to this token set (language.keep's rule)."""
+        return language_matches(tuple(self.languages), lang)
 
 
 RAY_MIN_OBJECT_STORE_MB = 75  # Ray refuses a smaller object store

@@ -322,6 +322,7 @@ BAD = [
     ("tokenize", "shard_tokens", 0, ">= 512"),
     ("tokenize", "shard_tokens", 1, ">= 512"),  # a shard per document: a flood of files (issue 25)
     ("tokenize", "val_fraction", 1.5, "fraction"),
+    ("tokenize", "languages", ["de", "klingon"], "not a language code"),
     ("tokenize", "val_fraction", 1.0, "train split empty"),  # issue 25
     ("tokenize", "max_doc_chars", 0, "> 0"),
     ("tokenize", "source", "everything", "one of"),

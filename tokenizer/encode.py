@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
+from collections.abc import Callable
 
 import numpy as np
 import pyarrow as pa
@@ -31,10 +32,18 @@ PY_WHITESPACE = ("\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f \x85\xa0\u1680\u2000\u2001\u200
 _WHITESPACE = pa.array(list(PY_WHITESPACE), pa.string())
 
 
-def encode_documents(tok: BPETokenizer, ids, texts, val_fraction: float, max_doc_chars: int) -> dict:
+# Whether a document's `language` value belongs to the token set (the recipe's tokenize.languages rule,
+# crawlproc.recipe.language_matches, handed in: tokenizer/ does not import the recipe); None: every document
+Wants = Callable[[str], bool]
+
+
+def encode_documents(tok: BPETokenizer, ids, texts, val_fraction: float, max_doc_chars: int,
+                     languages=None, wants: Wants | None = None) -> dict:
     """Encode one file's documents (`ids`, `texts`: Arrow string columns, or lists). Returns {"train": table,
     "val": table, "skipped": {...}, "repaired": {...}}; documents without an id, empty or whitespace-only
-    (str.isspace) and longer than `max_doc_chars` characters are skipped and counted, never fatal.
+    (str.isspace) and longer than `max_doc_chars` characters are skipped and counted, never fatal. With `wants`,
+    documents whose `languages` value it refuses are not encoded either and are counted as "other_language":
+    they are not bad, they belong to another token set (tokenize.languages), and stay in the input for it.
 
     The documents stay in Arrow: the checks run on whole columns; the texts are joined into strings of
     about _CHUNK_BYTES, each encoded in one tiktoken call (BPETokenizer.encode_joined); the splits are cut
@@ -44,8 +53,16 @@ def encode_documents(tok: BPETokenizer, ids, texts, val_fraction: float, max_doc
     skipped: Counter = Counter()
     kept_ids, val, values, lengths = [], [], [], []
     # record batch by record batch: an Arrow string array holds at most 2 GB, a column may hold more
-    for batch in pa.table({"id": _strings(ids), "text": _strings(texts)}).to_batches():
+    columns = {"id": _strings(ids), "text": _strings(texts)}
+    if wants is not None:
+        columns["language"] = _strings(languages)
+    for batch in pa.table(columns).to_batches():
         batch_ids, batch_texts = batch.column(0), batch.column(1)
+        if wants is not None:  # first: a document of another language is that token set's, whatever its state
+            mine = of_languages(batch.column(2), wants)
+            if not mine.all():
+                skipped["other_language"] += int((~mine).sum())
+                batch_ids, batch_texts = batch_ids.filter(pa.array(mine)), batch_texts.filter(pa.array(mine))
         keep = _keep(batch_ids, batch_texts, max_doc_chars, skipped)
         if not keep.all():
             batch_ids, batch_texts = batch_ids.filter(pa.array(keep)), batch_texts.filter(pa.array(keep))
@@ -125,19 +142,28 @@ def _keep(ids: pa.Array, texts: pa.Array, max_doc_chars: int, skipped: Counter) 
     return ~(missing | empty | too_long)
 
 
+def of_languages(languages: pa.Array | pa.ChunkedArray, wants: Wants) -> np.ndarray:
+    """Which documents `wants` takes, by their language value (asked once per distinct value; null: none)."""
+    values = [v for v in pc.unique(languages).to_pylist() if v is not None]
+    taken = pa.array([v for v in values if wants(v)], pa.string())
+    return _np(pc.is_in(languages, value_set=taken).fill_null(False))
+
+
 def _np(mask: pa.Array) -> np.ndarray:
     return mask.to_numpy(zero_copy_only=False)
 
 
-def encode_part(uri: str, part: str, tok: BPETokenizer, settings: dict, tokset: TokenSetDir) -> dict:
+def encode_part(uri: str, part: str, tok: BPETokenizer, settings: dict, tokset: TokenSetDir,
+                wants: Wants | None = None) -> dict:
     """Encode one input file into train shards `train-<part>-NNN.parquet` of the token set and its validation
     documents into the piece `val-<part>.parquet` (merge_val_pieces cuts the val shards from all pieces);
     return its part record. `part` names this version of the input (its key and fingerprint), so that a
-    re-encoded input never overwrites what the token set's current manifest lists."""
+    re-encoded input never overwrites what the token set's current manifest lists. `wants`: the documents of
+    the token set's languages (settings["languages"]), by the input's `language` column; None: all."""
     started = time.perf_counter()
-    table = tokset.storage.read_table(uri, columns=["id", "text"])
+    table = _read_docs(tokset.storage, uri, wants is not None)
     enc = encode_documents(tok, table.column("id"), table.column("text"), settings["val_fraction"],
-                           settings["max_doc_chars"])
+                           settings["max_doc_chars"], table.column("language") if wants else None, wants)
     shards = []
     for i, (shard, n_tokens) in enumerate(cut_shards(enc["train"], settings["shard_tokens"])):
         name = shard_name("train", part, i)
@@ -197,8 +223,22 @@ def merge_val_pieces(pieces: list[dict], digest: str, tokset: TokenSetDir, shard
     return {"shards": shards}
 
 
-def sample_texts(storage: Storage, uris: list[str], sample_bytes: int) -> list[str]:
-    """An even sample across input files: each file contributes up to its share of `sample_bytes`."""
+def _read_docs(storage: Storage, uri: str, with_language: bool) -> pa.Table:
+    """The id and text columns of an input file (and its language column, to select by language)."""
+    if not with_language:
+        return storage.read_table(uri, columns=["id", "text"])
+    try:
+        return storage.read_table(uri, columns=["id", "text", "language"])
+    except (pa.ArrowInvalid, KeyError) as e:
+        if "language" not in str(e):
+            raise
+        raise EncodeError(f"{uri} has no language column, so tokenize.languages cannot select its documents "
+                          "(re-extract it, or set tokenize.languages = [])") from None
+
+
+def sample_texts(storage: Storage, uris: list[str], sample_bytes: int, wants: Wants | None = None) -> list[str]:
+    """An even sample across input files: each file contributes up to its share of `sample_bytes`; with
+    `wants`, of the documents in the token set's languages only (its tokenizer is fitted to them)."""
     if not uris:
         return []
     share = max(1, sample_bytes // len(uris))
@@ -206,9 +246,12 @@ def sample_texts(storage: Storage, uris: list[str], sample_bytes: int) -> list[s
     for uri in uris:
         taken = 0
         try:
-            column = storage.read_table(uri, columns=["text"]).column("text")
-        except (pa.ArrowException, OSError):
+            table = storage.read_table(uri, columns=["text", "language"] if wants else ["text"])
+        except (pa.ArrowException, OSError, KeyError):
             continue  # the encoding pass reports the unreadable file with its cause
+        column = table.column("text")
+        if wants is not None:
+            column = column.filter(pa.array(of_languages(table.column("language"), wants)))
         for text in column.to_pylist():
             if not text:
                 continue
@@ -220,8 +263,11 @@ def sample_texts(storage: Storage, uris: list[str], sample_bytes: int) -> list[s
 
 
 def train_from_inputs(storage: Storage, uris: list[str], vocab_size: int, sample_bytes: int,
-                      name: str) -> BPETokenizer:
-    texts = sample_texts(storage, uris, sample_bytes)
+                      name: str, wants: Wants | None = None, languages: list[str] | None = None) -> BPETokenizer:
+    texts = sample_texts(storage, uris, sample_bytes, wants)
     if not texts:
+        if wants is not None:
+            raise EncodeError(f"no text to train the tokenizer on: no document of the inputs is in "
+                              f"tokenize.languages {languages}")
         raise EncodeError("no text to train the tokenizer on (the inputs are empty)")
     return train_bpe(texts, vocab_size, name=name)

@@ -60,7 +60,10 @@ def _main(args) -> int:
         return 2
     m = summary.manifest
     if summary.ok:
-        skipped = ", ".join(f"{k} {v}" for k, v in sorted(m["skipped"].items())) or "none"
+        skipped = ", ".join(f"{k} {v}" for k, v in sorted(m["skipped"].items()) if k != "other_language") or "none"
+        if m.get("languages"):  # not bad documents: those of the other token sets
+            skipped += (f"; in languages other than {', '.join(m['languages'])} (left for other token sets): "
+                        f"{summary.other_language:,}")
         print(f"tokenize: {summary.inputs} input files, {summary.encoded} encoded in {summary.seconds:.1f}s; "
               f"totals: train {m['totals']['train']['tokens']:,} tokens, val {m['totals']['val']['tokens']:,} "
               f"tokens; skipped documents: {skipped}")

@@ -67,7 +67,10 @@ def tokenize_stage(ctx) -> None:
     ctx.summary.stage_info["tokenize"] = {
         "tokens_dir": ctx.layout.tokens(ctx.recipe.tokenize.name).uri,
         "documents": sum(totals.get(s, {}).get("documents", 0) for s in ("train", "val")),
-        "skipped": sum((manifest.get("skipped") or {}).values()),
+        # documents of other languages (tokenize.languages) are not bad: counted apart, for their own token set
+        "skipped": sum(n for k, n in (manifest.get("skipped") or {}).items() if k != "other_language"),
+        "other_language": (manifest.get("skipped") or {}).get("other_language", 0),
+        "languages": manifest.get("languages") or [],
         "train_tokens": totals.get("train", {}).get("tokens"),
         "val_tokens": totals.get("val", {}).get("tokens"),
         "vocab_size": (manifest.get("tokenizer") or {}).get("vocab_size"),

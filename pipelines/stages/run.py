@@ -196,6 +196,9 @@ def stage_lines(info: dict[str, dict]) -> list[str]:
     tk = info.get("tokenize")
     if tk and tk.get("train_tokens") is not None:
         skipped = f", {tk['skipped']:,} skipped" if tk.get("skipped") else ""
+        if tk.get("languages"):
+            skipped += (f", {tk.get('other_language') or 0:,} in languages other than "
+                        f"{', '.join(tk['languages'])} left out")
         lines.append(f"tokenize  {tk.get('documents', 0):,} documents in{skipped} -> {tk['train_tokens']:,} train + "
                      f"{tk['val_tokens']:,} val tokens (vocabulary {tk.get('vocab_size') or '?'})")
         lines += [f"          warning: {w}" for w in tk.get("warnings") or []]

@@ -14,17 +14,20 @@ the input's identity (the snapshot's finished dedup, or the file's extract marke
 inputs redoes only the rest; an input whose identity changed (dedup redone, a file re-extracted) is encoded
 again and its old shards dropped; an input that disappeared from a snapshot loses its shards. The val shards
 are then cut by size from every input's val piece (one task; redone only when a part changed), and
-manifest.json is merged from the parts, written last. The tokenizer is the token set's own (tokenizer.json), else the one given,
+manifest.json is merged from the parts, written last. With `tokenize.languages`, only the documents of those
+languages (by their `language` column) are encoded, the others counted as skipped "other_language" (they belong
+to another token set); the selection is part of the fingerprint, so a changed list re-encodes. The tokenizer is the token set's own (tokenizer.json), else the one given,
 else trained on a sample of the inputs the first time. A command holds the token set's lock.
 """
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from crawlproc.recipe import Recipe
+from crawlproc.recipe import Recipe, language_matches
 from crawlproc.store.fingerprint import digest
 from crawlproc.store.layout import Layout, TokenSetDir
 from crawlproc.store.lock import hold
@@ -128,10 +131,17 @@ def snapshots_with(layout: Layout, source: str) -> list[str]:
     return out
 
 
+def language_filter(cfg) -> Callable[[str], bool] | None:
+    """tokenize.languages as the predicate encode_part and the tokenizer's sample take (None: every language);
+    a plain partial, so that Ray ships it to the tasks."""
+    selection = cfg.selection()
+    return functools.partial(language_matches, tuple(selection)) if selection else None
+
+
 def ensure_tokenizer(tokset: TokenSetDir, cfg, tokenizer_path: str | None, inputs: list[Input],
                      manifest: dict | None, log: Log) -> tuple[BPETokenizer, dict, bool]:
     """(tokenizer, its manifest entry, trained now): the token set's own, else `tokenizer_path` (copied in),
-    else a new one trained on a sample of the inputs."""
+    else a new one trained on a sample of the inputs (of tokenize.languages only, when set)."""
     import ray
 
     storage = tokset.storage
@@ -155,14 +165,15 @@ def ensure_tokenizer(tokset: TokenSetDir, cfg, tokenizer_path: str | None, input
     else:
         if not inputs:
             raise TokenizeError("no inputs to train a tokenizer on, and no --tokenizer given")
-        log(f"tokenize: training a {cfg.vocab_size}-token BPE on up to {cfg.sample_bytes:,} bytes of text")
+        of = f" in {', '.join(cfg.selection())}" if cfg.languages else ""
+        log(f"tokenize: training a {cfg.vocab_size}-token BPE on up to {cfg.sample_bytes:,} bytes of text{of}")
         note_activity(f"training the tokenizer of {tokset.uri}")
         t0 = time.perf_counter()
         ensure_ray()
         task = ray.remote(train_from_inputs).options(num_cpus=1, max_retries=1)
         try:
             tok = ray.get(task.remote(storage, [i.uri for i in inputs], cfg.vocab_size, cfg.sample_bytes,
-                                      cfg.name))
+                                      cfg.name, language_filter(cfg), cfg.selection()))
         except ray.exceptions.RayTaskError as e:
             if isinstance(e.cause, EncodeError):
                 raise TokenizeError(str(e.cause)) from None
@@ -183,6 +194,11 @@ class TokenizeSummary(StageSummary):
     dropped: int = 0  # parts of inputs that no longer exist, removed
     trained: bool = False
     warnings: list[str] = field(default_factory=list)  # what the user should know about the result
+
+    @property
+    def other_language(self) -> int:
+        """Documents left out of this token set for being in a language not in tokenize.languages."""
+        return int(((self.manifest or {}).get("skipped") or {}).get("other_language", 0))
 
 
 def run_tokenize(
@@ -214,15 +230,17 @@ def run_tokenize(
         manifest = found[0] if found else None
         tok, info, trained = ensure_tokenizer(tokset, cfg, tokenizer_path, inputs, manifest, log)
         settings = {"val_fraction": cfg.val_fraction, "shard_tokens": cfg.shard_tokens,
-                    "max_doc_chars": cfg.max_doc_chars, "source": source}
+                    "max_doc_chars": cfg.max_doc_chars, "source": source, "languages": cfg.selection()}
         plan_fp = {"tokenizer": info["sha256"], **settings}
+        if not cfg.languages:  # every language: the fingerprint of token sets made before the key, kept
+            del plan_fp["languages"]
         units = []
         for i in inputs:
             fp = digest({**plan_fp, "input": i.identity})
             # the part's shards carry its fingerprint: a re-encoded input writes beside its listed shards
             units.append(Unit(key=i.key, args=(i.uri, f"{i.key}-{fp[:8]}"), source=i.uri, fingerprint=fp))
         fresh: dict[str, dict] = {}
-        result = run_stage("tokenize", units, encode_part, shared=(tok, settings, tokset),
+        result = run_stage("tokenize", units, encode_part, shared=(tok, settings, tokset, language_filter(cfg)),
                            markers=tokset.markers, num_cpus=recipe.ray.num_cpus_per_task,
                            max_retries=recipe.ray.max_retries, force=force,
                            progress=f"tokenize {cfg.name}" if progress else False, unit="inputs",
@@ -259,6 +277,9 @@ def run_tokenize(
     log(f"tokenize: {result.done} input(s) encoded, {result.skipped} already encoded; totals train "
         f"{t['train']['tokens']} tokens / {t['train']['documents']} docs, val {t['val']['tokens']} tokens / "
         f"{t['val']['documents']} docs in {t['val']['shards']} shard(s)")
+    if cfg.languages:
+        log(f"tokenize: languages {', '.join(cfg.selection())}: {summary.other_language:,} document(s) in other "
+            "languages left for other token sets")
     summary.warnings = sanity_warnings(merged, cfg, recipe, tokenizer_path)
     for w in summary.warnings:
         log(f"tokenize: warning: {w}")
