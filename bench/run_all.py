@@ -31,7 +31,10 @@ BENCHES = [
     ("decontamination vs datatrove's n-gram decontamination", ["bench_decontam.py"]),
     ("per-document CPU time against text length on adversarial text", ["bench_linear.py"]),
     ("benchmark scoring vs lm-eval-harness: agreement and speed", ["bench_eval.py"]),
-    ("ablation of the recipe's filters on the mini crawl (long: 12 trainings)", ["ablate_filters.py"]),
+    ("refilter vs extracting again", ["bench_refilter.py"]),
+    ("trafilatura's exact-text levers, one by one", ["bench_levers.py"]),
+    ("ablation of the recipe's filters and the architectures on the mini crawl (long: 18 trainings)",
+     ["ablate_filters.py", "--archs"]),
 ]
 
 
