@@ -138,7 +138,7 @@ def run_ours(files: list[Path], work: Path, variant: str, timing: dict) -> dict:
             rows.append(((i, row["warc_offset"]), row["id"], [row["removed_by"], row["removed_reason"]], row["text"]))
     kept, removed, texts = first_copy(rows)
     return {
-        "docs_in": sum(st["stages"]["url_filter"]["in"] or st["stages"]["extract"]["in"] for st in stats),
+        "docs_in": sum(st["steps"]["url_filter"]["in"] or st["steps"]["extract"]["in"] for st in stats),
         "kept": kept, "removed": removed, "texts": texts,
         "timeouts": sum(v for st in stats for k, v in st["removed_reasons"].items() if k.endswith(":timeout")),
         "seconds": dict(sum((Counter(st["seconds"]) for st in stats), Counter())),

@@ -101,7 +101,7 @@ def run_file(path: Path, cld2_by_url: dict, recipe, srv, tmp: Path) -> dict:
             "gained": len(set(kept_idx) - set(kept_full)),
             "same_text": sum(kept_full[i] == kept_idx[i] for i in set(kept_full) & set(kept_idx)),
             "cpu_full_s": round(full["cpu_s"], 3), "cpu_index_s": round(idx["cpu_s"], 3),
-            "full_seconds": st["seconds"], "html_responses": st["stages"].get("url_filter", {}).get("in", 0),
+            "full_seconds": st["seconds"], "html_responses": st["steps"].get("url_filter", {}).get("in", 0),
             "index_bytes": sum(len(str(v)) for r in rows for v in r.values()),
             "kept_text_bytes": sum(len(t.encode()) for t in kept_full.values())}
 
