@@ -200,13 +200,16 @@ def test_ctrl_c_in_run_ends_in_one_line_and_the_same_command_finishes(tmp_path):
         last = err.strip().splitlines()[-1]
         assert last.startswith("crawlproc run: interrupted after ") and " of 4 files of extract CC-MAIN-2024-10" in last
         assert last.endswith("; run the same command to resume")
+        # the driver counts the files whose results it received; a worker may have committed one more marker
+        # that the driver had not yet heard of when Ctrl-C came (the marker is the commit, so it counts below)
         n = int(last.split("after ")[1].split()[0])
-        assert 1 <= n < 4 and len(list(done.iterdir())) >= n
+        m = len(list(done.iterdir()))
+        assert 1 <= m < 4 and n <= m
         with server._lock:
             server.faults.clear()
         again = subprocess.run(cmd, cwd=REPO, env=ENV, capture_output=True, text=True, timeout=600)
     assert again.returncode == 0, again.stderr[-3000:]
-    assert f"{n} already done" in again.stdout and len(list(done.iterdir())) == 4
+    assert f"{m} already done" in again.stdout and len(list(done.iterdir())) == 4
 
 
 # --- fail fast -------------------------------------------------------------------------------------------
