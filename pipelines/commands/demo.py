@@ -97,9 +97,13 @@ def _main(args) -> int:
     kept, removed = ((summary.total_kept, summary.total_removed) if summary.total_kept is not None
                      else (summary.kept, summary.removed))  # a bucket's markers are not all read back
     print(f"  extract   {kept} documents kept, {removed} removed "
-          f"-> {snap}/docs/, removed/ (with the reason), stats/")
+          f"-> {snap}/docs/, removed/ (with the reason), _done/ (each file's counts)")
     print(f"  dedup     {dedup.get('exact_duplicates', 0)} exact + {dedup.get('near_duplicates', 0)} near "
           f"duplicates removed, PII replaced -> {snap}/final/, {snap}/dedup/")
+    decontam = info.get("decontaminate")
+    if decontam:
+        print(f"  decontam  {decontam.get('removed', 0)} documents holding benchmark items removed "
+              f"-> {snap}/decontaminated/, decontaminated_removed/ (each names its item)")
     print(f"  tokenize  {tok.get('train_tokens') or 0:,} train / {tok.get('val_tokens') or 0:,} val tokens "
           f"-> {tok.get('tokens_dir')}/")
     val = train.get("val_loss")
