@@ -18,39 +18,22 @@ reference in Python, with the same results, far more slowly.
 
 from __future__ import annotations
 
-import os
-
 import numpy as np
 
+# numba, its cache fallback and MurmurHash3's finalizer have one owner: the MinHash kernels. Without numba (or
+# with CRAWLPROC_NUMBA=0) the Python reference of crawlproc.decontam.match and .index runs instead
+from crawlproc.dedup.kernels import AVAILABLE, compiled, fmix64
 from crawlproc.decontam.text import (
     BOUNDARY, DELETE, DIGIT, FNV_OFFSET, FNV_PRIME, LENGTH_SALT, POLY_BASE, TABLE_SIZE, UNSPACED,
 )
-
-try:
-    from numba import njit
-except ImportError:  # the Python reference runs instead
-    njit = None
-
-AVAILABLE = njit is not None and os.environ.get("CRAWLPROC_NUMBA", "1") != "0"
 
 _FNV_OFFSET = np.uint64(FNV_OFFSET)
 _FNV_PRIME = np.uint64(FNV_PRIME)
 _BASE = np.uint64(POLY_BASE)
 _SALT = np.uint64(LENGTH_SALT)
-_M1, _M2 = np.uint64(0xFF51AFD7ED558CCD), np.uint64(0xC4CEB9FE1A85EC53)
-_S33 = np.uint64(33)
 _BOUNDARY, _DELETE, _DIGIT, _UNSPACED = np.uint32(BOUNDARY), np.uint32(DELETE), np.uint32(DIGIT), np.uint32(UNSPACED)
 _TABLE_SIZE = TABLE_SIZE
 _PLANE3_END = 0x3FFFF
-
-
-def _fmix64(x):
-    x ^= x >> _S33
-    x *= _M1
-    x ^= x >> _S33
-    x *= _M2
-    x ^= x >> _S33
-    return x
 
 
 def _decode(data, pos, end):
@@ -114,7 +97,7 @@ def _text_words(data, start, end, table, hashes, starts, ends, m):
                 wend = pos
                 continue
             if in_word:
-                hashes[m], starts[m], ends[m] = _fmix64(h), wstart, wend
+                hashes[m], starts[m], ends[m] = fmix64(h), wstart, wend
                 m += 1
                 in_word = False
                 h = _FNV_OFFSET
@@ -131,20 +114,20 @@ def _text_words(data, start, end, table, hashes, starts, ends, m):
                 held = True
                 continue
             if in_word:
-                hashes[m], starts[m], ends[m] = _fmix64(h), wstart, wend
+                hashes[m], starts[m], ends[m] = fmix64(h), wstart, wend
                 m += 1
                 in_word = False
                 h = _FNV_OFFSET
             in_number = False
         elif v & _UNSPACED:
             if in_word:
-                hashes[m], starts[m], ends[m] = _fmix64(h), wstart, wend
+                hashes[m], starts[m], ends[m] = fmix64(h), wstart, wend
                 m += 1
                 in_word = False
                 h = _FNV_OFFSET
             in_number = False
             one = (_FNV_OFFSET ^ np.uint64(v & ~_UNSPACED)) * _FNV_PRIME
-            hashes[m], starts[m], ends[m] = _fmix64(one), here, pos
+            hashes[m], starts[m], ends[m] = fmix64(one), here, pos
             m += 1
         else:
             if not in_word:
@@ -153,7 +136,7 @@ def _text_words(data, start, end, table, hashes, starts, ends, m):
             in_number = False
             wend = pos
     if in_word:
-        hashes[m], starts[m], ends[m] = _fmix64(h), wstart, wend
+        hashes[m], starts[m], ends[m] = fmix64(h), wstart, wend
         m += 1
     return m
 
@@ -334,26 +317,18 @@ def _covered(t, held, held_at, nheld, starts, ends, cov_n, cov_item, cov_pos, s_
     return cov, covered
 
 
-def _compiled(fn, **options):
-    try:
-        return njit(cache=True, nogil=True, **options)(fn)
-    except RuntimeError:  # no writable place for numba's cache: compile per process
-        return njit(cache=False, nogil=True, **options)(fn)
-
-
 if AVAILABLE:
-    _fmix64 = _compiled(_fmix64)
-    _decode = _compiled(_decode, boundscheck=False)
-    _class = _compiled(_class, boundscheck=False)
-    _text_words = _compiled(_text_words, boundscheck=False)
-    _maybe = _compiled(_maybe, boundscheck=False)
-    _find = _compiled(_find, boundscheck=False)
-    fill_slots = _compiled(_fill_slots, boundscheck=False)
-    words = _compiled(_words, boundscheck=False)
-    window_keys = _compiled(_window_keys, boundscheck=False)
-    _grown = _compiled(_grown)
-    _covered = _compiled(_covered, boundscheck=False)
-    match = _compiled(_match, boundscheck=False)
+    _decode = compiled(_decode, boundscheck=False)
+    _class = compiled(_class, boundscheck=False)
+    _text_words = compiled(_text_words, boundscheck=False)
+    _maybe = compiled(_maybe, boundscheck=False)
+    _find = compiled(_find, boundscheck=False)
+    fill_slots = compiled(_fill_slots, boundscheck=False)
+    words = compiled(_words, boundscheck=False)
+    window_keys = compiled(_window_keys, boundscheck=False)
+    _grown = compiled(_grown)
+    _covered = compiled(_covered, boundscheck=False)
+    match = compiled(_match, boundscheck=False)
 else:
     words = window_keys = match = None
     fill_slots = _fill_slots

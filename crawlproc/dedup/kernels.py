@@ -32,8 +32,8 @@ FMIX_MULT = (np.uint64(0xFF51AFD7ED558CCD), np.uint64(0xC4CEB9FE1A85EC53))  # Mu
 _FMIX1, _FMIX2 = FMIX_MULT
 
 
-def _fmix64(x):
-    """minhash._fmix64 on one value."""
+def fmix64(x):
+    """minhash._fmix64 on one value (decontamination's kernels hash with it too)."""
     x ^= x >> np.uint64(33)
     x *= _FMIX1
     x ^= x >> np.uint64(33)
@@ -56,7 +56,7 @@ def _shingles(data, num_docs, ngram, shingle_mult, word_mult0, word_mult1):
                 combined = np.uint64(0)
                 for k in range(words):
                     combined += ring[k] * shingle_mult[k]
-                out[m] = _fmix64(combined)
+                out[m] = fmix64(combined)
                 m += 1
                 counts[doc] += 1
             doc += 1
@@ -82,7 +82,7 @@ def _shingles(data, num_docs, ngram, shingle_mult, word_mult0, word_mult1):
                 chunk |= np.uint64(data[start + offset + j]) << np.uint64(8 * j)
             h = (h * word_mult1) ^ chunk
             offset += 8
-        ring[pos] = _fmix64(h)
+        ring[pos] = fmix64(h)
         pos = pos + 1 if pos + 1 < ngram else 0  # now the oldest word's place (no division in the loop)
         words += 1
         if words >= ngram:
@@ -90,7 +90,7 @@ def _shingles(data, num_docs, ngram, shingle_mult, word_mult0, word_mult1):
             for k in range(ngram):
                 at = pos + k
                 combined += ring[at if at < ngram else at - ngram] * shingle_mult[k]
-            out[m] = _fmix64(combined)
+            out[m] = fmix64(combined)
             m += 1
             counts[doc] += 1
     return out[:m].copy(), counts
@@ -189,7 +189,8 @@ def _min_hashes(hashes, starts, counts, a, b, out):
             j += 1
 
 
-def _compiled(fn, **options):
+def compiled(fn, **options):
+    """`fn` compiled by numba as every kernel of the project is (crawlproc.decontam.kernels too)."""
     try:
         return njit(cache=True, nogil=True, **options)(fn)
     except RuntimeError:  # no writable place for numba's cache (read-only code and home): compile per process
@@ -197,9 +198,9 @@ def _compiled(fn, **options):
 
 
 if AVAILABLE:
-    _fmix64 = _compiled(_fmix64)
-    normalize = _compiled(_normalize, boundscheck=False)
-    shingles = _compiled(_shingles, boundscheck=False)
-    min_hashes = _compiled(_min_hashes, boundscheck=False)
+    fmix64 = compiled(fmix64)
+    normalize = compiled(_normalize, boundscheck=False)
+    shingles = compiled(_shingles, boundscheck=False)
+    min_hashes = compiled(_min_hashes, boundscheck=False)
 else:
     normalize = shingles = min_hashes = None
