@@ -275,12 +275,7 @@ def read_piece(d: TokenSetDir, name: str) -> pa.Table:
 def remove_unlisted_pieces(d: TokenSetDir, manifest: dict) -> int:
     """Delete the val pieces no part of the (just committed) manifest names. Returns how many."""
     listed = {p["val_piece"]["file"] for p in (manifest.get("parts") or {}).values() if p.get("val_piece")}
-    n = 0
-    for e in d.storage.list(d.pieces_dir, suffix=".parquet"):
-        if e.name not in listed:
-            d.storage.delete(e.uri)
-            n += 1
-    return n
+    return _remove_unlisted(d.storage, d.pieces_dir, listed)
 
 
 def copy_tokenizer(src: TokenSet, d: TokenSetDir) -> None:
@@ -294,11 +289,14 @@ def copy_tokenizer(src: TokenSet, d: TokenSetDir) -> None:
 def remove_unlisted_shards(d: TokenSetDir, manifest: dict) -> int:
     """Delete the shards the (just committed) manifest does not list: an earlier version's, or a crashed
     command's. Returns how many."""
-    listed = {s["file"] for s in manifest["shards"]}
+    return _remove_unlisted(d.storage, d.uri, {s["file"] for s in manifest["shards"]})
+
+
+def _remove_unlisted(storage: Storage, folder: str, listed: set[str]) -> int:
     n = 0
-    for e in d.storage.list(d.uri, suffix=".parquet"):
+    for e in storage.list(folder, suffix=".parquet"):
         if e.name not in listed:
-            d.storage.delete(e.uri)
+            storage.delete(e.uri)
             n += 1
     return n
 
