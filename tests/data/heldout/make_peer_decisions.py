@@ -14,31 +14,17 @@ from __future__ import annotations
 
 import gzip
 import json
+import sys
 from importlib.metadata import version
 from pathlib import Path
 
-from datatrove.data import Document
-from datatrove.pipeline.filters import (
-    C4QualityFilter,
-    FineWebQualityFilter,
-    GopherQualityFilter,
-    GopherRepetitionFilter,
-)
-
 HERE = Path(__file__).parent
-STAGES = ["gopher_repetition", "gopher_quality", "c4", "fineweb_quality"]
-
-
-def decide(f, text: str) -> tuple[str | None, str]:
-    doc = Document(text=text, id="0")
-    res = f.filter(doc)
-    keep, reason = res if isinstance(res, tuple) else (res, None)
-    return (None if keep else reason or "removed"), doc.text
+sys.path.insert(0, str(HERE.parent / "quality"))
+from make_peer_decisions import decide, peer_filters  # noqa: E402 -- the in-sample set's peer, the same filters
 
 
 def main() -> None:
-    filters = dict(zip(STAGES, [GopherRepetitionFilter(), GopherQualityFilter(),
-                                C4QualityFilter(filter_no_terminal_punct=False), FineWebQualityFilter()]))
+    filters = peer_filters()
     texts = json.loads(gzip.decompress((HERE / "texts.json.gz").read_bytes()))
     out = {"peer": f"datatrove {version('datatrove')}, spacy {version('spacy')}", "documents": {}}
     for key, item in sorted(texts.items()):

@@ -34,9 +34,15 @@ def decide(f, text: str) -> tuple[str | None, str]:
     return (None if keep else reason or "removed"), doc.text
 
 
+def peer_filters() -> dict:
+    """datatrove's four filters as its examples/fineweb.py sets them, by our stage names (also used by
+    tests/data/heldout/make_peer_decisions.py)."""
+    return dict(zip(STAGES, [GopherRepetitionFilter(), GopherQualityFilter(),
+                             C4QualityFilter(filter_no_terminal_punct=False), FineWebQualityFilter()]))
+
+
 def main() -> None:
-    filters = dict(zip(STAGES, [GopherRepetitionFilter(), GopherQualityFilter(),
-                                C4QualityFilter(filter_no_terminal_punct=False), FineWebQualityFilter()]))
+    filters = peer_filters()
     texts = json.loads((HERE / "texts.json").read_text(encoding="utf-8"))
     out = {"peer": f"datatrove {version('datatrove')}, spacy {version('spacy')}", "documents": {}}
     for key, item in texts.items():
