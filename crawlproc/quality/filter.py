@@ -195,8 +195,9 @@ class PerLanguage:
         self.cls, self.cfg, self.mode = cls, cfg, mode
         self.name = cls.name
         self._variants: dict[str, tuple[Filter, str]] = {}
-        if cfg.enabled:  # built now with the recipe's own settings: a bad model or list fails the pipeline's build
-            cls(cfg)
+        # built now with the recipe's own settings: a bad model or list fails the pipeline's build; kept for
+        # the languages whose settings are the recipe's
+        self._own = cls(cfg) if cfg.enabled else None
 
     def variant(self, lang_script: str | None) -> tuple[Filter, str]:
         """(the filter with this language's settings, where they come from: "fineweb", "fineweb2:deu_Latn",
@@ -220,7 +221,8 @@ class PerLanguage:
             source += "+recipe"
         cfg = dataclasses.replace(self.cfg, **values, **({"lang": {}} if "lang" in fields else {})) \
             if values else self.cfg
-        hit = self._variants[lang_script] = (self.cls(cfg), source)
+        f = self._own if cfg is self.cfg and self._own is not None else self.cls(cfg)
+        hit = self._variants[lang_script] = (f, source)
         return hit
 
     def run(self, doc: Doc) -> str | None:
