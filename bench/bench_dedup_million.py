@@ -58,7 +58,7 @@ from crawlproc.recipe import Recipe  # noqa: E402
 
 
 def run_ours(inp: Path, out: Path, partitions: int, cpus: int, components: str,
-             signatures_from: Path | None = None) -> dict:
+             signatures_from: Path | None = None, sketch: str = "classic") -> dict:
     """The stage in this process, Ray started by it (as `crawlproc dedup`): wall times and its summary."""
     import ray
 
@@ -69,6 +69,7 @@ def run_ours(inp: Path, out: Path, partitions: int, cpus: int, components: str,
     recipe = Recipe()
     recipe.dedup.num_partitions = partitions
     recipe.dedup.components = components
+    recipe.minhash.sketch = sketch
     recipe.ray.object_store_memory_mb = 300
     shutil.rmtree(out, ignore_errors=True)
     if signatures_from:  # current signatures (same docs bytes, same settings) are reused, not recomputed
@@ -107,13 +108,15 @@ def process_tree_cpu() -> dict:
     return {k: round(v, 3) if isinstance(v, float) else v for k, v in out.items()}
 
 
-def run_child(inp: Path, out: Path, partitions: int, cpus: int, components: str, cold: bool) -> dict:
+def run_child(inp: Path, out: Path, partitions: int, cpus: int, components: str, cold: bool,
+              sketch: str = "classic") -> dict:
     """run_ours in a fresh interpreter (cold: with an empty numba cache): its result, and the interpreter's
     own start-up (imports) in the driver's CPU and in the wall time."""
     import subprocess
     import tempfile
 
-    spec = {"inp": str(inp), "out": str(out), "partitions": partitions, "cpus": cpus, "components": components}
+    spec = {"inp": str(inp), "out": str(out), "partitions": partitions, "cpus": cpus, "components": components,
+            "sketch": sketch}
     env = dict(os.environ)
     cache = tempfile.mkdtemp(prefix="numba-cold-") if cold else None
     if cache:
@@ -132,7 +135,8 @@ def run_child(inp: Path, out: Path, partitions: int, cpus: int, components: str,
 
 def child_main(spec_json: str, result_path: str) -> int:
     spec = json.loads(spec_json)
-    res = run_ours(Path(spec["inp"]), Path(spec["out"]), spec["partitions"], spec["cpus"], spec["components"])
+    res = run_ours(Path(spec["inp"]), Path(spec["out"]), spec["partitions"], spec["cpus"], spec["components"],
+                   sketch=spec["sketch"])
     Path(result_path).write_text(json.dumps(res, default=str))
     return 0
 
@@ -244,6 +248,8 @@ def main() -> int:
     ap.add_argument("--components", choices=["auto", "distributed", "single"], default="auto",
                     help="auto (the recipe's default): one task up to 8M distinct edges, else distributed")
     ap.add_argument("--cpus", type=int, default=os.cpu_count() or 2)
+    ap.add_argument("--sketch", choices=["classic", "one_permutation"], default="classic",
+                    help="minhash.sketch (one_permutation: faster, dedups differently; its recall is printed)")
     ap.add_argument("--warm", action="store_true", help="keep numba's compiled kernels (default: a cold start)")
     ap.add_argument("--no-real", action="store_true", help="leave out the real near-duplicates (bench/dedup_real.py)")
     ap.add_argument("--peer-docs", type=int, default=10_000, help="documents for the datatrove comparison (0: none)")
@@ -279,14 +285,16 @@ def main() -> int:
           f"{planted.jaccard.max():.2f}; made or loaded in {gen_s:.0f}s)")
     gc.collect()
     load0 = os.getloadavg()
-    ours = run_child(work / "input", work / "out", partitions, args.cpus, args.components, cold=not args.warm)
+    ours = run_child(work / "input", work / "out", partitions, args.cpus, args.components, cold=not args.warm,
+                     sketch=args.sketch)
     load1 = os.getloadavg()
     s = ours["summary"]
     cpu = ours["cpu"]
     total_cpu = cpu["driver"] + cpu["ray_workers"] + cpu["ray_daemons"]
     est = idle_estimate(ours, args.cpus, docs)
     per_m = 1e6 / docs
-    print(f"ours ({'cold start: empty numba cache' if not args.warm else 'warm numba cache'}; Ray started by the stage): "
+    print(f"ours ({'cold start: empty numba cache' if not args.warm else 'warm numba cache'}; Ray started by the stage; "
+          f"minhash.sketch = {args.sketch}): "
           f"{docs} documents of {gen_words:.0f} words on average, {len(planted.copy) / docs:.1%} planted duplicates; "
           f"load average {load0[0]:.1f} before, {load1[0]:.1f} after")
     print(f"  CPU {total_cpu:.1f} s = {total_cpu / docs * 1e6:.1f} CPU-us per document (driver {cpu['driver']:.1f}: "
@@ -316,12 +324,13 @@ def main() -> int:
           f"Jaccard with the kept one >= 0.5: {quality['precision_j_0.5']:.4f}; >= 0.7: {quality['precision_j_0.7']:.4f}; "
           "by band: " + ", ".join(f"{b['jaccard']}: {b['dropped']}" for b in quality["precision_by_band"]))
     result = {"docs": docs, "generated_docs": args.docs, "words": gen_words, "dup_frac": args.dup_frac,
-              "cpus": args.cpus, "partitions": partitions, "generate_s": gen_s,
+              "cpus": args.cpus, "sketch": args.sketch, "partitions": partitions, "generate_s": gen_s,
               "load_average": [load0[0], load1[0]], **ours, "cpu_total_s": total_cpu,
               "cpu_s_per_million": est["cpu_s_per_million"], "idle_estimate": est, "quality": quality}
     if real:  # apart: the generated text walks and quotes these same articles, which would join clusters
         dedup_real.write(work / "real-input", real)
-        again = run_child(work / "real-input", work / "real-out", 16, args.cpus, args.components, cold=False)
+        again = run_child(work / "real-input", work / "real-out", 16, args.cpus, args.components, cold=False,
+                          sketch=args.sketch)
         rq = dedup_real.score(work / "real-out" / "BENCH" / "dedup", real)
         result["real"] = rq
         print(f"real near-duplicates, deduplicated on their own (bench/dedup_real.py: {rq['documents']} documents, "

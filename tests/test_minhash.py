@@ -88,9 +88,10 @@ def test_signature_of_a_long_document_equals_the_plain_minimum():
     assert (sig[1] == expected).all()
 
 
-def test_estimate_tracks_true_jaccard_on_edited_articles(articles):
+@pytest.mark.parametrize("sketch", ["classic", "one_permutation"])
+def test_estimate_tracks_true_jaccard_on_edited_articles(articles, sketch):
     rng = random.Random(11)
-    h = MinHasher()
+    h = MinHasher(MinHashConfig(sketch=sketch))
     errors = []
     for text in articles[:40]:
         words = text.split(" ")
@@ -116,6 +117,46 @@ def test_band_keys_equal_for_copies_disjoint_for_unrelated(articles):
     assert not has_words[3]
 
 
+def _one_permutation_by_definition(h: MinHasher, text: str) -> list[int]:
+    """The one-permutation sketch from its definition, in Python integers: v = a*x + b mod 2**64, bin =
+    the top 32 bits scaled to k, each bin's minimum; an empty bin takes the first filled bin its probe row
+    names, else the next filled bin after it."""
+    k, a, b = h.num_hashes, int(h.a[0]), int(h.b[0])
+    bins: dict[int, int] = {}
+    for x in shingle_set(text):
+        v = (a * x + b) % 2**64
+        i = ((v >> 32) * k) >> 32
+        bins[i] = min(bins.get(i, v), v)
+    out = []
+    for i in range(k):
+        if i in bins:
+            out.append(bins[i])
+            continue
+        src = next((int(p) for p in h.probes[:, i] if int(p) in bins), None)
+        if src is None:
+            src = next((i + s) % k for s in range(1, k) if (i + s) % k in bins)
+        out.append(bins[src])
+    return out
+
+
+def test_one_permutation_signatures_are_the_sketch_by_its_definition(articles):
+    h = MinHasher(MinHashConfig(sketch="one_permutation", seed=5))
+    texts = [articles[0], articles[7], "only three words", "one two three four five six"]
+    sig, _ = h.signatures(texts)
+    for i, t in enumerate(texts):
+        assert sig[i].tolist() == _one_permutation_by_definition(h, t), i
+    # a document of one shingle has one filled bin: every other bin borrows it
+    assert len(set(sig[2].tolist())) == 1
+
+
+def test_the_classic_sketch_keeps_the_fingerprint_it_had_before_sketch_existed():
+    from crawlproc.dedup.signatures import signature_fingerprint
+    # the settings as fingerprints recorded them before the key: runs made then are not redone
+    assert MinHashConfig().identity() == {"ngram": 5, "num_bands": 14, "rows_per_band": 8, "hash_bits": 64, "seed": 1}
+    assert MinHashConfig(sketch="one_permutation").identity()["sketch"] == "one_permutation"
+    assert signature_fingerprint(MinHashConfig()) != signature_fingerprint(MinHashConfig(sketch="one_permutation"))
+
+
 def test_32_bit_signatures_fit_in_32_bits(articles):
     sig, _ = MinHasher(MinHashConfig(hash_bits=32)).signatures(articles[:3])
     assert sig.max() < 2**32
@@ -126,6 +167,8 @@ def test_config_validation():
         MinHashConfig(num_bands=0)
     with pytest.raises(RecipeError):
         MinHashConfig(hash_bits=16)
+    with pytest.raises(RecipeError, match="sketch"):
+        MinHashConfig(sketch="bucketed")
 
 
 def test_signature_table_format(articles):

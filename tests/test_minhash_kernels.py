@@ -80,7 +80,9 @@ def test_shingles_are_the_numpy_ones(texts, ngram):
 
 
 @pytest.mark.parametrize("config", [MinHashConfig(), MinHashConfig(hash_bits=32, seed=7),
-                                    MinHashConfig(ngram=100, num_bands=3, rows_per_band=2)])
+                                    MinHashConfig(ngram=100, num_bands=3, rows_per_band=2),
+                                    MinHashConfig(sketch="one_permutation"),
+                                    MinHashConfig(sketch="one_permutation", hash_bits=32, num_bands=3, rows_per_band=2)])
 def test_signatures_are_the_numpy_ones(real_texts, config, monkeypatch):
     hasher = MinHasher(config)
     texts = real_texts[:120] + ["", "one", "two words"]

@@ -256,6 +256,7 @@ BAD = [
     ("minhash", "num_bands", 100_000, "at most 1024"),
     ("minhash", "rows_per_band", 0, ">= 1"),
     ("minhash", "hash_bits", 16, "one of"),
+    ("minhash", "sketch", "bucketed", "one of"),
     ("minhash", "seed", -1, "[0, 2**63)"),
     ("dedup", "enabled", "x", "expected bool"),
     ("dedup", "exact", "x", "expected bool"),

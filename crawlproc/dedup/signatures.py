@@ -31,7 +31,7 @@ DOCS_KEY = b"crawlproc.docs"
 
 def signature_fingerprint(config: MinHashConfig, by_language: bool = False) -> str:
     """The settings part of the metadata: signatures made with other settings are recomputed, never mixed."""
-    settings = {"version": SIGNATURE_VERSION, "minhash": asdict(config)}
+    settings = {"version": SIGNATURE_VERSION, "minhash": config.identity()}
     if by_language:
         settings["by_language"] = True
     return json.dumps(settings, sort_keys=True)

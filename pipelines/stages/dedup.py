@@ -370,7 +370,7 @@ def _dedup(layout: Layout, snap: Snapshot, recipe: Recipe, input_dir, force, sto
         "input_dir": input_dir, "stems": stems,
         # cheap to read for 100k files; the signatures check each file's content fingerprint themselves
         "files": [[e.size, e.mtime] if e else None for e in entries],
-        "minhash": asdict(recipe.minhash), "dedup": {k: v for k, v in vars(recipe.dedup).items() if k != "order"},
+        "minhash": recipe.minhash.identity(), "dedup": {k: v for k, v in vars(recipe.dedup).items() if k != "order"},
         "earlier": _identities(earlier), "pii": asdict(recipe.pii), "inputs": extracted,
         "work_format": WORK_FORMAT,
     }
@@ -395,7 +395,7 @@ def _dedup(layout: Layout, snap: Snapshot, recipe: Recipe, input_dir, force, sto
         if stop_after == name:
             raise StopAfter(name)
 
-    compiling = compile_kernels_in_background() if recipe.dedup.enabled else None
+    compiling = compile_kernels_in_background(recipe.minhash) if recipe.dedup.enabled else None
     ensure_ray()  # while the kernels compile: a cold start pays for the two at once
     if compiling is not None:
         compiling.join()  # before the first task: this machine's workers then load the compiled code
