@@ -309,7 +309,7 @@ def main() -> int:
     print(f"  measured wall here: {ours['process_wall_s']:.1f}s for the whole process ({ours['dedup_s']:.1f}s in "
           f"run_dedup, of which Ray's start {ours['ray_start_s']:.1f}s) = {ours['process_wall_s'] * per_m:.1f} s per "
           f"million under this load; {partitions} partitions, {s['components']} components ({s['component_rounds']} rounds)")
-    print(f"      steps (wall s): {s['step_seconds']}")
+    print(f"      steps (wall s): {s['wave_seconds']}")
     print_table(s, docs)
     t = time.perf_counter()
     quality = score(work / "out" / "BENCH" / "dedup", work / "input", planted, args.docs, args.per_file,
