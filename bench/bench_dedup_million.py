@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import fcntl
 import gc
 import json
 import os
@@ -260,6 +261,14 @@ def main() -> int:
                     help="rerun with the one-task components on the same signatures and compare the outputs byte for byte")
     ap.add_argument("--keep", action="store_true", help="keep the generated input and outputs in bench/out")
     args = ap.parse_args()
+    OUT.mkdir(parents=True, exist_ok=True)
+    # one run at a time: a second one would delete and rewrite the first one's folder under it
+    lock = open(OUT / "dedup-million.lock", "w")  # noqa: SIM115 -- held until the process ends
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        print("another bench_dedup_million.py is running (it uses bench/out/dedup-million): wait for it to end")
+        return 2
     partitions = args.partitions or max(16, args.docs // 62_500)
 
     work = OUT / "dedup-million"
