@@ -40,7 +40,7 @@ class Assumptions:
     kept_share_en: float = 0.40  # of English pages, kept by the FineWeb filters (dedup input)
     kept_share_all: float = 0.30  # all languages
     wet_filter_cost: float = 1.7  # WET text is ~1.7x trafilatura's (menus, navigation: measured on one page)
-    dedup_core_s_per_mdoc: float = 90.0  # bench_dedup_million.py target: 45 s per million on 2 cores
+    dedup_core_s_per_mdoc: float = 75.0  # bench_dedup_million.py --docs 1000000: 74.6 CPU-s per million, every process
     tokenize_core_s_per_mdoc: float = 60.0  # ~500 words per doc, tiktoken-speed encoding
     select_core_s_per_mrow: float = 2.0  # index selection: Parquet decode + filters + URL filter per million rows
     extract_speedup: float = 1.0  # a faster extraction (issue 30's 3x goal) divides the HTML-extraction share
