@@ -69,7 +69,7 @@ def tokenize_stage(ctx) -> None:
         "documents": sum(totals.get(s, {}).get("documents", 0) for s in ("train", "val")),
         # documents of other languages (tokenize.languages) are not bad: counted apart, for their own token set
         "skipped": sum(n for k, n in (manifest.get("skipped") or {}).items() if k != "other_language"),
-        "other_language": (manifest.get("skipped") or {}).get("other_language", 0),
+        "other_language": result.other_language,
         "languages": manifest.get("languages") or [],
         "train_tokens": totals.get("train", {}).get("tokens"),
         "val_tokens": totals.get("val", {}).get("tokens"),

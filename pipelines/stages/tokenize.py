@@ -22,12 +22,11 @@ else trained on a sample of the inputs the first time. A command holds the token
 
 from __future__ import annotations
 
-import functools
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from crawlproc.recipe import Recipe, language_matches
+from crawlproc.recipe import Recipe
 from crawlproc.store.fingerprint import digest
 from crawlproc.store.layout import Layout, TokenSetDir
 from crawlproc.store.lock import hold
@@ -132,10 +131,9 @@ def snapshots_with(layout: Layout, source: str) -> list[str]:
 
 
 def language_filter(cfg) -> Callable[[str], bool] | None:
-    """tokenize.languages as the predicate encode_part and the tokenizer's sample take (None: every language);
-    a plain partial, so that Ray ships it to the tasks."""
-    selection = cfg.selection()
-    return functools.partial(language_matches, tuple(selection)) if selection else None
+    """tokenize.languages as the predicate encode_part and the tokenizer's sample take (None: every language):
+    the config's own rule, TokenizeConfig.wants (a bound method of a dataclass: Ray ships it to the tasks)."""
+    return cfg.wants if cfg.languages else None
 
 
 def ensure_tokenizer(tokset: TokenSetDir, cfg, tokenizer_path: str | None, inputs: list[Input],
