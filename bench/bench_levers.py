@@ -4,6 +4,7 @@ the text is the same.
     python bench/bench_levers.py                         # every real page in tests/data, 3 rounds
     python bench/bench_levers.py --pages-dir DIR ...     # also every *.html / *.html.gz under DIR
     python bench/bench_levers.py --rounds 5 --levers all,selections,all+one_pass
+    python bench/bench_levers.py --justext               # jusText's step alone: stock vs the paragraph levers
 
 What runs, on the same pages, each configuration in a fresh interpreter, rounds interleaved (the order
 alternates): `trafilatura.extract(html, url=url, favor_precision=True, include_comments=False,
@@ -102,6 +103,51 @@ def worker(config: str, pages_file: Path, result: Path) -> None:
     result.write_text(json.dumps({"cpu_s": cpu, "texts": out}))
 
 
+def justext_step(pages, rounds: int) -> int:
+    """trafilatura's jusText step (`external.try_justext`, what its rescue runs) on the tree trafilatura hands it
+    (basic_cleaning of the cleaned tree) of every real page, with jusText's ParagraphMaker as it ships and with
+    the lean ones of the paragraph levers: CPU ms per page, rounds interleaved, and whether every page's
+    result (the text of each kept paragraph) is the same."""
+    import copy
+
+    from justext.core import ParagraphMaker
+    from lxml import etree
+    from trafilatura import external, utils
+    from trafilatura.baseline import basic_cleaning
+    from trafilatura.htmlprocessing import tree_cleaning
+    from trafilatura.settings import Extractor as Options
+
+    from crawlproc.extract.accelerate import HashedStopList, _lean_paragraph_maker
+
+    opts = Options(precision=True, comments=False)
+    trees = [basic_cleaning(tree_cleaning(copy.copy(t), opts))
+             for t in (utils.load_html(html) for _n, _u, html in pages) if t is not None]
+    external.JT_STOPLIST = HashedStopList(external.jt_stoplist_init())  # both sides: hashed once, untimed
+    makers = {"stock": ParagraphMaker,
+              "paragraph_events": _lean_paragraph_maker(ParagraphMaker, events=True, objects=False),
+              "lean_paragraphs": _lean_paragraph_maker(ParagraphMaker, events=False, objects=True),
+              "both": _lean_paragraph_maker(ParagraphMaker, events=True, objects=True)}
+    times: dict[str, list[float]] = {k: [] for k in makers}
+    results: dict[str, list[bytes]] = {}
+    try:
+        for _ in range(rounds):
+            for name, maker in makers.items():
+                external.ParagraphMaker = maker
+                t0 = time.process_time()
+                out = [external.try_justext(t, None, None) for t in trees]
+                times[name].append(time.process_time() - t0)
+                results.setdefault(name, [etree.tostring(b, encoding="utf-8") for b in out])
+    finally:
+        external.ParagraphMaker = ParagraphMaker
+    stock_ms = 1000 * statistics.median(times["stock"]) / len(trees)
+    print(f"jusText step on {len(trees)} real pages' trees, CPU ms per page (median of {rounds} rounds)")
+    for name in makers:
+        ms = 1000 * statistics.median(times[name]) / len(trees)
+        same = sum(a == b for a, b in zip(results[name], results["stock"]))
+        print(f"  {name:18}{ms:8.2f}   stock/this {stock_ms / ms:6.2f}   same result {same}/{len(trees)}")
+    return 0
+
+
 def token_jaccard(a: str, b: str) -> float:
     sa, sb = set(a.split()), set(b.split())
     return len(sa & sb) / len(sa | sb) if sa | sb else 1.0
@@ -115,6 +161,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--levers", default="all,selections,element_lookup,raw_tree_copy,options",
                     help="configurations beside stock, comma-separated: a lever name, all (the default levers), or "
                     "levers joined by + (all+one_pass)")
+    ap.add_argument("--justext", action="store_true", help="time jusText's step alone (stock vs the paragraph levers)")
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     ap.add_argument("--pages", type=Path, help=argparse.SUPPRESS)
     ap.add_argument("result", nargs="?", type=Path, help=argparse.SUPPRESS)
@@ -124,6 +171,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     pages = real_pages(args.pages_dir)
+    if args.justext:
+        return justext_step(pages, args.rounds)
     OUT.mkdir(parents=True, exist_ok=True)
     pages_file = OUT / "levers-pages.pkl"
     pages_file.write_bytes(pickle.dumps(pages))

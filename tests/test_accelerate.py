@@ -243,6 +243,65 @@ def test_the_lean_paragraph_maker_makes_jusTexts_paragraphs_on_every_real_page()
     assert checked > 10_000
 
 
+@pytest.mark.parametrize("events", [False, True], ids=["alone", "with_paragraph_events"])
+def test_lean_paragraphs_are_jusTexts_paragraphs_and_classify_the_same_on_every_real_page(events):
+    """Every value jusText and trafilatura read from a paragraph, before and after classification, from the tree
+    trafilatura hands jusText, with the combined stop list trafilatura uses."""
+    import copy
+
+    from justext.core import ParagraphMaker, classify_paragraphs, revise_paragraph_classification
+    from trafilatura import external
+    from trafilatura.baseline import basic_cleaning
+    from trafilatura.htmlprocessing import tree_cleaning
+    from trafilatura.settings import Extractor as Options
+
+    lean = accelerate._lean_paragraph_maker(ParagraphMaker, events=events, objects=True)
+    stoplist = frozenset(external.JT_STOPLIST or external.jt_stoplist_init())
+    opts = Options(precision=True, comments=False)
+
+    def made(paragraphs):
+        return [(p.dom_path, p.xpath, list(p.text_nodes), p.chars_count_in_links, p.tags_count, p.text, len(p),
+                 p.words_count, p.stopwords_count(stoplist), p.stopwords_density(stoplist), p.links_density(),
+                 p.is_heading) for p in paragraphs]
+
+    def classified(paragraphs):
+        classify_paragraphs(paragraphs, stoplist, 50, 150, 0.1, 0.2, 0.25, True)
+        revise_paragraph_classification(paragraphs, 150)
+        return [(p.cf_class, p.class_type, p.heading, p.is_boilerplate, p.text) for p in paragraphs]
+
+    checked = good = 0
+    for _name, _url, html in real_pages():
+        tree = utils.load_html(html)
+        if tree is None:
+            continue
+        tree = basic_cleaning(tree_cleaning(copy.copy(tree), opts))
+        theirs, ours = ParagraphMaker.make_paragraphs(tree), lean.make_paragraphs(tree)
+        assert all(type(p).__name__ == "LeanParagraph" for p in ours)
+        assert made(ours) == made(theirs)
+        expected = classified(theirs)
+        assert classified(ours) == expected
+        checked += len(expected)
+        good += sum(c[1] == "good" for c in expected)
+    assert checked > 10_000 and good > 1_000
+
+
+def test_a_lean_paragraphs_text_follows_its_text_nodes():
+    from justext.core import PathInfo
+    from justext.paragraph import Paragraph
+
+    path = PathInfo().append("body").append("div").append("p")
+    ours, theirs = accelerate._lean_paragraph_class()(path), Paragraph(path)
+    path.pop().append("span")  # the path moves on: the paragraph keeps where it was made
+    for p in (ours, theirs):
+        p.append_text("  one\n\n two ")
+    assert (ours.text, ours.words_count, ours.dom_path, ours.xpath) == (theirs.text, 2, "body.div.p", "/body[1]/div[1]/p[1]")
+    for p in (ours, theirs):
+        p.append_text(" three\t")
+    assert (ours.text, len(ours), ours.words_count) == (theirs.text, len(theirs), theirs.words_count) == ("one\ntwo three", 13, 3)
+    ours.dom_path = "set"  # jusText's attributes stay assignable
+    assert ours.dom_path == "set"
+
+
 def test_the_compiled_lists_are_trafilaturas_own_lists():
     """The swap works in place on trafilatura's list objects (the modules that use them hold the same objects)."""
     from trafilatura import main_extractor

@@ -20,6 +20,11 @@ Each lever is exact, not a heuristic; none changes what trafilatura decides:
   namespace map, an attribute dictionary and qualified names for every element; ParagraphMaker reads none of
   them. The same events in the same order (start, text, children, end, tail; comments and processing
   instructions as saxify gives them) come from a lean walk instead.
+- **lean_paragraphs**: ParagraphMaker starts a jusText Paragraph at every block tag and keeps only those that
+  received text (a quarter of them on real pages); each builds its DOM path and XPath strings when created,
+  and its `text` (join, strip, whitespace regex) is rebuilt at every read, about eight per kept paragraph. A
+  Paragraph subclass keeps a copy of the path and builds the two strings when first read, and builds `text`
+  and its word list once per set of text nodes: the same values, read the same way.
 
 Nothing is changed for code outside our calls: the swaps are made on entering `Accelerator.extract` and undone
 on leaving it (a count keeps them in place while any thread is inside). A thread that calls trafilatura during
@@ -48,7 +53,8 @@ from crawlproc.extract.attrxpath import Unsupported, compile_union, try_compile
 
 LOG = logging.getLogger(__name__)
 
-LEVERS = ("selections", "element_lookup", "raw_tree_copy", "options", "stoplist_hash", "paragraph_events")
+LEVERS = ("selections", "element_lookup", "raw_tree_copy", "options", "stoplist_hash", "paragraph_events",
+          "lean_paragraphs")
 # Measured, not used by default: one combined pass (with one function reading each attribute once) for each
 # list that trafilatura prunes with, instead of one pass per expression. It reads every attribute any of the
 # expressions needs on every element the widest of them visits, and came out ~8% slower than "selections"
@@ -78,6 +84,14 @@ VERIFIED = {
         "external.try_justext": "6f0fa6cffc365def",
         "justext.core.ParagraphMaker": "b41fe77fbc5b6a64",
         "lxml.sax.ElementTreeProducer": "5f96e114e133dda2",
+    },
+    "lean_paragraphs": {
+        "external.try_justext": "6f0fa6cffc365def",
+        "justext.core.ParagraphMaker": "b41fe77fbc5b6a64",
+        "justext.core.PathInfo": "a0654d40b436e45d",
+        "justext.paragraph.Paragraph": "638810ac2d88e31c",
+        "justext.core.classify_paragraphs": "37149c0348a99b3c",
+        "justext.core.revise_paragraph_classification": "cdb816fa335044f0",
     },
     "options": {
         "core.extract": "e0fa59198274f62e",
@@ -345,15 +359,18 @@ def _build_swaps(levers: tuple[str, ...]) -> _Swaps:
 
         words = external.JT_STOPLIST or external.jt_stoplist_init()
         swaps.stoplist = (words, HashedStopList(words))
-    if "paragraph_events" in levers:
+    events, objects = "paragraph_events" in levers, "lean_paragraphs" in levers
+    if events or objects:
         from trafilatura import external
 
-        swaps.paragraph_maker = (external.ParagraphMaker, _lean_paragraph_maker(external.ParagraphMaker))
+        maker = external.ParagraphMaker
+        swaps.paragraph_maker = (maker, _lean_paragraph_maker(maker, events=events, objects=objects))
     return swaps
 
 
-def _lean_paragraph_maker(paragraph_maker: type) -> type:
-    """jusText's ParagraphMaker fed by a walk that gives it lxml.sax.saxify's events without what it ignores."""
+def _lean_paragraph_maker(paragraph_maker: type, events: bool = True, objects: bool = False) -> type:
+    """jusText's ParagraphMaker fed by a walk that gives it lxml.sax.saxify's events without what it ignores
+    (`events`), making lean Paragraphs (`objects`)."""
     from lxml.etree import Comment, ProcessingInstruction
 
     def ns_tag(tag):  # as lxml/sax.py splits "{namespace}name" (compiled there, not importable)
@@ -379,27 +396,87 @@ def _lean_paragraph_maker(paragraph_maker: type) -> type:
         if element.tail:
             handler.characters(element.tail)
 
-    class LeanParagraphMaker(paragraph_maker):
-        @classmethod
-        def make_paragraphs(cls, root):
-            handler = cls()
-            handler.startDocument()
-            element = root.getroot() if hasattr(root, "getroot") else root
-            before, sibling = [], element.getprevious()
-            while getattr(sibling, "tag", None) is ProcessingInstruction:
-                before.append(sibling)
-                sibling = sibling.getprevious()
-            for sibling in reversed(before):
-                element_events(handler, sibling)
-            element_events(handler, element)
-            sibling = element.getnext()
-            while getattr(sibling, "tag", None) is ProcessingInstruction:
-                element_events(handler, sibling)
-                sibling = sibling.getnext()
-            handler.endDocument()
-            return handler.paragraphs
+    def make_paragraphs(cls, root):  # ParagraphMaker.make_paragraphs, the events from the lean walk
+        handler = cls()
+        handler.startDocument()
+        element = root.getroot() if hasattr(root, "getroot") else root
+        before, sibling = [], element.getprevious()
+        while getattr(sibling, "tag", None) is ProcessingInstruction:
+            before.append(sibling)
+            sibling = sibling.getprevious()
+        for sibling in reversed(before):
+            element_events(handler, sibling)
+        element_events(handler, element)
+        sibling = element.getnext()
+        while getattr(sibling, "tag", None) is ProcessingInstruction:
+            element_events(handler, sibling)
+            sibling = sibling.getnext()
+        handler.endDocument()
+        return handler.paragraphs
 
-    return LeanParagraphMaker
+    lean_paragraph = _lean_paragraph_class() if objects else None
+
+    def start_new_paragraph(self):  # ParagraphMaker._start_new_pragraph (bool(paragraph) is len(text)), lean
+        done = self.paragraph
+        if done is not None and done.text_nodes and len(done):
+            self.paragraphs.append(done)
+        self.paragraph = lean_paragraph(self.path)
+
+    members = {}
+    if events:
+        members["make_paragraphs"] = classmethod(make_paragraphs)
+    if objects:
+        members["_start_new_pragraph"] = start_new_paragraph
+    return type("LeanParagraphMaker", (paragraph_maker,), members)
+
+
+def _lean_paragraph_class() -> type:
+    """jusText's Paragraph with its path strings built when first read and its text once per set of text nodes
+    (jusText only appends to `text_nodes`: the count of nodes tells whether the text is still current)."""
+    from functools import cached_property
+
+    from justext.paragraph import Paragraph
+    from justext.utils import normalize_whitespace
+
+    class LeanParagraph(Paragraph):
+        def __init__(self, path):  # Paragraph.__init__ without building the two path strings
+            self._elements = path._elements[:]  # (tag, order, children) of each ancestor, as PathInfo holds them
+            self.text_nodes = []
+            self.chars_count_in_links = 0
+            self.tags_count = 0
+            self.class_type = ""
+            self._made = (-1, "", [])  # (text nodes it was made from, text, words)
+
+        @cached_property
+        def dom_path(self):  # PathInfo.dom at creation
+            return ".".join(e[0] for e in self._elements)
+
+        @cached_property
+        def xpath(self):  # PathInfo.xpath at creation
+            return "/" + "/".join(f"{e[0]}[{e[1]:d}]" for e in self._elements)
+
+        def _current(self):
+            made = self._made
+            if made[0] != len(self.text_nodes):
+                text = normalize_whitespace("".join(self.text_nodes).strip())
+                made = self._made = (len(self.text_nodes), text, text.split())
+            return made
+
+        @property
+        def text(self):
+            return self._current()[1]
+
+        def __len__(self):
+            return len(self._current()[1])
+
+        @property
+        def words_count(self):
+            return len(self._current()[2])
+
+        def stopwords_count(self, stopwords):
+            return sum(word.lower() in stopwords for word in self._current()[2])
+
+    return LeanParagraph
 
 
 class HashedStopList(tuple):
