@@ -302,6 +302,41 @@ def test_a_lean_paragraphs_text_follows_its_text_nodes():
     assert ours.dom_path == "set"
 
 
+def test_the_serialising_text_content_is_lxmls_on_every_element_of_every_real_page():
+    """Every element of each real page as parsed, and of the cleaned and converted trees trafilatura works on;
+    a comment or processing instruction still raises as lxml.html's does."""
+    import copy
+
+    from lxml import html as lxml_html
+    from trafilatura.htmlprocessing import convert_tags, tree_cleaning
+    from trafilatura.settings import Extractor as Options
+
+    fast = accelerate._serialising_text_content()
+    original = lxml_html.HtmlMixin.text_content
+    opts = Options(precision=True, comments=False)
+    checked = 0
+    for _name, url, html in real_pages():
+        tree = utils.load_html(html)
+        if tree is None:
+            continue
+        cleaned = tree_cleaning(copy.copy(tree), opts)
+        for root in (tree, cleaned, convert_tags(copy.copy(cleaned), opts, url)):
+            for el in root.iter():
+                if isinstance(el.tag, str):
+                    theirs, ours = original(el), fast(el)
+                    assert ours == theirs and type(ours) is str
+                    checked += 1
+    assert checked > 300_000
+    page = lxml_html.fromstring("<html><body><div>a<!--c-->b<?pi x?>c &amp; d<p>e</p>f</div>g</body></html>")
+    div = page.find(".//div")
+    assert fast(div) == original(div) == "abc & def"
+    for other in (div[0], div[1]):  # the comment, the processing instruction
+        with pytest.raises(ValueError):
+            original(other)
+        with pytest.raises(ValueError):
+            fast(other)
+
+
 def test_the_compiled_lists_are_trafilaturas_own_lists():
     """The swap works in place on trafilatura's list objects (the modules that use them hold the same objects)."""
     from trafilatura import main_extractor

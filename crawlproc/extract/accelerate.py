@@ -10,6 +10,10 @@ Each lever is exact, not a heuristic; none changes what trafilatura decides:
   lxml.html's Python lookup that picks form-element classes trafilatura never uses.
 - **raw-tree copy**: with `favor_precision` (FineWeb's setting), trafilatura copies the raw tree before the
   readability comparison, and never reads that tree again afterwards: readability gets it without the copy.
+- **text_content**: lxml.html's `text_content()` (trafilatura calls it for every link-density test, readability
+  score and trim) evaluates the XPath `string()` and wraps the result in a "smart string"; lxml's text
+  serialisation of the element without its tail gives the same characters as a plain str. Comments and other
+  non-elements keep the original method (it raises there).
 - **options**: the `trafilatura.settings.Extractor` options object (configuration parsing, about 0.2 ms) is
   built once per Accelerator and given to `extract(options=...)`, its public parameter, with the page's URL.
 - **stoplist_hash**: when trafilatura falls back on jusText, it hands it its combined stop list (154,484 words
@@ -54,7 +58,7 @@ from crawlproc.extract.attrxpath import Unsupported, compile_union, try_compile
 LOG = logging.getLogger(__name__)
 
 LEVERS = ("selections", "element_lookup", "raw_tree_copy", "options", "stoplist_hash", "paragraph_events",
-          "lean_paragraphs")
+          "lean_paragraphs", "text_content")
 # Measured, not used by default: one combined pass (with one function reading each attribute once) for each
 # list that trafilatura prunes with, instead of one pass per expression. It reads every attribute any of the
 # expressions needs on every element the widest of them visits, and came out ~8% slower than "selections"
@@ -93,6 +97,7 @@ VERIFIED = {
         "justext.core.classify_paragraphs": "37149c0348a99b3c",
         "justext.core.revise_paragraph_classification": "cdb816fa335044f0",
     },
+    "text_content": {"lxml.html.HtmlMixin.text_content": "02586a50adda287d"},
     "options": {
         "core.extract": "e0fa59198274f62e",
         "core._internal_extraction": "bdf38a3bab82427b",
@@ -238,6 +243,7 @@ class _Swaps:
     copy_wrapper: object = None
     stoplist: tuple | None = None  # (trafilatura's combined jusText stop list, the same with a cached hash)
     paragraph_maker: tuple | None = None  # (jusText's ParagraphMaker, the lean one)
+    text_content: tuple | None = None  # (lxml.html's HtmlMixin.text_content, the serialising one)
 
 
 _LOCK = threading.Lock()
@@ -359,6 +365,10 @@ def _build_swaps(levers: tuple[str, ...]) -> _Swaps:
 
         words = external.JT_STOPLIST or external.jt_stoplist_init()
         swaps.stoplist = (words, HashedStopList(words))
+    if "text_content" in levers:
+        from lxml import html as lxml_html
+
+        swaps.text_content = (lxml_html.HtmlMixin.text_content, _serialising_text_content())
     events, objects = "paragraph_events" in levers, "lean_paragraphs" in levers
     if events or objects:
         from trafilatura import external
@@ -366,6 +376,22 @@ def _build_swaps(levers: tuple[str, ...]) -> _Swaps:
         maker = external.ParagraphMaker
         swaps.paragraph_maker = (maker, _lean_paragraph_maker(maker, events=events, objects=objects))
     return swaps
+
+
+def _serialising_text_content():
+    """HtmlMixin.text_content as lxml's text serialisation (every text node below the element, in document
+    order, not its own tail: XPath's string value), as a plain str."""
+    from lxml import html as lxml_html
+    from lxml.etree import tostring
+
+    original = lxml_html.HtmlMixin.text_content
+
+    def text_content(self):
+        if isinstance(self.tag, str):
+            return tostring(self, method="text", encoding=str, with_tail=False)
+        return original(self)
+
+    return text_content
 
 
 def _lean_paragraph_maker(paragraph_maker: type, events: bool = True, objects: bool = False) -> type:
@@ -567,6 +593,10 @@ def _apply(swaps: _Swaps) -> None:
         from trafilatura import external
 
         external.ParagraphMaker = swaps.paragraph_maker[1]
+    if swaps.text_content is not None:
+        from lxml import html as lxml_html
+
+        lxml_html.HtmlMixin.text_content = swaps.text_content[1]
 
 
 def _undo(swaps: _Swaps | None) -> None:
@@ -592,6 +622,10 @@ def _undo(swaps: _Swaps | None) -> None:
         from trafilatura import external
 
         external.ParagraphMaker = swaps.paragraph_maker[0]
+    if swaps.text_content is not None:
+        from lxml import html as lxml_html
+
+        lxml_html.HtmlMixin.text_content = swaps.text_content[0]
 
 
 if __name__ == "__main__":  # print the digests of the functions the levers rely on, for VERIFIED
