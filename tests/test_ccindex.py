@@ -269,3 +269,33 @@ def test_index_mode_fetches_only_selected_records_and_keeps_what_a_full_read_kee
     after = _docs(idx_out)  # no id twice (asserted inside)
     selected2 = {(r["warc_filename"], r["warc_record_offset"]) for r, why in zip(rows, reasons2) if why == 0}
     assert {i for i, d in full.items() if (d["file_path"], d["warc_offset"]) in selected2} == set(after)
+
+
+def test_a_folder_in_ccs_layout_gives_only_its_subset_warc_parts(tmp_path):
+    """CC lays a snapshot's index out as crawl=<snapshot>/subset={warc,crawldiagnostics,robotstxt}/: the other
+    subsets index other WARC files (redirects and errors, robots.txt), which the snapshot's listing never reads."""
+    from crawlproc.recipe import load_recipe
+    from crawlproc.store.storage import Storage
+    from pipelines.stages.index import IndexSelectionError, index_parts
+
+    crawl = tmp_path / "cc-index" / "table" / "cc-main" / "warc" / f"crawl={SNAP}"
+    for subset in ("warc", "crawldiagnostics", "robotstxt"):
+        for k in range(2):
+            part = crawl / f"subset={subset}" / f"part-{k:05d}.c000.gz.parquet"
+            part.parent.mkdir(parents=True, exist_ok=True)
+            pq.write_table(_table([{"warc_filename": f"{subset}/{k}.warc.gz"}]), part)
+
+    def parts(given):
+        recipe = load_recipe(None, {"fetch": {"mode": "index", "index": str(given)}})
+        return index_parts(SNAP, recipe, "http://127.0.0.1:1", Storage())
+
+    warc = sorted(str(p) for p in (crawl / "subset=warc").glob("*.parquet"))
+    assert parts(tmp_path / "cc-index") == parts(crawl) == parts(crawl / "subset=warc") == warc
+    assert parts(f"{crawl}/*/*.parquet") == warc
+    with pytest.raises(IndexSelectionError, match="none of subset=warc"):
+        parts(crawl / "subset=robotstxt")
+    plain = tmp_path / "mine"  # outside CC's layout every part is read
+    plain.mkdir()
+    for k in range(3):
+        pq.write_table(_table([{}]), plain / f"p{k}.parquet")
+    assert len(parts(plain)) == 3

@@ -36,25 +36,19 @@ class IndexSelectionError(RuntimeError):
 
 def index_parts(snapshot: str, recipe: Recipe, base_url: str, storage: Storage) -> list[str]:
     """The index Parquet parts: `fetch.index` (a file, folder, glob or URI), else those named by
-    `<base>/crawl-data/<snapshot>/cc-index-table.paths.gz` (subset=warc only)."""
+    `<base>/crawl-data/<snapshot>/cc-index-table.paths.gz`. Only subset=warc: a part under a `subset=<other>`
+    folder of CC's layout (crawldiagnostics: redirects and errors; robotstxt) indexes other WARC files, which
+    the snapshot's listing never reads; a folder given whole, as CC lays out `crawl=<snapshot>/`, holds them."""
     given = recipe.fetch.index
     if given:
-        if is_remote(given):
-            if any(ch in given for ch in "*?["):
-                base = given[: min(given.find(ch) for ch in "*?[" if ch in given)].rsplit("/", 1)[0]
-                found = [e.uri for e in storage.list(base, recursive=True) if fnmatch.fnmatchcase(e.uri, given)]
-            else:
-                entry = storage.info(given)
-                found = [] if entry is None else (
-                    [e.uri for e in storage.list(given, recursive=True, suffix=".parquet")] if entry.is_dir else [given])
-        elif Path(given).is_dir():
-            found = sorted(str(p) for p in Path(given).rglob("*.parquet"))
-        else:
-            found = sorted(glob.glob(given, recursive=True)) or ([given] if Path(given).is_file() else [])
-            found = [os.path.abspath(p) for p in found]
+        found = _given_parts(given, storage)
         if not found:
             raise IndexSelectionError(f"fetch.index {given!r} names no Parquet file")
-        return sorted(found)
+        warc = [p for p in found if _subset(p) in (None, "warc")]
+        if not warc:
+            raise IndexSelectionError(f"fetch.index {given!r} names only parts of subsets "
+                                      f"{sorted({_subset(p) for p in found})}, none of subset=warc")
+        return warc
     base = https_base(base_url, recipe.download.s3)
     url = f"{base}/crawl-data/{snapshot}/cc-index-table.paths.gz"
     data = fetch_bytes(url, recipe.download, allowed_hosts={h.lower() for h in recipe.download.allowed_hosts},
@@ -63,6 +57,30 @@ def index_parts(snapshot: str, recipe: Recipe, base_url: str, storage: Storage) 
     if not lines:
         raise IndexSelectionError(f"{url} lists no index part of subset=warc")
     return [f"{base}/{ln.lstrip('/')}" for ln in lines]
+
+
+def _given_parts(given: str, storage: Storage) -> list[str]:
+    """The Parquet files `fetch.index` names, sorted."""
+    if is_remote(given):
+        if any(ch in given for ch in "*?["):
+            base = given[: min(given.find(ch) for ch in "*?[" if ch in given)].rsplit("/", 1)[0]
+            found = [e.uri for e in storage.list(base, recursive=True) if fnmatch.fnmatchcase(e.uri, given)]
+        else:
+            entry = storage.info(given)
+            found = [] if entry is None else (
+                [e.uri for e in storage.list(given, recursive=True, suffix=".parquet")] if entry.is_dir else [given])
+    elif Path(given).is_dir():
+        found = [str(p) for p in Path(given).rglob("*.parquet")]
+    else:
+        found = sorted(glob.glob(given, recursive=True)) or ([given] if Path(given).is_file() else [])
+        found = [os.path.abspath(p) for p in found]
+    return sorted(found)
+
+
+def _subset(part: str) -> str | None:
+    """The `subset=<name>` folder of a part's path in CC's layout, or None outside that layout."""
+    names = [seg[len("subset="):] for seg in part.replace("\\", "/").split("/") if seg.startswith("subset=")]
+    return names[-1] if names else None
 
 
 def _select_unit(part: str, out_dir: str, recipe: Recipe, num_buckets: int, storage: Storage,
