@@ -107,10 +107,13 @@ def _state() -> dict:
         "copy": core.copy,
         "stoplist": type(trafilatura.external.JT_STOPLIST).__name__,
         "prune": [getattr(m, "prune_unwanted_nodes", None) for m in (core, trafilatura.main_extractor, trafilatura.external)],
+        "paragraph_maker": trafilatura.external.ParagraphMaker,
+        "text_content": lxml_html.HtmlMixin.text_content,
     }
 
 
 def test_nothing_is_changed_outside_our_calls(pages, monkeypatch):
+    acc = Accelerator(levers=LEVERS + accelerate.OPTIONAL_LEVERS, **CALL)  # (it builds jusText's stop list)
     before = _state()
     assert before["form_class"] == "FormElement" and before["copy"] is real_copy
     assert all(t == "XPath" for t in before["lists"]["OVERALL_DISCARD_XPATH"])
@@ -121,14 +124,30 @@ def test_nothing_is_changed_outside_our_calls(pages, monkeypatch):
         seen.update(_state())
         return original(*a, **k)
 
+    # the accelerator is made before the spy is in place: it checks trafilatura's sources (trafilatura_sequence
+    # among them) once per process, and would take the spy for a changed trafilatura if it were the first to check
     monkeypatch.setattr(core, "trafilatura_sequence", spy)
-    acc = Accelerator(levers=LEVERS + accelerate.OPTIONAL_LEVERS, **CALL)
     assert acc.extract(*pages[0])
     assert seen["form_class"] == "HtmlElement" and seen["copy"] is not real_copy  # in place during the call
     assert seen["stoplist"] == "HashedStopList" and before["stoplist"] == "tuple"
     assert all(t == "Select" for t in seen["lists"]["OVERALL_DISCARD_XPATH"])
     assert seen["prune"] != before["prune"]
+    assert seen["paragraph_maker"] is not before["paragraph_maker"] and seen["text_content"] is not before["text_content"]
     assert _state() == before  # and taken back after it
+
+
+def test_an_accelerator_made_inside_anothers_call_takes_back_what_ships():
+    """One made while another's swaps are in place (another thread inside a call) swaps and restores what
+    trafilatura, jusText and lxml ship, not the other's stand-ins."""
+    before = _state()
+    first = Accelerator(levers=LEVERS + accelerate.OPTIONAL_LEVERS, **CALL)
+    with first.active():
+        inner = Accelerator(levers=LEVERS + accelerate.OPTIONAL_LEVERS, **CALL)
+    assert _state() == before
+    assert len(inner.swaps.lists) == len(first.swaps.lists) > 0  # its selections are compiled from the stock ones
+    with inner.active():
+        assert _state()["paragraph_maker"] is not before["paragraph_maker"]
+    assert _state() == before
 
 
 def test_a_time_limit_striking_inside_the_call_leaves_nothing_behind():
@@ -311,8 +330,8 @@ def test_the_serialising_text_content_is_lxmls_on_every_element_of_every_real_pa
     from trafilatura.htmlprocessing import convert_tags, tree_cleaning
     from trafilatura.settings import Extractor as Options
 
-    fast = accelerate._serialising_text_content()
     original = lxml_html.HtmlMixin.text_content
+    fast = accelerate._serialising_text_content(original)
     opts = Options(precision=True, comments=False)
     checked = 0
     for _name, url, html in real_pages():

@@ -156,11 +156,13 @@ def compiled_lists() -> dict[str, tuple[list, list]]:
     from lxml.etree import XPath
     from trafilatura import xpaths
 
+    stock = _stock()["lists"]
     out = {}
     for name, value in vars(xpaths).items():
-        if isinstance(value, list) and any(isinstance(x, XPath) for x in value):
-            fast = [(try_compile(x) or x) if isinstance(x, XPath) else x for x in value]
-            if any(f is not o for f, o in zip(fast, value)):
+        shipped = stock.get(id(value), value) if isinstance(value, list) else value
+        if isinstance(value, list) and any(isinstance(x, XPath) for x in shipped):
+            fast = [(try_compile(x) or x) if isinstance(x, XPath) else x for x in shipped]
+            if any(f is not o for f, o in zip(fast, shipped)):
                 out[name] = (value, fast)
     return out
 
@@ -249,6 +251,33 @@ class _Swaps:
 _LOCK = threading.Lock()
 _INSIDE: set[int] = set()  # the threads inside an accelerated call
 _INSTALLED: _Swaps | None = None  # the swaps in place, if any
+_STOCK: dict | None = None  # what the levers swap, as trafilatura, jusText and lxml ship it (see _stock)
+
+
+def _stock() -> dict:
+    """What the levers swap, as it ships: read once per process, by the first Accelerator made, before any can
+    be in place. An Accelerator made while another's swaps are in place (another thread inside a call) reads
+    the originals here, not the stand-ins it would find in the modules, and so restores what ships."""
+    global _STOCK
+    with _LOCK:
+        if _STOCK is None:
+            import importlib
+
+            from lxml import html as lxml_html
+            from trafilatura import external, htmlprocessing, xpaths
+
+            prune = htmlprocessing.prune_unwanted_nodes
+            modules = [importlib.import_module(f"trafilatura.{name}") for name in
+                       ("htmlprocessing", "core", "main_extractor", "external", "metadata", "spider")]
+            _STOCK = {
+                "lists": {id(v): list(v) for v in vars(xpaths).values() if isinstance(v, list)},
+                "prune_unwanted_nodes": prune,
+                "prune_modules": [m for m in modules if getattr(m, "prune_unwanted_nodes", None) is prune],
+                "stoplist": external.JT_STOPLIST or external.jt_stoplist_init(),
+                "paragraph_maker": external.ParagraphMaker,
+                "text_content": lxml_html.HtmlMixin.text_content,
+            }
+        return _STOCK
 
 
 class Accelerator:
@@ -340,9 +369,10 @@ class _Active:
 
 def _build_swaps(levers: tuple[str, ...]) -> _Swaps:
     swaps = _Swaps()
+    stock = _stock()
     if "selections" in levers:
         for value, fast in compiled_lists().values():
-            swaps.lists.append((value, list(value), fast))
+            swaps.lists.append((value, stock["lists"][id(value)], fast))
     if "one_pass" in levers:
         swaps.prune, swaps.prune_modules = _pruning_by_union()
     if "element_lookup" in levers:
@@ -361,30 +391,20 @@ def _build_swaps(levers: tuple[str, ...]) -> _Swaps:
     if "raw_tree_copy" in levers:
         swaps.copy_wrapper = _no_copy_of_the_dead_raw_tree()
     if "stoplist_hash" in levers:
-        from trafilatura import external
-
-        words = external.JT_STOPLIST or external.jt_stoplist_init()
-        swaps.stoplist = (words, HashedStopList(words))
+        swaps.stoplist = (stock["stoplist"], HashedStopList(stock["stoplist"]))
     if "text_content" in levers:
-        from lxml import html as lxml_html
-
-        swaps.text_content = (lxml_html.HtmlMixin.text_content, _serialising_text_content())
+        swaps.text_content = (stock["text_content"], _serialising_text_content(stock["text_content"]))
     events, objects = "paragraph_events" in levers, "lean_paragraphs" in levers
     if events or objects:
-        from trafilatura import external
-
-        maker = external.ParagraphMaker
+        maker = stock["paragraph_maker"]
         swaps.paragraph_maker = (maker, _lean_paragraph_maker(maker, events=events, objects=objects))
     return swaps
 
 
-def _serialising_text_content():
-    """HtmlMixin.text_content as lxml's text serialisation (every text node below the element, in document
-    order, not its own tail: XPath's string value), as a plain str."""
-    from lxml import html as lxml_html
+def _serialising_text_content(original):
+    """HtmlMixin.text_content (`original`) as lxml's text serialisation (every text node below the element, in
+    document order, not its own tail: XPath's string value), as a plain str."""
     from lxml.etree import tostring
-
-    original = lxml_html.HtmlMixin.text_content
 
     def text_content(self):
         if isinstance(self.tag, str):
@@ -523,17 +543,17 @@ def _pruning_by_union():
     element with its tail kept (trafilatura.xml.delete_element) removes its span from the document and leaves
     the rest in order, so removing the union's elements in document order leaves the same tree as removing
     each expression's matches in turn, and the with_backup guard sees the same set."""
-    import importlib
-
     from lxml.etree import XPath
-    from trafilatura import htmlprocessing, xpaths
+    from trafilatura import xpaths
 
-    original = htmlprocessing.prune_unwanted_nodes
+    stock = _stock()
+    original = stock["prune_unwanted_nodes"]
     unions = {}
     for value in vars(xpaths).values():
-        if isinstance(value, list) and len(value) > 1 and all(isinstance(x, XPath) for x in value):
+        shipped = stock["lists"].get(id(value)) if isinstance(value, list) else None
+        if shipped is not None and len(shipped) > 1 and all(isinstance(x, XPath) for x in shipped):
             try:
-                unions[id(value)] = (value, [compile_union(value)])
+                unions[id(value)] = (value, [compile_union(shipped)])
             except Unsupported:
                 pass
 
@@ -543,13 +563,8 @@ def _pruning_by_union():
             nodelist = known[1]
         return original(tree, nodelist, with_backup)
 
-    modules = []
-    for name in ("htmlprocessing", "core", "main_extractor", "external", "metadata", "spider"):
-        mod = importlib.import_module(f"trafilatura.{name}")
-        if getattr(mod, "prune_unwanted_nodes", None) is original:
-            modules.append(mod)
     prune_unwanted_nodes.original = original
-    return prune_unwanted_nodes, modules
+    return prune_unwanted_nodes, stock["prune_modules"]
 
 
 def _no_copy_of_the_dead_raw_tree():
