@@ -299,3 +299,14 @@ def test_a_folder_in_ccs_layout_gives_only_its_subset_warc_parts(tmp_path):
     for k in range(3):
         pq.write_table(_table([{}]), plain / f"p{k}.parquet")
     assert len(parts(plain)) == 3
+
+    # without fetch.index: the parts the snapshot's cc-index-table.paths.gz lists, subset=warc ones only
+    served = tmp_path / "served"
+    listing = served / "crawl-data" / SNAP / "cc-index-table.paths.gz"
+    listing.parent.mkdir(parents=True)
+    names = [str(p.relative_to(tmp_path)) for p in sorted(crawl.rglob("*.parquet"))] + [f"{crawl.name}/README.txt"]
+    listing.write_bytes(gzip.compress("\n".join(names).encode()))
+    with MiniCCServer(served) as srv:
+        got = index_parts(SNAP, load_recipe(None, {"fetch": {"mode": "index"}}), srv.base_url, Storage())
+    assert got == [f"{srv.base_url}/{p}" for p in names if "/subset=warc/" in p]
+    assert len(got) == 2

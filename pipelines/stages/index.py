@@ -53,7 +53,8 @@ def index_parts(snapshot: str, recipe: Recipe, base_url: str, storage: Storage) 
     url = f"{base}/crawl-data/{snapshot}/cc-index-table.paths.gz"
     data = fetch_bytes(url, recipe.download, allowed_hosts={h.lower() for h in recipe.download.allowed_hosts},
                        verify=False, max_bytes=64 << 20, storage=storage)
-    lines = [ln.strip() for ln in parse_listing_bytes(data) if "subset=warc/" in ln and ln.strip().endswith(".parquet")]
+    lines = [ln for ln in (raw.strip() for raw in parse_listing_bytes(data))
+             if ln.endswith(".parquet") and _subset(ln) == "warc"]
     if not lines:
         raise IndexSelectionError(f"{url} lists no index part of subset=warc")
     return [f"{base}/{ln.lstrip('/')}" for ln in lines]
