@@ -310,3 +310,21 @@ def test_a_folder_in_ccs_layout_gives_only_its_subset_warc_parts(tmp_path):
         got = index_parts(SNAP, load_recipe(None, {"fetch": {"mode": "index"}}), srv.base_url, Storage())
     assert got == [f"{srv.base_url}/{p}" for p in names if "/subset=warc/" in p]
     assert len(got) == 2
+
+
+def test_run_with_an_index_that_names_no_part_to_read_is_one_line_exit_2(ray_local, cc, tmp_path, capsys):
+    from pipelines.cli import main as cli_main
+
+    mini, _index, srv = cc
+    crawl = tmp_path / f"crawl={SNAP}" / "subset=robotstxt"
+    crawl.mkdir(parents=True)
+    pq.write_table(_table([{}]), crawl / "part-00000.parquet")
+    for given, cause in ((tmp_path / "empty", "names no Parquet file"), (crawl.parent, "none of subset=warc")):
+        given.mkdir(exist_ok=True)
+        recipe = tmp_path / "index.toml"
+        recipe.write_text(f'[fetch]\nmode = "index"\nindex = "{given}"\n')
+        rc = cli_main(["run", "--snapshot", SNAP, "--base-url", srv.base_url, "--out", str(tmp_path / "out"),
+                       "--recipe", str(recipe), "--stages", "extract", "--quiet"])
+        err = capsys.readouterr().err.strip()
+        assert rc == 2 and cause in err and "fetch.index" in err and "Traceback" not in err, err
+        assert len(err.splitlines()) == 1, err

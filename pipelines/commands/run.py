@@ -72,13 +72,14 @@ def _main(args) -> int:
               writes=[("--out", args.out), ("--cache-dir", cache)])
     from crawlproc.crawl.download import DownloadError  # after the checks: they end in seconds
     from crawlproc.crawl.listing import ListingError
+    from pipelines.stages.index import IndexSelectionError
     from pipelines.stages.run import print_summary, run_snapshot
 
     start_ray(args, recipe)
     try:
         summary = run_snapshot(args.snapshot, args.out, recipe, base_url=args.base_url, limit=args.limit,
                                cache_dir=args.cache_dir, progress=not args.quiet, force=args.force, chain=chain)
-    except ListingError as e:
+    except (ListingError, IndexSelectionError) as e:
         return fail("run", str(e))
     except DownloadError as e:
         return fail("run", f"cannot read the listing of {args.snapshot}: {e}")
