@@ -109,6 +109,7 @@ def _state() -> dict:
         "prune": [getattr(m, "prune_unwanted_nodes", None) for m in (core, trafilatura.main_extractor, trafilatura.external)],
         "paragraph_maker": trafilatura.external.ParagraphMaker,
         "text_content": lxml_html.HtmlMixin.text_content,
+        "invalid_xml_chars": utils.INVALID_XML_CHARS,
     }
 
 
@@ -133,6 +134,7 @@ def test_nothing_is_changed_outside_our_calls(pages, monkeypatch):
     assert all(t == "Select" for t in seen["lists"]["OVERALL_DISCARD_XPATH"])
     assert seen["prune"] != before["prune"]
     assert seen["paragraph_maker"] is not before["paragraph_maker"] and seen["text_content"] is not before["text_content"]
+    assert type(seen["invalid_xml_chars"]) is accelerate.ScreenedPattern and type(before["invalid_xml_chars"]) is re.Pattern
     assert _state() == before  # and taken back after it
 
 
@@ -205,6 +207,18 @@ def test_a_lever_whose_trafilatura_code_changed_is_left_out(monkeypatch, caplog,
     assert "core._prepare_tree" in caplog.text
     assert acc.extract(*pages[3]) == stock_texts[3]
     monkeypatch.setattr(accelerate, "_CHECKED", None)  # forget the doctored verdict
+
+
+def test_a_changed_invalid_xml_pattern_leaves_the_control_chars_lever_out(monkeypatch, caplog):
+    """The pattern is a constant, not in any function's source: it is compared on its own."""
+    changed = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ufffe\uffff]")
+    monkeypatch.setitem(accelerate._stock(), "invalid_xml_chars", changed)
+    monkeypatch.setattr(accelerate, "_CHECKED", None)
+    with caplog.at_level(logging.WARNING, logger="crawlproc.extract.accelerate"):
+        acc = Accelerator(**CALL)
+    assert "control_chars" not in acc.levers and "text_content" in acc.levers
+    assert "utils.INVALID_XML_CHARS" in caplog.text
+    monkeypatch.setattr(accelerate, "_CHECKED", None)
 
 
 def test_the_source_scans_notice_a_use_a_compiled_selection_cannot_stand_in_for():
@@ -354,6 +368,70 @@ def test_the_serialising_text_content_is_lxmls_on_every_element_of_every_real_pa
             original(other)
         with pytest.raises(ValueError):
             fast(other)
+
+
+def test_the_invalid_xml_char_screen_agrees_with_trafilaturas_pattern_on_every_code_point():
+    """Alone and inside a text (ASCII, Latin-1, CJK and astral neighbours, so that the str's width varies),
+    for all 1,114,112 code points, lone surrogates included."""
+    pattern = utils.INVALID_XML_CHARS
+    assert type(pattern) is re.Pattern and pattern.pattern == accelerate.INVALID_XML_PATTERN
+    screen = accelerate.holds_no_invalid_xml_char
+    found = []
+    for cp in range(0x110000):
+        c = chr(cp)
+        if screen(c) != (pattern.search(c) is None):
+            found.append(cp)
+    assert found == []
+    matched = [cp for cp in range(0x110000) if pattern.search(chr(cp))]
+    assert len(matched) == 31 and matched[-2:] == [0xFFFE, 0xFFFF]
+    for cp in (*matched, 0x09, 0x0A, 0x0D, 0x20, 0x7F, 0x85, 0xFFFD, 0x1F600, 0xD800):
+        for around in ("ab", "é\xe9", "漢字", "\U0001f600x"):
+            text = around + chr(cp) + around
+            assert screen(text) == (pattern.search(text) is None), (hex(cp), around)
+
+
+def test_the_screened_pattern_deletes_what_trafilaturas_deletes():
+    import random
+
+    pattern = utils.INVALID_XML_CHARS
+    screened = accelerate.ScreenedPattern(pattern)
+    rng = random.Random(7)
+    bad = [chr(c) for c in range(0x110000) if pattern.search(chr(c))]
+    texts = [html for _name, _url, html in real_pages()[::5]]
+    for html in list(texts):
+        chars = list(html)
+        for _ in range(rng.randint(1, 5)):
+            chars.insert(rng.randrange(len(chars) + 1), rng.choice(bad))
+        texts.append("".join(chars))
+    assert sum(pattern.search(t) is not None for t in texts) >= len(texts) // 2
+    for text in texts:
+        assert screened.sub("", text) == pattern.sub("", text)
+    assert screened.sub("", "a\x01b\x02c", 1) == pattern.sub("", "a\x01b\x02c", 1) == "ab\x02c"
+    for other in (b"a\x01b", None):  # not a str: the pattern's own sub, which refuses it
+        with pytest.raises(TypeError):
+            pattern.sub("", other)
+        with pytest.raises(TypeError):
+            screened.sub("", other)
+    assert screened.pattern is pattern and screened.flags == pattern.flags
+
+
+def test_pages_with_control_characters_get_trafilaturas_text(pages):
+    """The lever's other branch: pages that do hold characters XML forbids (deleted before parsing)."""
+    import random
+
+    rng = random.Random(11)
+    bad = [chr(c) for c in (*range(0x00, 0x09), 0x0B, 0x0C, *range(0x0E, 0x20), 0xFFFE, 0xFFFF)]
+    sample = []
+    for html, url in pages[::10]:
+        chars = list(html)
+        for _ in range(rng.randint(1, 20)):
+            chars.insert(rng.randrange(len(chars) + 1), rng.choice(bad))
+        sample.append(("".join(chars), url))
+    theirs = stock(sample)
+    assert sum(bool(t) for t in theirs) > len(sample) // 2
+    for levers in (("control_chars",), LEVERS):
+        acc = Accelerator(levers=levers, **CALL)
+        assert [acc.extract(html, url) for html, url in sample] == theirs, levers
 
 
 def test_the_compiled_lists_are_trafilaturas_own_lists():
