@@ -191,9 +191,14 @@ def _reference_repeated_chars(words: list[str], n: int) -> int:
 @given(st.lists(st.sampled_from(["a", "bb", "ccc", "a", "dd"]), max_size=80))
 def test_repeated_ngrams_match_the_plain_scan(words):
     ngrams = NgramCounts(words)
+    for n in (2, 3, 4):  # the top n-gram checks count these levels in full first, as in the filter
+        ngrams.top_chars(n)
     for n in range(5, 11):
-        assert ngrams.repeated_chars(n, 5) == _reference_repeated_chars(words, n)
-    assert NgramCounts(words).repeated_chars(7, 7) == _reference_repeated_chars(words, 7)
+        assert ngrams.repeated_chars(n) == _reference_repeated_chars(words, n)
+    assert NgramCounts(words).repeated_chars(7) == _reference_repeated_chars(words, 7)  # no level counted before
+    alone = NgramCounts(words)
+    for n in (10, 1, 6, 2, 6):  # any order, repeated asks
+        assert alone.repeated_chars(n) == _reference_repeated_chars(words, n)
 
 
 @settings(max_examples=150, deadline=None)

@@ -81,8 +81,7 @@ def top_ngram_frac(doc: Doc, cfg, n: int) -> float | None:
 
 
 def duplicated_ngram_frac(doc: Doc, cfg, n: int) -> float:
-    smallest = min(int(m) for m, _ in cfg.dup_n_grams)
-    return _ngrams(doc).repeated_chars(n, smallest) / len(doc.text)
+    return _ngrams(doc).repeated_chars(n) / len(doc.text)
 
 
 OFF = (0,)  # datatrove skips a check whose threshold is None or 0

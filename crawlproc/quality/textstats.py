@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from collections import Counter
 from itertools import accumulate, count
 
 import numpy as np
@@ -24,7 +23,8 @@ class NgramCounts:
 
     Words become integers (first-seen position), and each n-gram level is numbered from the level below:
     n-gram i is (number of (n-1)-gram i, word i+n-1), so one sort per level (numpy) counts all n-grams
-    without building strings or tuples.
+    without building strings or tuples. The duplicated n-gram rules need only the n-grams that repeat, found
+    one level at a time among the positions that repeat a level below (`_repeating`).
     """
 
     def __init__(self, words: list[str]):
@@ -34,7 +34,7 @@ class NgramCounts:
         self._ids = np.fromiter(map(index.setdefault, words, count()), dtype=np.int64, count=self.n_words)
         self._levels: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
         self._prefix: list[int] | None = None
-        self._candidates: tuple[int, list[int]] | None = None
+        self._repeats: dict[int, tuple[np.ndarray, np.ndarray]] = {}
 
     def _level(self, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(number of the n-gram at each position, first position of each number, count of each number)."""
@@ -64,38 +64,45 @@ class NgramCounts:
         start = int(first[counts == top].min())
         return (self.chars(start, n) + n - 1) * int(top)
 
-    def repeated_chars(self, n: int, smallest_n: int) -> int:
+    def _repeating(self, n: int) -> tuple[np.ndarray, np.ndarray]:
+        """(the positions whose n-gram occurs more than once, ascending; a number per position, equal where the
+        n-grams are). An n-gram can only repeat where its first n-1 words do, so above the levels already
+        counted in full each level is numbered on the positions that repeat one level below: a sort of a few
+        candidates instead of the whole document."""
+        if n not in self._repeats:
+            if n == 1 or n in self._levels:
+                inverse, _, counts = self._level(n)
+                positions = np.flatnonzero(counts[inverse] > 1)
+                numbers = inverse[positions]
+            else:
+                below, below_numbers = self._repeating(n - 1)
+                fits = below <= self.n_words - n
+                below, below_numbers = below[fits], below_numbers[fits]
+                keys = below_numbers * (self.n_words + 1) + self._ids[below + n - 1]
+                _, inverse, counts = np.unique(keys, return_inverse=True, return_counts=True)
+                inverse = inverse.reshape(-1)
+                again = counts[inverse] > 1
+                positions, numbers = below[again], inverse[again]
+            self._repeats[n] = (positions, numbers)
+        return self._repeats[n]
+
+    def repeated_chars(self, n: int) -> int:
         """Characters in repeated n-grams by datatrove's left-to-right scan: an n-gram seen before adds its
         characters (words concatenated) and the scan jumps past it; otherwise the scan moves one word on.
 
-        Only positions whose n-gram occurs more than once can count, and an n-gram (n >= m) can only repeat
-        where its first m words repeat: the scan visits just those candidates, found once at level m.
-        N-grams are compared word by word; datatrove compares the words glued together, which differs only
-        when two different word sequences spell the same letters ("ab c" and "a bc").
+        Only positions whose n-gram occurs more than once can count, so the scan visits just those
+        (`_repeating`). N-grams are compared word by word; datatrove compares the words glued together, which
+        differs only when two different word sequences spell the same letters ("ab c" and "a bc").
         """
         if self.n_words < n:
             return 0
-        if self._candidates is None or self._candidates[0] != smallest_n:
-            inverse, _, counts = self._level(smallest_n)
-            self._candidates = (smallest_n, np.flatnonzero(counts[inverse] > 1).tolist())
-        candidates = self._candidates[1]
-        if not candidates:
-            return 0
-        last_start = self.n_words - n
-        words = self.words
-        keys = {p: tuple(words[p:p + n]) for p in candidates if p <= last_start}
-        if n != smallest_n:
-            repeats = Counter(keys.values())
-            positions = [p for p, k in keys.items() if repeats[k] > 1]
-        else:
-            positions = list(keys)
-        seen: set[tuple[str, ...]] = set()
+        positions, numbers = self._repeating(n)
+        seen: set[int] = set()
         repeated = 0
         next_idx = 0
-        for p in positions:
+        for p, key in zip(positions.tolist(), numbers.tolist()):
             if p < next_idx:  # inside an n-gram already counted: the scan jumped over it
                 continue
-            key = keys[p]
             if key in seen:
                 repeated += self.chars(p, n)
                 next_idx = p + n
