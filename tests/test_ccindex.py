@@ -328,3 +328,43 @@ def test_run_with_an_index_that_names_no_part_to_read_is_one_line_exit_2(ray_loc
         err = capsys.readouterr().err.strip()
         assert rc == 2 and cause in err and "fetch.index" in err and "Traceback" not in err, err
         assert len(err.splitlines()) == 1, err
+
+
+def test_ablate_with_an_arm_whose_index_names_no_part_to_read_is_one_line_exit_2(ray_local, cc, tmp_path, capsys):
+    """As `run`: the arm's selection error is one line naming the arm and the cause, not a traceback."""
+    from pipelines.cli import main as cli_main
+
+    _mini, _index, srv = cc
+    given = tmp_path / "empty"
+    given.mkdir()
+    recipe = tmp_path / "index.toml"
+    recipe.write_text(f'[fetch]\nmode = "index"\nindex = "{given}"\n')
+    arms = "".join(f'[[arms]]\nname = "{name}"\nrecipe = "{recipe}"\nsnapshot = "{SNAP}"\nbase_url = "{srv.base_url}"\n'
+                   for name in ("a", "b"))
+    spec = tmp_path / "spec.toml"
+    spec.write_text("[ablate]\nseeds = 1\n" + arms)
+    rc = cli_main(["ablate", "--spec", str(spec), "--out", str(tmp_path / "out"), "--quiet"])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and "Traceback" not in err, err
+    errors = [line for line in err.splitlines() if line.startswith("crawlproc ablate:")]  # beside its progress log
+    assert len(errors) == 1 and "arm a" in errors[0] and "names no Parquet file" in errors[0], err
+
+
+def test_run_refuses_an_index_that_names_no_part_before_starting_ray(tmp_path, capsys, monkeypatch):
+    """A `fetch.index` with nothing to read is known from a listing of it: refused in seconds, Ray not started."""
+    from pipelines.cli import main as cli_main
+    from pipelines.commands import run as run_command
+
+    def no_ray(*_a, **_k):
+        raise AssertionError("Ray was started")
+
+    monkeypatch.setattr(run_command, "start_ray", no_ray)
+    given = tmp_path / "empty"
+    given.mkdir()
+    recipe = tmp_path / "index.toml"
+    recipe.write_text(f'[fetch]\nmode = "index"\nindex = "{given}"\n')
+    rc = cli_main(["run", "--snapshot", SNAP, "--base-url", "http://127.0.0.1:9", "--out", str(tmp_path / "out"),
+                   "--recipe", str(recipe), "--stages", "extract", "--quiet"])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and "names no Parquet file" in err and "Traceback" not in err, err
+    assert len(err.splitlines()) == 1, err

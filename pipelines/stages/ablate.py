@@ -242,7 +242,16 @@ def process_arm(ab: Ablation, arm: Arm, log: Log, progress: bool) -> dict:
         inputs = expand_inputs(arm.warcs, ab.storage)
         summary = run_extract(inputs, root, recipe, dump=snap, progress=progress, storage=ab.storage)
     else:
-        summary = run_snapshot(snap, root, recipe, base_url=arm.base_url, limit=arm.files, progress=progress)
+        from crawlproc.crawl.download import DownloadError
+        from crawlproc.crawl.listing import ListingError
+        from pipelines.stages.index import IndexSelectionError
+
+        try:
+            summary = run_snapshot(snap, root, recipe, base_url=arm.base_url, limit=arm.files, progress=progress)
+        except (ListingError, IndexSelectionError) as e:  # as `crawlproc run` reports them: one line
+            raise AblateError(f"arm {arm.name}: {e}") from e
+        except DownloadError as e:
+            raise AblateError(f"arm {arm.name}: cannot read the listing of {snap}: {e}") from e
     if summary.failed:
         log(f"ablate: arm {arm.name}: {len(summary.failed)} file(s) failed (see `crawlproc status --out {root}`)")
     ctx = RunContext(snap, Layout(root, ab.storage), recipe, summary)
