@@ -8,6 +8,7 @@ import json
 import os
 import signal
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -37,6 +38,14 @@ def fail_on_odd(path: str, value: int) -> dict:
 
 def missing_package(path: str, value: int) -> dict:
     import crawlproc_no_such_module  # noqa: F401  -- the broken environment
+
+    return {}
+
+
+def missing_package_noting_the_run(path: str, value: int) -> dict:
+    Path(path + ".ran").touch()
+    time.sleep(0.2)  # long enough that units wait in the window behind the first ones
+    import crawlproc_no_such_module  # noqa: F401
 
     return {}
 
@@ -108,6 +117,35 @@ def test_environment_error_stops_the_stage_after_the_first_units(ray_local, tmp_
     assert 3 <= len(result.failed) < 40  # stopped submitting: not 40 identical failure records
     assert len(list((tmp_path / "_failed").iterdir())) == len(result.failed)
     assert not result.ok
+
+
+def test_a_stopped_stage_cancels_no_task_and_units_not_started_are_not_run(ray_local, tmp_path, monkeypatch):
+    """Ray's cancel races with a finishing task's reply and can abort the driver (a RAY_CHECK in its task
+    manager, ray-project/ray#54846: it ended a CI run): stopping marks the stop instead, and every unit that
+    ran is recorded as failed; those that had not started are neither run nor failures."""
+    cancels = []
+    monkeypatch.setattr(ray, "cancel", lambda *a, **k: cancels.append(a))
+    m = markers(tmp_path)
+    result = run_stage("env", units(tmp_path, 40), missing_package_noting_the_run, markers=m, progress=False,
+                       fail_fast=3)
+    ran = sorted(p.name for p in tmp_path.glob("u*.txt.ran"))
+    assert result.stopped is not None and result.stopped.kind == "environment"
+    assert cancels == []
+    assert 3 <= len(ran) < 40
+    assert sorted(f"{k}.txt.ran" for k in result.failed) == ran  # the units that ran, and only those, failed
+    assert all(f.kind == "environment" for f in result.failed.values())
+    assert _stop_marks_gone(within_s=30)  # the stage took its mark away
+
+
+def _stop_marks_gone(within_s: float) -> bool:
+    from ray.util import list_named_actors
+
+    deadline = time.monotonic() + within_s
+    while any(n.startswith("crawlproc-stop-") for n in list_named_actors()):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.2)
+    return True
 
 
 def test_an_import_error_on_the_worker_keeps_its_cause(ray_local, tmp_path, monkeypatch):

@@ -15,6 +15,11 @@ It owns what every stage needs and none should re-implement:
   can succeed), and when even the failure record cannot be written the cause still reaches the summary;
 - retries of units whose worker died (Ray's max_retries), progress, and one typed summary.
 
+A stage that stops early does not `ray.cancel` the units in flight: Ray's cancel races with a task's reply
+and can abort the driver ("Check failed: it != submissible_tasks_.end()", ray-project/ray#54846, still in
+2.60). It marks the stop instead (a named actor the tasks look up when they start): a unit that has not
+started returns "cancelled" without running, one that is running finishes.
+
 A unit's function is a plain function (it lives in crawlproc/, tokenizer/ or trainer/, knows nothing of Ray),
 called as fn(*unit.args, *shared) in a task; it returns a dict of counters, or raises. `shared` values (the recipe,
 the layout, a tokenizer) are put in Ray's object store once for all units.
@@ -24,6 +29,7 @@ from __future__ import annotations
 
 import re
 import time
+import uuid
 from collections import Counter, deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -103,9 +109,12 @@ class StageSummary:
         return self
 
 
-def _execute(fn, args, shared, markers, key, fp, previous_fp, source, stage):
+def _execute(fn, args, shared, markers, key, fp, previous_fp, source, stage, stop_mark=None):
     """Runs in the Ray task: the unit's function, then its marker. Never raises for the unit's own errors,
-    so Ray retries only what kills the worker, and the root cause travels back as data."""
+    so Ray retries only what kills the worker, and the root cause travels back as data. When the stage has
+    stopped (`stop_mark` names an actor that exists), the unit is not run."""
+    if stop_mark is not None and _marked(stop_mark):
+        return {"ok": False, "failure": _CANCELLED.to_dict()}
     try:
         if markers is not None and previous_fp:
             markers.unmark(key, previous_fp)
@@ -121,6 +130,20 @@ def _execute(fn, args, shared, markers, key, fp, previous_fp, source, stage):
 
 
 _remote_execute = ray.remote(_execute)
+_CANCELLED = Failure(type="TaskCancelledError", message="cancelled", kind="cancelled")
+
+
+@ray.remote(num_cpus=0)
+class _StopMark:
+    """Exists (by its name) once a stage has stopped early; holds nothing."""
+
+
+def _marked(name: str) -> bool:
+    try:
+        ray.get_actor(name)
+    except ValueError:  # no actor of that name: the stage goes on
+        return False
+    return True
 
 _TB_FRAME = re.compile(r'File "([^"]+)", line (\d+), in (\S+)')
 
@@ -129,8 +152,8 @@ def failure_from_ray_error(e: BaseException) -> Failure:
     """The root cause behind a Ray error: a task error's own cause, or that the worker died."""
     from ray import exceptions as rx
 
-    if isinstance(e, rx.TaskCancelledError):  # also RayTaskError(TaskCancelledError): the stage stopped it
-        return Failure(type="TaskCancelledError", message="cancelled", kind="cancelled")
+    if isinstance(e, rx.TaskCancelledError):  # also RayTaskError(TaskCancelledError): Ctrl-C stopped it
+        return _CANCELLED
     died = tuple(getattr(rx, n) for n in ("WorkerCrashedError", "OutOfMemoryError", "NodeDiedError",
                                            "ActorDiedError", "ObjectLostError") if hasattr(rx, n))
     if isinstance(e, died):
@@ -213,13 +236,14 @@ def run_stage(
     pending: dict = {}
     first_failures: list[Failure] = []
     stop = False
+    stop_name, stop_mark = f"crawlproc-stop-{uuid.uuid4().hex}", None
     try:
         while (todo and not stop) or pending:
             while todo and not stop and len(pending) < window:
                 u = todo.popleft()
                 previous = done.get(u.key) if markers is not None else None
                 ref = task.remote(fn_ref, u.args, shared_ref, markers_ref, u.key, u.fingerprint, previous,
-                                  u.source, stage)
+                                  u.source, stage, stop_name)
                 pending[ref] = u
             ready, _ = ray.wait(list(pending), num_returns=1, timeout=bar.every_s)
             if not ready:  # nothing finished yet: still say the time (the first unit waits for workers)
@@ -259,8 +283,7 @@ def run_stage(
                     if failure.output_unusable or _same_environment_failure(first_failures, fail_fast, len(units)):
                         result.stopped = failure
                         stop = True
-                        for ref in pending:
-                            ray.cancel(ref)
+                        stop_mark = _StopMark.options(name=stop_name).remote()  # units not started skip
             _count(result.totals, stats)
             if keep_stats and out["ok"]:
                 result.stats[u.key] = stats
@@ -272,6 +295,9 @@ def run_stage(
             except Exception:  # noqa: BLE001 -- a task that finished meanwhile, a lost connection
                 pass
         raise
+    finally:
+        if stop_mark is not None:
+            ray.kill(stop_mark)
     bar.close()
     result.seconds = time.monotonic() - started
     return result
