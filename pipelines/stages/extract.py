@@ -64,7 +64,7 @@ def expand_inputs(patterns: list[str], storage: Storage | None = None) -> list[s
     found: list[str] = []
     for pat in patterns:
         if is_remote(pat):
-            matches = _remote_matches(pat, storage)
+            matches = remote_matches(pat, storage)
         else:
             named = sorted(glob.glob(pat, recursive=True)) if glob.has_magic(pat) else \
                 ([pat] if os.path.lexists(pat) else [])
@@ -83,14 +83,17 @@ def expand_inputs(patterns: list[str], storage: Storage | None = None) -> list[s
     return sorted(dict.fromkeys(found))
 
 
-def _remote_matches(pattern: str, storage: Storage) -> list[str]:
+def remote_matches(pattern: str, storage: Storage, in_folder: Callable[[str], bool] = lambda name: ".warc" in name
+                   ) -> list[str]:
+    """The objects an object-store URI names: itself, the objects under it whose name passes `in_folder` (a
+    folder; WARC files by default), or those a glob matches."""
     if not any(ch in pattern for ch in "*?["):
         entry = storage.info(pattern)
         if entry is None:
             return []
         if not entry.is_dir:
             return [pattern]
-        return [e.uri for e in storage.list(pattern, recursive=True) if ".warc" in e.name]
+        return [e.uri for e in storage.list(pattern, recursive=True) if in_folder(e.name)]
     base = pattern[: min(pattern.find(ch) for ch in "*?[" if ch in pattern)].rsplit("/", 1)[0]
     return [e.uri for e in storage.list(base, recursive=True) if fnmatch.fnmatchcase(e.uri, pattern)]
 

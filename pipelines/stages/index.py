@@ -12,7 +12,6 @@ read whole and files read by the index without a record counted twice.
 from __future__ import annotations
 
 import dataclasses
-import fnmatch
 import glob
 import os
 from pathlib import Path
@@ -26,6 +25,7 @@ from crawlproc.store.fingerprint import digest
 from crawlproc.store.layout import Snapshot
 from crawlproc.store.storage import Storage, is_remote, join
 from pipelines.engine.runner import Unit, run_stage
+from pipelines.stages.extract import remote_matches
 
 FILES_PER_BUCKET = 100
 
@@ -63,13 +63,7 @@ def index_parts(snapshot: str, recipe: Recipe, base_url: str, storage: Storage) 
 def _given_parts(given: str, storage: Storage) -> list[str]:
     """The Parquet files `fetch.index` names, sorted."""
     if is_remote(given):
-        if any(ch in given for ch in "*?["):
-            base = given[: min(given.find(ch) for ch in "*?[" if ch in given)].rsplit("/", 1)[0]
-            found = [e.uri for e in storage.list(base, recursive=True) if fnmatch.fnmatchcase(e.uri, given)]
-        else:
-            entry = storage.info(given)
-            found = [] if entry is None else (
-                [e.uri for e in storage.list(given, recursive=True, suffix=".parquet")] if entry.is_dir else [given])
+        found = remote_matches(given, storage, in_folder=lambda name: name.endswith(".parquet"))
     elif Path(given).is_dir():
         found = [str(p) for p in Path(given).rglob("*.parquet")]
     else:
