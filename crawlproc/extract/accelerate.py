@@ -114,7 +114,7 @@ VERIFIED = {
 
 # trafilatura.utils.INVALID_XML_CHARS as verified: "control_chars" screens for exactly these characters
 INVALID_XML_PATTERN = "[\\x00-\\x08\\x0b\\x0c\\x0e-\\x1f\\ufffe\\uffff]"
-_CONTROL_BYTES = bytes([*range(0x00, 0x09), 0x0B, 0x0C, *range(0x0E, 0x20)])
+_CONTROL_BYTES = bytes(c for c in range(0x80) if re.match(INVALID_XML_PATTERN, chr(c)))  # its ASCII members
 
 
 def _resolve(dotted: str):
