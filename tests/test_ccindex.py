@@ -368,3 +368,30 @@ def test_run_refuses_an_index_that_names_no_part_before_starting_ray(tmp_path, c
     err = capsys.readouterr().err.strip()
     assert rc == 2 and "names no Parquet file" in err and "Traceback" not in err, err
     assert len(err.splitlines()) == 1, err
+
+
+def test_an_index_on_an_object_store_gives_its_subset_warc_parts(s3_server):
+    """fetch.index as a folder, a glob or one object in a bucket: its Parquet parts of subset=warc, nothing
+    else that lies beside them."""
+    from crawlproc.recipe import load_recipe
+    from crawlproc.store.storage import Storage
+    from pipelines.stages.index import IndexSelectionError, index_parts
+
+    storage = Storage()
+    crawl = f"{s3_server.bucket('ccindex')}/table/crawl={SNAP}"
+    for subset in ("warc", "robotstxt"):
+        for k in range(2):
+            storage.write_bytes(f"{crawl}/subset={subset}/part-{k:05d}.c000.gz.parquet", b"PAR1")
+    storage.write_bytes(f"{crawl}/subset=warc/_SUCCESS", b"")
+
+    def parts(given):
+        recipe = load_recipe(None, {"fetch": {"mode": "index", "index": given}})
+        return index_parts(SNAP, recipe, "http://127.0.0.1:1", storage)
+
+    warc = [f"{crawl}/subset=warc/part-{k:05d}.c000.gz.parquet" for k in range(2)]
+    assert parts(crawl) == parts(f"{crawl}/subset=warc") == parts(f"{crawl}/*/*.parquet") == warc
+    assert parts(warc[1]) == [warc[1]]
+    with pytest.raises(IndexSelectionError, match="none of subset=warc"):
+        parts(f"{crawl}/subset=robotstxt")
+    with pytest.raises(IndexSelectionError, match="names no Parquet file"):
+        parts(f"{crawl}/nothing-here")
