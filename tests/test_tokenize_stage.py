@@ -255,6 +255,45 @@ def test_encode_documents_skips_counts_and_splits_as_a_plain_loop(tmp_path, text
     assert got["train"].num_rows and got["val"].num_rows
 
 
+@pytest.mark.parametrize("vocab_size", [600, 70_000])  # uint16 and uint32 ids
+def test_token_files_store_ids_byte_stream_split_and_read_back_whole(tmp_path, vocab_size):
+    """Train shards, val pieces and val shards store the ids BYTE_STREAM_SPLIT, without
+    a dictionary; pyarrow and `datasets` read back every document's ids as written."""
+    import datasets
+
+    from crawlproc.store.layout import TokenSetDir
+    from crawlproc.store.storage import Storage
+    from tokenizer.encode import merge_val_pieces
+    from tokenizer.shards import token_dtype
+    from tokenizer.tokenset import write_piece, write_shard
+
+    rng = np.random.default_rng(vocab_size)
+    dtype = token_dtype(vocab_size)
+    docs = [rng.zipf(1.2, int(n)).clip(1, vocab_size - 1).astype(dtype) for n in rng.integers(1, 3000, 40)]
+    docs[3] = np.array([vocab_size - 1, 0, 255, 256, 65535 % vocab_size], dtype)  # every byte position used
+    ids = [f"doc-{i}" for i in range(len(docs))]
+    table = tokens_table(ids, docs, dtype)
+    tokset = TokenSetDir(str(tmp_path / "t"), Storage())
+    write_shard(tokset, "train-p-000.parquet", table)
+    write_piece(tokset, "val-p.parquet", table)
+    merged = merge_val_pieces([{"file": "val-p.parquet"}], "d", tokset, shard_tokens=10**9)
+    files = [tmp_path / "t" / "train-p-000.parquet", tmp_path / "t" / merged["shards"][0]["file"],
+             *(tmp_path / "t").rglob("val-p.parquet")]
+    assert len(files) == 3
+    want = [d.tolist() for d in docs]
+    for f in files:
+        meta = pq.ParquetFile(f).metadata
+        for rg in range(meta.num_row_groups):
+            chunk = meta.row_group(rg).column(1)
+            assert chunk.path_in_schema == "tokens.list.element"
+            assert "BYTE_STREAM_SPLIT" in chunk.encodings and "RLE_DICTIONARY" not in chunk.encodings, chunk
+        back = pq.read_table(f)
+        assert back.column("id").to_pylist() == ids and back.column("tokens").to_pylist() == want
+        assert back.schema.field("tokens").type == pa.list_(pa.from_numpy_dtype(dtype))
+        ds = datasets.load_dataset("parquet", data_files=str(f), split="train", cache_dir=str(tmp_path / "hf"))
+        assert ds["id"] == ids and ds["tokens"] == want
+
+
 def test_cli_tokenize_reports_and_reuses(ray_local, tmp_path, texts, capsys):
     out = tmp_path / "out"
     write_docs(out, "S", "final", "f", texts[:20], 0)

@@ -55,6 +55,20 @@ def tokens_table(ids: list[str], arrays: list[np.ndarray], dtype: np.dtype) -> p
     return tokens_table_from_flat(ids, values, lengths)
 
 
+def parquet_options(names) -> dict:
+    """How a table with a `tokens` column is written (pyarrow.parquet writer keywords; zstd is the storage
+    default): the token ids with BYTE_STREAM_SPLIT (their bytes regrouped by position; the high bytes of
+    uint16 ids stored as INT32 are zeros, which zstd all but removes) and no dictionary. On real and Zipf
+    token streams that writes 1.6-1.9x faster and 7-17% smaller than the dictionary pyarrow picks by
+    default, and reads as fast (pyarrow >= 16 reads it; pyproject.toml asks for 17). The other columns keep
+    the dictionary (it is pyarrow's default: a bucket or source column repeats)."""
+    names = list(names)
+    if "tokens" not in names:
+        return {}
+    return {"use_dictionary": [n for n in names if n != "tokens"],
+            "column_encoding": {"tokens.list.element": "BYTE_STREAM_SPLIT"}}
+
+
 def tokens_table_from_flat(ids: list[str] | pa.Array, values: np.ndarray, lengths: np.ndarray) -> pa.Table:
     """(id, tokens) from every document's tokens one after the other (`values`, already of the token dtype)
     and their counts: the list column is built on `values` as they are (no copy)."""

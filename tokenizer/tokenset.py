@@ -31,7 +31,7 @@ from tokenizer.core import EOT, BPETokenizer
 from tokenizer.formats import HF_FILE, TOKENIZER_FILES, tokenizer_files, tokenizer_from_json_bytes, tokenizer_info
 from tokenizer.shards import (
     ROW_GROUP_DOCS, SPLITS, ShardError, check_manifest, doc_lengths, manifest_digest, merge_parts, new_manifest,
-    parse_manifest, shard_name, token_dtype, tokens_table,
+    parquet_options, parse_manifest, shard_name, token_dtype, tokens_table,
 )
 
 __all__ = ["EOT", "ShardError", "TokenSet", "TokenSetDir", "open_token_set", "token_set_dir"]
@@ -253,7 +253,7 @@ def write_manifest(d: TokenSetDir, manifest: dict) -> str:
 
 
 def write_shard(d: TokenSetDir, name: str, table: pa.Table) -> None:
-    d.storage.write_table(d.path(name), table, row_group_size=ROW_GROUP_DOCS)
+    d.storage.write_table(d.path(name), table, row_group_size=ROW_GROUP_DOCS, **parquet_options(table.column_names))
 
 
 def write_tokenizer(d: TokenSetDir, tok: BPETokenizer) -> dict:
@@ -265,7 +265,7 @@ def write_tokenizer(d: TokenSetDir, tok: BPETokenizer) -> dict:
 
 
 def write_piece(d: TokenSetDir, name: str, table: pa.Table) -> None:
-    d.storage.write_table(d.piece(name), table, row_group_size=ROW_GROUP_DOCS)
+    d.storage.write_table(d.piece(name), table, row_group_size=ROW_GROUP_DOCS, **parquet_options(table.column_names))
 
 
 def read_piece(d: TokenSetDir, name: str) -> pa.Table:
@@ -337,7 +337,8 @@ def write_token_set(
             part = docs[start: start + docs_per_shard]
             table = tokens_table(names[start: start + len(part)], [np.asarray(x, dtype=dtype) for x in part], dtype)
             fname = shard_name(split, "p0", n)
-            d.storage.write_table(d.path(fname), table, row_group_size=docs_per_row_group)
+            write_options = {"row_group_size": docs_per_row_group, **parquet_options(table.column_names)}
+            d.storage.write_table(d.path(fname), table, **write_options)
             shards.append({"split": split, "file": fname, "tokens": int(sum(map(len, part))),
                            "documents": len(part)})
     manifest = merge_parts(new_manifest(name, tok, dtype, {}), {"p0": {"source": d.uri, "shards": shards}})

@@ -28,7 +28,7 @@ from tokenizer.mix.decide import (
     rehydration_factors,
     order_bucket, select_keys, shuffle_keys,
 )
-from tokenizer.shards import SPLITS, cut_shards, doc_lengths, merge_parts, new_manifest, shard_name
+from tokenizer.shards import SPLITS, cut_shards, doc_lengths, merge_parts, new_manifest, parquet_options, shard_name
 from tokenizer.tokenset import ShardError, TokenSet, open_token_set, write_shard
 
 MIX_FORMAT = 1
@@ -174,7 +174,7 @@ def scatter_shard(uri: str, split: str, src: int, spec: Spec, cut: int | None, s
                       "copy": pa.array(copy_no, pa.uint16()), "id": pa.array([row_ids[i] for i in order], pa.string()),
                       "tokens": tokens.take(pa.array(rows, pa.int64()))})
     sink = pa.BufferOutputStream()
-    with pq.ParquetWriter(sink, table.schema, compression="zstd") as writer:
+    with pq.ParquetWriter(sink, table.schema, compression="zstd", **parquet_options(table.column_names)) as writer:
         starts = np.flatnonzero(np.r_[True, buckets[1:] != buckets[:-1]]) if len(buckets) else np.zeros(0, int)
         for a, b in zip(starts, [*starts[1:], len(buckets)]):
             writer.write_table(table.slice(int(a), int(b - a)), row_group_size=int(b - a))
