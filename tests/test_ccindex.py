@@ -350,6 +350,38 @@ def test_ablate_with_an_arm_whose_index_names_no_part_to_read_is_one_line_exit_2
     assert len(errors) == 1 and "arm a" in errors[0] and "names no Parquet file" in errors[0], err
 
 
+@pytest.mark.parametrize("case", ["empty index", "missing recipe"])
+def test_ablate_refuses_an_arm_it_cannot_prepare_before_starting_ray(tmp_path, capsys, monkeypatch, case):
+    """As `run`: an arm whose given `fetch.index` names nothing to read, or whose recipe does not load, is one
+    line naming the arm, exit 2, in seconds: Ray is not started."""
+    from pipelines.cli import main as cli_main
+    from pipelines.commands import common
+
+    def no_ray(*_a, **_k):
+        raise AssertionError("Ray was started")
+
+    monkeypatch.setattr(common, "start_ray", no_ray)
+    given = tmp_path / "empty"
+    given.mkdir()
+    recipe = tmp_path / "index.toml"
+    recipe.write_text(f'[fetch]\nmode = "index"\nindex = "{given}"\n')
+    bad = recipe if case == "empty index" else tmp_path / "no-such-recipe.toml"
+    arms = (f'[[arms]]\nname = "a"\nrecipe = "{recipe}"\nsnapshot = "{SNAP}"\nbase_url = "http://127.0.0.1:9"\n'
+            f'[[arms]]\nname = "b"\nrecipe = "{bad}"\nsnapshot = "{SNAP}"\nbase_url = "http://127.0.0.1:9"\n')
+    if case == "missing recipe":  # arm a is fine: a folder with a part of subset=warc
+        part = given / "subset=warc" / "part-0.parquet"
+        part.parent.mkdir()
+        pq.write_table(_table([{}]), part)
+    spec = tmp_path / "spec.toml"
+    spec.write_text("[ablate]\nseeds = 1\n" + arms)
+    rc = cli_main(["ablate", "--spec", str(spec), "--out", str(tmp_path / "out"), "--quiet"])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and "Traceback" not in err and len(err.splitlines()) == 1, err
+    want = "names no Parquet file" if case == "empty index" else "does not exist"
+    assert err.startswith("crawlproc ablate: arm ") and want in err, err
+    assert ("arm a:" in err) == (case == "empty index") and ("arm b:" in err) == (case == "missing recipe"), err
+
+
 def test_run_refuses_an_index_that_names_no_part_before_starting_ray(tmp_path, capsys, monkeypatch):
     """A `fetch.index` with nothing to read is known from a listing of it: refused in seconds, Ray not started."""
     from pipelines.cli import main as cli_main

@@ -160,7 +160,7 @@ def _run(args) -> int:
     from crawlproc.evalsuite import EvalSuiteError
     from crawlproc.store.storage import default_storage, storage_for
     from pipelines.commands.common import load_recipe, start_ray
-    from pipelines.stages.ablate import AblateError, run_ablation
+    from pipelines.stages.ablate import AblateError, check_arm_inputs, run_ablation
     from pipelines.stages.tokenize import TokenizeError
 
     try:
@@ -170,6 +170,11 @@ def _run(args) -> int:
         return 2
     recipe = load_recipe(args)
     storage = storage_for(recipe) if args.recipe else default_storage()
+    try:
+        check_arm_inputs(spec)  # seconds, before Ray starts
+    except AblateError as e:
+        print(f"crawlproc ablate: {e}", file=sys.stderr)
+        return 2
     start_ray(args, recipe)
     try:
         result = run_ablation(args.out, spec, storage, progress=not args.quiet)

@@ -226,6 +226,27 @@ def _snapshot_name(arm: Arm) -> str:
     return arm.snapshot or "local"
 
 
+def check_arm_inputs(spec: AblateSpec) -> None:
+    """What can be known of the recipe arms before Ray starts, in seconds: each recipe loads, and a recipe that
+    selects from a given `fetch.index` names a part to read (a listing of it, as `crawlproc run` checks)."""
+    from crawlproc.store.storage import storage_for
+    from pipelines.stages.index import IndexSelectionError, index_parts
+
+    for arm in spec.arms:
+        if not arm.recipe:
+            continue
+        try:
+            recipe = _arm_recipe(arm)
+        except (RecipeError, ValueError) as e:
+            raise AblateError(f"arm {arm.name}: {e}") from None
+        if arm.warcs or recipe.fetch.mode != "index" or not recipe.fetch.index:
+            continue
+        try:
+            index_parts(_snapshot_name(arm), recipe, arm.base_url or recipe.download.base_url, storage_for(recipe))
+        except IndexSelectionError as e:
+            raise AblateError(f"arm {arm.name}: {e}") from e
+
+
 def process_arm(ab: Ablation, arm: Arm, log: Log, progress: bool) -> dict:
     """Extract (from a listing or WARC files), dedup, decontaminate and classify as the arm's recipe says, each
     stage resuming where it stopped. Returns what happened, for the spec record."""
