@@ -252,15 +252,10 @@ class _Swaps:
     """What one Accelerator puts in place on entry and takes back on exit."""
 
     lists: list[tuple[list, list, list]] = field(default_factory=list)  # (trafilatura list, originals, fast)
-    prune: object = None  # the prune_unwanted_nodes stand-in (unions)
-    prune_modules: list = field(default_factory=list)  # the trafilatura modules whose name we rebind
+    # (module or class, attribute, what ships, stand-in): set on entry, put back on exit
+    attributes: list[tuple[object, str, object, object]] = field(default_factory=list)
     parser: object = None  # trafilatura.utils.HTML_PARSER
     lookups: tuple = ()  # (original lookup, C lookup)
-    copy_wrapper: object = None
-    stoplist: tuple | None = None  # (trafilatura's combined jusText stop list, the same with a cached hash)
-    paragraph_maker: tuple | None = None  # (jusText's ParagraphMaker, the lean one)
-    text_content: tuple | None = None  # (lxml.html's HtmlMixin.text_content, the serialising one)
-    invalid_xml_chars: tuple | None = None  # (trafilatura.utils.INVALID_XML_CHARS, its ScreenedPattern)
 
 
 _LOCK = threading.Lock()
@@ -279,13 +274,14 @@ def _stock() -> dict:
             import importlib
 
             from lxml import html as lxml_html
-            from trafilatura import external, htmlprocessing, utils, xpaths
+            from trafilatura import core, external, htmlprocessing, utils, xpaths
 
             prune = htmlprocessing.prune_unwanted_nodes
             modules = [importlib.import_module(f"trafilatura.{name}") for name in
                        ("htmlprocessing", "core", "main_extractor", "external", "metadata", "spider")]
             _STOCK = {
                 "lists": {id(v): list(v) for v in vars(xpaths).values() if isinstance(v, list)},
+                "copy": core.copy,
                 "prune_unwanted_nodes": prune,
                 "prune_modules": [m for m in modules if getattr(m, "prune_unwanted_nodes", None) is prune],
                 "stoplist": external.JT_STOPLIST or external.jt_stoplist_init(),
@@ -384,17 +380,21 @@ class _Active:
 
 
 def _build_swaps(levers: tuple[str, ...]) -> _Swaps:
+    from lxml import html as lxml_html
+    from trafilatura import core, external, utils
+
     swaps = _Swaps()
     stock = _stock()
+    swap = swaps.attributes.append
     if "selections" in levers:
         for value, fast in compiled_lists().values():
             swaps.lists.append((value, stock["lists"][id(value)], fast))
     if "one_pass" in levers:
-        swaps.prune, swaps.prune_modules = _pruning_by_union()
+        prune, modules = _pruning_by_union()
+        for module in modules:
+            swap((module, "prune_unwanted_nodes", prune.original, prune))
     if "element_lookup" in levers:
         from lxml import etree
-        from lxml import html as lxml_html
-        from trafilatura import utils
 
         swaps.parser = utils.HTML_PARSER
         swaps.lookups = (
@@ -405,17 +405,19 @@ def _build_swaps(levers: tuple[str, ...]) -> _Swaps:
             ),
         )
     if "raw_tree_copy" in levers:
-        swaps.copy_wrapper = _no_copy_of_the_dead_raw_tree()
+        swap((core, "copy", stock["copy"], _no_copy_of_the_dead_raw_tree(stock["copy"])))
     if "stoplist_hash" in levers:
-        swaps.stoplist = (stock["stoplist"], HashedStopList(stock["stoplist"]))
+        swap((external, "JT_STOPLIST", stock["stoplist"], HashedStopList(stock["stoplist"])))
     if "text_content" in levers:
-        swaps.text_content = (stock["text_content"], _serialising_text_content(stock["text_content"]))
+        original = stock["text_content"]
+        swap((lxml_html.HtmlMixin, "text_content", original, _serialising_text_content(original)))
     if "control_chars" in levers:
-        swaps.invalid_xml_chars = (stock["invalid_xml_chars"], ScreenedPattern(stock["invalid_xml_chars"]))
+        original = stock["invalid_xml_chars"]
+        swap((utils, "INVALID_XML_CHARS", original, ScreenedPattern(original)))
     events, objects = "paragraph_events" in levers, "lean_paragraphs" in levers
     if events or objects:
         maker = stock["paragraph_maker"]
-        swaps.paragraph_maker = (maker, _lean_paragraph_maker(maker, events=events, objects=objects))
+        swap((external, "ParagraphMaker", maker, _lean_paragraph_maker(maker, events=events, objects=objects)))
     return swaps
 
 
@@ -610,13 +612,11 @@ def _pruning_by_union():
     return prune_unwanted_nodes, stock["prune_modules"]
 
 
-def _no_copy_of_the_dead_raw_tree():
+def _no_copy_of_the_dead_raw_tree(real_copy):
     """A stand-in for trafilatura.core's `copy` that returns the tree itself when `_extract_and_compare`
     copies the raw tree for the readability comparison in precision mode: trafilatura_sequence reads that
     tree again only for the baseline rescue and the recall escalation, which precision mode never runs.
-    Every other call is the real copy."""
-    from copy import copy as real_copy
-
+    Every other call is the real copy (`real_copy`, trafilatura.core's as it ships)."""
     from trafilatura import core
 
     target = core._extract_and_compare.__code__
@@ -635,30 +635,10 @@ def _no_copy_of_the_dead_raw_tree():
 def _apply(swaps: _Swaps) -> None:
     for target, _orig, fast in swaps.lists:
         target[:] = fast
-    for mod in swaps.prune_modules:
-        mod.prune_unwanted_nodes = swaps.prune
+    for owner, name, _orig, stand_in in swaps.attributes:
+        setattr(owner, name, stand_in)
     if swaps.parser is not None:
         swaps.parser.set_element_class_lookup(swaps.lookups[1])
-    if swaps.copy_wrapper is not None:
-        from trafilatura import core
-
-        core.copy = swaps.copy_wrapper
-    if swaps.stoplist is not None:
-        from trafilatura import external
-
-        external.JT_STOPLIST = swaps.stoplist[1]
-    if swaps.paragraph_maker is not None:
-        from trafilatura import external
-
-        external.ParagraphMaker = swaps.paragraph_maker[1]
-    if swaps.text_content is not None:
-        from lxml import html as lxml_html
-
-        lxml_html.HtmlMixin.text_content = swaps.text_content[1]
-    if swaps.invalid_xml_chars is not None:
-        from trafilatura import utils
-
-        utils.INVALID_XML_CHARS = swaps.invalid_xml_chars[1]
 
 
 def _undo(swaps: _Swaps | None) -> None:
@@ -666,32 +646,10 @@ def _undo(swaps: _Swaps | None) -> None:
         return
     for target, orig, _fast in swaps.lists:
         target[:] = orig
-    for mod in swaps.prune_modules:
-        mod.prune_unwanted_nodes = swaps.prune.original
+    for owner, name, orig, _stand_in in reversed(swaps.attributes):
+        setattr(owner, name, orig)
     if swaps.parser is not None:
         swaps.parser.set_element_class_lookup(swaps.lookups[0])
-    if swaps.copy_wrapper is not None:
-        from copy import copy as real_copy
-
-        from trafilatura import core
-
-        core.copy = real_copy
-    if swaps.stoplist is not None:
-        from trafilatura import external
-
-        external.JT_STOPLIST = swaps.stoplist[0]
-    if swaps.paragraph_maker is not None:
-        from trafilatura import external
-
-        external.ParagraphMaker = swaps.paragraph_maker[0]
-    if swaps.text_content is not None:
-        from lxml import html as lxml_html
-
-        lxml_html.HtmlMixin.text_content = swaps.text_content[0]
-    if swaps.invalid_xml_chars is not None:
-        from trafilatura import utils
-
-        utils.INVALID_XML_CHARS = swaps.invalid_xml_chars[0]
 
 
 if __name__ == "__main__":  # print the digests of the functions the levers rely on, for VERIFIED
