@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gzip
 import shutil
+from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -350,6 +351,20 @@ def test_ablate_with_an_arm_whose_index_names_no_part_to_read_is_one_line_exit_2
     assert len(errors) == 1 and "arm a" in errors[0] and "names no Parquet file" in errors[0], err
 
 
+def _no_ray_and_an_empty_index(monkeypatch, module, tmp_path) -> tuple[Path, Path]:
+    """`module.start_ray` made to fail the test; (an empty folder, a recipe selecting from it as fetch.index)."""
+
+    def no_ray(*_a, **_k):
+        raise AssertionError("Ray was started")
+
+    monkeypatch.setattr(module, "start_ray", no_ray)
+    given = tmp_path / "empty"
+    given.mkdir()
+    recipe = tmp_path / "index.toml"
+    recipe.write_text(f'[fetch]\nmode = "index"\nindex = "{given}"\n')
+    return given, recipe
+
+
 @pytest.mark.parametrize("case", ["empty index", "missing recipe"])
 def test_ablate_refuses_an_arm_it_cannot_prepare_before_starting_ray(tmp_path, capsys, monkeypatch, case):
     """As `run`: an arm whose given `fetch.index` names nothing to read, or whose recipe does not load, is one
@@ -357,14 +372,7 @@ def test_ablate_refuses_an_arm_it_cannot_prepare_before_starting_ray(tmp_path, c
     from pipelines.cli import main as cli_main
     from pipelines.commands import common
 
-    def no_ray(*_a, **_k):
-        raise AssertionError("Ray was started")
-
-    monkeypatch.setattr(common, "start_ray", no_ray)
-    given = tmp_path / "empty"
-    given.mkdir()
-    recipe = tmp_path / "index.toml"
-    recipe.write_text(f'[fetch]\nmode = "index"\nindex = "{given}"\n')
+    given, recipe = _no_ray_and_an_empty_index(monkeypatch, common, tmp_path)
     bad = recipe if case == "empty index" else tmp_path / "no-such-recipe.toml"
     arms = (f'[[arms]]\nname = "a"\nrecipe = "{recipe}"\nsnapshot = "{SNAP}"\nbase_url = "http://127.0.0.1:9"\n'
             f'[[arms]]\nname = "b"\nrecipe = "{bad}"\nsnapshot = "{SNAP}"\nbase_url = "http://127.0.0.1:9"\n')
@@ -387,14 +395,7 @@ def test_run_refuses_an_index_that_names_no_part_before_starting_ray(tmp_path, c
     from pipelines.cli import main as cli_main
     from pipelines.commands import run as run_command
 
-    def no_ray(*_a, **_k):
-        raise AssertionError("Ray was started")
-
-    monkeypatch.setattr(run_command, "start_ray", no_ray)
-    given = tmp_path / "empty"
-    given.mkdir()
-    recipe = tmp_path / "index.toml"
-    recipe.write_text(f'[fetch]\nmode = "index"\nindex = "{given}"\n')
+    _given, recipe = _no_ray_and_an_empty_index(monkeypatch, run_command, tmp_path)
     rc = cli_main(["run", "--snapshot", SNAP, "--base-url", "http://127.0.0.1:9", "--out", str(tmp_path / "out"),
                    "--recipe", str(recipe), "--stages", "extract", "--quiet"])
     err = capsys.readouterr().err.strip()
