@@ -107,6 +107,10 @@ class Head:
         )
 
     def stop(self, sig: int = signal.SIGTERM) -> None:
+        """End the node's processes and return once they have exited (their sockets closed): a killed
+        process's memory, and with it its command line, goes before its files, so a port can still accept
+        connections just after every process seems gone."""
+        pids = self._pids()
         if self.proc.poll() is None:
             try:
                 os.killpg(self.proc.pid, sig)
@@ -117,18 +121,48 @@ class Head:
             except subprocess.TimeoutExpired:
                 os.killpg(self.proc.pid, signal.SIGKILL)
                 self.proc.wait(timeout=30)
-        self._kill_leftovers()
+        for pid in self._pids():  # what outlived the group's leader, in its group or not (none expected)
+            _signal(pid, signal.SIGKILL)
+        deadline = time.monotonic() + 60
+        while any(_started(pid) == started for pid, started in pids.items()) and time.monotonic() < deadline:
+            time.sleep(0.02)
         self.log.close()
 
-    def _kill_leftovers(self) -> None:
-        """Processes of this head that left its group (none expected), found by its unique temp dir."""
-        marker = self.env["RAY_TMPDIR"].encode()
+    def _pids(self) -> dict[int, int]:
+        """{pid: start time} of the running processes of this node: its process group, and any carrying its
+        unique temp dir."""
+        marker, found = self.env["RAY_TMPDIR"].encode(), {}
         for pid_dir in Path("/proc").glob("[0-9]*"):
             try:
-                if marker in (pid_dir / "cmdline").read_bytes():
-                    os.kill(int(pid_dir.name), signal.SIGKILL)
-            except (OSError, ValueError):
+                fields = _stat_fields(int(pid_dir.name))
+                if fields[0] not in "ZX" and (int(fields[2]) == self.proc.pid
+                                              or marker in (pid_dir / "cmdline").read_bytes()):
+                    found[int(pid_dir.name)] = int(fields[19])
+            except (OSError, ValueError, IndexError):
                 pass
+        return found
+
+
+def _signal(pid: int, sig: int) -> None:
+    try:
+        os.kill(pid, sig)
+    except OSError:
+        pass
+
+
+def _stat_fields(pid: int) -> list[str]:
+    """/proc/<pid>/stat after the command name: state, ppid, pgrp, ... (field 22, the start time, is [19])."""
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    return stat[stat.rindex(")") + 2:].split()
+
+
+def _started(pid: int) -> int | None:
+    """The start time of `pid` while it runs; None once it has exited (a zombie, Z, has closed its files)."""
+    try:
+        fields = _stat_fields(pid)
+    except OSError:
+        return None
+    return None if fields[0] in "ZX" else int(fields[19])
 
 
 class Worker(Head):
