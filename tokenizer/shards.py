@@ -59,7 +59,7 @@ def parquet_options(names) -> dict:
     """How a table with a `tokens` column is written (pyarrow.parquet writer keywords; zstd is the storage
     default): the token ids with BYTE_STREAM_SPLIT (their bytes regrouped by position; the high bytes of
     uint16 ids stored as INT32 are zeros, which zstd all but removes) and no dictionary. On real and Zipf
-    token streams that writes 1.6-1.9x faster and 7-17% smaller than the dictionary pyarrow picks by
+    token streams that writes 1.6-1.9x faster and 7-21% smaller than the dictionary pyarrow picks by
     default, and reads as fast (pyarrow 17, pyproject.toml's floor, reads it back whole). The other columns keep
     the dictionary (it is pyarrow's default: a bucket or source column repeats)."""
     names = list(names)
