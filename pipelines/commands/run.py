@@ -72,14 +72,13 @@ def _main(args) -> int:
               writes=[("--out", args.out), ("--cache-dir", cache)])
     from crawlproc.crawl.download import DownloadError  # after the checks: they end in seconds
     from crawlproc.crawl.listing import ListingError
-    from pipelines.stages.index import IndexSelectionError, index_parts
+    from pipelines.stages.index import IndexSelectionError, check_given_index
     from pipelines.stages.run import print_summary, run_snapshot
 
-    if recipe.fetch.mode == "index" and recipe.fetch.index:  # a listing of the parts given: seconds, before Ray
-        try:
-            index_parts(args.snapshot, recipe, base, storage_for(recipe))
-        except IndexSelectionError as e:
-            return fail("run", str(e))
+    try:
+        check_given_index(args.snapshot, recipe, base, storage_for(recipe))
+    except IndexSelectionError as e:
+        return fail("run", str(e))
     start_ray(args, recipe)
     try:
         summary = run_snapshot(args.snapshot, args.out, recipe, base_url=args.base_url, limit=args.limit,

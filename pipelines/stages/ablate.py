@@ -230,7 +230,7 @@ def check_arm_inputs(spec: AblateSpec) -> None:
     """What can be known of the recipe arms before Ray starts, in seconds: each recipe loads, and a recipe that
     selects from a given `fetch.index` names a part to read (a listing of it, as `crawlproc run` checks)."""
     from crawlproc.store.storage import storage_for
-    from pipelines.stages.index import IndexSelectionError, index_parts
+    from pipelines.stages.index import IndexSelectionError, check_given_index
 
     for arm in spec.arms:
         if not arm.recipe:
@@ -239,10 +239,11 @@ def check_arm_inputs(spec: AblateSpec) -> None:
             recipe = _arm_recipe(arm)
         except (RecipeError, ValueError) as e:
             raise AblateError(f"arm {arm.name}: {e}") from None
-        if arm.warcs or recipe.fetch.mode != "index" or not recipe.fetch.index:
+        if arm.warcs:
             continue
         try:
-            index_parts(_snapshot_name(arm), recipe, arm.base_url or recipe.download.base_url, storage_for(recipe))
+            check_given_index(_snapshot_name(arm), recipe, arm.base_url or recipe.download.base_url,
+                              storage_for(recipe))
         except IndexSelectionError as e:
             raise AblateError(f"arm {arm.name}: {e}") from e
 

@@ -60,6 +60,14 @@ def index_parts(snapshot: str, recipe: Recipe, base_url: str, storage: Storage) 
     return [f"{base}/{ln.lstrip('/')}" for ln in lines]
 
 
+def check_given_index(snapshot: str, recipe: Recipe, base_url: str, storage: Storage) -> None:
+    """Before Ray starts (`run`, each `ablate` arm): a given `fetch.index` that names no part to read raises
+    IndexSelectionError, from a listing of it (seconds). Other modes, and the snapshot's own index listing (a
+    download), are left to the selection."""
+    if recipe.fetch.mode == "index" and recipe.fetch.index:
+        index_parts(snapshot, recipe, base_url, storage)
+
+
 def _given_parts(given: str, storage: Storage) -> list[str]:
     """The Parquet files `fetch.index` names, sorted."""
     if is_remote(given):
