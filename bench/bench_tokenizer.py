@@ -20,6 +20,8 @@ What runs on each side (ours is a layer over two Rust libraries, and says so):
              tokenizers' `BpeTrainer`: same text, same vocabulary size, same split regex, byte-level alphabet.
              The ratio compares rustbpe (+ our cleaning and rank export) with BpeTrainer, not our own BPE code.
   compression bytes per token on held-back text: our tokenizer vs the one BpeTrainer learned.
+  token files one pass of the corpus's ids written our way (BYTE_STREAM_SPLIT) vs pyarrow's default dictionary:
+             CPU per write and bytes, both read back.
 It also checks that tokenizers (loading our tokenizer.json) gives our ids on every held-back document.
 
 All times are CPU seconds of this process (user + system, every thread; with --threads 1 that is one core).
@@ -288,7 +290,40 @@ def main(argv: list[str] | None = None) -> int:
         )
         print(f"  bytes per token: tokenizers BpeTrainer {held_bytes / hf_tokens:.3f}")
         print(f"  RATIO ours/tokenizers bytes per token = {hf_tokens / ours_tokens:.3f} (higher is better)")
+        token_files(ours, texts, args.repeat)
     return 0
+
+
+def token_files(tok, texts: list[str], repeat: int) -> None:
+    """One pass of the corpus's ids (no text repeated) written as a token file our way (tokenizer/shards.py
+    parquet_options) and with pyarrow's default dictionary, both zstd with our row groups: CPU per write (best
+    of `repeat` x 3) and size, each read back and compared."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from tokenizer.shards import ROW_GROUP_DOCS, parquet_options, tokens_table
+
+    arrays = [np.asarray(tok.encode(t), dtype=tok.dtype) for t in texts]
+    table = tokens_table([f"doc-{i}" for i in range(len(texts))], arrays, tok.dtype)
+    sides = {"ours (BYTE_STREAM_SPLIT)": parquet_options(table.column_names), "pyarrow's default dictionary": {}}
+    result = {}
+    for name, options in sides.items():
+        best = float("inf")
+        for _ in range(3 * repeat):
+            sink = pa.BufferOutputStream()
+            t0 = time.process_time()
+            pq.write_table(table, sink, compression="zstd", row_group_size=ROW_GROUP_DOCS, **options)
+            best = min(best, time.process_time() - t0)
+        data = sink.getvalue()
+        assert pq.read_table(pa.BufferReader(data)).equals(table), name
+        result[name] = (best, data.size)
+    print(f"\ntoken files (one pass of the corpus: {sum(map(len, arrays)):,} ids, {tok.dtype}; zstd; best of "
+          f"{3 * repeat}; both read back equal)")
+    for name, (seconds, size) in result.items():
+        print(f"  {name:30} write {1000 * seconds:6.2f} ms CPU   {size / 1e6:.3f} MB")
+    (ours_s, ours_b), (peer_s, peer_b) = result.values()
+    print(f"  RATIO write speed ours / default = {peer_s / ours_s:.2f}; size ours / default = {ours_b / peer_b:.3f}")
 
 
 if __name__ == "__main__":
