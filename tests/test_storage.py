@@ -14,7 +14,7 @@ import pyarrow as pa
 import pytest
 
 from crawlproc.store.layout import Layout, LayoutError, Markers, check_name
-from crawlproc.store.storage import Storage, is_remote, join, normalize
+from crawlproc.store.storage import Storage, StorageError, is_remote, join, normalize
 from s3 import FaultProxy, Rule
 
 
@@ -175,3 +175,35 @@ def test_snapshots_lists_every_folder_with_state(root):
     st.write_json(join(root, "tokens", "bpe", "manifest.json"), {})
     st.write_json(join(root, "unrelated", "notes.json"), {})
     assert layout.snapshots() == ["A", "B"]
+
+
+def test_a_pattern_names_a_file_a_folder_or_a_glob_the_same_way_locally_and_in_a_bucket(root):
+    """Storage.expand: the WARC inputs and a given columnar index are named this way; a glob keeps glob.glob's
+    rules in a bucket too (it used to let `*` cross folder levels there, and a glob never named a folder)."""
+    st = Storage()
+    names = ["w/a.warc.gz", "w/notes.txt", "w/sub/b.warc.gz", "w/sub/deep/c.warc", "w/.hidden/e.warc.gz",
+             "w/.f.warc.gz", "x/crawl=1/p.warc.gz", "x/crawl=2/q.warc.gz", "x/crawl=2/r.txt", "x/top.warc.gz"]
+    for name in names:
+        st.write_bytes(join(root, name), b"x")
+
+    def expand(pattern):
+        got = st.expand(join(root, pattern), in_folder=lambda name: ".warc" in name)
+        prefix = (os.path.abspath(root) if not is_remote(root) else root) + "/"
+        assert all(g.startswith(prefix) for g in got) and got == sorted(got), got
+        return [g[len(prefix):] for g in got]
+
+    # a local folder lists its hidden entries (rglob) as a bucket does: only the wildcards skip dot-names
+    under_w = ["w/.f.warc.gz", "w/.hidden/e.warc.gz", "w/a.warc.gz", "w/sub/b.warc.gz", "w/sub/deep/c.warc"]
+    assert expand("w/a.warc.gz") == ["w/a.warc.gz"]
+    assert expand("w/notes.txt") == ["w/notes.txt"]  # named: taken as it is
+    assert expand("w") == expand("w/") == under_w
+    assert expand("w/*.warc.gz") == ["w/a.warc.gz"]  # `*` stays in its level, and skips dot-names
+    assert expand("w/.*.warc.gz") == ["w/.f.warc.gz"]
+    assert expand("w/**/*.warc*") == ["w/a.warc.gz", "w/sub/b.warc.gz", "w/sub/deep/c.warc"]
+    assert expand("w/s?b/*") == ["w/sub/b.warc.gz", "w/sub/deep/c.warc"]  # the folder deep/ expanded
+    assert expand("x/crawl=[2-9]") == ["x/crawl=2/q.warc.gz"]  # a folder the glob names: its WARC files
+    assert expand("x/*") == ["x/crawl=1/p.warc.gz", "x/crawl=2/q.warc.gz", "x/top.warc.gz"]
+    assert expand("nothing") == expand("w/*.parquet") == expand("nothing/**/*") == []
+    if is_remote(root):
+        with pytest.raises(StorageError, match="name the bucket in full"):
+            st.expand(root.split("/")[0] + "//b-*/w", in_folder=lambda name: True)

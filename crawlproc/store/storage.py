@@ -32,6 +32,8 @@ is a folder, can be created and written, and has room.
 from __future__ import annotations
 
 import errno
+import fnmatch
+import glob
 import json
 import os
 import re
@@ -41,6 +43,7 @@ import stat
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -334,6 +337,43 @@ class Storage:
             out.append(_entry(join(base, rel), fi))
         return sorted(out, key=lambda e: e.uri)
 
+    def expand(self, pattern: str, in_folder: Callable[[str], bool]) -> list[str]:
+        """The files `pattern` names, sorted: itself (a file), the files under it whose name passes `in_folder`
+        (a folder), or what a glob matches, with glob.glob's rules on a local disk and in a bucket alike (`*`,
+        `?`, `[...]` within one folder level, `**` across levels, names starting with a dot only when asked
+        for); a folder the glob matches is expanded as one. Local paths come back absolute; [] when nothing
+        matches: the callers say what that means (a WARC input, a columnar index)."""
+        if not is_remote(pattern):
+            named = sorted(glob.glob(pattern, recursive=True)) if glob.has_magic(pattern) else \
+                ([pattern] if os.path.lexists(pattern) else [])
+            found = []
+            for m in named:
+                if os.path.isdir(m):
+                    found += (str(x) for x in Path(m).rglob("*") if in_folder(x.name) and not x.is_dir())
+                else:
+                    found.append(m)
+            return sorted(dict.fromkeys(os.path.abspath(m) for m in found))
+        pattern = pattern.rstrip("/")
+        if not glob.has_magic(pattern):
+            entry = self.info(pattern)
+            if entry is None:
+                return []
+            return [e.uri for e in self.list(pattern, recursive=True) if in_folder(e.name)] if entry.is_dir \
+                else [pattern]
+        levels = pattern.split("/")
+        fixed = next(i for i, level in enumerate(levels) if glob.has_magic(level))
+        if fixed < 3:  # scheme://bucket/...: a listing needs the bucket
+            raise StorageError(f"{pattern}: a glob cannot stand for the bucket's name: name the bucket in full")
+        base, wanted = "/".join(levels[:fixed]), levels[fixed:]
+        found = []
+        for e in self.list(base, recursive=True):
+            rel = e.uri[len(base) + 1:].split("/")
+            # the object itself, or an object under a folder the pattern names
+            if _glob_matches(rel, wanted) or (in_folder(e.name) and any(
+                    _glob_matches(rel[:k], wanted) for k in range(1, len(rel)))):
+                found.append(e.uri)
+        return found
+
     def delete(self, uri: str) -> None:
         fs, path = self.resolve(uri)
         try:
@@ -436,6 +476,21 @@ def _write_parquet(where, table: pa.Table, kwargs: dict) -> None:
         pq.ParquetWriter(where, table.schema, **kwargs).close()
     else:
         pq.write_table(table, where, **kwargs)
+
+
+def _glob_matches(levels: list[str], wanted: list[str]) -> bool:
+    """Whether a path's folder levels match a glob's, as glob.glob(recursive=True) decides: each level by
+    fnmatch, `**` standing for any number of levels, a name starting with a dot matched only by a level that
+    starts with one."""
+    if not wanted:
+        return not levels
+    head, rest = wanted[0], wanted[1:]
+    if head == "**":
+        return any(_glob_matches(levels[k:], rest) for k in range(len(levels) + 1)
+                   if not any(level.startswith(".") for level in levels[:k]))
+    if not levels or (levels[0].startswith(".") and not head.startswith(".") and glob.has_magic(head)):
+        return False
+    return fnmatch.fnmatchcase(levels[0], head) and _glob_matches(levels[1:], rest)
 
 
 def _entry(uri: str, fi: pafs.FileInfo) -> Entry:

@@ -8,12 +8,8 @@ stops at once with a message naming the holder.
 
 from __future__ import annotations
 
-import fnmatch
-import glob
-import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from crawlproc.extract.units import extract_file
 from crawlproc.extract.stats import FileStats, snapshot_stats
@@ -63,39 +59,14 @@ def expand_inputs(patterns: list[str], storage: Storage | None = None) -> list[s
     storage = storage or Storage()
     found: list[str] = []
     for pat in patterns:
-        if is_remote(pat):
-            matches = remote_matches(pat, storage)
-        else:
-            named = sorted(glob.glob(pat, recursive=True)) if glob.has_magic(pat) else \
-                ([pat] if os.path.lexists(pat) else [])
-            matches = []
-            for m in named:
-                if Path(m).is_dir():  # a folder: the WARC files under it
-                    matches += sorted(str(x) for x in Path(m).rglob("*") if ".warc" in x.name and not x.is_dir())
-                else:
-                    matches.append(m)
-            matches = [os.path.abspath(m) for m in matches]
+        matches = storage.expand(pat, in_folder=lambda name: ".warc" in name)
+        if not is_remote(pat):
             for m in matches:
                 check_local_file(m, "input")
         if not matches:
             raise FileNotFoundError(f"no input matches {pat!r}")
         found.extend(matches)
     return sorted(dict.fromkeys(found))
-
-
-def remote_matches(pattern: str, storage: Storage, in_folder: Callable[[str], bool] = lambda name: ".warc" in name
-                   ) -> list[str]:
-    """The objects an object-store URI names: itself, the objects under it whose name passes `in_folder` (a
-    folder; WARC files by default), or those a glob matches."""
-    if not any(ch in pattern for ch in "*?["):
-        entry = storage.info(pattern)
-        if entry is None:
-            return []
-        if not entry.is_dir:
-            return [pattern]
-        return [e.uri for e in storage.list(pattern, recursive=True) if in_folder(e.name)]
-    base = pattern[: min(pattern.find(ch) for ch in "*?[" if ch in pattern)].rsplit("/", 1)[0]
-    return [e.uri for e in storage.list(base, recursive=True) if fnmatch.fnmatchcase(e.uri, pattern)]
 
 
 def extract_snapshot(

@@ -12,9 +12,6 @@ read whole and files read by the index without a record counted twice.
 from __future__ import annotations
 
 import dataclasses
-import glob
-import os
-from pathlib import Path
 
 from crawlproc.crawl.ccindex import rule_for
 from crawlproc.crawl.download import download_file, fetch_bytes
@@ -23,9 +20,8 @@ from crawlproc.crawl.selection import group_bucket, select_part
 from crawlproc.recipe import Recipe
 from crawlproc.store.fingerprint import digest
 from crawlproc.store.layout import Snapshot
-from crawlproc.store.storage import Storage, is_remote, join
+from crawlproc.store.storage import Storage, join
 from pipelines.engine.runner import Unit, run_stage
-from pipelines.stages.extract import remote_matches
 
 FILES_PER_BUCKET = 100
 
@@ -41,7 +37,7 @@ def index_parts(snapshot: str, recipe: Recipe, base_url: str, storage: Storage) 
     the snapshot's listing never reads; a folder given whole, as CC lays out `crawl=<snapshot>/`, holds them."""
     given = recipe.fetch.index
     if given:
-        found = _given_parts(given, storage)
+        found = storage.expand(given, in_folder=lambda name: name.endswith(".parquet"))
         if not found:
             raise IndexSelectionError(f"fetch.index {given!r} names no Parquet file")
         warc = [p for p in found if _subset(p) in (None, "warc")]
@@ -66,18 +62,6 @@ def check_given_index(snapshot: str, recipe: Recipe, base_url: str, storage: Sto
     download), are left to the selection."""
     if recipe.fetch.mode == "index" and recipe.fetch.index:
         index_parts(snapshot, recipe, base_url, storage)
-
-
-def _given_parts(given: str, storage: Storage) -> list[str]:
-    """The Parquet files `fetch.index` names, sorted."""
-    if is_remote(given):
-        found = remote_matches(given, storage, in_folder=lambda name: name.endswith(".parquet"))
-    elif Path(given).is_dir():
-        found = [str(p) for p in Path(given).rglob("*.parquet")]
-    else:
-        found = sorted(glob.glob(given, recursive=True)) or ([given] if Path(given).is_file() else [])
-        found = [os.path.abspath(p) for p in found]
-    return sorted(found)
 
 
 def _subset(part: str) -> str | None:
