@@ -110,6 +110,7 @@ def _state() -> dict:
         "paragraph_maker": trafilatura.external.ParagraphMaker,
         "text_content": lxml_html.HtmlMixin.text_content,
         "invalid_xml_chars": utils.INVALID_XML_CHARS,
+        "compare_extraction": core.compare_extraction,
     }
 
 
@@ -135,6 +136,7 @@ def test_nothing_is_changed_outside_our_calls(pages, monkeypatch):
     assert seen["prune"] != before["prune"]
     assert seen["paragraph_maker"] is not before["paragraph_maker"] and seen["text_content"] is not before["text_content"]
     assert type(seen["invalid_xml_chars"]) is accelerate.ScreenedPattern and type(before["invalid_xml_chars"]) is re.Pattern
+    assert seen["compare_extraction"] is not before["compare_extraction"] is trafilatura.external.compare_extraction
     assert _state() == before  # and taken back after it
 
 
@@ -198,11 +200,17 @@ def test_trafilatura_is_the_version_the_levers_were_verified_on():
     assert tuple(map(int, low.split("."))) <= version < tuple(map(int, high.split(".")))
 
 
-def test_a_lever_whose_trafilatura_code_changed_is_left_out(monkeypatch, caplog, pages, stock_texts):
-    monkeypatch.setitem(accelerate.VERIFIED["raw_tree_copy"], "core._prepare_tree", "0" * 16)
+def _accelerator_checking_afresh(monkeypatch, caplog) -> Accelerator:
+    """An Accelerator made after the process's verdict on trafilatura's internals is forgotten (monkeypatch puts
+    the real verdict back after the test), its warnings in caplog."""
     monkeypatch.setattr(accelerate, "_CHECKED", None)
     with caplog.at_level(logging.WARNING, logger="crawlproc.extract.accelerate"):
-        acc = Accelerator(**CALL)
+        return Accelerator(**CALL)
+
+
+def test_a_lever_whose_trafilatura_code_changed_is_left_out(monkeypatch, caplog, pages, stock_texts):
+    monkeypatch.setitem(accelerate.VERIFIED["raw_tree_copy"], "core._prepare_tree", "0" * 16)
+    acc = _accelerator_checking_afresh(monkeypatch, caplog)
     assert "raw_tree_copy" not in acc.levers and "selections" in acc.levers
     assert "core._prepare_tree" in caplog.text
     assert acc.extract(*pages[3]) == stock_texts[3]
@@ -213,9 +221,7 @@ def test_a_changed_invalid_xml_pattern_leaves_the_control_chars_lever_out(monkey
     """The pattern is a constant, not in any function's source: it is compared on its own."""
     changed = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ufffe\uffff]")
     monkeypatch.setitem(accelerate._stock(), "invalid_xml_chars", changed)
-    monkeypatch.setattr(accelerate, "_CHECKED", None)
-    with caplog.at_level(logging.WARNING, logger="crawlproc.extract.accelerate"):
-        acc = Accelerator(**CALL)
+    acc = _accelerator_checking_afresh(monkeypatch, caplog)
     assert "control_chars" not in acc.levers and "text_content" in acc.levers
     assert "utils.INVALID_XML_CHARS" in caplog.text
     monkeypatch.setattr(accelerate, "_CHECKED", None)
@@ -450,3 +456,91 @@ def test_the_extractor_switch():
     page = "<html><body><article>" + "<p>One more ordinary sentence of a plain page.</p>" * 6 + "</article></body></html>"
     assert plain.extract(page) == Extractor(ExtractConfig()).extract(page)
     assert type(utils.load_html("<html><body><form></form></body></html>").find(".//form")) is lxml_html.FormElement
+
+
+# --- readability_gate: readability skipped only where its text would lose ------------------------------------
+
+def _readability_on_stock(pages, monkeypatch, **call) -> list[dict]:
+    """For each page, stock trafilatura's readability comparison as it ran: the bounds of the raw tree it got,
+    the length of readability's text and whether trafilatura preferred it."""
+    from trafilatura import external
+    from trafilatura.utils import trim
+
+    from crawlproc.extract import readability_gate as gate
+
+    seen: list[dict] = []
+    compare, readability, prefer = core.compare_extraction, external.try_readability, external._prefer_readability
+
+    def spy_compare(cleaned_tree, raw_tree, body, text, options):
+        parts = gate.text_parts(raw_tree)
+        unsafe = next(raw_tree.iter(*(gate.raw_text_elements() - gate.DISPOSED_OF)), None) is not None
+        seen.append({"raw": gate.raw_bound(*parts), "trimmed": gate.trimmed_bound(*parts), "unsafe": unsafe,
+                     "loses": gate.readability_loses(raw_tree, body, len(text), options.min_extracted_size,
+                                                     gate.raw_text_elements() - gate.DISPOSED_OF)})
+        return compare(cleaned_tree, raw_tree, body, text, options)
+
+    def spy_readability(tree):
+        out = readability(tree)
+        seen[-1]["algo"] = len(trim(lxml_html.tostring(out, method="text", encoding="utf-8").decode("utf-8")))
+        return out
+
+    def spy_prefer(*args):
+        seen[-1]["preferred"] = prefer(*args)
+        return seen[-1]["preferred"]
+
+    monkeypatch.setattr(core, "compare_extraction", spy_compare)
+    monkeypatch.setattr(external, "try_readability", spy_readability)
+    monkeypatch.setattr(external, "_prefer_readability", spy_prefer)
+    for html, url in pages:
+        trafilatura.extract(html, url=url, **(call or CALL))
+    monkeypatch.undo()
+    return seen
+
+
+@pytest.mark.parametrize("mode", ["precision", "balanced"])
+def test_the_bounds_hold_and_readability_is_skipped_only_where_trafilatura_refuses_it(pages, monkeypatch, mode):
+    call = CALL if mode == "precision" else {**CALL, "favor_precision": False}
+    runs = _readability_on_stock(pages if mode == "precision" else pages[::3], monkeypatch, **call)
+    safe = [r for r in runs if not r["unsafe"]]
+    assert len(safe) == len(runs) > 100
+    assert [r for r in safe if r["algo"] > min(r["raw"], r["trimmed"])] == []
+    decided = [r for r in runs if r["loses"]]
+    assert len(decided) > len(runs) / 4  # the gate acts
+    assert [r for r in decided if r["preferred"]] == []
+    assert any(r["preferred"] for r in runs)  # and readability does win elsewhere: the check could fail
+
+
+def test_a_page_the_parser_reads_raw_is_never_decided_by_the_bound():
+    """`<xmp>` text comes back from readability's round trip longer than it was (`<` read raw, serialised as
+    `&lt;`, re-read raw): the bound does not hold there, and the gate leaves such a page to readability."""
+    from trafilatura.external import try_readability
+    from trafilatura.utils import trim
+
+    from crawlproc.extract import readability_gate as gate
+
+    raw = gate.raw_text_elements()
+    assert {"xmp", "plaintext", "noembed", "script", "style"} <= raw
+    assert not raw & {"p", "div", "a", "title", "textarea", "table", "noscript", "span"}
+    assert gate.probe_failures() == []
+    page = ("<html><body><div class='article'><p>" + "Words of an ordinary paragraph here. " * 8 + "</p><xmp>"
+            + "<" * 400 + "</xmp><p>" + "More words in a second paragraph. " * 8 + "</p></div></body></html>")
+    tree = utils.load_html(page)
+    bound = gate.raw_bound(*gate.text_parts(tree))
+    algo = len(trim(lxml_html.tostring(try_readability(utils.load_html(page)), method="text",
+                                        encoding="utf-8").decode("utf-8")))
+    assert algo > bound  # the premise fails on this page
+    body = lxml_html.fromstring("<div><p>own text</p><p>and more</p></div>")  # a well-formed body
+    assert gate.readability_loses(tree, body, bound // 2, 250, frozenset())  # the bound alone would decide
+    assert not gate.readability_loses(tree, body, bound // 2, 250, raw - gate.DISPOSED_OF)
+    acc = Accelerator(levers=("readability_gate",), **CALL)
+    assert [acc.extract(page)] == stock([(page, None)])
+
+
+def test_a_parser_that_breaks_the_gates_argument_leaves_it_out(monkeypatch, caplog):
+    from crawlproc.extract import readability_gate as gate
+
+    monkeypatch.setattr(gate, "probe_failures", lambda: ["round trip of '<table>abc</table>'"])
+    acc = _accelerator_checking_afresh(monkeypatch, caplog)
+    assert "readability_gate" not in acc.levers and "control_chars" in acc.levers
+    assert "round trip of" in caplog.text
+    monkeypatch.setattr(accelerate, "_CHECKED", None)

@@ -34,6 +34,11 @@ Each lever is exact, not a heuristic; none changes what trafilatura decides:
   and almost no page holds one. A stand-in for that pattern answers "none here" from the page's UTF-8 bytes
   (a C table scan: a character below U+0020 is the same byte in UTF-8, and no other character's bytes are
   below 0x80) and two substring searches for U+FFFE and U+FFFF, and hands every other page to the pattern.
+- **readability_gate**: in precision and balanced modes trafilatura runs its readability port on every page
+  and keeps its own text unless readability's is much longer (or its own body is malformed). Where an upper
+  bound on the length of readability's text already says it would lose, readability gets an empty page
+  instead of the raw tree: the same choice, without the pruning and scoring of the whole page
+  (crawlproc/extract/readability_gate.py has the argument, and asks the HTML parser in use what it rests on).
 
 Nothing is changed for code outside our calls: the swaps are made on entering `Accelerator.extract` and undone
 on leaving it (a count keeps them in place while any thread is inside). A thread that calls trafilatura during
@@ -58,12 +63,13 @@ import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from crawlproc.extract import readability_gate
 from crawlproc.extract.attrxpath import Unsupported, compile_union, try_compile
 
 LOG = logging.getLogger(__name__)
 
 LEVERS = ("selections", "element_lookup", "raw_tree_copy", "options", "stoplist_hash", "paragraph_events",
-          "lean_paragraphs", "text_content", "control_chars")
+          "lean_paragraphs", "text_content", "control_chars", "readability_gate")
 # Measured, not used by default: one combined pass (with one function reading each attribute once) for each
 # list that trafilatura prunes with, instead of one pass per expression. It reads every attribute any of the
 # expressions needs on every element the widest of them visits, and came out ~8% slower than "selections"
@@ -104,6 +110,15 @@ VERIFIED = {
     },
     "text_content": {"lxml.html.HtmlMixin.text_content": "02586a50adda287d"},
     "control_chars": {"utils.repair_faulty_html": "7e68c7a3cb24910c"},
+    "readability_gate": {
+        "core._extract_and_compare": "f7d056c2118222e8",
+        "external.compare_extraction": "2d3d1ffea3ba469f",
+        "external._prefer_readability": "f6ee688e9ae60074",
+        "external.try_readability": "538e3c8e5ab7e4d4",
+        "readability_lxml.Document": "fe2ad9d1920eed29",
+        "utils.fromstring_bytes": "c5ee8713366ea137",
+        "utils.trim": "b82ffd884c0dc230",
+    },
     "options": {
         "core.extract": "e0fa59198274f62e",
         "core._internal_extraction": "bdf38a3bab82427b",
@@ -243,6 +258,7 @@ def check_internals() -> dict[str, list[str]]:
         pattern = _stock()["invalid_xml_chars"]
         if not (isinstance(pattern, re.Pattern) and pattern.pattern == INVALID_XML_PATTERN and pattern.flags == re.UNICODE):
             found["control_chars"].append("utils.INVALID_XML_CHARS")
+        found["readability_gate"] += readability_gate.probe_failures()
         _CHECKED = found
     return {k: list(v) for k, v in _CHECKED.items()}
 
@@ -288,6 +304,7 @@ def _stock() -> dict:
                 "paragraph_maker": external.ParagraphMaker,
                 "text_content": lxml_html.HtmlMixin.text_content,
                 "invalid_xml_chars": utils.INVALID_XML_CHARS,
+                "compare_extraction": core.compare_extraction,
             }
         return _STOCK
 
@@ -414,6 +431,9 @@ def _build_swaps(levers: tuple[str, ...]) -> _Swaps:
     if "control_chars" in levers:
         original = stock["invalid_xml_chars"]
         swap((utils, "INVALID_XML_CHARS", original, ScreenedPattern(original)))
+    if "readability_gate" in levers:
+        original = stock["compare_extraction"]
+        swap((core, "compare_extraction", original, readability_gate.gated(original, _raw_text_elements())))
     events, objects = "paragraph_events" in levers, "lean_paragraphs" in levers
     if events or objects:
         maker = stock["paragraph_maker"]
@@ -610,6 +630,17 @@ def _pruning_by_union():
 
     prune_unwanted_nodes.original = original
     return prune_unwanted_nodes, stock["prune_modules"]
+
+
+_RAW_TEXT: frozenset[str] | None = None
+
+
+def _raw_text_elements() -> frozenset[str]:
+    """readability_gate.raw_text_elements(), asked of the parser once per process."""
+    global _RAW_TEXT
+    if _RAW_TEXT is None:
+        _RAW_TEXT = readability_gate.raw_text_elements()
+    return _RAW_TEXT
 
 
 def _no_copy_of_the_dead_raw_tree(real_copy):
