@@ -29,8 +29,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-# Element names to ask the parser about (HTML's, current and obsolete): any other name parses as an ordinary
-# element, and a name missing here that the parser reads raw would only make the gate skip nothing new.
+# Element names to ask the parser about: every HTML element name, current and obsolete. The parser reads text raw
+# only inside elements it knows by name; any other name parses as an ordinary element.
 HTML_ELEMENTS = (
     "a abbr acronym address applet area article aside audio b base basefont bdi bdo bgsound big blink "
     "blockquote body br button canvas caption center cite code col colgroup data datalist dd del details dfn "
