@@ -471,12 +471,13 @@ def _readability_on_stock(pages, monkeypatch, **call) -> list[dict]:
     seen: list[dict] = []
     compare, readability, prefer = core.compare_extraction, external.try_readability, external._prefer_readability
 
+    unsafe = gate.raw_text_elements() - gate.DISPOSED_OF
+
     def spy_compare(cleaned_tree, raw_tree, body, text, options):
         parts = gate.text_parts(raw_tree)
-        unsafe = next(raw_tree.iter(*(gate.raw_text_elements() - gate.DISPOSED_OF)), None) is not None
-        seen.append({"raw": gate.raw_bound(*parts), "trimmed": gate.trimmed_bound(*parts), "unsafe": unsafe,
-                     "loses": gate.readability_loses(raw_tree, body, len(text), options.min_extracted_size,
-                                                     gate.raw_text_elements() - gate.DISPOSED_OF)})
+        seen.append({"raw": gate.raw_bound(*parts), "trimmed": gate.trimmed_bound(*parts),
+                     "unsafe": next(raw_tree.iter(*unsafe), None) is not None,
+                     "loses": gate.readability_loses(raw_tree, body, len(text), options.min_extracted_size, unsafe)})
         return compare(cleaned_tree, raw_tree, body, text, options)
 
     def spy_readability(tree):

@@ -433,7 +433,7 @@ def _build_swaps(levers: tuple[str, ...]) -> _Swaps:
         swap((utils, "INVALID_XML_CHARS", original, ScreenedPattern(original)))
     if "readability_gate" in levers:
         original = stock["compare_extraction"]
-        swap((core, "compare_extraction", original, readability_gate.gated(original, _raw_text_elements())))
+        swap((core, "compare_extraction", original, readability_gate.gated(original, readability_gate.raw_text_elements())))
     events, objects = "paragraph_events" in levers, "lean_paragraphs" in levers
     if events or objects:
         maker = stock["paragraph_maker"]
@@ -630,17 +630,6 @@ def _pruning_by_union():
 
     prune_unwanted_nodes.original = original
     return prune_unwanted_nodes, stock["prune_modules"]
-
-
-_RAW_TEXT: frozenset[str] | None = None
-
-
-def _raw_text_elements() -> frozenset[str]:
-    """readability_gate.raw_text_elements(), asked of the parser once per process."""
-    global _RAW_TEXT
-    if _RAW_TEXT is None:
-        _RAW_TEXT = readability_gate.raw_text_elements()
-    return _RAW_TEXT
 
 
 def _no_copy_of_the_dead_raw_tree(real_copy):

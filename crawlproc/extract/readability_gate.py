@@ -28,6 +28,7 @@ the same outcome as on the real tree, where its text would have lost.
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import cache
 
 # Element names to ask the parser about: every HTML element name, current and obsolete. The parser reads text raw
 # only inside elements it knows by name; any other name parses as an ordinary element.
@@ -58,6 +59,7 @@ def _round_trip(html: str) -> tuple[int, int]:
     return len(tostring(tree, method="text", encoding=str)), len(tostring(again, method="text", encoding=str))
 
 
+@cache  # a property of the parser: asked once per process
 def raw_text_elements() -> frozenset[str]:
     """The element names whose text does not come back as it was through readability's round trip (XML
     serialisation, trafilatura's HTML parser): escaped characters left escaped, or an empty element swallowing
