@@ -273,6 +273,14 @@ def test_out_that_is_a_file_is_refused_in_one_line(warc, tokens, tmp_path):
     assert afile.read_text() == "not a folder"
 
 
+def test_a_glob_in_a_buckets_name_is_one_line_naming_it(tmp_path):
+    """The preflight checked the part of a remote glob before its first wildcard, cut at a '/': `s3://b*/x`
+    gave `s3:/`, checked as a local path ("input .../s3: does not exist")."""
+    rc, _, err, took = cli("extract", "s3://warcs-*/crawl/*.warc.gz", "--out", str(tmp_path / "out"))
+    one_line(rc, err, "s3://warcs-*/crawl/*.warc.gz", "name the bucket in full")
+    assert took < BOUND_S
+
+
 def test_a_read_only_out_is_refused_before_any_work(warc, tokens, tmp_path):
     with tmpfs(tmp_path / "ro", ro=True) as ro:
         for args in (["extract", str(warc), "--out", str(ro / "out")],

@@ -360,11 +360,8 @@ class Storage:
                 return []
             return [e.uri for e in self.list(pattern, recursive=True) if in_folder(e.name)] if entry.is_dir \
                 else [pattern]
-        levels = pattern.split("/")
-        fixed = next(i for i, level in enumerate(levels) if glob.has_magic(level))
-        if fixed < 3:  # scheme://bucket/...: a listing needs the bucket
-            raise StorageError(f"{pattern}: a glob cannot stand for the bucket's name: name the bucket in full")
-        base, wanted = "/".join(levels[:fixed]), levels[fixed:]
+        base = glob_base(pattern)
+        wanted = pattern[len(base) + 1:].split("/")
         found = []
         for e in self.list(base, recursive=True):
             rel = e.uri[len(base) + 1:].split("/")
@@ -476,6 +473,19 @@ def _write_parquet(where, table: pa.Table, kwargs: dict) -> None:
         pq.ParquetWriter(where, table.schema, **kwargs).close()
     else:
         pq.write_table(table, where, **kwargs)
+
+
+def glob_base(pattern: str) -> str:
+    """The folder levels of an object-store glob before the first one with a wildcard: what can be listed, and
+    checked before any work (the pattern itself when it has none). A wildcard in the bucket's name is a
+    StorageError: a listing needs the bucket."""
+    levels = pattern.split("/")
+    fixed = next((i for i, level in enumerate(levels) if glob.has_magic(level)), None)
+    if fixed is None:
+        return pattern
+    if fixed < 3:  # scheme: / "" / bucket
+        raise StorageError(f"{pattern}: a glob cannot stand for the bucket's name: name the bucket in full")
+    return "/".join(levels[:fixed])
 
 
 def _glob_matches(levels: list[str], wanted: list[str]) -> bool:

@@ -62,12 +62,6 @@ def preflight(storage, reads=(), writes=()) -> None:
             storage.check_write(uri, what)
 
 
-def store_root(pattern: str) -> str:
-    """The part of a (remote) glob before its first wildcard, cut at a '/': what a preflight can check."""
-    cut = min((pattern.find(ch) for ch in "*?[" if ch in pattern), default=-1)
-    return pattern if cut < 0 else pattern[:cut].rsplit("/", 1)[0]
-
-
 def guarded(command: str, body) -> int:
     """Run `body()` and turn the errors a user can fix, and the environment's faults, into one line and exit
     code 2 (no traceback)."""

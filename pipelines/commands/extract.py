@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pipelines.commands.common import (
     add_quiet_option, add_ray_option, add_recipe_option, exit_code, fail, guarded, load_recipe, preflight,
-    print_failures, start_ray, store_root,
+    print_failures, start_ray,
 )
 
 
@@ -36,12 +36,12 @@ def main(args) -> int:
 
 def _main(args) -> int:
     from crawlproc.store.layout import check_snapshot_name
-    from crawlproc.store.storage import is_remote, storage_for
+    from crawlproc.store.storage import glob_base, is_remote, storage_for
 
     recipe = load_recipe(args)
     check_snapshot_name(args.dump, "--dump (snapshot name)")
     storage = storage_for(recipe)
-    preflight(storage, reads=[("input", store_root(p), "any") for p in args.inputs if is_remote(p)],
+    preflight(storage, reads=[("input", glob_base(p), "any") for p in args.inputs if is_remote(p)],
               writes=[("--out", args.out)])
     from pipelines.stages.extract import expand_inputs, run_extract  # after the checks: they end in seconds
 
