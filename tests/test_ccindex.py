@@ -12,13 +12,14 @@ import pyarrow.parquet as pq
 import pytest
 
 from crawlproc.crawl.cclang import index_codes
-from crawlproc.crawl.ccindex import Range, SelectRule, classify_rows, plan_ranges, select_table
+from crawlproc.crawl.ccindex import REASONS, Range, SelectRule, classify_rows, plan_ranges, select_table
 from crawlproc.crawl.download import DownloadError
 from crawlproc.crawl.ranged import check_member, fetch_records
 from crawlproc.recipe import DownloadConfig
 from pipelines.demo.minicc import Fault, MiniCCServer, build_minicc, index_rows, write_index
 
 CFG = DownloadConfig(retries=3, backoff_s=0.01, max_backoff_s=0.5, timeout_s=5.0)
+REASON_LANGUAGE = REASONS.index("index:language")
 CC_WARC = "fastwarc_CC-MAIN-2020-34_excerpt.warc.gz"  # real CC: 16 responses with CC's languages-cld2
 
 
@@ -270,6 +271,45 @@ def test_index_mode_fetches_only_selected_records_and_keeps_what_a_full_read_kee
     after = _docs(idx_out)  # no id twice (asserted inside)
     selected2 = {(r["warc_filename"], r["warc_record_offset"]) for r, why in zip(rows, reasons2) if why == 0}
     assert {i for i, d in full.items() if (d["file_path"], d["warc_offset"]) in selected2} == set(after)
+
+
+def test_an_index_rewritten_in_place_is_selected_again(ray_local, cc, tmp_path):
+    """A given `fetch.index` part is known by its content, not its path: the same file name with other rows
+    (an index regenerated in place) selects again, and the files whose selection changed are redone."""
+    from crawlproc.recipe import load_recipe
+    from pipelines.stages.run import run_snapshot
+
+    mini, index, srv = cc
+    mine = tmp_path / "index" / "part-00000.parquet"
+    mine.parent.mkdir()
+    shutil.copy(index, mine)
+    recipe = load_recipe(None, {**RUN, "fetch": {"mode": "index", "index": str(mine)}})
+    out = tmp_path / "out"
+    assert run_snapshot(SNAP, out, recipe, base_url=srv.base_url, progress=False).done == 3
+
+    # the same path, new rows: the pages the recipe skipped for their language now say English
+    table = pq.read_table(index)
+    rule = SelectRule(languages=frozenset({"eng"}))
+    reasons = classify_rows(table, rule)
+    by_language = reasons == REASON_LANGUAGE
+    assert 0 < by_language.sum() < table.num_rows
+    langs = pa.array(["eng" if b else v for v, b in zip(table.column("content_languages").to_pylist(),
+                                                         by_language)], pa.string())
+    table = table.set_column(table.column_names.index("content_languages"), "content_languages", langs)
+    pq.write_table(table, mine)
+    changed = {f for f, b in zip(table.column("warc_filename").to_pylist(), by_language) if b}
+    assert 0 < len(changed) <= 3
+
+    again = run_snapshot(SNAP, out, recipe, base_url=srv.base_url, progress=False)
+    assert again.ok and again.done == len(changed) and again.skipped_done == 3 - len(changed), again
+    rows = table.to_pylist()
+    now = classify_rows(table, rule).tolist()
+    selected = {(r["warc_filename"], r["warc_record_offset"]) for r, why in zip(rows, now) if why == 0}
+    stats = _stats(out)
+    assert sum(s["index"]["selected"] for s in stats) == len(selected)
+    assert sum(s["skipped"].get("index:language", 0) for s in stats) == 0
+    got = _docs(out)  # no id twice (asserted inside)
+    assert {(d["file_path"], d["warc_offset"]) for d in got.values()} <= selected
 
 
 def test_a_folder_in_ccs_layout_gives_only_its_subset_warc_parts(tmp_path):

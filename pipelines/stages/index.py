@@ -12,13 +12,14 @@ read whole and files read by the index without a record counted twice.
 from __future__ import annotations
 
 import dataclasses
+from concurrent.futures import ThreadPoolExecutor
 
 from crawlproc.crawl.ccindex import rule_for
 from crawlproc.crawl.download import download_file, fetch_bytes
 from crawlproc.crawl.listing import ListedFile, https_base, parse_listing_bytes
 from crawlproc.crawl.selection import group_bucket, select_part
 from crawlproc.recipe import Recipe
-from crawlproc.store.fingerprint import digest
+from crawlproc.store.fingerprint import digest, file_fingerprint
 from crawlproc.store.layout import Snapshot
 from crawlproc.store.storage import Storage, join
 from pipelines.engine.runner import Unit, run_stage
@@ -64,6 +65,24 @@ def check_given_index(snapshot: str, recipe: Recipe, base_url: str, storage: Sto
         index_parts(snapshot, recipe, base_url, storage)
 
 
+def part_contents(parts: list[str], recipe: Recipe, storage: Storage) -> list[str | None]:
+    """What each index part holds, for its selection's fingerprint: a given `fetch.index` is the user's own
+    file, which may be rewritten in place (the same name, other rows), so its parts are known by content
+    (file_fingerprint: a few sampled MiB, read side by side for a bucket's parts). CC's own parts, named in
+    the snapshot's listing by crawl and part number, are never rewritten: their URL names them (None)."""
+    if not recipe.fetch.index:
+        return [None] * len(parts)
+
+    def content(part: str) -> str:
+        try:
+            return file_fingerprint(storage, part)
+        except OSError as e:  # StorageError too
+            raise IndexSelectionError(f"index part {part} cannot be read: {e}") from e
+
+    with ThreadPoolExecutor(max_workers=min(16, max(1, len(parts)))) as pool:
+        return list(pool.map(content, parts))
+
+
 def _subset(part: str) -> str | None:
     """The `subset=<name>` folder of a part's path in CC's layout, or None outside that layout."""
     names = [seg[len("subset="):] for seg in part.replace("\\", "/").split("/") if seg.startswith("subset=")]
@@ -94,9 +113,9 @@ def select_snapshot(snap: Snapshot, recipe: Recipe, listed: list[ListedFile], ba
     what = {"rule": rule.to_dict(), "url_filter": url_filter,
             "buckets": num_buckets}
     units, part_fps, part_dirs = [], [], []
-    for i, part in enumerate(parts):
+    for i, (part, content) in enumerate(zip(parts, part_contents(parts, recipe, storage))):
         key = f"p{i:05d}"
-        fp = digest({"part": part, **what})
+        fp = digest({"part": part, "content": content, **what})
         out = snap.selection.path("parts", key)
         units.append(Unit(key=key, args=(part, out), source=part, fingerprint=fp))
         part_fps.append(fp)
