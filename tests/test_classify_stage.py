@@ -293,3 +293,26 @@ def test_models_in_a_bucket_are_copied_once_per_machine(ray_local, s3_server, tm
     local = build(parse_classifiers({"quality": {**tables["quality"], "model": str(models[0])},
                                      "edu": {**tables["edu"], "model": str(tiny)}}))
     assert [c.score_fingerprint for c in remote] == [c.score_fingerprint for c in local]
+
+
+def test_a_model_replaced_in_its_bucket_by_one_of_the_same_size_is_copied_again(s3_server, tmp_path):
+    """The cache knows a remote model by its content: a retrained model of the same architecture has the same
+    size, and must not be answered with the old one's copy."""
+    import uuid
+
+    from crawlproc.classify.models import local_model
+    from crawlproc.store.storage import default_storage, join
+
+    st = default_storage()
+    bucket = s3_server.bucket(f"models-{uuid.uuid4().hex[:8]}")
+    uri, cache = join(bucket, "ft", "model.bin"), str(tmp_path / "cache")
+    old, new = bytes(range(256)) * 40, bytes(reversed(range(256))) * 40
+    st.write_bytes(uri, old)
+    assert local_model(uri, st, cache).read_bytes() == old
+    st.write_bytes(uri, new)  # same name, same size, within the same second
+    assert local_model(uri, st, cache).read_bytes() == new
+    folder = join(bucket, "edu")
+    st.write_bytes(join(folder, "config.json"), b'{"a": 1}')
+    assert (local_model(folder, st, cache) / "config.json").read_bytes() == b'{"a": 1}'
+    st.write_bytes(join(folder, "config.json"), b'{"a": 2}')
+    assert (local_model(folder, st, cache) / "config.json").read_bytes() == b'{"a": 2}'

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import xxhash
 
-from crawlproc.store.fingerprint import digest
+from crawlproc.store.fingerprint import digest, file_fingerprint
 from crawlproc.store.storage import Storage, basename, copy_to_local, default_storage, is_remote, normalize
 
 CHUNK = 8 << 20
@@ -24,8 +24,8 @@ def cache_root(configured: str = "") -> Path:
 
 def local_model(uri: str, storage: Storage | None = None, cache: str = "") -> Path:
     """The local path of a model file or folder: itself when local, else its copy in the cache (made the
-    first time, all-or-nothing per file; keyed by the URI and each file's size, so a replaced model is
-    copied again). Raises FileNotFoundError naming the URI when there is nothing there."""
+    first time, all-or-nothing per file; keyed by the URI and each file's content fingerprint, so a replaced
+    model is copied again). Raises FileNotFoundError naming the URI when there is nothing there."""
     storage = storage or default_storage()
     if not is_remote(uri):
         path = Path(normalize(uri))
@@ -38,7 +38,8 @@ def local_model(uri: str, storage: Storage | None = None, cache: str = "") -> Pa
     files = [entry] if not entry.is_dir else storage.list(uri, recursive=True)
     if not files:
         raise FileNotFoundError(f"model folder {uri!r} is empty")
-    key = digest({"uri": normalize(uri), "files": sorted((e.uri, e.size) for e in files)})
+    # content, not size: a model retrained with the same architecture has the same size
+    key = digest({"uri": normalize(uri), "files": sorted((e.uri, file_fingerprint(storage, e.uri)) for e in files)})
     root = cache_root(cache) / key
     if not entry.is_dir:
         dest = root / basename(uri)
