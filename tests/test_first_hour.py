@@ -43,6 +43,10 @@ def closed_port() -> int:
         return s.getsockname()[1]
 
 
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def interrupt(cmd: list[str], ready, timeout: float = 300) -> tuple[int, str, str]:
     """Run `cmd`, send it one real SIGINT once `ready(output so far)` holds, return (code, stdout, stderr)."""
     import tempfile
@@ -50,8 +54,9 @@ def interrupt(cmd: list[str], ready, timeout: float = 300) -> tuple[int, str, st
     with tempfile.TemporaryDirectory() as d:
         out_path, err_path = Path(d) / "out", Path(d) / "err"
         with open(out_path, "w") as out, open(err_path, "w") as err:
-            # Popen's child inherits pytest's SIGINT disposition: the default one, as in a terminal
-            proc = subprocess.Popen(cmd, cwd=REPO, env=ENV, stdout=out, stderr=err)
+            # a terminal's Ctrl-C reaches a process whose SIGINT is at its default; pytest's own may be ignored
+            # (a background job of a script), which the child would inherit, and then the kill would not land
+            proc = subprocess.Popen(cmd, cwd=REPO, env=ENV, stdout=out, stderr=err, preexec_fn=_default_sigint)
             deadline = time.monotonic() + timeout
             sent = False
             while proc.poll() is None and time.monotonic() < deadline:
@@ -64,6 +69,19 @@ def interrupt(cmd: list[str], ready, timeout: float = 300) -> tuple[int, str, st
             proc.wait()
         assert sent, "the command finished before it could be interrupted"
         return proc.returncode, out_path.read_text(), err_path.read_text()
+
+
+def test_the_interrupt_lands_even_where_pytest_runs_with_sigint_ignored():
+    """A background job of a non-interactive shell (how a CI script may start pytest) has SIGINT ignored, and a
+    child inherits that: the helper's Ctrl-C must reach the child as a terminal's does, or the kill tests pass
+    or fail by how they were started."""
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        child = [sys.executable, "-c", "import time; print('ready', flush=True); time.sleep(60)"]
+        code, _out, err = interrupt(child, lambda text: "ready" in text, timeout=15)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    assert code == -signal.SIGINT and "KeyboardInterrupt" in err, (code, err)
 
 
 # --- progress ---------------------------------------------------------------------------------------------
