@@ -68,7 +68,7 @@ def check_given_index(snapshot: str, recipe: Recipe, base_url: str, storage: Sto
 def part_contents(parts: list[str], recipe: Recipe, storage: Storage) -> list[str | None]:
     """What each index part holds, for its selection's fingerprint: a given `fetch.index` is the user's own
     file, which may be rewritten in place (the same name, other rows), so its parts are known by content
-    (file_fingerprint: a few sampled MiB, read side by side for a bucket's parts). CC's own parts, named in
+    (file_fingerprint: a few sampled MiB of each, up to 16 parts read at once). CC's own parts, named in
     the snapshot's listing by crawl and part number, are never rewritten: their URL names them (None)."""
     if not recipe.fetch.index:
         return [None] * len(parts)
